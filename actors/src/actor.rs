@@ -1,0 +1,283 @@
+//! The actor hosting a device, and the [`DeviceHandle`] the engine talks to it through.
+//!
+//! Each device runs in its own actix actor: requests are processed one at a
+//! time from a bounded mailbox, a panic inside the device is caught and
+//! reported as [`DeviceError::Panicked`] (the actor then stops, and later
+//! requests get [`DeviceError::Gone`]).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use actix::{Actor, ActorContext, Addr, ArbiterHandle, Context, Handler, MailboxError};
+use opentelemetry::Context as OtelContext;
+
+use crate::context::DeviceContext;
+use crate::device::{Capabilities, Device};
+use crate::error::DeviceError;
+use crate::propagation::TraceCarrier;
+use crate::request::{DeviceOp, DeviceReply, DeviceRequest};
+use crate::tracer::SpanTracer;
+
+/// The default bound of a device's mailbox: a sender waits once this many requests are queued.
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 64;
+
+/// The scope name of device spans, as ophyd's.
+pub const STATUS_TRACER_SCOPE: &str = "ophyd.status";
+
+/// The actix actor hosting one device.
+pub struct DeviceActor {
+    device: Box<dyn Device>,
+    tracer: SpanTracer,
+    mailbox: usize,
+}
+
+impl Actor for DeviceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.mailbox);
+    }
+}
+
+impl Handler<DeviceRequest> for DeviceActor {
+    type Result = Result<DeviceReply, DeviceError>;
+
+    fn handle(&mut self, req: DeviceRequest, ctx: &mut Self::Context) -> Self::Result {
+        let op_name = req.op.name();
+        match catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
+            Ok(reply) => reply,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                ctx.stop();
+                Err(DeviceError::Panicked {
+                    device: self.device.name().to_owned(),
+                    operation: op_name,
+                    reason,
+                })
+            }
+        }
+    }
+}
+
+impl DeviceActor {
+    fn unsupported(&self, op: &'static str) -> DeviceError {
+        DeviceError::Unsupported {
+            device: self.device.name().to_owned(),
+            device_type: self.device.type_name(),
+            operation: op,
+        }
+    }
+
+    fn dispatch(&mut self, req: DeviceRequest) -> Result<DeviceReply, DeviceError> {
+        let op = req.op.name();
+        let ctx = DeviceContext::new(
+            self.device.name(),
+            self.device.type_name(),
+            self.tracer.clone(),
+            req.trace,
+        );
+        let d = self.device.as_mut();
+        macro_rules! cap {
+            ($acc:ident) => {
+                match d.$acc() {
+                    Some(c) => c,
+                    None => return Err(self.unsupported(op)),
+                }
+            };
+        }
+        Ok(match req.op {
+            DeviceOp::Read => DeviceReply::Readings(cap!(readable).read()?),
+            DeviceOp::Describe => DeviceReply::DataKeys(cap!(readable).describe()),
+            DeviceOp::ReadConfiguration => {
+                DeviceReply::Readings(cap!(readable).read_configuration())
+            }
+            DeviceOp::DescribeConfiguration => {
+                DeviceReply::DataKeys(cap!(readable).describe_configuration())
+            }
+            DeviceOp::Hints => DeviceReply::Hints(cap!(readable).hints()),
+            DeviceOp::Set(v) => DeviceReply::Status(cap!(movable).set(&v, &ctx)?),
+            DeviceOp::Position => DeviceReply::Position(cap!(movable).position()),
+            DeviceOp::Trigger => DeviceReply::Status(cap!(triggerable).trigger(&ctx)?),
+            DeviceOp::Kickoff => DeviceReply::Status(cap!(flyable).kickoff(&ctx)?),
+            DeviceOp::Complete => DeviceReply::Status(cap!(flyable).complete(&ctx)?),
+            DeviceOp::Collect => DeviceReply::Collected(cap!(flyable).collect()?),
+            DeviceOp::DescribeCollect => {
+                DeviceReply::CollectKeys(cap!(flyable).describe_collect())
+            }
+            DeviceOp::Stage => {
+                cap!(stageable).stage()?;
+                DeviceReply::Done
+            }
+            DeviceOp::Unstage => {
+                cap!(stageable).unstage()?;
+                DeviceReply::Done
+            }
+            DeviceOp::Configure(settings) => {
+                let (old, new) = cap!(configurable).configure(&settings)?;
+                DeviceReply::Configured { old, new }
+            }
+            DeviceOp::Stop { success } => {
+                cap!(stoppable).stop(success)?;
+                DeviceReply::Done
+            }
+        })
+    }
+}
+
+/// A clonable handle to a running device actor.
+///
+/// ```
+/// use skyrun_actors::{sim::SynAxis, DeviceHandle, DeviceOp, DeviceReply};
+/// use opentelemetry::Context;
+/// # actix_rt::System::new().block_on(async {
+/// let motor = DeviceHandle::spawn(SynAxis::new("motor"));
+/// assert_eq!(motor.name(), "motor");
+/// assert!(motor.capabilities().movable && !motor.capabilities().triggerable);
+/// let DeviceReply::Status(st) = motor.request(DeviceOp::Set(3.0.into()), &Context::new()).await.unwrap()
+///     else { panic!() };
+/// st.wait().await.unwrap();
+/// let err = motor.request(DeviceOp::Trigger, &Context::new()).await.unwrap_err();
+/// assert_eq!(err.to_string(), "device 'motor' (SynAxis) does not support trigger");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct DeviceHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    name: String,
+    type_name: &'static str,
+    repr: String,
+    caps: Capabilities,
+    addr: Addr<DeviceActor>,
+}
+
+impl std::fmt::Debug for DeviceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.inner.repr)
+    }
+}
+
+impl PartialEq for DeviceHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Options for spawning a device actor.
+#[must_use]
+pub struct DeviceBuilder {
+    device: Box<dyn Device>,
+    tracer: SpanTracer,
+    mailbox: usize,
+    arbiter: Option<ArbiterHandle>,
+}
+
+impl DeviceBuilder {
+    /// Records status spans with `tracer` (default: the global `ophyd.status` tracer).
+    pub fn tracer(mut self, tracer: SpanTracer) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// Bounds the mailbox at `capacity` queued requests (default [`DEFAULT_MAILBOX_CAPACITY`]).
+    pub fn mailbox(mut self, capacity: usize) -> Self {
+        self.mailbox = capacity.max(1);
+        self
+    }
+
+    /// Runs the actor on `arbiter` (default: the current one).
+    pub fn arbiter(mut self, arbiter: ArbiterHandle) -> Self {
+        self.arbiter = Some(arbiter);
+        self
+    }
+
+    /// Starts the actor. Must be called inside a running actix system.
+    pub fn spawn(mut self) -> DeviceHandle {
+        let caps = Capabilities::of(self.device.as_mut());
+        let name = self.device.name().to_owned();
+        let type_name = self.device.type_name();
+        let repr = self.device.repr();
+        let actor = DeviceActor {
+            device: self.device,
+            tracer: self.tracer,
+            mailbox: self.mailbox,
+        };
+        let addr = match self.arbiter {
+            Some(arb) => DeviceActor::start_in_arbiter(&arb, move |_| actor),
+            None => actor.start(),
+        };
+        DeviceHandle {
+            inner: Arc::new(HandleInner {
+                name,
+                type_name,
+                repr,
+                caps,
+                addr,
+            }),
+        }
+    }
+}
+
+impl DeviceHandle {
+    /// Starts `device` in its own actor on the current arbiter, with default options.
+    pub fn spawn(device: impl Device) -> Self {
+        Self::builder(device).spawn()
+    }
+
+    /// Options for starting `device`.
+    pub fn builder(device: impl Device) -> DeviceBuilder {
+        DeviceBuilder {
+            device: Box::new(device),
+            tracer: SpanTracer::global(STATUS_TRACER_SCOPE),
+            mailbox: DEFAULT_MAILBOX_CAPACITY,
+            arbiter: None,
+        }
+    }
+
+    /// The device name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The device type name.
+    pub fn type_name(&self) -> &'static str {
+        self.inner.type_name
+    }
+
+    /// The device's representation (span attribute `msg.obj`).
+    pub fn repr(&self) -> &str {
+        &self.inner.repr
+    }
+
+    /// What the device supports.
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.caps
+    }
+
+    /// Whether the actor is still running.
+    pub fn is_running(&self) -> bool {
+        self.inner.addr.connected()
+    }
+
+    /// Sends `op` with the span context of `cx` and waits for the reply.
+    pub async fn request(&self, op: DeviceOp, cx: &OtelContext) -> Result<DeviceReply, DeviceError> {
+        let operation = op.name();
+        let req = DeviceRequest {
+            op,
+            trace: TraceCarrier::inject(cx),
+        };
+        match self.inner.addr.send(req).await {
+            Ok(reply) => reply,
+            Err(MailboxError::Closed) | Err(MailboxError::Timeout) => Err(DeviceError::Gone {
+                device: self.inner.name.clone(),
+                operation,
+            }),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The device traits a real or simulated device implements, in the spirit of
+//! ophyd's protocols (`Readable`, `Movable`, `Triggerable`, `Flyable`,
+//! `Stageable`, `Configurable`, `Stoppable`).
+//!
+//! A device implements [`Device`] and returns itself from the capability
+//! accessors it supports; the [`DeviceActor`](crate::DeviceActor) hosting it
+//! dispatches each request to the right trait and answers
+//! [`DeviceError::Unsupported`] for the rest.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::context::DeviceContext;
+use crate::error::DeviceError;
+use crate::reading::{DataKeys, Readings};
+use crate::status::Status;
+
+/// A device: a name, a type, and the capabilities it supports.
+///
+/// ```
+/// use skyrun_actors::{Device, Readable, Reading, Readings, DataKeys, DataKey, DeviceError};
+///
+/// struct Thermometer { name: String, kelvin: f64 }
+///
+/// impl Device for Thermometer {
+///     fn name(&self) -> &str { &self.name }
+///     fn type_name(&self) -> &'static str { "Thermometer" }
+///     fn readable(&mut self) -> Option<&mut dyn Readable> { Some(self) }
+/// }
+///
+/// impl Readable for Thermometer {
+///     fn read(&mut self) -> Result<Readings, DeviceError> {
+///         Ok(Readings::from([(self.name.clone(), Reading::new(self.kelvin))]))
+///     }
+///     fn describe(&self) -> DataKeys {
+///         DataKeys::from([(self.name.clone(), DataKey::number("SIM:T").with_units("K"))])
+///     }
+/// }
+///
+/// let mut t = Thermometer { name: "t1".into(), kelvin: 4.2 };
+/// assert!(t.readable().is_some() && t.movable().is_none());
+/// assert_eq!(t.repr(), "Thermometer(name='t1')");
+/// ```
+pub trait Device: Send + 'static {
+    /// The device name; data keys are derived from it.
+    fn name(&self) -> &str;
+    /// The device's type name (ophyd's class name), e.g. `SynAxis`.
+    fn type_name(&self) -> &'static str;
+    /// A human-readable representation, used in span attributes (`msg.obj`).
+    fn repr(&self) -> String {
+        format!("{}(name='{}')", self.type_name(), self.name())
+    }
+    /// This device as [`Readable`], if it is.
+    fn readable(&mut self) -> Option<&mut dyn Readable> {
+        None
+    }
+    /// This device as [`Movable`], if it is.
+    fn movable(&mut self) -> Option<&mut dyn Movable> {
+        None
+    }
+    /// This device as [`Triggerable`], if it is.
+    fn triggerable(&mut self) -> Option<&mut dyn Triggerable> {
+        None
+    }
+    /// This device as [`Flyable`], if it is.
+    fn flyable(&mut self) -> Option<&mut dyn Flyable> {
+        None
+    }
+    /// This device as [`Stageable`], if it is.
+    fn stageable(&mut self) -> Option<&mut dyn Stageable> {
+        None
+    }
+    /// This device as [`Configurable`], if it is.
+    fn configurable(&mut self) -> Option<&mut dyn Configurable> {
+        None
+    }
+    /// This device as [`Stoppable`], if it is.
+    fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
+        None
+    }
+}
+
+/// A device that can be read.
+pub trait Readable {
+    /// The current readings, keyed by data key.
+    fn read(&mut self) -> Result<Readings, DeviceError>;
+    /// The data keys [`read`](Self::read) returns.
+    fn describe(&self) -> DataKeys;
+    /// Configuration readings (recorded in descriptors).
+    fn read_configuration(&self) -> Readings {
+        Readings::new()
+    }
+    /// The data keys of [`read_configuration`](Self::read_configuration).
+    fn describe_configuration(&self) -> DataKeys {
+        DataKeys::new()
+    }
+    /// The data keys worth plotting (ophyd's `hints["fields"]`).
+    fn hints(&self) -> Vec<String> {
+        self.describe().keys().take(1).cloned().collect()
+    }
+}
+
+/// A device that can be set to a value, completing a [`Status`] when it gets there.
+pub trait Movable {
+    /// Starts moving to `value`; the returned status completes on arrival.
+    fn set(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError>;
+    /// The current position (readback).
+    fn position(&self) -> Value;
+}
+
+/// A device that acquires on `trigger`.
+pub trait Triggerable {
+    /// Starts an acquisition; the status completes when the data can be read.
+    fn trigger(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError>;
+}
+
+/// One event produced by a flyer's `collect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectedEvent {
+    /// The stream the event belongs to (a key of `describe_collect`).
+    pub stream: String,
+    /// When the event was taken.
+    pub time: f64,
+    /// Values by data key.
+    pub data: IndexMap<String, Value>,
+    /// Timestamps by data key.
+    pub timestamps: IndexMap<String, f64>,
+}
+
+/// A device that acquires on its own between `kickoff` and `complete`.
+pub trait Flyable {
+    /// Starts the acquisition; the status completes once it has started.
+    fn kickoff(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError>;
+    /// The status completes when the acquisition has finished.
+    fn complete(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError>;
+    /// The events acquired since the last collect.
+    fn collect(&mut self) -> Result<Vec<CollectedEvent>, DeviceError>;
+    /// Data keys per stream of the collected events.
+    fn describe_collect(&self) -> IndexMap<String, DataKeys>;
+}
+
+/// A device that is prepared before a run (`stage`) and released after (`unstage`).
+pub trait Stageable {
+    /// Prepares the device for acquisition.
+    fn stage(&mut self) -> Result<(), DeviceError>;
+    /// Returns the device to its state before [`stage`](Self::stage).
+    fn unstage(&mut self) -> Result<(), DeviceError>;
+}
+
+/// A device whose configuration can be changed.
+pub trait Configurable {
+    /// Applies `settings`; returns the configuration readings before and after.
+    fn configure(&mut self, settings: &Map<String, Value>)
+        -> Result<(Readings, Readings), DeviceError>;
+}
+
+/// A device that can be stopped (motion halted, acquisition aborted).
+pub trait Stoppable {
+    /// Stops; pending statuses complete with `success`.
+    fn stop(&mut self, success: bool) -> Result<(), DeviceError>;
+}
+
+/// Which capabilities a device has, recorded when its actor starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Implements [`Readable`].
+    pub readable: bool,
+    /// Implements [`Movable`].
+    pub movable: bool,
+    /// Implements [`Triggerable`].
+    pub triggerable: bool,
+    /// Implements [`Flyable`].
+    pub flyable: bool,
+    /// Implements [`Stageable`].
+    pub stageable: bool,
+    /// Implements [`Configurable`].
+    pub configurable: bool,
+    /// Implements [`Stoppable`].
+    pub stoppable: bool,
+}
+
+impl Capabilities {
+    /// The capabilities `device` reports.
+    pub fn of(device: &mut dyn Device) -> Self {
+        Capabilities {
+            readable: device.readable().is_some(),
+            movable: device.movable().is_some(),
+            triggerable: device.triggerable().is_some(),
+            flyable: device.flyable().is_some(),
+            stageable: device.stageable().is_some(),
+            configurable: device.configurable().is_some(),
+            stoppable: device.stoppable().is_some(),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The messages a device actor understands, each carrying the propagated span
+//! context of its sender.
+
+use actix::Message;
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::device::CollectedEvent;
+use crate::error::DeviceError;
+use crate::propagation::TraceCarrier;
+use crate::reading::{DataKeys, Readings};
+use crate::status::Status;
+
+/// One operation asked of a device.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceOp {
+    /// `read()`.
+    Read,
+    /// `describe()`.
+    Describe,
+    /// `read_configuration()`.
+    ReadConfiguration,
+    /// `describe_configuration()`.
+    DescribeConfiguration,
+    /// `hints()`.
+    Hints,
+    /// `set(value)`.
+    Set(Value),
+    /// The current position of a movable.
+    Position,
+    /// `trigger()`.
+    Trigger,
+    /// `kickoff()`.
+    Kickoff,
+    /// `complete()`.
+    Complete,
+    /// `collect()`.
+    Collect,
+    /// `describe_collect()`.
+    DescribeCollect,
+    /// `stage()`.
+    Stage,
+    /// `unstage()`.
+    Unstage,
+    /// `configure(settings)`.
+    Configure(Map<String, Value>),
+    /// `stop(success)`.
+    Stop {
+        /// Whether pending statuses complete successfully.
+        success: bool,
+    },
+}
+
+impl DeviceOp {
+    /// The operation's name, as used in error messages.
+    ///
+    /// ```
+    /// assert_eq!(skyrun_actors::DeviceOp::Trigger.name(), "trigger");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeviceOp::Read => "read",
+            DeviceOp::Describe => "describe",
+            DeviceOp::ReadConfiguration => "read_configuration",
+            DeviceOp::DescribeConfiguration => "describe_configuration",
+            DeviceOp::Hints => "hints",
+            DeviceOp::Set(_) => "set",
+            DeviceOp::Position => "position",
+            DeviceOp::Trigger => "trigger",
+            DeviceOp::Kickoff => "kickoff",
+            DeviceOp::Complete => "complete",
+            DeviceOp::Collect => "collect",
+            DeviceOp::DescribeCollect => "describe_collect",
+            DeviceOp::Stage => "stage",
+            DeviceOp::Unstage => "unstage",
+            DeviceOp::Configure(_) => "configure",
+            DeviceOp::Stop { .. } => "stop",
+        }
+    }
+}
+
+/// A request to a device actor: the operation and the sender's span context.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<DeviceReply, DeviceError>")]
+pub struct DeviceRequest {
+    /// What to do.
+    pub op: DeviceOp,
+    /// The sender's span context, propagated.
+    pub trace: TraceCarrier,
+}
+
+/// A device's answer to a [`DeviceRequest`].
+#[derive(Debug, Clone)]
+pub enum DeviceReply {
+    /// A status that completes later (set, trigger, kickoff, complete).
+    Status(Status),
+    /// Readings (read, read_configuration).
+    Readings(Readings),
+    /// Data keys (describe, describe_configuration).
+    DataKeys(DataKeys),
+    /// Hinted fields.
+    Hints(Vec<String>),
+    /// A position.
+    Position(Value),
+    /// Collected events.
+    Collected(Vec<CollectedEvent>),
+    /// Data keys per stream.
+    CollectKeys(IndexMap<String, DataKeys>),
+    /// Configuration before and after `configure`.
+    Configured {
+        /// Before.
+        old: Readings,
+        /// After.
+        new: Readings,
+    },
+    /// Done, nothing to return.
+    Done,
+}

@@ -1,0 +1,418 @@
+//! Status: the promise a device returns from `set`, `trigger`, `kickoff` and
+//! `complete`, completed later by the device's actor.
+//!
+//! A [`Status`] is shared: the device keeps one clone to finish it, the engine
+//! keeps another to wait on it. It supports success or failure with an error,
+//! an optional timeout, a settle time applied after success, and callbacks run
+//! on completion, like ophyd's `StatusBase`. It also owns the "Ophyd Status"
+//! span, opened when the status is created and ended when it completes (after
+//! settling), with ophyd's attribute keys.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use opentelemetry::global::BoxedSpan;
+use opentelemetry::trace::{Span, Status as SpanStatus};
+use opentelemetry::{Context, KeyValue, Value};
+use parking_lot::Mutex;
+
+use crate::error::StatusError;
+use crate::reading::now;
+use crate::tracer::SpanTracer;
+
+/// The name of the span a status records, as ophyd names it.
+pub const STATUS_SPAN_NAME: &str = "Ophyd Status";
+
+/// The outcome of a completed status.
+pub type StatusResult = Result<(), StatusError>;
+
+type Callback = Box<dyn FnOnce(&StatusResult) + Send>;
+
+/// A shared, completable promise of a device operation.
+///
+/// ```
+/// use skyrun_actors::{Status, StatusError};
+/// # actix_rt::System::new().block_on(async {
+/// let status = Status::builder().build();
+/// let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// let s2 = seen.clone();
+/// status.add_callback(move |r| s2.store(r.is_ok(), std::sync::atomic::Ordering::SeqCst));
+/// assert!(!status.done());
+/// status.set_finished();
+/// assert_eq!(status.wait().await, Ok(()));
+/// assert!(seen.load(std::sync::atomic::Ordering::SeqCst));
+///
+/// let failing = Status::builder().build();
+/// failing.set_exception(StatusError::Failed("limit switch".into()));
+/// assert_eq!(failing.wait().await.unwrap_err().to_string(), "limit switch");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Status {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    status_type: &'static str,
+    settle_time: f64,
+    timeout: Option<f64>,
+    label: Option<String>,
+    created: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    settling: bool,
+    outcome: Option<StatusResult>,
+    elapsed: f64,
+    callbacks: Vec<Callback>,
+    wakers: Vec<Waker>,
+    span: Option<BoxedSpan>,
+}
+
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.repr())
+    }
+}
+
+/// Builds a [`Status`]: its kind, timing and the span it records.
+///
+/// ```
+/// use skyrun_actors::Status;
+/// let s = Status::builder().status_type("DeviceStatus").device("det", "SynGauss").build();
+/// assert_eq!(s.status_type(), "DeviceStatus");
+/// assert!(s.repr().starts_with("DeviceStatus(device=det, done=False"));
+/// ```
+#[must_use]
+pub struct StatusBuilder {
+    status_type: &'static str,
+    settle_time: f64,
+    timeout: Option<f64>,
+    label: Option<String>,
+    parent: Option<Context>,
+    tracer: Option<SpanTracer>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Status {
+    /// A builder for a pending status, untraced until given a tracer.
+    pub fn builder() -> StatusBuilder {
+        StatusBuilder {
+            status_type: "Status",
+            settle_time: 0.0,
+            timeout: None,
+            label: None,
+            parent: None,
+            tracer: None,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// A status that has already succeeded (no span).
+    pub fn finished() -> Self {
+        let s = Status::builder().build();
+        s.set_finished();
+        s
+    }
+
+    /// The ophyd class name this status mirrors (`Status`, `DeviceStatus`, `MoveStatus`, ...).
+    pub fn status_type(&self) -> &'static str {
+        self.inner.status_type
+    }
+
+    /// Whether the status has completed (success or failure).
+    pub fn done(&self) -> bool {
+        self.inner.state.lock().outcome.is_some()
+    }
+
+    /// Whether the status completed successfully (false while pending).
+    pub fn success(&self) -> bool {
+        matches!(self.inner.state.lock().outcome, Some(Ok(())))
+    }
+
+    /// The outcome, once complete.
+    pub fn result(&self) -> Option<StatusResult> {
+        self.inner.state.lock().outcome.clone()
+    }
+
+    /// The timeout the status was created with, in seconds.
+    pub fn timeout(&self) -> Option<f64> {
+        self.inner.timeout
+    }
+
+    /// The settle time applied after success, in seconds.
+    pub fn settle_time(&self) -> f64 {
+        self.inner.settle_time
+    }
+
+    /// Whether two handles are the same status.
+    pub fn same_as(&self, other: &Status) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Marks the operation successful. With a settle time, completion (and the
+    /// callbacks) follow after it. Returns `false` if the status had already
+    /// completed or was already settling.
+    pub fn set_finished(&self) -> bool {
+        if self.inner.settle_time > 0.0 {
+            {
+                let mut st = self.inner.state.lock();
+                if st.outcome.is_some() || st.settling {
+                    return false;
+                }
+                st.settling = true;
+            }
+            let weak = Arc::downgrade(&self.inner);
+            spawn_after(Duration::from_secs_f64(self.inner.settle_time), move || {
+                if let Some(inner) = weak.upgrade() {
+                    Status { inner }.complete(Ok(()));
+                }
+            });
+            true
+        } else {
+            self.complete(Ok(()))
+        }
+    }
+
+    /// Marks the operation failed with `error`. Returns `false` if the status
+    /// had already completed.
+    pub fn set_exception(&self, error: StatusError) -> bool {
+        self.complete(Err(error))
+    }
+
+    /// Runs `callback` with the outcome once the status completes (at once if it has).
+    pub fn add_callback(&self, callback: impl FnOnce(&StatusResult) + Send + 'static) {
+        let mut st = self.inner.state.lock();
+        match &st.outcome {
+            Some(outcome) => {
+                let outcome = outcome.clone();
+                drop(st);
+                callback(&outcome);
+            }
+            None => st.callbacks.push(Box::new(callback)),
+        }
+    }
+
+    /// Records an extra attribute on the status span (a no-op when untraced).
+    pub fn set_attribute(&self, kv: KeyValue) {
+        if let Some(span) = self.inner.state.lock().span.as_mut() {
+            span.set_attribute(kv);
+        }
+    }
+
+    /// Whether this status records a span.
+    pub fn is_traced(&self) -> bool {
+        self.inner.state.lock().span.is_some()
+    }
+
+    /// Waits for completion; resolves with the outcome.
+    pub fn wait(&self) -> StatusWait {
+        StatusWait {
+            status: self.clone(),
+        }
+    }
+
+    /// ophyd's `repr`, with the current `done`/`success` (ophyd always says `done=False`).
+    pub fn repr(&self) -> String {
+        let st = self.inner.state.lock();
+        self.repr_locked(&st)
+    }
+
+    fn repr_locked(&self, st: &State) -> String {
+        let done = if st.outcome.is_some() { "True" } else { "False" };
+        let success = if matches!(st.outcome, Some(Ok(()))) { "True" } else { "False" };
+        let label = self.inner.label.as_deref().unwrap_or("None");
+        match self.inner.status_type {
+            "MoveStatus" => format!(
+                "MoveStatus(done={done}, pos={label}, elapsed={:.1}, success={success}, settle_time={:.1})",
+                st.elapsed, self.inner.settle_time
+            ),
+            "DeviceStatus" => format!("DeviceStatus(device={label}, done={done}, success={success})"),
+            other => format!("{other}(obj={label}, done={done}, success={success})"),
+        }
+    }
+
+    fn complete(&self, outcome: StatusResult) -> bool {
+        let (callbacks, wakers, span) = {
+            let mut st = self.inner.state.lock();
+            if st.outcome.is_some() {
+                return false;
+            }
+            st.elapsed = self.inner.created.elapsed().as_secs_f64();
+            st.outcome = Some(outcome.clone());
+            let span = st.span.take().map(|span| (span, self.repr_locked(&st)));
+            (
+                std::mem::take(&mut st.callbacks),
+                std::mem::take(&mut st.wakers),
+                span,
+            )
+        };
+        if let Some((mut span, repr)) = span {
+            span.set_attribute(KeyValue::new("object_repr", repr));
+            if let Err(e) = &outcome {
+                span.set_attribute(KeyValue::new("exception", e.to_string()));
+                span.record_error(e);
+                span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
+            }
+            span.end();
+        }
+        for cb in callbacks {
+            cb(&outcome);
+        }
+        for w in wakers {
+            w.wake();
+        }
+        true
+    }
+}
+
+fn error_type(e: &StatusError) -> &'static str {
+    match e {
+        StatusError::Timeout { .. } => "StatusTimeoutError",
+        StatusError::Stopped { .. } => "StatusStopped",
+        StatusError::Abandoned(_) => "StatusAbandoned",
+        StatusError::Failed(_) => "StatusFailed",
+    }
+}
+
+impl StatusBuilder {
+    /// The ophyd class name to report in `status_type` (default `Status`).
+    pub fn status_type(mut self, t: &'static str) -> Self {
+        self.status_type = t;
+        self
+    }
+
+    /// Seconds to wait after success before completing (default 0).
+    pub fn settle_time(mut self, secs: f64) -> Self {
+        self.settle_time = if secs.is_finite() && secs > 0.0 { secs } else { 0.0 };
+        self
+    }
+
+    /// Fail with [`StatusError::Timeout`] if not complete after `secs`.
+    pub fn timeout(mut self, secs: Option<f64>) -> Self {
+        self.timeout = secs.filter(|s| s.is_finite() && *s >= 0.0);
+        self
+    }
+
+    /// The device this status belongs to: sets `device_name`/`device_type`.
+    pub fn device(mut self, name: &str, type_name: &str) -> Self {
+        self.label = Some(name.to_owned());
+        self.attributes.push(KeyValue::new("device_name", name.to_owned()));
+        self.attributes.push(KeyValue::new("device_type", type_name.to_owned()));
+        self
+    }
+
+    /// Records the span with `tracer`, as a child of the span in `parent`.
+    pub fn traced(mut self, tracer: &SpanTracer, parent: &Context) -> Self {
+        if tracer.is_enabled() {
+            self.tracer = Some(tracer.clone());
+            self.parent = Some(parent.clone());
+        }
+        self
+    }
+
+    /// An extra span attribute (e.g. a MoveStatus's `target`).
+    pub fn attribute(mut self, key: &'static str, value: impl Into<Value>) -> Self {
+        if self.tracer.is_some() {
+            self.attributes.push(KeyValue::new(key, value));
+        }
+        self
+    }
+
+    /// Whether the status will record a span (so callers can skip building attributes).
+    pub fn is_traced(&self) -> bool {
+        self.tracer.is_some()
+    }
+
+    /// Creates the pending status, starting its span and timeout clock.
+    pub fn build(self) -> Status {
+        let span = match (&self.tracer, &self.parent) {
+            (Some(tracer), Some(parent)) => {
+                let mut attrs = Vec::with_capacity(self.attributes.len() + 4);
+                attrs.push(KeyValue::new("status_type", self.status_type));
+                attrs.push(KeyValue::new("settle_time", self.settle_time));
+                match self.timeout {
+                    Some(t) => attrs.push(KeyValue::new("timeout", t)),
+                    None => attrs.push(KeyValue::new("no_timeout_given", true)),
+                }
+                attrs.extend(self.attributes);
+                tracer.start(STATUS_SPAN_NAME, parent, attrs)
+            }
+            _ => None,
+        };
+        let status = Status {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    span,
+                    ..State::default()
+                }),
+                status_type: self.status_type,
+                settle_time: self.settle_time,
+                timeout: self.timeout,
+                label: self.label,
+                created: Instant::now(),
+            }),
+        };
+        if let Some(t) = self.timeout {
+            let weak = Arc::downgrade(&status.inner);
+            spawn_after(Duration::from_secs_f64(t), move || {
+                if let Some(inner) = weak.upgrade() {
+                    Status { inner }.set_exception(StatusError::Timeout { after: t });
+                }
+            });
+        }
+        status
+    }
+}
+
+/// Runs `f` after `delay` on the current tokio runtime (a helper thread outside one).
+pub(crate) fn spawn_after(delay: Duration, f: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(async move {
+                tokio::time::sleep(delay).await;
+                f();
+            });
+        }
+        Err(_) => {
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                f();
+            });
+        }
+    }
+}
+
+/// Records `finish_time` and `finish_pos` on a MoveStatus span, as ophyd does on a successful move.
+pub fn record_move_finish(status: &Status, finish_pos: f64) {
+    if status.is_traced() {
+        status.set_attribute(KeyValue::new("finish_time", now()));
+        status.set_attribute(KeyValue::new("finish_pos", finish_pos));
+    }
+}
+
+/// The future returned by [`Status::wait`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct StatusWait {
+    status: Status,
+}
+
+impl Future for StatusWait {
+    type Output = StatusResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<StatusResult> {
+        let mut st = self.status.inner.state.lock();
+        if let Some(outcome) = &st.outcome {
+            return Poll::Ready(outcome.clone());
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
