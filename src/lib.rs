@@ -1,1 +1,70 @@
-//! x
+//! # skyrun: an actor-based run engine for experiment orchestration
+//!
+//! skyrun executes *plans* against *devices*, with the semantics of
+//! [Bluesky](https://blueskyproject.io)'s RunEngine and ophyd devices, and
+//! OpenTelemetry tracing built in.
+//!
+//! * A **plan** is Rust async code given a [`PlanCtx`]. It sends [`Msg`]s
+//!   (`open_run`, `set`, `trigger`, `read`, `create`/`save`, `wait`,
+//!   `checkpoint`, `kickoff`/`complete`/`collect`, `close_run`, ...) and gets
+//!   their results back, so it can react to what it reads. [`plan_stubs`] has
+//!   the building blocks, [`plans`] the standard plans (count, scan,
+//!   rel_scan, list_scan, grid_scan, fly) and [`preprocessors`] the wrappers.
+//! * The **[`RunEngine`]** is an actix actor. It steps the plan, processes
+//!   each message with one small handler, and emits event-model
+//!   [`Document`]s (start, descriptor, event, stop) to subscribers, in order,
+//!   on a thread of their own. It can be paused (now, or at the next
+//!   checkpoint), resumed (rewinding to the last checkpoint), aborted,
+//!   stopped or halted; every exit path emits the stop document.
+//! * **Devices** are actors too (see [`skyrun_actors`]): a `set` returns a
+//!   [`Status`] that the device completes later.
+//! * **Tracing**: every message carries the plan's span context, and every
+//!   device request carries it across the actor boundary through an
+//!   OpenTelemetry propagator, so the device's "Ophyd Status" span is a child
+//!   of the engine's "Bluesky RunEngine set" span, as in Bluesky.
+//!
+//! ```
+//! use skyrun::{plans, RunEngine, Document};
+//! use skyrun_actors::{sim::{SynAxis, SynGauss}, DeviceHandle};
+//! use std::sync::{Arc, Mutex};
+//!
+//! actix::System::new().block_on(async {
+//!     let re = RunEngine::new();
+//!     let motor = SynAxis::new("motor").with_velocity(1000.0);
+//!     let det = SynGauss::new("det", motor.probe(), 0.0, 10.0, 1.0);
+//!     let (motor, det) = (DeviceHandle::spawn(motor), DeviceHandle::spawn(det));
+//!
+//!     let peak = Arc::new(Mutex::new((f64::MIN, 0.0)));
+//!     let p = peak.clone();
+//!     re.subscribe(move |_, doc| {
+//!         if let Document::Event(e) = doc {
+//!             let (y, x) = (e.data["det"].as_f64().unwrap(), e.data["motor"].as_f64().unwrap());
+//!             let mut best = p.lock().unwrap();
+//!             if y > best.0 { *best = (y, x); }
+//!         }
+//!     });
+//!     re.run(plans::scan(vec![det], &motor, -2.0, 2.0, 5)).await.unwrap();
+//!     assert_eq!(*peak.lock().unwrap(), (10.0, 0.0));
+//! });
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod documents;
+mod error;
+pub mod msg;
+pub mod plan;
+pub mod plan_stubs;
+pub mod plans;
+pub mod preprocessors;
+pub mod run_engine;
+pub mod subscriptions;
+pub mod telemetry;
+
+pub use documents::{Document, Event, EventDescriptor, ExitStatus, RunStart, RunStop};
+pub use error::{ControlError, Interrupt, PlanError, RunError};
+pub use msg::{Command, Msg};
+pub use plan::{Plan, PlanCtx, PlanResult};
+pub use run_engine::{EngineOptions, EngineState, Reply, RunEngine, RunEngineBuilder, RunSummary};
+pub use skyrun_actors::{self as actors, Status};
+pub use subscriptions::SubscriptionId;

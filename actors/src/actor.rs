@@ -105,9 +105,7 @@ impl DeviceActor {
             DeviceOp::Kickoff => DeviceReply::Status(cap!(flyable).kickoff(&ctx)?),
             DeviceOp::Complete => DeviceReply::Status(cap!(flyable).complete(&ctx)?),
             DeviceOp::Collect => DeviceReply::Collected(cap!(flyable).collect()?),
-            DeviceOp::DescribeCollect => {
-                DeviceReply::CollectKeys(cap!(flyable).describe_collect())
-            }
+            DeviceOp::DescribeCollect => DeviceReply::CollectKeys(cap!(flyable).describe_collect()),
             DeviceOp::Stage => {
                 cap!(stageable).stage()?;
                 DeviceReply::Done
@@ -266,7 +264,11 @@ impl DeviceHandle {
     }
 
     /// Sends `op` with the span context of `cx` and waits for the reply.
-    pub async fn request(&self, op: DeviceOp, cx: &OtelContext) -> Result<DeviceReply, DeviceError> {
+    pub async fn request(
+        &self,
+        op: DeviceOp,
+        cx: &OtelContext,
+    ) -> Result<DeviceReply, DeviceError> {
         let operation = op.name();
         let req = DeviceRequest {
             op,

@@ -59,7 +59,13 @@ impl DeviceContext {
     }
 
     /// A builder for a `MoveStatus` of this positioner to `target`, from `start_pos`.
-    pub fn move_status(&self, target: f64, start_pos: f64, unit: &str, repr: &str) -> StatusBuilder {
+    pub fn move_status(
+        &self,
+        target: f64,
+        start_pos: f64,
+        unit: &str,
+        repr: &str,
+    ) -> StatusBuilder {
         let b = Status::builder()
             .status_type("MoveStatus")
             .device(&self.name, self.type_name);

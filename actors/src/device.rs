@@ -151,8 +151,10 @@ pub trait Stageable {
 /// A device whose configuration can be changed.
 pub trait Configurable {
     /// Applies `settings`; returns the configuration readings before and after.
-    fn configure(&mut self, settings: &Map<String, Value>)
-        -> Result<(Readings, Readings), DeviceError>;
+    fn configure(
+        &mut self,
+        settings: &Map<String, Value>,
+    ) -> Result<(Readings, Readings), DeviceError>;
 }
 
 /// A device that can be stopped (motion halted, acquisition aborted).

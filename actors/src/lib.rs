@@ -54,7 +54,9 @@ pub use error::{DeviceError, StatusError};
 pub use propagation::TraceCarrier;
 pub use reading::{now, DataKey, DataKeys, Reading, Readings};
 pub use request::{DeviceOp, DeviceReply, DeviceRequest};
-pub use status::{record_move_finish, Status, StatusBuilder, StatusResult, StatusWait, STATUS_SPAN_NAME};
+pub use status::{
+    record_move_finish, Status, StatusBuilder, StatusResult, StatusWait, STATUS_SPAN_NAME,
+};
 pub use tracer::SpanTracer;
 
 pub use serde_json::{json, Map, Value};

@@ -34,32 +34,32 @@ use thiserror::Error;
 /// assert_eq!(back.span().span_context().span_id(), SpanId::from(9));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TraceCarrier(Option<Box<Vec<(String, String)>>>);
+pub struct TraceCarrier(Vec<(String, String)>);
 
 impl TraceCarrier {
     /// An empty carrier.
     pub fn empty() -> Self {
-        TraceCarrier(None)
+        TraceCarrier(Vec::new())
     }
 
     /// Whether the carrier holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|v| v.is_empty())
+        self.0.is_empty()
     }
 
     /// The span context of `cx`, injected with the global propagator.
     pub fn inject(cx: &Context) -> Self {
         if !cx.span().span_context().is_valid() {
-            return TraceCarrier(None);
+            return TraceCarrier::empty();
         }
-        let mut carrier = TraceCarrier(None);
+        let mut carrier = TraceCarrier::empty();
         global::get_text_map_propagator(|p| p.inject_context(cx, &mut carrier));
         carrier
     }
 
     /// The span context of `cx`, injected with `propagator`.
     pub fn inject_with(propagator: &dyn TextMapPropagator, cx: &Context) -> Self {
-        let mut carrier = TraceCarrier(None);
+        let mut carrier = TraceCarrier::empty();
         if cx.span().span_context().is_valid() {
             propagator.inject_context(cx, &mut carrier);
         }
@@ -82,7 +82,6 @@ impl TraceCarrier {
     /// The value of one header, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
-            .as_ref()?
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
@@ -90,18 +89,15 @@ impl TraceCarrier {
 
     /// The carried headers.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0
-            .iter()
-            .flat_map(|v| v.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
 impl Injector for TraceCarrier {
     fn set(&mut self, key: &str, value: String) {
-        let v = self.0.get_or_insert_with(Default::default);
-        match v.iter_mut().find(|(k, _)| k == key) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
-            None => v.push((key.to_owned(), value)),
+            None => self.0.push((key.to_owned(), value)),
         }
     }
 }
@@ -131,9 +127,7 @@ pub struct UnknownPropagator(pub String);
 /// assert!(fields.contains(&"traceparent") && fields.contains(&"uber-trace-id"));
 /// assert!(propagator_from_list("b3").unwrap_err().to_string().contains("'b3'"));
 /// ```
-pub fn propagator_from_list(
-    list: &str,
-) -> Result<TextMapCompositePropagator, UnknownPropagator> {
+pub fn propagator_from_list(list: &str) -> Result<TextMapCompositePropagator, UnknownPropagator> {
     let mut props: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match name {

@@ -224,8 +224,16 @@ impl Status {
     }
 
     fn repr_locked(&self, st: &State) -> String {
-        let done = if st.outcome.is_some() { "True" } else { "False" };
-        let success = if matches!(st.outcome, Some(Ok(()))) { "True" } else { "False" };
+        let done = if st.outcome.is_some() {
+            "True"
+        } else {
+            "False"
+        };
+        let success = if matches!(st.outcome, Some(Ok(()))) {
+            "True"
+        } else {
+            "False"
+        };
         let label = self.inner.label.as_deref().unwrap_or("None");
         match self.inner.status_type {
             "MoveStatus" => format!(
@@ -289,7 +297,11 @@ impl StatusBuilder {
 
     /// Seconds to wait after success before completing (default 0).
     pub fn settle_time(mut self, secs: f64) -> Self {
-        self.settle_time = if secs.is_finite() && secs > 0.0 { secs } else { 0.0 };
+        self.settle_time = if secs.is_finite() && secs > 0.0 {
+            secs
+        } else {
+            0.0
+        };
         self
     }
 
@@ -302,8 +314,10 @@ impl StatusBuilder {
     /// The device this status belongs to: sets `device_name`/`device_type`.
     pub fn device(mut self, name: &str, type_name: &str) -> Self {
         self.label = Some(name.to_owned());
-        self.attributes.push(KeyValue::new("device_name", name.to_owned()));
-        self.attributes.push(KeyValue::new("device_type", type_name.to_owned()));
+        self.attributes
+            .push(KeyValue::new("device_name", name.to_owned()));
+        self.attributes
+            .push(KeyValue::new("device_type", type_name.to_owned()));
         self
     }
 

@@ -93,7 +93,9 @@ impl Flyable for SynFlyer {
     }
 
     fn complete(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError> {
-        let (t0, _) = self.started.ok_or_else(|| self.not_kicked_off("complete"))?;
+        let (t0, _) = self
+            .started
+            .ok_or_else(|| self.not_kicked_off("complete"))?;
         let status = ctx.status().build();
         let remaining = (self.duration - t0.elapsed().as_secs_f64()).max(0.0);
         let done = status.clone();
@@ -105,18 +107,28 @@ impl Flyable for SynFlyer {
     }
 
     fn collect(&mut self) -> Result<Vec<CollectedEvent>, DeviceError> {
-        let (_, epoch0) = self.started.take().ok_or_else(|| self.not_kicked_off("collect"))?;
+        let (_, epoch0) = self
+            .started
+            .take()
+            .ok_or_else(|| self.not_kicked_off("collect"))?;
         let n = self.num_points;
         let (kx, ky) = (format!("{}_x", self.name), format!("{}_y", self.name));
         Ok((0..n)
             .map(|i| {
-                let frac = if n > 1 { i as f64 / (n - 1) as f64 } else { 0.0 };
+                let frac = if n > 1 {
+                    i as f64 / (n - 1) as f64
+                } else {
+                    0.0
+                };
                 let x = self.start + (self.stop - self.start) * frac;
                 let t = epoch0 + self.duration * frac;
                 CollectedEvent {
                     stream: self.name.clone(),
                     time: t,
-                    data: IndexMap::from([(kx.clone(), x.into()), (ky.clone(), (-x * x / 2.0).exp().into())]),
+                    data: IndexMap::from([
+                        (kx.clone(), x.into()),
+                        (ky.clone(), (-x * x / 2.0).exp().into()),
+                    ]),
                     timestamps: IndexMap::from([(kx.clone(), t), (ky.clone(), t)]),
                 }
             })
@@ -127,8 +139,14 @@ impl Flyable for SynFlyer {
         IndexMap::from([(
             self.name.clone(),
             DataKeys::from([
-                (format!("{}_x", self.name), DataKey::number(format!("SIM:{}_x", self.name))),
-                (format!("{}_y", self.name), DataKey::number(format!("SIM:{}_y", self.name))),
+                (
+                    format!("{}_x", self.name),
+                    DataKey::number(format!("SIM:{}_x", self.name)),
+                ),
+                (
+                    format!("{}_y", self.name),
+                    DataKey::number(format!("SIM:{}_y", self.name)),
+                ),
             ]),
         )])
     }

@@ -49,7 +49,13 @@ pub struct SynGauss {
 
 impl SynGauss {
     /// A noiseless detector on `motor`, peaking at `center` with height `imax` and width `sigma`.
-    pub fn new(name: impl Into<String>, motor: PositionProbe, center: f64, imax: f64, sigma: f64) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        motor: PositionProbe,
+        center: f64,
+        imax: f64,
+        sigma: f64,
+    ) -> Self {
         SynGauss {
             name: name.into(),
             motor,

@@ -1,0 +1,125 @@
+//! The errors a plan sees, and the errors `RunEngine::run` returns.
+
+use skyrun_actors::{DeviceError, StatusError};
+use thiserror::Error;
+
+use crate::run_engine::RunSummary;
+
+/// How a run was interrupted from outside the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupt {
+    /// `abort(reason)`: stop, clean up, exit status `abort`.
+    Abort(String),
+    /// `stop()`: stop, clean up, exit status `success`.
+    Stop,
+    /// `halt()`: stop without letting the plan clean up, exit status `abort`.
+    Halt,
+}
+
+/// Why a message, and so the plan sending it, failed.
+///
+/// ```
+/// use skyrun::PlanError;
+/// let e = PlanError::Illegal { command: "close_run".into(), reason: "no run is open".into() };
+/// assert_eq!(e.to_string(), "close_run: no run is open");
+/// ```
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum PlanError {
+    /// The message's command is not one skyrun knows.
+    #[error("unknown message command '{0}'")]
+    UnknownCommand(String),
+    /// The message is ill-formed (missing device or argument, wrong type).
+    #[error("ill-formed '{command}' message: {reason}")]
+    IllFormed {
+        /// The command.
+        command: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The message is not allowed in the current state (e.g. `close_run` with no open run).
+    #[error("{command}: {reason}")]
+    Illegal {
+        /// The command.
+        command: String,
+        /// Why it is not allowed.
+        reason: String,
+    },
+    /// A device refused or failed an operation.
+    #[error("{command} on {device}: {source}")]
+    Device {
+        /// The command.
+        command: String,
+        /// The device name.
+        device: String,
+        /// What the device said.
+        #[source]
+        source: DeviceError,
+    },
+    /// A status the plan waited on failed.
+    #[error("{command} on {device} failed: {source}")]
+    Status {
+        /// The command that created the status.
+        command: String,
+        /// The device name.
+        device: String,
+        /// Why the status failed.
+        #[source]
+        source: StatusError,
+    },
+    /// `wait` timed out.
+    #[error("wait for group {group} timed out after {timeout} s")]
+    WaitTimeout {
+        /// The group waited on (`None` for the ungrouped statuses).
+        group: String,
+        /// The timeout, in seconds.
+        timeout: f64,
+    },
+    /// The run was interrupted from outside; the plan should clean up and return.
+    #[error("{}", match .0 { Interrupt::Abort(r) if r.is_empty() => "run aborted".to_string(), Interrupt::Abort(r) => format!("run aborted: {r}"), Interrupt::Stop => "run stopped".into(), Interrupt::Halt => "run halted".into() })]
+    Interrupted(Interrupt),
+    /// The plan itself failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl PlanError {
+    /// A plan failure with `reason`, as a plan raises an exception.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        PlanError::Failed(reason.into())
+    }
+}
+
+/// Why [`RunEngine::run`](crate::RunEngine::run) did not succeed.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// A plan is already running (or paused) on this engine.
+    #[error("the RunEngine is busy: a plan is already {0}")]
+    Busy(&'static str),
+    /// The plan failed; its runs were closed with exit status `fail`.
+    #[error("plan failed: {error}")]
+    Failed {
+        /// The failure.
+        error: PlanError,
+        /// What ran.
+        summary: RunSummary,
+    },
+    /// The plan was aborted or halted; its runs were closed with exit status `abort`.
+    #[error("plan aborted: {}", summary.reason)]
+    Aborted {
+        /// What ran.
+        summary: RunSummary,
+    },
+    /// The engine's actor is gone.
+    #[error("the RunEngine actor has stopped")]
+    EngineGone,
+}
+
+/// A control request (pause, resume, abort, ...) that is not valid now.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("cannot {action} while the RunEngine is {state}")]
+pub struct ControlError {
+    /// The refused request.
+    pub action: &'static str,
+    /// The engine state.
+    pub state: &'static str,
+}

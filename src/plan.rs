@@ -1,0 +1,103 @@
+//! Plans: Rust async code given a [`PlanCtx`], through which it sends
+//! messages to the RunEngine and gets their results back — so a plan can read
+//! a detector and decide where to move next.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use opentelemetry::Context;
+
+use crate::error::PlanError;
+use crate::msg::Msg;
+use crate::run_engine::core_handle::CoreHandle;
+use crate::run_engine::Reply;
+
+/// What a plan returns.
+pub type PlanResult = Result<(), PlanError>;
+
+type Body = Box<dyn FnOnce(PlanCtx) -> Pin<Box<dyn Future<Output = PlanResult>>> + Send>;
+
+/// A plan: a one-shot async procedure run by the RunEngine.
+///
+/// ```
+/// use skyrun::{Plan, plan_stubs as bps, RunEngine};
+/// let plan = Plan::new("two nulls", |ctx| async move {
+///     bps::null(&ctx).await?;
+///     bps::null(&ctx).await?;
+///     Ok(())
+/// });
+/// assert_eq!(plan.name(), "two nulls");
+/// actix::System::new().block_on(async { RunEngine::new().run(plan).await.unwrap(); });
+/// ```
+pub struct Plan {
+    name: String,
+    body: Body,
+}
+
+impl Plan {
+    /// A plan named `name` whose body is `f`.
+    pub fn new<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: FnOnce(PlanCtx) -> Fut + Send + 'static,
+        Fut: Future<Output = PlanResult> + 'static,
+    {
+        Plan {
+            name: name.into(),
+            body: Box::new(move |ctx| Box::pin(f(ctx))),
+        }
+    }
+
+    /// The plan's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the plan with `ctx` (inside another plan, to compose them).
+    pub async fn run(self, ctx: &PlanCtx) -> PlanResult {
+        (self.body)(ctx.clone()).await
+    }
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Plan({:?})", self.name)
+    }
+}
+
+/// A plan's connection to the RunEngine, and the span context its messages carry.
+#[derive(Clone)]
+pub struct PlanCtx {
+    core: CoreHandle,
+    cx: Context,
+}
+
+impl PlanCtx {
+    pub(crate) fn new(core: CoreHandle, cx: Context) -> Self {
+        PlanCtx { core, cx }
+    }
+
+    /// Sends `msg` (stamped with this plan's span context) and waits for its result.
+    pub async fn send(&self, mut msg: Msg) -> Result<Reply, PlanError> {
+        msg.context = self.cx.clone();
+        self.core.send(msg).await
+    }
+
+    /// The span context the plan's messages carry.
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// The same connection, with messages carrying `cx` (see `trace_plan`).
+    pub fn with_context(&self, cx: Context) -> PlanCtx {
+        PlanCtx {
+            core: self.core.clone(),
+            cx,
+        }
+    }
+
+    /// Starts a span named `name` as a child of this plan's context (or of the
+    /// run span, in one-trace-per-run mode); `None` when untraced.
+    pub fn start_span(&self, name: String) -> Option<opentelemetry::global::BoxedSpan> {
+        self.core.start_span(name, &self.cx)
+    }
+}

@@ -1,0 +1,102 @@
+//! Plan wrappers, after `bluesky.preprocessors`: open and close a run around a
+//! plan, stage and unstage devices, and run cleanup whatever happens.
+//!
+//! ```
+//! use skyrun::{preprocessors::{run_wrapper, finalize_wrapper}, plan_stubs as bps, Plan, PlanError, RunEngine, RunError, ExitStatus};
+//! use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+//! actix::System::new().block_on(async {
+//!     let cleaned = Arc::new(AtomicBool::new(false));
+//!     let c = cleaned.clone();
+//!     let failing = Plan::new("boom", |_| async { Err(PlanError::failed("boom in plan")) });
+//!     let cleanup = Plan::new("cleanup", move |ctx| async move {
+//!         bps::null(&ctx).await?;
+//!         c.store(true, Ordering::SeqCst);
+//!         Ok(())
+//!     });
+//!     let plan = run_wrapper(finalize_wrapper(failing, cleanup), Default::default());
+//!     let err = RunEngine::new().run(plan).await.unwrap_err();
+//!     let RunError::Failed { summary, .. } = err else { panic!() };
+//!     assert_eq!((summary.exit_status, summary.reason.as_str()), (ExitStatus::Fail, "boom in plan"));
+//!     assert!(cleaned.load(Ordering::SeqCst));
+//! });
+//! ```
+
+use serde_json::{Map, Value};
+use skyrun_actors::DeviceHandle;
+
+use crate::error::{Interrupt, PlanError};
+use crate::plan::Plan;
+use crate::plan_stubs as bps;
+
+/// Opens a run with metadata `md` around `plan` and closes it: `success`, or
+/// `fail` with the error as the reason (or `abort`/`success` when the run was
+/// aborted/stopped), then passes the error on.
+pub fn run_wrapper(plan: Plan, md: Map<String, Value>) -> Plan {
+    let name = plan.name().to_owned();
+    Plan::new(name, move |ctx| async move {
+        bps::open_run(&ctx, md).await?;
+        match plan.run(&ctx).await {
+            Ok(()) => {
+                bps::close_run(&ctx, Some("success"), None).await?;
+                Ok(())
+            }
+            Err(e) => {
+                let (status, reason) = match &e {
+                    PlanError::Interrupted(Interrupt::Stop) => ("success", String::new()),
+                    PlanError::Interrupted(Interrupt::Abort(r)) => ("abort", r.clone()),
+                    PlanError::Interrupted(Interrupt::Halt) => ("abort", "halted".into()),
+                    other => ("fail", other.to_string()),
+                };
+                let _ = bps::close_run(&ctx, Some(status), Some(&reason)).await;
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Runs `plan`, then `cleanup` whether `plan` succeeded or failed; returns
+/// `plan`'s error if it failed, else `cleanup`'s.
+pub fn finalize_wrapper(plan: Plan, cleanup: Plan) -> Plan {
+    let name = plan.name().to_owned();
+    Plan::new(name, move |ctx| async move {
+        let result = plan.run(&ctx).await;
+        let cleaned = cleanup.run(&ctx).await;
+        result.and(cleaned)
+    })
+}
+
+/// Stages `devices` before `plan` and unstages them (in reverse) after it, whatever happens.
+pub fn stage_wrapper(plan: Plan, devices: Vec<DeviceHandle>) -> Plan {
+    let name = plan.name().to_owned();
+    let unstage = devices.clone();
+    let body = Plan::new(name.clone(), move |ctx| async move {
+        for d in &devices {
+            bps::stage(&ctx, d).await?;
+        }
+        plan.run(&ctx).await
+    });
+    finalize_wrapper(
+        body,
+        Plan::new("unstage", move |ctx| async move {
+            for d in unstage.iter().rev() {
+                bps::unstage(&ctx, d).await?;
+            }
+            Ok(())
+        }),
+    )
+}
+
+/// Moves `motors` back to where they were before `plan`, whatever happens (Bluesky's `reset_positions_wrapper`).
+pub fn reset_positions_wrapper(plan: Plan, motors: Vec<DeviceHandle>) -> Plan {
+    let name = plan.name().to_owned();
+    Plan::new(name, move |ctx| async move {
+        let mut start = Vec::with_capacity(motors.len());
+        for m in &motors {
+            start.push(bps::position(&ctx, m).await?);
+        }
+        let result = plan.run(&ctx).await;
+        let moves: Vec<(&DeviceHandle, f64)> = motors.iter().zip(start).collect();
+        let reset = bps::mv(&ctx, &moves).await;
+        result.and(reset)
+    })
+}

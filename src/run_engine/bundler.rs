@@ -1,0 +1,333 @@
+//! The documents of one open run: descriptors per stream, the event bundle
+//! being built between `create` and `save`, sequence numbers, and the
+//! rewind state a checkpoint records (after Bluesky's `RunBundler`).
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+use opentelemetry::Context;
+use skyrun_actors::{now, CollectedEvent, DataKeys, DeviceHandle, Readings};
+
+use crate::documents::{
+    new_uid, split_readings, Document, Event, EventDescriptor, ObjectConfiguration, ObjectHints,
+};
+use crate::error::PlanError;
+
+/// What a descriptor records about one object.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectDescription {
+    pub data_keys: DataKeys,
+    pub configuration: ObjectConfiguration,
+    pub hints: Vec<String>,
+}
+
+struct Stream {
+    descriptor: Option<String>,
+    objects: Vec<String>,
+    seq: u64,
+}
+
+struct Bundle {
+    stream: String,
+    reads: IndexMap<String, (DeviceHandle, Readings)>,
+}
+
+/// One open run.
+pub(crate) struct OpenRun {
+    pub key: Option<String>,
+    pub uid: String,
+    /// The context holding the run span (when traced).
+    pub span_cx: Option<Context>,
+    streams: IndexMap<String, Stream>,
+    checkpoint_seq: HashMap<String, u64>,
+    bundle: Option<Bundle>,
+    descriptions: HashMap<String, ObjectDescription>,
+    pub num_events: IndexMap<String, u64>,
+}
+
+fn illegal(command: &str, reason: impl Into<String>) -> PlanError {
+    PlanError::Illegal {
+        command: command.into(),
+        reason: reason.into(),
+    }
+}
+
+impl OpenRun {
+    pub fn new(key: Option<String>, uid: String, span_cx: Option<Context>) -> Self {
+        OpenRun {
+            key,
+            uid,
+            span_cx,
+            streams: IndexMap::new(),
+            checkpoint_seq: HashMap::new(),
+            bundle: None,
+            descriptions: HashMap::new(),
+            num_events: IndexMap::new(),
+        }
+    }
+
+    pub fn create(&mut self, stream: String) -> Result<(), PlanError> {
+        if let Some(b) = &self.bundle {
+            return Err(illegal(
+                "create",
+                format!("an event bundle for stream '{}' is already open; close it with 'save' or 'drop' first", b.stream),
+            ));
+        }
+        self.bundle = Some(Bundle {
+            stream,
+            reads: IndexMap::new(),
+        });
+        Ok(())
+    }
+
+    pub fn is_bundling(&self) -> bool {
+        self.bundle.is_some()
+    }
+
+    /// Adds a reading to the open bundle, if any.
+    pub fn record_read(&mut self, device: &DeviceHandle, readings: &Readings) {
+        if let Some(b) = &mut self.bundle {
+            b.reads
+                .insert(device.name().to_owned(), (device.clone(), readings.clone()));
+        }
+    }
+
+    pub fn drop_bundle(&mut self) -> Result<(), PlanError> {
+        self.bundle
+            .take()
+            .map(|_| ())
+            .ok_or_else(|| illegal("drop", "no event bundle is open (send 'create' first)"))
+    }
+
+    /// The devices of the open bundle that have no description yet.
+    pub fn bundle_undescribed(&self) -> Result<Vec<DeviceHandle>, PlanError> {
+        let b = self
+            .bundle
+            .as_ref()
+            .ok_or_else(|| illegal("save", "no event bundle is open (send 'create' first)"))?;
+        Ok(b.reads
+            .values()
+            .filter(|(d, _)| !self.descriptions.contains_key(d.name()))
+            .map(|(d, _)| d.clone())
+            .collect())
+    }
+
+    pub fn undescribed<'a>(
+        &self,
+        devices: impl IntoIterator<Item = &'a DeviceHandle>,
+    ) -> Vec<DeviceHandle> {
+        devices
+            .into_iter()
+            .filter(|d| !self.descriptions.contains_key(d.name()))
+            .cloned()
+            .collect()
+    }
+
+    pub fn add_description(&mut self, device: &str, desc: ObjectDescription) {
+        self.descriptions.insert(device.to_owned(), desc);
+    }
+
+    /// Forgets `device`'s description (after `configure`), so its streams get a new descriptor.
+    pub fn invalidate(&mut self, device: &str) {
+        if self.descriptions.remove(device).is_some() {
+            for s in self.streams.values_mut() {
+                if s.objects.iter().any(|o| o == device) {
+                    s.descriptor = None;
+                }
+            }
+        }
+    }
+
+    fn descriptor_for(
+        &mut self,
+        stream: &str,
+        objects: &[String],
+        docs: &mut Vec<Document>,
+    ) -> Result<String, PlanError> {
+        if let Some(s) = self.streams.get(stream) {
+            if s.objects != objects {
+                return Err(illegal(
+                    "save",
+                    format!(
+                        "the objects read for stream '{stream}' ({}) differ from those of its descriptor ({})",
+                        objects.join(", "),
+                        s.objects.join(", ")
+                    ),
+                ));
+            }
+            if let Some(uid) = &s.descriptor {
+                return Ok(uid.clone());
+            }
+        }
+        let parts: Vec<(&String, &ObjectDescription)> =
+            objects.iter().map(|n| (n, &self.descriptions[n])).collect();
+        let d = make_descriptor(&self.uid, stream, &parts)?;
+        let uid = d.uid.clone();
+        docs.push(Document::Descriptor(d));
+        let s = self.streams.entry(stream.to_owned()).or_insert(Stream {
+            descriptor: None,
+            objects: objects.to_vec(),
+            seq: 0,
+        });
+        s.descriptor = Some(uid.clone());
+        Ok(uid)
+    }
+
+    /// Emits the descriptor of `stream` for `objects` (all described) if it has none.
+    pub fn declare_stream(
+        &mut self,
+        stream: &str,
+        objects: &[String],
+    ) -> Result<Vec<Document>, PlanError> {
+        let mut docs = Vec::new();
+        self.descriptor_for(stream, objects, &mut docs)?;
+        Ok(docs)
+    }
+
+    fn next_event(
+        &mut self,
+        stream: &str,
+        descriptor: String,
+        time: f64,
+        data: IndexMap<String, serde_json::Value>,
+        timestamps: IndexMap<String, f64>,
+    ) -> Document {
+        let s = self.streams.get_mut(stream).expect("descriptor made first");
+        s.seq += 1;
+        *self.num_events.entry(stream.to_owned()).or_insert(0) += 1;
+        Document::Event(Event {
+            uid: new_uid(),
+            time,
+            descriptor,
+            seq_num: s.seq,
+            data,
+            timestamps,
+            filled: IndexMap::new(),
+        })
+    }
+
+    /// Closes the bundle into an event (preceded by its descriptor the first time).
+    pub fn save(&mut self) -> Result<Vec<Document>, PlanError> {
+        let b = self
+            .bundle
+            .take()
+            .ok_or_else(|| illegal("save", "no event bundle is open (send 'create' first)"))?;
+        let objects: Vec<String> = b.reads.keys().cloned().collect();
+        let mut docs = Vec::with_capacity(2);
+        let descriptor = self.descriptor_for(&b.stream, &objects, &mut docs)?;
+        let mut data = IndexMap::new();
+        let mut timestamps = IndexMap::new();
+        for (_, (_, readings)) in b.reads {
+            let (d, t) = split_readings(readings);
+            data.extend(d);
+            timestamps.extend(t);
+        }
+        docs.push(self.next_event(&b.stream, descriptor, now(), data, timestamps));
+        Ok(docs)
+    }
+
+    /// Documents for a flyer's collected events: descriptors as needed, then events.
+    pub fn collected(
+        &mut self,
+        flyer: &str,
+        keys: IndexMap<String, DataKeys>,
+        events: Vec<CollectedEvent>,
+    ) -> Result<Vec<Document>, PlanError> {
+        let mut docs = Vec::new();
+        let mut uids = HashMap::new();
+        for (stream, data_keys) in keys {
+            let existing = self.streams.get(&stream).and_then(|s| s.descriptor.clone());
+            let uid = match existing {
+                Some(uid) => uid,
+                None => {
+                    let desc = ObjectDescription {
+                        data_keys,
+                        configuration: ObjectConfiguration::default(),
+                        hints: Vec::new(),
+                    };
+                    let d = make_descriptor(&self.uid, &stream, &[(&flyer.to_owned(), &desc)])?;
+                    let uid = d.uid.clone();
+                    docs.push(Document::Descriptor(d));
+                    let s = self.streams.entry(stream.clone()).or_insert(Stream {
+                        descriptor: None,
+                        objects: vec![flyer.to_owned()],
+                        seq: 0,
+                    });
+                    s.descriptor = Some(uid.clone());
+                    uid
+                }
+            };
+            uids.insert(stream, uid);
+        }
+        for ev in events {
+            let Some(uid) = uids.get(&ev.stream).cloned() else {
+                return Err(illegal(
+                    "collect",
+                    format!("{flyer} collected an event for stream '{}', which its describe_collect does not declare", ev.stream),
+                ));
+            };
+            docs.push(self.next_event(&ev.stream, uid, ev.time, ev.data, ev.timestamps));
+        }
+        Ok(docs)
+    }
+
+    /// Records the sequence numbers a rewind returns to.
+    pub fn checkpoint(&mut self) {
+        self.checkpoint_seq = self
+            .streams
+            .iter()
+            .map(|(k, s)| (k.clone(), s.seq))
+            .collect();
+    }
+
+    /// Returns to the last checkpoint: the open bundle is dropped and sequence numbers restored.
+    pub fn rewind(&mut self) {
+        self.bundle = None;
+        for (k, s) in self.streams.iter_mut() {
+            s.seq = self.checkpoint_seq.get(k).copied().unwrap_or(0);
+        }
+    }
+}
+
+fn make_descriptor(
+    run_start: &str,
+    stream: &str,
+    parts: &[(&String, &ObjectDescription)],
+) -> Result<EventDescriptor, PlanError> {
+    let mut d = EventDescriptor {
+        uid: new_uid(),
+        time: now(),
+        run_start: run_start.to_owned(),
+        name: stream.to_owned(),
+        data_keys: DataKeys::new(),
+        object_keys: IndexMap::new(),
+        configuration: IndexMap::new(),
+        hints: IndexMap::new(),
+    };
+    for (name, desc) in parts {
+        for (k, dk) in &desc.data_keys {
+            if d.data_keys.contains_key(k) {
+                return Err(illegal(
+                    "save",
+                    format!("data key '{k}' of {name} is also read from another object in stream '{stream}'"),
+                ));
+            }
+            let mut dk = dk.clone();
+            dk.object_name = Some((*name).clone());
+            d.data_keys.insert(k.clone(), dk);
+        }
+        d.object_keys
+            .insert((*name).clone(), desc.data_keys.keys().cloned().collect());
+        d.configuration
+            .insert((*name).clone(), desc.configuration.clone());
+        if !desc.hints.is_empty() {
+            d.hints.insert(
+                (*name).clone(),
+                ObjectHints {
+                    fields: desc.hints.clone(),
+                },
+            );
+        }
+    }
+    Ok(d)
+}

@@ -1,0 +1,327 @@
+//! The engine core: runs one plan, processes each message it sends
+//! (interruptibly), pauses and rewinds, and closes everything on every exit path.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::future::{select, Either};
+use opentelemetry::trace::{Status as SpanStatus, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use skyrun_actors::{DeviceHandle, DeviceOp, SpanTracer};
+
+use super::bundler::OpenRun;
+use super::control::{AtomicState, Control, EngineState};
+use super::groups::Groups;
+use super::handlers;
+use super::{EngineOptions, Reply, RunSummary};
+use crate::documents::{new_uid, Document, ExitStatus, RunStop};
+use crate::error::{Interrupt, PlanError};
+use crate::msg::{Command, Msg};
+use crate::plan::{Plan, PlanCtx};
+use crate::subscriptions::Dispatcher;
+use crate::telemetry::spans::{msg_attributes, span_name, traced_by_default};
+
+/// Mutable state of the engine, only touched on its own thread.
+#[derive(Default)]
+pub(crate) struct State {
+    pub runs: Vec<OpenRun>,
+    pub groups: Groups,
+    pub staged: Vec<DeviceHandle>,
+    pub touched: Vec<DeviceHandle>,
+    /// Messages since the last checkpoint; `None` when not rewindable.
+    pub msg_cache: Option<Vec<Msg>>,
+    pub scan_id: u64,
+    pub run_uids: Vec<String>,
+}
+
+pub(crate) struct EngineCore {
+    pub st: RefCell<State>,
+    pub control: Control,
+    pub state: Arc<AtomicState>,
+    pub docs: Arc<Dispatcher>,
+    pub tracer: SpanTracer,
+    pub opts: EngineOptions,
+}
+
+enum Processed {
+    Done(Result<Reply, PlanError>),
+    Paused,
+    Interrupted(Interrupt),
+}
+
+impl EngineCore {
+    pub fn emit(&self, doc: Document) {
+        self.docs.emit(doc);
+    }
+
+    /// The run a message addresses (by run key).
+    pub fn run_index(&self, key: Option<&str>) -> Option<usize> {
+        self.st
+            .borrow()
+            .runs
+            .iter()
+            .position(|r| r.key.as_deref() == key)
+    }
+
+    /// The parent for a span started on behalf of `cx`: the span in `cx`, or,
+    /// with one-trace-per-run, the run span unless `cx` is already in its trace.
+    pub fn span_parent(&self, cx: &Context, run: Option<&str>) -> Context {
+        if !self.opts.run_trace {
+            return cx.clone();
+        }
+        let st = self.st.borrow();
+        let run = st
+            .runs
+            .iter()
+            .rev()
+            .find(|r| run.is_none() || r.key.as_deref() == run)
+            .and_then(|r| r.span_cx.clone());
+        match run {
+            Some(run_cx) => {
+                let here = cx.span().span_context().trace_id();
+                if cx.span().span_context().is_valid()
+                    && here == run_cx.span().span_context().trace_id()
+                {
+                    cx.clone()
+                } else {
+                    run_cx
+                }
+            }
+            None => cx.clone(),
+        }
+    }
+
+    /// Runs `plan` to the end and closes whatever it left open.
+    pub async fn execute(
+        self: Rc<Self>,
+        plan: Plan,
+        parent: Context,
+    ) -> (RunSummary, Option<PlanError>) {
+        self.control.reset();
+        {
+            let mut st = self.st.borrow_mut();
+            st.msg_cache = Some(Vec::new());
+            st.run_uids.clear();
+        }
+        self.state.set(EngineState::Running);
+        let ctx = PlanCtx::new(super::core_handle::CoreHandle::new(self.clone()), parent);
+        let result = {
+            let plan_fut = std::pin::pin!(plan.run(&ctx));
+            let halt = std::pin::pin!(self.control.halted());
+            match select(plan_fut, halt).await {
+                Either::Left((r, _)) => r,
+                Either::Right(((), _)) => Err(PlanError::Interrupted(Interrupt::Halt)),
+            }
+        };
+        let (exit, reason, error) = match (self.control.outcome(), result) {
+            (Some(Interrupt::Stop), _) => (ExitStatus::Success, String::new(), None),
+            (Some(Interrupt::Abort(r)), _) => (ExitStatus::Abort, r, None),
+            (Some(Interrupt::Halt), _) => (ExitStatus::Abort, "halted".to_owned(), None),
+            (None, Ok(())) => (ExitStatus::Success, String::new(), None),
+            (None, Err(e)) => (ExitStatus::Fail, e.to_string(), Some(e)),
+        };
+        self.cleanup(exit, &reason).await;
+        self.docs.flush().await;
+        let run_uids = std::mem::take(&mut self.st.borrow_mut().run_uids);
+        self.state.set(EngineState::Idle);
+        (
+            RunSummary {
+                exit_status: exit,
+                reason,
+                run_uids,
+                interrupted: self.control.outcome(),
+            },
+            error,
+        )
+    }
+
+    async fn cleanup(&self, exit: ExitStatus, reason: &str) {
+        let runs: Vec<OpenRun> = std::mem::take(&mut self.st.borrow_mut().runs);
+        for run in runs.into_iter().rev() {
+            self.finish_run(run, exit, reason);
+        }
+        let (staged, touched) = {
+            let mut st = self.st.borrow_mut();
+            st.groups.clear();
+            st.msg_cache = None;
+            (
+                std::mem::take(&mut st.staged),
+                std::mem::take(&mut st.touched),
+            )
+        };
+        let cx = Context::new();
+        if exit != ExitStatus::Success || self.control.outcome().is_some() {
+            for dev in &touched {
+                if dev.capabilities().stoppable {
+                    let _ = dev.request(DeviceOp::Stop { success: true }, &cx).await;
+                }
+            }
+        }
+        for dev in staged.iter().rev() {
+            let _ = dev.request(DeviceOp::Unstage, &cx).await;
+        }
+    }
+
+    /// Emits the stop document of `run` and ends its span.
+    pub fn finish_run(&self, run: OpenRun, exit: ExitStatus, reason: &str) {
+        self.emit(Document::Stop(RunStop {
+            uid: new_uid(),
+            time: skyrun_actors::now(),
+            run_start: run.uid.clone(),
+            exit_status: exit,
+            reason: reason.to_owned(),
+            num_events: run.num_events.clone(),
+        }));
+        if let Some(cx) = &run.span_cx {
+            let span = cx.span();
+            span.set_attribute(KeyValue::new("exit_status", exit.as_str()));
+            span.set_attribute(KeyValue::new("reason", reason.to_owned()));
+            if exit == ExitStatus::Fail {
+                span.set_status(SpanStatus::error(reason.to_owned()));
+            }
+            span.end();
+        }
+    }
+
+    /// Processes one message from the plan: the whole of Bluesky's per-message loop.
+    pub async fn send(self: &Rc<Self>, msg: Msg) -> Result<Reply, PlanError> {
+        if let Some(i) = self.control.take_interrupt() {
+            return Err(PlanError::Interrupted(i));
+        }
+        if self.control.pause_requested() == Some(false) {
+            self.pause_and_rewind().await?;
+        }
+        let cacheable = !matches!(
+            msg.command,
+            Command::Checkpoint
+                | Command::ClearCheckpoint
+                | Command::Pause
+                | Command::OpenRun
+                | Command::CloseRun
+        );
+        if cacheable {
+            if let Some(cache) = self.st.borrow_mut().msg_cache.as_mut() {
+                cache.push(msg.clone());
+            }
+        }
+        let reply = loop {
+            match self.process_interruptible(&msg).await {
+                Processed::Done(r) => break r,
+                Processed::Interrupted(i) => return Err(PlanError::Interrupted(i)),
+                Processed::Paused => {
+                    // Rewinding replays the cache, which ends with this message
+                    // (or, when not rewindable, we process it again).
+                    let rewindable = self.st.borrow().msg_cache.is_some();
+                    if let Some(last) = self.pause_and_rewind().await? {
+                        if rewindable && cacheable {
+                            break last;
+                        }
+                    }
+                }
+            }
+        }?;
+        match msg.command {
+            Command::Checkpoint if self.control.pause_requested() == Some(true) => {
+                self.pause_and_rewind().await?;
+            }
+            Command::Pause => {
+                let defer = msg.kw("defer").and_then(|v| v.as_bool()).unwrap_or(false);
+                if !defer {
+                    self.control.clear_pause();
+                    self.pause_and_rewind().await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(reply)
+    }
+
+    async fn process_interruptible(self: &Rc<Self>, msg: &Msg) -> Processed {
+        let work = std::pin::pin!(self.process(msg));
+        let stop = std::pin::pin!(self.control.interrupted());
+        match select(work, stop).await {
+            Either::Left((r, _)) => Processed::Done(r),
+            Either::Right(((), _)) => match self.control.take_interrupt() {
+                Some(i) => Processed::Interrupted(i),
+                None => Processed::Paused,
+            },
+        }
+    }
+
+    /// Pauses until resumed; then replays the messages since the last
+    /// checkpoint and returns the reply to the last one, if any.
+    async fn pause_and_rewind(
+        self: &Rc<Self>,
+    ) -> Result<Option<Result<Reply, PlanError>>, PlanError> {
+        'paused: loop {
+            self.control.clear_pause();
+            self.state.set(EngineState::Paused);
+            let touched = std::mem::take(&mut self.st.borrow_mut().touched);
+            for dev in touched.iter().filter(|d| d.capabilities().stoppable) {
+                let _ = dev
+                    .request(DeviceOp::Stop { success: true }, &Context::new())
+                    .await;
+            }
+            let resumed = self.control.paused().await;
+            self.state.set(EngineState::Running);
+            resumed.map_err(PlanError::Interrupted)?;
+            let replay = {
+                let mut st = self.st.borrow_mut();
+                st.groups.clear();
+                for run in st.runs.iter_mut() {
+                    run.rewind();
+                }
+                st.msg_cache.clone().unwrap_or_default()
+            };
+            let mut last = None;
+            for m in &replay {
+                match self.process_interruptible(m).await {
+                    Processed::Done(r) => last = Some(r),
+                    Processed::Interrupted(i) => return Err(PlanError::Interrupted(i)),
+                    Processed::Paused => continue 'paused,
+                }
+            }
+            return Ok(last);
+        }
+    }
+
+    /// Processes one message, in a span when it is traced.
+    async fn process(self: &Rc<Self>, msg: &Msg) -> Result<Reply, PlanError> {
+        let traced = self.tracer.is_enabled()
+            && (self.opts.trace_all_messages || traced_by_default(&msg.command));
+        if !traced {
+            let parent = self.span_parent(&msg.context, msg.run.as_deref());
+            return handlers::dispatch(self, msg, &parent).await;
+        }
+        let parent = self.span_parent(&msg.context, msg.run.as_deref());
+        let Some(span) = self
+            .tracer
+            .start(span_name(&msg.command), &parent, msg_attributes(msg))
+        else {
+            return handlers::dispatch(self, msg, &parent).await;
+        };
+        let cx = parent.with_span(span);
+        let result = handlers::dispatch(self, msg, &cx).await;
+        let span = cx.span();
+        if let Err(e) = &result {
+            span.record_error(e);
+            span.set_status(SpanStatus::error(format!("{}: {e}", error_kind(e))));
+        }
+        span.end();
+        result
+    }
+}
+
+fn error_kind(e: &PlanError) -> &'static str {
+    match e {
+        PlanError::UnknownCommand(_) => "UnknownCommand",
+        PlanError::IllFormed { .. } => "IllFormedMessage",
+        PlanError::Illegal { .. } => "IllegalMessageSequence",
+        PlanError::Device { .. } => "DeviceError",
+        PlanError::Status { .. } => "FailedStatus",
+        PlanError::WaitTimeout { .. } => "WaitTimeoutError",
+        PlanError::Interrupted(_) => "RunInterrupted",
+        PlanError::Failed(_) => "PlanFailed",
+    }
+}

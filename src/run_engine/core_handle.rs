@@ -1,0 +1,32 @@
+//! The engine core as plans see it: a cheap handle on the engine's thread.
+
+use std::rc::Rc;
+
+use opentelemetry::Context;
+
+pub(crate) use super::core::EngineCore as Core;
+use super::Reply;
+use crate::error::PlanError;
+use crate::msg::Msg;
+
+#[derive(Clone)]
+pub(crate) struct CoreHandle(Rc<Core>);
+
+impl CoreHandle {
+    pub fn new(core: Rc<Core>) -> Self {
+        CoreHandle(core)
+    }
+
+    pub async fn send(&self, msg: Msg) -> Result<Reply, PlanError> {
+        self.0.send(msg).await
+    }
+
+    pub fn start_span(
+        &self,
+        name: String,
+        cx: &Context,
+    ) -> Option<opentelemetry::global::BoxedSpan> {
+        let parent = self.0.span_parent(cx, None);
+        self.0.tracer.start(name, &parent, Vec::new())
+    }
+}

@@ -1,0 +1,351 @@
+//! The RunEngine: an actix actor that executes plans, and the [`RunEngine`]
+//! handle used to submit plans, control them and subscribe to documents.
+//!
+//! The plan runs on the engine actor's thread, stepped by the engine like
+//! Bluesky steps its plan generators; each message is processed by one
+//! handler (see `handlers.rs`). Devices are other actors: the engine sends
+//! them requests carrying the propagated span context, and their Statuses
+//! complete from their side.
+
+mod bundler;
+mod control;
+mod core;
+pub(crate) mod core_handle;
+mod groups;
+mod handlers;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context as ActorContext, Handler, Message,
+    ResponseFuture, WrapFuture,
+};
+use opentelemetry::Context;
+use serde_json::{Map, Value};
+use skyrun_actors::{Readings, SpanTracer, Status};
+
+pub use self::control::EngineState;
+use self::control::{AtomicState, Control};
+use self::core::{EngineCore, State};
+use crate::documents::{Document, ExitStatus};
+use crate::error::{ControlError, Interrupt, PlanError, RunError};
+use crate::plan::Plan;
+use crate::subscriptions::{Dispatcher, SubscriptionId, DEFAULT_DOCUMENT_BUFFER};
+use crate::telemetry::spans::ENGINE_SCOPE;
+
+/// What a message returns to the plan.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Nothing.
+    None,
+    /// The Status of a set, trigger, kickoff or complete.
+    Status(Status),
+    /// The readings of a read.
+    Readings(Readings),
+    /// The uid of the run opened or closed.
+    RunUid(String),
+    /// The number of events a collect emitted.
+    Collected(usize),
+    /// Configuration before and after a configure.
+    Configured {
+        /// Before.
+        old: Readings,
+        /// After.
+        new: Readings,
+    },
+}
+
+/// How a plan ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The exit status of its runs.
+    pub exit_status: ExitStatus,
+    /// Why it did not succeed (empty on success).
+    pub reason: String,
+    /// The uids of the runs it opened.
+    pub run_uids: Vec<String>,
+    /// The interrupt that ended it, if any.
+    pub interrupted: Option<Interrupt>,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Record a span for every message, not only Bluesky's set/wait/complete/collect.
+    pub trace_all_messages: bool,
+    /// Make the run span the parent of every span of its run (one run, one trace),
+    /// instead of Bluesky's parenting, which splits a run over many traces.
+    pub run_trace: bool,
+    /// Metadata added to every start document.
+    pub metadata: Map<String, Value>,
+    /// Documents buffered for subscribers before the engine waits for them.
+    pub document_buffer: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            trace_all_messages: false,
+            run_trace: false,
+            metadata: Map::new(),
+            document_buffer: DEFAULT_DOCUMENT_BUFFER,
+        }
+    }
+}
+
+/// Builds a [`RunEngine`].
+#[must_use]
+pub struct RunEngineBuilder {
+    opts: EngineOptions,
+    tracer: SpanTracer,
+}
+
+impl RunEngineBuilder {
+    /// Records engine spans with `tracer` (default: the global `bluesky.tracing` tracer).
+    pub fn tracer(mut self, tracer: SpanTracer) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// See [`EngineOptions::trace_all_messages`].
+    pub fn trace_all_messages(mut self, on: bool) -> Self {
+        self.opts.trace_all_messages = on;
+        self
+    }
+
+    /// See [`EngineOptions::run_trace`].
+    pub fn run_trace(mut self, on: bool) -> Self {
+        self.opts.run_trace = on;
+        self
+    }
+
+    /// Adds `key: value` to every start document.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.opts.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// See [`EngineOptions::document_buffer`].
+    pub fn document_buffer(mut self, n: usize) -> Self {
+        self.opts.document_buffer = n;
+        self
+    }
+
+    /// Starts the engine actor on the current arbiter (inside an actix system).
+    pub fn build(self) -> RunEngine {
+        let state = Arc::new(AtomicState::default());
+        let docs = Arc::new(Dispatcher::new(self.opts.document_buffer));
+        let core = Rc::new(EngineCore {
+            st: RefCell::new(State::default()),
+            control: Control::default(),
+            state: state.clone(),
+            docs: docs.clone(),
+            tracer: self.tracer,
+            opts: self.opts,
+        });
+        let addr = EngineActor { core }.start();
+        RunEngine { addr, state, docs }
+    }
+}
+
+/// A handle to a RunEngine actor: clonable, usable from any thread.
+///
+/// ```
+/// use skyrun::{RunEngine, plans, ExitStatus};
+/// use skyrun_actors::{sim::{SynAxis, SynGauss}, DeviceHandle};
+/// use std::sync::{Arc, Mutex};
+///
+/// actix::System::new().block_on(async {
+///     let re = RunEngine::new();
+///     let motor = SynAxis::new("motor");
+///     let det = SynGauss::new("det", motor.probe(), 0.0, 1.0, 1.0);
+///     let (motor, det) = (DeviceHandle::spawn(motor), DeviceHandle::spawn(det));
+///     let names = Arc::new(Mutex::new(Vec::new()));
+///     let n = names.clone();
+///     re.subscribe(move |name, _doc| n.lock().unwrap().push(name.to_owned()));
+///     let summary = re.run(plans::scan(vec![det], &motor, -1.0, 1.0, 3)).await.unwrap();
+///     assert_eq!(summary.exit_status, ExitStatus::Success);
+///     assert_eq!(*names.lock().unwrap(), ["start", "descriptor", "event", "event", "event", "stop"]);
+/// });
+/// ```
+#[derive(Clone)]
+pub struct RunEngine {
+    addr: Addr<EngineActor>,
+    state: Arc<AtomicState>,
+    docs: Arc<Dispatcher>,
+}
+
+impl RunEngine {
+    /// An engine with default options (call inside an actix system).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Options for a new engine.
+    pub fn builder() -> RunEngineBuilder {
+        RunEngineBuilder {
+            opts: EngineOptions::default(),
+            tracer: SpanTracer::global(ENGINE_SCOPE),
+        }
+    }
+
+    /// Runs `plan` to its end; documents have all been delivered when this returns.
+    pub async fn run(&self, plan: Plan) -> Result<RunSummary, RunError> {
+        self.run_with_parent(plan, Context::new()).await
+    }
+
+    /// Runs `plan` with `parent` as the parent span context of its spans (for
+    /// example the context a launcher passed in `TRACEPARENT`).
+    pub async fn run_with_parent(
+        &self,
+        plan: Plan,
+        parent: Context,
+    ) -> Result<RunSummary, RunError> {
+        let (summary, error) = self
+            .addr
+            .send(RunPlan { plan, parent })
+            .await
+            .map_err(|_| RunError::EngineGone)??;
+        match (summary.exit_status, error) {
+            (ExitStatus::Abort, _) => Err(RunError::Aborted { summary }),
+            (ExitStatus::Fail, Some(error)) => Err(RunError::Failed { error, summary }),
+            (ExitStatus::Fail, None) => Err(RunError::Failed {
+                error: PlanError::Failed(summary.reason.clone()),
+                summary,
+            }),
+            (ExitStatus::Success, _) => Ok(summary),
+        }
+    }
+
+    /// The engine's state.
+    pub fn state(&self) -> EngineState {
+        self.state.get()
+    }
+
+    /// Asks the running plan to pause: at the next checkpoint when `defer`, else now
+    /// (interrupting a wait or sleep; resume then rewinds to the last checkpoint).
+    pub async fn pause(&self, defer: bool) -> Result<(), ControlError> {
+        self.control(ControlMsg::Pause(defer)).await
+    }
+
+    /// Resumes a paused plan, replaying the messages since its last checkpoint.
+    pub async fn resume(&self) -> Result<(), ControlError> {
+        self.control(ControlMsg::Resume).await
+    }
+
+    /// Aborts the plan: it cleans up, and its runs end with exit status `abort` and `reason`.
+    pub async fn abort(&self, reason: impl Into<String>) -> Result<(), ControlError> {
+        self.control(ControlMsg::Interrupt(Interrupt::Abort(reason.into())))
+            .await
+    }
+
+    /// Stops the plan: it cleans up, and its runs end with exit status `success`.
+    pub async fn stop(&self) -> Result<(), ControlError> {
+        self.control(ControlMsg::Interrupt(Interrupt::Stop)).await
+    }
+
+    /// Halts the plan without letting it clean up; its runs end with exit status `abort`.
+    pub async fn halt(&self) -> Result<(), ControlError> {
+        self.control(ControlMsg::Interrupt(Interrupt::Halt)).await
+    }
+
+    async fn control(&self, msg: ControlMsg) -> Result<(), ControlError> {
+        self.addr.send(msg).await.map_err(|_| ControlError {
+            action: "control",
+            state: "stopped",
+        })?
+    }
+
+    /// Calls `callback(name, document)` for every document, in order, on the
+    /// dispatcher thread.
+    pub fn subscribe(
+        &self,
+        callback: impl FnMut(&str, &Document) + Send + 'static,
+    ) -> SubscriptionId {
+        self.docs.subscribe(callback)
+    }
+
+    /// Removes a subscription; `false` if it was not there.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        self.docs.unsubscribe(id)
+    }
+
+    /// Reports of subscribers removed because they panicked.
+    pub fn removed_subscribers(&self) -> Vec<String> {
+        self.docs.removed_subscribers()
+    }
+}
+
+impl Default for RunEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct EngineActor {
+    core: Rc<EngineCore>,
+}
+
+impl Actor for EngineActor {
+    type Context = ActorContext<Self>;
+}
+
+type RunResult = Result<(RunSummary, Option<PlanError>), RunError>;
+
+struct RunPlan {
+    plan: Plan,
+    parent: Context,
+}
+
+impl Message for RunPlan {
+    type Result = RunResult;
+}
+
+impl Handler<RunPlan> for EngineActor {
+    type Result = ResponseFuture<RunResult>;
+
+    fn handle(&mut self, msg: RunPlan, ctx: &mut Self::Context) -> Self::Result {
+        let state = self.core.state.get();
+        if state != EngineState::Idle {
+            return Box::pin(async move { Err(RunError::Busy(state.as_str())) });
+        }
+        // Mark running now, so a second submission is refused before the plan starts.
+        self.core.state.set(EngineState::Running);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let core = self.core.clone();
+        ctx.spawn(
+            async move { core.execute(msg.plan, msg.parent).await }
+                .into_actor(self)
+                .map(move |r, _, _| {
+                    let _ = tx.send(r);
+                }),
+        );
+        Box::pin(async move { rx.await.map_err(|_| RunError::EngineGone) })
+    }
+}
+
+enum ControlMsg {
+    Pause(bool),
+    Resume,
+    Interrupt(Interrupt),
+}
+
+impl Message for ControlMsg {
+    type Result = Result<(), ControlError>;
+}
+
+impl Handler<ControlMsg> for EngineActor {
+    type Result = Result<(), ControlError>;
+
+    fn handle(&mut self, msg: ControlMsg, _: &mut Self::Context) -> Self::Result {
+        let state = self.core.state.get();
+        let c = &self.core.control;
+        match msg {
+            ControlMsg::Pause(defer) => c.request_pause(state, defer),
+            ControlMsg::Resume => c.request_resume(state),
+            ControlMsg::Interrupt(i) => c.request_interrupt(state, i),
+        }
+    }
+}

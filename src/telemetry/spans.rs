@@ -1,0 +1,100 @@
+//! The RunEngine's spans: names, instrumentation scope and attributes, as
+//! Bluesky's `bluesky.tracing` records them (with its bugs fixed; see
+//! COMPATIBILITY.md).
+
+use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
+use serde_json::{Map, Value};
+
+use crate::msg::{Command, Msg};
+
+/// The instrumentation scope of engine spans, as Bluesky's.
+pub const ENGINE_SCOPE: &str = "bluesky.tracing";
+/// The span that covers a run, from `open_run` to `close_run` (or any exit).
+pub const RUN_SPAN: &str = "Bluesky RunEngine run";
+
+/// The span name of a traced message: `Bluesky RunEngine <command>`.
+///
+/// ```
+/// use skyrun::{telemetry::spans::span_name, Command};
+/// assert_eq!(span_name(&Command::Set), "Bluesky RunEngine set");
+/// ```
+pub fn span_name(command: &Command) -> String {
+    format!("Bluesky RunEngine {}", command.as_str())
+}
+
+/// Whether Bluesky traces `command` (set, wait, complete, collect).
+pub fn traced_by_default(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Set | Command::Wait | Command::Complete | Command::Collect
+    )
+}
+
+fn has_group_kwarg(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Set | Command::Trigger | Command::Wait | Command::Kickoff | Command::Complete
+    )
+}
+
+/// `msg.kwargs` as Bluesky records it: JSON of the keyword arguments, with
+/// `group` first for the commands that take one.
+///
+/// ```
+/// use skyrun::{Msg, telemetry::spans::kwargs_json};
+/// assert_eq!(kwargs_json(&Msg::new("set").arg(5)), r#"{"group":null}"#);
+/// assert_eq!(kwargs_json(&Msg::new("wait").group("A")), r#"{"group":"A"}"#);
+/// ```
+pub fn kwargs_json(msg: &Msg) -> String {
+    let mut m = Map::with_capacity(msg.kwargs.len() + 1);
+    if has_group_kwarg(&msg.command) {
+        m.insert(
+            "group".into(),
+            msg.group.clone().map(Value::String).unwrap_or(Value::Null),
+        );
+    }
+    for (k, v) in &msg.kwargs {
+        m.insert(k.clone(), v.clone());
+    }
+    Value::Object(m).to_string()
+}
+
+/// `msg.args` as an OpenTelemetry array: numbers stay numbers, anything else is JSON text.
+pub fn args_value(args: &[Value]) -> OtelValue {
+    if args.iter().all(|a| a.is_i64()) {
+        OtelValue::Array(Array::I64(args.iter().filter_map(Value::as_i64).collect()))
+    } else if args.iter().all(Value::is_number) {
+        OtelValue::Array(Array::F64(args.iter().filter_map(Value::as_f64).collect()))
+    } else {
+        OtelValue::Array(Array::String(
+            args.iter()
+                .map(|a| match a {
+                    Value::String(s) => StringValue::from(s.clone()),
+                    other => StringValue::from(other.to_string()),
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// The attributes of a message span (and of the run span, from `open_run`).
+pub fn msg_attributes(msg: &Msg) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(6);
+    attrs.push(KeyValue::new(
+        "msg.command",
+        msg.command.as_str().to_owned(),
+    ));
+    attrs.push(KeyValue::new("msg.args", args_value(&msg.args)));
+    attrs.push(KeyValue::new("msg.kwargs", kwargs_json(msg)));
+    match &msg.obj {
+        Some(obj) => attrs.push(KeyValue::new("msg.obj", obj.repr().to_owned())),
+        None => attrs.push(KeyValue::new("msg.no_obj_given", true)),
+    }
+    if msg.command == Command::Wait {
+        match &msg.group {
+            Some(g) => attrs.push(KeyValue::new("group", g.clone())),
+            None => attrs.push(KeyValue::new("no_group_given", true)),
+        }
+    }
+    attrs
+}
