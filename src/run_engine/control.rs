@@ -116,11 +116,13 @@ impl Control {
                 state: state.as_str(),
             });
         }
-        if i == Interrupt::Halt {
-            self.halted.set(true);
-        }
         self.outcome.replace(Some(i.clone()));
-        self.interrupt.replace(Some(i));
+        if i == Interrupt::Halt {
+            // Never delivered to the plan: the plan is dropped, without cleanup.
+            self.halted.set(true);
+        } else {
+            self.interrupt.replace(Some(i));
+        }
         self.notify.notify_waiters();
         Ok(())
     }

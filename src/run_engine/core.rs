@@ -107,11 +107,12 @@ impl EngineCore {
         self.state.set(EngineState::Running);
         let ctx = PlanCtx::new(super::core_handle::CoreHandle::new(self.clone()), parent);
         let result = {
+            // The halt is polled first, so a halted plan never runs another step.
             let plan_fut = std::pin::pin!(plan.run(&ctx));
             let halt = std::pin::pin!(self.control.halted());
-            match select(plan_fut, halt).await {
-                Either::Left((r, _)) => r,
-                Either::Right(((), _)) => Err(PlanError::Interrupted(Interrupt::Halt)),
+            match select(halt, plan_fut).await {
+                Either::Left(((), _)) => Err(PlanError::Interrupted(Interrupt::Halt)),
+                Either::Right((r, _)) => r,
             }
         };
         let (exit, reason, error) = match (self.control.outcome(), result) {
@@ -256,6 +257,8 @@ impl EngineCore {
     ) -> Result<Option<Result<Reply, PlanError>>, PlanError> {
         'paused: loop {
             self.control.clear_pause();
+            // Subscribers have seen every document up to the pause once it is reported.
+            self.docs.flush().await;
             self.state.set(EngineState::Paused);
             let touched = std::mem::take(&mut self.st.borrow_mut().touched);
             for dev in touched.iter().filter(|d| d.capabilities().stoppable) {

@@ -1,0 +1,341 @@
+//! Pause (deferred and immediate), resume with rewind, abort, stop and halt;
+//! the stop document on every exit path; the engine reusable afterwards.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{motor_det, run, Docs};
+use skyrun::{
+    plan_stubs as bps, plans, EngineState, ExitStatus, Interrupt, Plan, RunEngine, RunError,
+};
+use skyrun_actors::{sim::SynAxis, Device, DeviceHandle};
+
+async fn until(re: &RunEngine, state: EngineState) {
+    while re.state() != state {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// A plan that opens a run, then sleeps in steps of 20 ms with checkpoints, counting steps.
+fn stepping(steps: usize, counter: Arc<AtomicUsize>) -> Plan {
+    skyrun::preprocessors::run_wrapper(
+        Plan::new("stepping", move |ctx| async move {
+            for _ in 0..steps {
+                bps::checkpoint(&ctx).await?;
+                counter.fetch_add(1, Ordering::SeqCst);
+                bps::sleep(&ctx, 0.02).await?;
+            }
+            Ok(())
+        }),
+        Default::default(),
+    )
+}
+
+#[test]
+fn abort_while_running_keeps_the_reason_in_the_stop_document() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let n = Arc::new(AtomicUsize::new(0));
+        let re2 = re.clone();
+        let handle = actix::spawn({
+            let n = n.clone();
+            async move { re2.run(stepping(1000, n)).await }
+        });
+        while n.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        re.abort("sample fell off").await.unwrap();
+        let err = handle.await.unwrap().unwrap_err();
+        let RunError::Aborted { summary } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(summary.exit_status, ExitStatus::Abort);
+        assert_eq!(summary.reason, "sample fell off");
+        assert_eq!(
+            summary.interrupted,
+            Some(Interrupt::Abort("sample fell off".into()))
+        );
+        let stops = docs.stops();
+        assert_eq!(stops.len(), 1);
+        assert_eq!(stops[0].exit_status, ExitStatus::Abort);
+        assert_eq!(stops[0].reason, "sample fell off");
+        assert_eq!(re.state(), EngineState::Idle);
+        assert!(n.load(Ordering::SeqCst) < 1000);
+        // Reusable.
+        let (_m, det) = motor_det();
+        re.run(plans::count(vec![det], 1, 0.0)).await.unwrap();
+        assert_eq!(docs.stops()[1].exit_status, ExitStatus::Success);
+    });
+}
+
+#[test]
+fn stop_ends_with_success_and_runs_cleanup() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let n = Arc::new(AtomicUsize::new(0));
+        let cleaned = Arc::new(AtomicUsize::new(0));
+        let c = cleaned.clone();
+        let plan = skyrun::preprocessors::finalize_wrapper(
+            stepping(1000, n.clone()),
+            Plan::new("cleanup", move |ctx| async move {
+                bps::null(&ctx).await?;
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }),
+        );
+        let re2 = re.clone();
+        let handle = actix::spawn(async move { re2.run(plan).await });
+        while n.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        re.stop().await.unwrap();
+        let summary = handle.await.unwrap().unwrap();
+        assert_eq!(summary.exit_status, ExitStatus::Success);
+        assert_eq!(summary.interrupted, Some(Interrupt::Stop));
+        assert_eq!(cleaned.load(Ordering::SeqCst), 1, "finalize cleanup ran");
+        assert_eq!(docs.stops()[0].exit_status, ExitStatus::Success);
+    });
+}
+
+#[test]
+fn halt_drops_the_plan_without_cleanup_but_still_emits_stop() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let n = Arc::new(AtomicUsize::new(0));
+        let cleaned = Arc::new(AtomicUsize::new(0));
+        let c = cleaned.clone();
+        let plan = skyrun::preprocessors::finalize_wrapper(
+            stepping(1000, n.clone()),
+            Plan::new("cleanup", move |_| async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }),
+        );
+        let re2 = re.clone();
+        let handle = actix::spawn(async move { re2.run(plan).await });
+        while n.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        re.halt().await.unwrap();
+        let err = handle.await.unwrap().unwrap_err();
+        assert!(matches!(err, RunError::Aborted { .. }));
+        assert_eq!(
+            cleaned.load(Ordering::SeqCst),
+            0,
+            "halt gives no chance to clean up"
+        );
+        let stop = &docs.stops()[0];
+        assert_eq!(
+            (stop.exit_status, stop.reason.as_str()),
+            (ExitStatus::Abort, "halted")
+        );
+    });
+}
+
+#[test]
+fn deferred_pause_waits_for_a_checkpoint_and_resume_continues() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let (motor, det) = motor_det();
+        let re2 = re.clone();
+        let handle =
+            actix::spawn(
+                async move { re2.run(plans::scan(vec![det], &motor, 0.0, 1.0, 50)).await },
+            );
+        until(&re, EngineState::Running).await;
+        re.pause(true).await.unwrap();
+        until(&re, EngineState::Paused).await;
+        let events_when_paused = docs.events().len();
+        assert!(events_when_paused < 50);
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        assert_eq!(
+            docs.events().len(),
+            events_when_paused,
+            "nothing happens while paused"
+        );
+        assert_eq!(
+            re.pause(false).await.unwrap_err().to_string(),
+            "cannot pause while the RunEngine is paused"
+        );
+        re.resume().await.unwrap();
+        let summary = handle.await.unwrap().unwrap();
+        assert_eq!(summary.exit_status, ExitStatus::Success);
+        let events = docs.events();
+        assert_eq!(events.len(), 50, "a pause at a checkpoint replays nothing");
+        let seq: Vec<u64> = events.iter().map(|e| e.seq_num).collect();
+        assert_eq!(seq, (1..=50).collect::<Vec<_>>());
+    });
+}
+
+/// A motor that counts the sets it receives and takes 200 ms per move.
+struct CountingMotor {
+    inner: SynAxis,
+    sets: Arc<AtomicUsize>,
+}
+
+impl skyrun_actors::Device for CountingMotor {
+    fn name(&self) -> &str {
+        "counted"
+    }
+    fn type_name(&self) -> &'static str {
+        "CountingMotor"
+    }
+    fn readable(&mut self) -> Option<&mut dyn skyrun_actors::Readable> {
+        self.inner.readable()
+    }
+    fn movable(&mut self) -> Option<&mut dyn skyrun_actors::Movable> {
+        Some(self)
+    }
+    fn stoppable(&mut self) -> Option<&mut dyn skyrun_actors::Stoppable> {
+        self.inner.stoppable()
+    }
+}
+
+impl skyrun_actors::Movable for CountingMotor {
+    fn set(
+        &mut self,
+        value: &serde_json::Value,
+        ctx: &skyrun_actors::DeviceContext,
+    ) -> Result<skyrun_actors::Status, skyrun_actors::DeviceError> {
+        self.sets.fetch_add(1, Ordering::SeqCst);
+        self.inner.movable().unwrap().set(value, ctx)
+    }
+    fn position(&self) -> serde_json::Value {
+        self.inner.position()
+    }
+}
+
+#[test]
+fn immediate_pause_interrupts_a_wait_and_resume_rewinds_to_the_checkpoint() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let sets = Arc::new(AtomicUsize::new(0));
+        let motor = DeviceHandle::spawn(CountingMotor {
+            inner: SynAxis::new("counted").with_velocity(25.0),
+            sets: sets.clone(),
+        });
+        let m = motor.clone();
+        let plan = skyrun::preprocessors::run_wrapper(
+            Plan::new("rewind", move |ctx| async move {
+                bps::checkpoint(&ctx).await?;
+                bps::trigger_and_read(&ctx, &[m.clone()], "primary").await?;
+                bps::checkpoint(&ctx).await?;
+                bps::abs_set(&ctx, &m, 5.0, Some("g"), false).await?; // 200 ms
+                bps::wait_group(&ctx, Some("g")).await?;
+                bps::trigger_and_read(&ctx, &[m.clone()], "primary").await?;
+                Ok(())
+            }),
+            Default::default(),
+        );
+        let re2 = re.clone();
+        let handle = actix::spawn(async move { re2.run(plan).await });
+        while sets.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        re.pause(false).await.unwrap();
+        until(&re, EngineState::Paused).await;
+        assert_eq!(docs.events().len(), 1);
+        re.resume().await.unwrap();
+        handle.await.unwrap().unwrap();
+        assert_eq!(
+            sets.load(Ordering::SeqCst),
+            2,
+            "the set since the checkpoint was replayed"
+        );
+        let events = docs.events();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].seq_num, 2);
+        assert_eq!(events[1].data["counted"], serde_json::json!(5.0));
+    });
+}
+
+#[test]
+fn abort_while_paused_and_control_errors() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        assert_eq!(
+            re.resume().await.unwrap_err().to_string(),
+            "cannot resume while the RunEngine is idle"
+        );
+        assert_eq!(
+            re.abort("x").await.unwrap_err().to_string(),
+            "cannot abort while the RunEngine is idle"
+        );
+        let n = Arc::new(AtomicUsize::new(0));
+        let re2 = re.clone();
+        let handle = actix::spawn({
+            let n = n.clone();
+            async move { re2.run(stepping(1000, n)).await }
+        });
+        while n.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        re.pause(false).await.unwrap();
+        until(&re, EngineState::Paused).await;
+        re.abort("operator decided").await.unwrap();
+        let RunError::Aborted { summary } = handle.await.unwrap().unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(summary.reason, "operator decided");
+        assert_eq!(docs.stops()[0].reason, "operator decided");
+        assert_eq!(re.state(), EngineState::Idle);
+    });
+}
+
+#[test]
+fn a_plan_can_pause_itself_and_be_resumed() {
+    run(async {
+        let re = RunEngine::new();
+        let reached = Arc::new(AtomicUsize::new(0));
+        let r = reached.clone();
+        let re2 = re.clone();
+        let handle = actix::spawn(async move {
+            re2.run(Plan::new("self pause", move |ctx| async move {
+                bps::pause(&ctx, false).await?;
+                r.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }))
+            .await
+        });
+        until(&re, EngineState::Paused).await;
+        assert_eq!(reached.load(Ordering::SeqCst), 0);
+        re.resume().await.unwrap();
+        handle.await.unwrap().unwrap();
+        assert_eq!(reached.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn abort_stops_moving_devices_and_unstages() {
+    run(async {
+        let re = RunEngine::new();
+        let slow = SynAxis::new("slow").with_velocity(1.0);
+        let probe = slow.probe();
+        let slow = DeviceHandle::spawn(slow);
+        let s = slow.clone();
+        let plan = skyrun::preprocessors::stage_wrapper(
+            Plan::new("long move", move |ctx| async move {
+                bps::mv(&ctx, &[(&s, 100.0)]).await
+            }),
+            vec![slow.clone()],
+        );
+        let re2 = re.clone();
+        let handle = actix::spawn(async move { re2.run(plan).await });
+        until(&re, EngineState::Running).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        re.abort("too slow").await.unwrap();
+        assert!(handle.await.unwrap().is_err());
+        let here = probe.position();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(probe.position(), here, "the motor was stopped");
+        assert!(here < 100.0);
+    });
+}
