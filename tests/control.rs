@@ -225,11 +225,11 @@ fn immediate_pause_interrupts_a_wait_and_resume_rewinds_to_the_checkpoint() {
         let plan = skyrun::preprocessors::run_wrapper(
             Plan::new("rewind", move |ctx| async move {
                 bps::checkpoint(&ctx).await?;
-                bps::trigger_and_read(&ctx, &[m.clone()], "primary").await?;
+                bps::trigger_and_read(&ctx, std::slice::from_ref(&m), "primary").await?;
                 bps::checkpoint(&ctx).await?;
                 bps::abs_set(&ctx, &m, 5.0, Some("g"), false).await?; // 200 ms
                 bps::wait_group(&ctx, Some("g")).await?;
-                bps::trigger_and_read(&ctx, &[m.clone()], "primary").await?;
+                bps::trigger_and_read(&ctx, std::slice::from_ref(&m), "primary").await?;
                 Ok(())
             }),
             Default::default(),

@@ -47,13 +47,21 @@ impl TraceCarrier {
         self.0.is_empty()
     }
 
-    /// The span context of `cx`, injected with the global propagator.
+    /// The span context of `cx`, injected with the global propagator (W3C
+    /// tracecontext when none is installed).
     pub fn inject(cx: &Context) -> Self {
         if !cx.span().span_context().is_valid() {
             return TraceCarrier::empty();
         }
         let mut carrier = TraceCarrier::empty();
-        global::get_text_map_propagator(|p| p.inject_context(cx, &mut carrier));
+        global::get_text_map_propagator(|p| {
+            if p.fields().next().is_none() {
+                // No propagator installed: W3C tracecontext, so in-process actors still link up.
+                TraceContextPropagator::new().inject_context(cx, &mut carrier)
+            } else {
+                p.inject_context(cx, &mut carrier)
+            }
+        });
         carrier
     }
 
@@ -71,7 +79,13 @@ impl TraceCarrier {
         if self.is_empty() {
             return Context::new();
         }
-        global::get_text_map_propagator(|p| p.extract_with_context(&Context::new(), self))
+        global::get_text_map_propagator(|p| {
+            if p.fields().next().is_none() {
+                TraceContextPropagator::new().extract_with_context(&Context::new(), self)
+            } else {
+                p.extract_with_context(&Context::new(), self)
+            }
+        })
     }
 
     /// The context carried, extracted with `propagator`.
@@ -122,6 +136,7 @@ pub struct UnknownPropagator(pub String);
 ///
 /// ```
 /// use skyrun_actors::propagation::propagator_from_list;
+/// use opentelemetry::propagation::TextMapPropagator;
 /// let p = propagator_from_list("tracecontext,jaeger").unwrap();
 /// let fields: Vec<_> = p.fields().collect();
 /// assert!(fields.contains(&"traceparent") && fields.contains(&"uber-trace-id"));
