@@ -27,6 +27,8 @@ pub const STATUS_TRACER_SCOPE: &str = "ophyd.status";
 /// The actix actor hosting one device.
 pub struct DeviceActor {
     device: Box<dyn Device>,
+    name: Arc<str>,
+    repr: Arc<str>,
     tracer: SpanTracer,
     mailbox: usize,
 }
@@ -75,11 +77,12 @@ impl DeviceActor {
     fn dispatch(&mut self, req: DeviceRequest) -> Result<DeviceReply, DeviceError> {
         let op = req.op.name();
         let ctx = DeviceContext::new(
-            self.device.name(),
+            self.name.clone(),
             self.device.type_name(),
             self.tracer.clone(),
             req.trace,
-        );
+        )
+        .with_repr(self.repr.clone());
         let d = self.device.as_mut();
         macro_rules! cap {
             ($acc:ident) => {
@@ -148,9 +151,9 @@ pub struct DeviceHandle {
 }
 
 struct HandleInner {
-    name: String,
+    name: Arc<str>,
     type_name: &'static str,
-    repr: String,
+    repr: Arc<str>,
     caps: Capabilities,
     addr: Addr<DeviceActor>,
 }
@@ -161,9 +164,18 @@ impl std::fmt::Debug for DeviceHandle {
     }
 }
 
+/// Two handles are equal when they reach the same actor.
 impl PartialEq for DeviceHandle {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for DeviceHandle {}
+
+impl std::hash::Hash for DeviceHandle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.inner), state)
     }
 }
 
@@ -198,11 +210,13 @@ impl DeviceBuilder {
     /// Starts the actor. Must be called inside a running actix system.
     pub fn spawn(mut self) -> DeviceHandle {
         let caps = Capabilities::of(self.device.as_mut());
-        let name = self.device.name().to_owned();
+        let name: Arc<str> = self.device.name().into();
         let type_name = self.device.type_name();
-        let repr = self.device.repr();
+        let repr: Arc<str> = self.device.repr().into();
         let actor = DeviceActor {
             device: self.device,
+            name: name.clone(),
+            repr: repr.clone(),
             tracer: self.tracer,
             mailbox: self.mailbox,
         };
@@ -253,6 +267,11 @@ impl DeviceHandle {
         &self.inner.repr
     }
 
+    /// The device's representation, shared (cheap to put in a span attribute).
+    pub fn repr_shared(&self) -> Arc<str> {
+        self.inner.repr.clone()
+    }
+
     /// What the device supports.
     pub fn capabilities(&self) -> Capabilities {
         self.inner.caps
@@ -277,7 +296,7 @@ impl DeviceHandle {
         match self.inner.addr.send(req).await {
             Ok(reply) => reply,
             Err(MailboxError::Closed) | Err(MailboxError::Timeout) => Err(DeviceError::Gone {
-                device: self.inner.name.clone(),
+                device: self.inner.name.to_string(),
                 operation,
             }),
         }

@@ -1,9 +1,10 @@
 //! What a device sees of the request it is handling: the caller's span context
 //! (for the Status span's parent) and helpers to create and complete statuses.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::Context;
+use opentelemetry::{Context, StringValue};
 
 use crate::propagation::TraceCarrier;
 use crate::status::{spawn_after, Status, StatusBuilder};
@@ -18,8 +19,9 @@ use crate::tracer::SpanTracer;
 /// assert!(status.repr().contains("device=det"));
 /// ```
 pub struct DeviceContext {
-    name: String,
+    name: Arc<str>,
     type_name: &'static str,
+    repr: Arc<str>,
     tracer: SpanTracer,
     carrier: TraceCarrier,
 }
@@ -27,17 +29,30 @@ pub struct DeviceContext {
 impl DeviceContext {
     /// The context of a request to device `name` carrying `carrier`.
     pub fn new(
-        name: impl Into<String>,
+        name: impl Into<Arc<str>>,
         type_name: &'static str,
         tracer: SpanTracer,
         carrier: TraceCarrier,
     ) -> Self {
+        let name = name.into();
         DeviceContext {
-            name: name.into(),
+            repr: format!("{type_name}(name='{name}')").into(),
+            name,
             type_name,
             tracer,
             carrier,
         }
+    }
+
+    /// The context with the device's representation (for span attributes).
+    pub fn with_repr(mut self, repr: Arc<str>) -> Self {
+        self.repr = repr;
+        self
+    }
+
+    /// The device name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The span context the request carried (extracted with the global propagator).
@@ -54,29 +69,26 @@ impl DeviceContext {
     pub fn status(&self) -> StatusBuilder {
         let b = Status::builder()
             .status_type("DeviceStatus")
-            .device(&self.name, self.type_name);
+            .device(self.name.clone(), self.type_name);
         self.trace(b).attribute("kwargs", "{}")
     }
 
     /// A builder for a `MoveStatus` of this positioner to `target`, from `start_pos`.
-    pub fn move_status(
-        &self,
-        target: f64,
-        start_pos: f64,
-        unit: &str,
-        repr: &str,
-    ) -> StatusBuilder {
+    pub fn move_status(&self, target: f64, start_pos: f64, unit: &Arc<str>) -> StatusBuilder {
         let b = Status::builder()
             .status_type("MoveStatus")
-            .device(&self.name, self.type_name);
-        self.trace(b)
-            .attribute("kwargs", "{}")
+            .device(self.name.clone(), self.type_name);
+        let b = self.trace(b);
+        if !b.is_traced() {
+            return b;
+        }
+        b.attribute("kwargs", "{}")
             .attribute("target", target)
             .attribute("start_time", crate::reading::now())
             .attribute("start_pos", start_pos)
-            .attribute("unit", unit.to_owned())
-            .attribute("positioner_name", self.name.clone())
-            .attribute("positioner", repr.to_owned())
+            .attribute("unit", StringValue::from(unit.clone()))
+            .attribute("positioner_name", StringValue::from(self.name.clone()))
+            .attribute("positioner", StringValue::from(self.repr.clone()))
     }
 
     fn trace(&self, b: StatusBuilder) -> StatusBuilder {

@@ -109,6 +109,10 @@ impl TraceCarrier {
 
 impl Injector for TraceCarrier {
     fn set(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            // An empty header (e.g. no tracestate) carries nothing.
+            return;
+        }
         match self.0.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
             None => self.0.push((key.to_owned(), value)),

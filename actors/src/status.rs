@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::global::BoxedSpan;
 use opentelemetry::trace::{Span, Status as SpanStatus};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
 use parking_lot::Mutex;
 
 use crate::error::StatusError;
@@ -60,7 +60,7 @@ struct Inner {
     status_type: &'static str,
     settle_time: f64,
     timeout: Option<f64>,
-    label: Option<String>,
+    label: Option<Arc<str>>,
     created: Instant,
 }
 
@@ -93,7 +93,7 @@ pub struct StatusBuilder {
     status_type: &'static str,
     settle_time: f64,
     timeout: Option<f64>,
-    label: Option<String>,
+    label: Option<Arc<str>>,
     parent: Option<Context>,
     tracer: Option<SpanTracer>,
     attributes: Vec<KeyValue>,
@@ -312,12 +312,15 @@ impl StatusBuilder {
     }
 
     /// The device this status belongs to: sets `device_name`/`device_type`.
-    pub fn device(mut self, name: &str, type_name: &str) -> Self {
-        self.label = Some(name.to_owned());
+    pub fn device(mut self, name: impl Into<Arc<str>>, type_name: &'static str) -> Self {
+        let name = name.into();
+        self.attributes.push(KeyValue::new(
+            "device_name",
+            StringValue::from(name.clone()),
+        ));
         self.attributes
-            .push(KeyValue::new("device_name", name.to_owned()));
-        self.attributes
-            .push(KeyValue::new("device_type", type_name.to_owned()));
+            .push(KeyValue::new("device_type", type_name));
+        self.label = Some(name);
         self
     }
 

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use futures::future::{select, Either};
+use indexmap::IndexSet;
 use opentelemetry::trace::{Status as SpanStatus, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use skyrun_actors::{DeviceHandle, DeviceOp, SpanTracer};
@@ -27,8 +28,8 @@ use crate::telemetry::spans::{msg_attributes, span_name, traced_by_default};
 pub(crate) struct State {
     pub runs: Vec<OpenRun>,
     pub groups: Groups,
-    pub staged: Vec<DeviceHandle>,
-    pub touched: Vec<DeviceHandle>,
+    pub staged: IndexSet<DeviceHandle>,
+    pub touched: IndexSet<DeviceHandle>,
     /// Messages since the last checkpoint; `None` when not rewindable.
     pub msg_cache: Option<Vec<Msg>>,
     pub scan_id: u64,
@@ -193,17 +194,24 @@ impl EngineCore {
         if self.control.pause_requested() == Some(false) {
             self.pause_and_rewind().await?;
         }
+        // Replaying these would change nothing (null) or is not rewindable (runs, pauses).
         let cacheable = !matches!(
             msg.command,
-            Command::Checkpoint
+            Command::Null
+                | Command::Checkpoint
                 | Command::ClearCheckpoint
                 | Command::Pause
                 | Command::OpenRun
                 | Command::CloseRun
         );
         if cacheable {
-            if let Some(cache) = self.st.borrow_mut().msg_cache.as_mut() {
-                cache.push(msg.clone());
+            let mut st = self.st.borrow_mut();
+            if let Some(cache) = st.msg_cache.as_mut() {
+                if cache.len() < self.opts.max_rewind_messages {
+                    cache.push(msg.clone());
+                } else {
+                    st.msg_cache = None;
+                }
             }
         }
         let reply = loop {

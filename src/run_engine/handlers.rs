@@ -292,10 +292,7 @@ async fn set(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
         ));
     };
     track(core, msg, "set", dev, &status);
-    let mut st = core.st.borrow_mut();
-    if !st.touched.iter().any(|d| d == dev) {
-        st.touched.push(dev.clone());
-    }
+    core.st.borrow_mut().touched.insert(dev.clone());
     Ok(Reply::Status(status))
 }
 
@@ -411,18 +408,18 @@ fn pause(core: &Core, msg: &Msg) -> Result<Reply, PlanError> {
 
 async fn stage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
-    if core.st.borrow().staged.iter().any(|d| d == dev) {
+    if core.st.borrow().staged.contains(dev) {
         return Ok(Reply::None);
     }
     request(msg, dev, DeviceOp::Stage, cx).await?;
-    core.st.borrow_mut().staged.push(dev.clone());
+    core.st.borrow_mut().staged.insert(dev.clone());
     Ok(Reply::None)
 }
 
 async fn unstage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     request(msg, dev, DeviceOp::Unstage, cx).await?;
-    core.st.borrow_mut().staged.retain(|d| d != dev);
+    core.st.borrow_mut().staged.shift_remove(dev);
     Ok(Reply::None)
 }
 

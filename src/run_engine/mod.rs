@@ -70,6 +70,9 @@ pub struct RunSummary {
     pub interrupted: Option<Interrupt>,
 }
 
+/// Default of [`EngineOptions::max_rewind_messages`].
+pub const DEFAULT_MAX_REWIND_MESSAGES: usize = 100_000;
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -82,6 +85,10 @@ pub struct EngineOptions {
     pub metadata: Map<String, Value>,
     /// Documents buffered for subscribers before the engine waits for them.
     pub document_buffer: usize,
+    /// Messages kept since the last checkpoint for a rewind on resume. A plan
+    /// that sends more without a checkpoint becomes not rewindable until its
+    /// next checkpoint (as after `clear_checkpoint`), so memory stays bounded.
+    pub max_rewind_messages: usize,
 }
 
 impl Default for EngineOptions {
@@ -91,6 +98,7 @@ impl Default for EngineOptions {
             run_trace: false,
             metadata: Map::new(),
             document_buffer: DEFAULT_DOCUMENT_BUFFER,
+            max_rewind_messages: DEFAULT_MAX_REWIND_MESSAGES,
         }
     }
 }
@@ -124,6 +132,12 @@ impl RunEngineBuilder {
     /// Adds `key: value` to every start document.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.opts.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// See [`EngineOptions::max_rewind_messages`].
+    pub fn max_rewind_messages(mut self, n: usize) -> Self {
+        self.opts.max_rewind_messages = n;
         self
     }
 

@@ -46,6 +46,13 @@ fn has_group_kwarg(command: &Command) -> bool {
 /// assert_eq!(kwargs_json(&Msg::new("wait").group("A")), r#"{"group":"A"}"#);
 /// ```
 pub fn kwargs_json(msg: &Msg) -> String {
+    if msg.kwargs.is_empty() && has_group_kwarg(&msg.command) {
+        // The common case, without building a map.
+        return match &msg.group {
+            None => r#"{"group":null}"#.to_owned(),
+            Some(g) => format!(r#"{{"group":{}}}"#, Value::String(g.clone())),
+        };
+    }
     let mut m = Map::with_capacity(msg.kwargs.len() + 1);
     if has_group_kwarg(&msg.command) {
         m.insert(
@@ -87,7 +94,10 @@ pub fn msg_attributes(msg: &Msg) -> Vec<KeyValue> {
     attrs.push(KeyValue::new("msg.args", args_value(&msg.args)));
     attrs.push(KeyValue::new("msg.kwargs", kwargs_json(msg)));
     match &msg.obj {
-        Some(obj) => attrs.push(KeyValue::new("msg.obj", obj.repr().to_owned())),
+        Some(obj) => attrs.push(KeyValue::new(
+            "msg.obj",
+            StringValue::from(obj.repr_shared()),
+        )),
         None => attrs.push(KeyValue::new("msg.no_obj_given", true)),
     }
     if msg.command == Command::Wait {

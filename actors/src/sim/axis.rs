@@ -82,7 +82,7 @@ pub struct SynAxis {
     settle_time: f64,
     timeout: Option<f64>,
     limits: Option<(f64, f64)>,
-    units: String,
+    units: Arc<str>,
     staged: bool,
     moving: Option<Status>,
 }
@@ -100,7 +100,7 @@ impl SynAxis {
             settle_time: 0.0,
             timeout: None,
             limits: None,
-            units: "mm".into(),
+            units: Arc::from("mm"),
             staged: false,
             moving: None,
         }
@@ -146,7 +146,7 @@ impl SynAxis {
 
     /// Engineering units (default `mm`).
     pub fn with_units(mut self, units: impl Into<String>) -> Self {
-        self.units = units.into();
+        self.units = Arc::from(units.into());
         self
     }
 
@@ -212,7 +212,7 @@ impl Readable for SynAxis {
     fn describe(&self) -> DataKeys {
         let key = |_: ()| {
             DataKey::number(format!("SIM:{}", self.name))
-                .with_units(self.units.clone())
+                .with_units(self.units.as_ref())
                 .with_precision(3)
         };
         DataKeys::from([
@@ -254,7 +254,7 @@ impl Movable for SynAxis {
         let target = super::finite_number(&self.name, value)?;
         let start = self.probe.position();
         let status = ctx
-            .move_status(target, start, &self.units, &self.repr())
+            .move_status(target, start, &self.units)
             .settle_time(self.settle_time)
             .timeout(self.timeout)
             .build();

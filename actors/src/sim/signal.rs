@@ -50,7 +50,7 @@ impl Device for SynSignal {
         "SynSignal"
     }
     fn repr(&self) -> String {
-        format!("SynSignal(name='{}', value={})", self.name, self.value)
+        format!("SynSignal(name='{}')", self.name)
     }
     fn readable(&mut self) -> Option<&mut dyn Readable> {
         Some(self)
