@@ -118,7 +118,7 @@ fn set_nests_status_under_set_under_the_plan_span_across_actors() {
         attr(set, "msg.args"),
         Some(Value::Array(Array::I64(vec![5])))
     );
-    assert_eq!(attr(set, "msg.kwargs"), s(r#"{"group":null}"#));
+    assert_eq!(attr(set, "msg.kwargs"), s(r#"{"group": null}"#));
     assert_eq!(
         attr(set, "msg.obj"),
         s("SynAxis(prefix='', name='motor1', read_attrs=['readback', 'setpoint'], configuration_attrs=['velocity', 'acceleration'])")
@@ -186,9 +186,9 @@ fn wait_with_a_group_records_it() {
     assert_eq!(attr(wait, "no_group_given"), None);
     assert_eq!(
         attr(wait, "msg.kwargs"),
-        s(r#"{"group":"A","error_on_timeout":true,"timeout":null,"watch":[]}"#)
+        s(r#"{"group": "A", "error_on_timeout": true, "timeout": null, "watch": []}"#)
     );
-    assert_eq!(attr(set, "msg.kwargs"), s(r#"{"group":"A"}"#));
+    assert_eq!(attr(set, "msg.kwargs"), s(r#"{"group": "A"}"#));
     assert!(
         is_root(wait) && is_root(set),
         "no plan span, no run: roots, as in Bluesky"
@@ -244,11 +244,11 @@ fn complete_and_collect_are_traced_with_the_flyer_status_under_complete() {
     let spans = t.spans();
     let complete = one(&spans, "Bluesky RunEngine complete");
     let collect = one(&spans, "Bluesky RunEngine collect");
-    assert_eq!(attr(complete, "msg.kwargs"), s(r#"{"group":null}"#));
+    assert_eq!(attr(complete, "msg.kwargs"), s(r#"{"group": null}"#));
     assert_eq!(attr(complete, "msg.obj"), s("SynFlyer(name='flyer')"));
     assert_eq!(
         attr(collect, "msg.kwargs"),
-        s(r#"{"stream":false,"return_payload":true,"name":null}"#)
+        s(r#"{"stream": false, "return_payload": true, "name": null}"#)
     );
     let under_complete: Vec<_> = named(&spans, "Ophyd Status")
         .into_iter()

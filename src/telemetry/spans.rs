@@ -37,20 +37,21 @@ fn has_group_kwarg(command: &Command) -> bool {
     )
 }
 
-/// `msg.kwargs` as Bluesky records it: JSON of the keyword arguments, with
-/// `group` first for the commands that take one.
+/// `msg.kwargs` as Bluesky records it: `json.dumps` of the keyword arguments
+/// (Python's separators, so existing queries match), with `group` first for
+/// the commands that take one.
 ///
 /// ```
 /// use skyrun::{Msg, telemetry::spans::kwargs_json};
-/// assert_eq!(kwargs_json(&Msg::new("set").arg(5)), r#"{"group":null}"#);
-/// assert_eq!(kwargs_json(&Msg::new("wait").group("A")), r#"{"group":"A"}"#);
+/// assert_eq!(kwargs_json(&Msg::new("set").arg(5)), r#"{"group": null}"#);
+/// assert_eq!(kwargs_json(&Msg::new("wait").group("A").kwarg("timeout", 1.5)), r#"{"group": "A", "timeout": 1.5}"#);
 /// ```
 pub fn kwargs_json(msg: &Msg) -> String {
     if msg.kwargs.is_empty() && has_group_kwarg(&msg.command) {
         // The common case, without building a map.
         return match &msg.group {
-            None => r#"{"group":null}"#.to_owned(),
-            Some(g) => format!(r#"{{"group":{}}}"#, Value::String(g.clone())),
+            None => r#"{"group": null}"#.to_owned(),
+            Some(g) => format!(r#"{{"group": {}}}"#, Value::String(g.clone())),
         };
     }
     let mut m = Map::with_capacity(msg.kwargs.len() + 1);
@@ -63,7 +64,44 @@ pub fn kwargs_json(msg: &Msg) -> String {
     for (k, v) in &msg.kwargs {
         m.insert(k.clone(), v.clone());
     }
-    Value::Object(m).to_string()
+    python_json(&Value::Object(m))
+}
+
+/// JSON as Python's `json.dumps` writes it by default (`", "` and `": "` separators).
+///
+/// ```
+/// use skyrun::telemetry::spans::python_json;
+/// assert_eq!(python_json(&serde_json::json!({"a": [1, 2], "b": {}})), r#"{"a": [1, 2], "b": {}}"#);
+/// ```
+pub fn python_json(value: &Value) -> String {
+    use serde::Serialize;
+    let mut out = Vec::with_capacity(64);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    // Serializing a Value into memory cannot fail.
+    let _ = value.serialize(&mut ser);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
 }
 
 /// `msg.args` as an OpenTelemetry array: numbers stay numbers, anything else is JSON text.
