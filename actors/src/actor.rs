@@ -27,6 +27,7 @@ pub const STATUS_TRACER_SCOPE: &str = "ophyd.status";
 /// The actix actor hosting one device.
 pub struct DeviceActor {
     device: Box<dyn Device>,
+    factory: Option<Factory>,
     name: Arc<str>,
     repr: Arc<str>,
     tracer: SpanTracer,
@@ -38,6 +39,17 @@ impl Actor for DeviceActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox);
+    }
+}
+
+/// Rebuilds a supervised device after a panic.
+type Factory = Box<dyn Fn() -> Box<dyn Device> + Send>;
+
+impl actix::Supervised for DeviceActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        if let Some(factory) = &self.factory {
+            self.device = factory();
+        }
     }
 }
 
@@ -183,6 +195,7 @@ impl std::hash::Hash for DeviceHandle {
 #[must_use]
 pub struct DeviceBuilder {
     device: Box<dyn Device>,
+    factory: Option<Factory>,
     tracer: SpanTracer,
     mailbox: usize,
     arbiter: Option<ArbiterHandle>,
@@ -213,16 +226,20 @@ impl DeviceBuilder {
         let name: Arc<str> = self.device.name().into();
         let type_name = self.device.type_name();
         let repr: Arc<str> = self.device.repr().into();
+        let supervised = self.factory.is_some();
         let actor = DeviceActor {
             device: self.device,
+            factory: self.factory,
             name: name.clone(),
             repr: repr.clone(),
             tracer: self.tracer,
             mailbox: self.mailbox,
         };
-        let addr = match self.arbiter {
-            Some(arb) => DeviceActor::start_in_arbiter(&arb, move |_| actor),
-            None => actor.start(),
+        let addr = match (self.arbiter, supervised) {
+            (Some(arb), true) => actix::Supervisor::start_in_arbiter(&arb, move |_| actor),
+            (Some(arb), false) => DeviceActor::start_in_arbiter(&arb, move |_| actor),
+            (None, true) => actix::Supervisor::start(move |_| actor),
+            (None, false) => actor.start(),
         };
         DeviceHandle {
             inner: Arc::new(HandleInner {
@@ -237,6 +254,22 @@ impl DeviceBuilder {
 }
 
 impl DeviceHandle {
+    /// Options for a supervised device: when it panics, the actor is restarted
+    /// with a fresh device from `factory` (the failing request still fails).
+    ///
+    /// ```
+    /// use skyrun_actors::{sim::SynAxis, DeviceHandle};
+    /// # actix_rt::System::new().block_on(async {
+    /// let m = DeviceHandle::supervised(|| SynAxis::new("m")).spawn();
+    /// assert!(m.is_running());
+    /// # });
+    /// ```
+    pub fn supervised<D: Device>(factory: impl Fn() -> D + Send + 'static) -> DeviceBuilder {
+        let mut b = Self::builder(factory());
+        b.factory = Some(Box::new(move || Box::new(factory())));
+        b
+    }
+
     /// Starts `device` in its own actor on the current arbiter, with default options.
     pub fn spawn(device: impl Device) -> Self {
         Self::builder(device).spawn()
@@ -246,6 +279,7 @@ impl DeviceHandle {
     pub fn builder(device: impl Device) -> DeviceBuilder {
         DeviceBuilder {
             device: Box::new(device),
+            factory: None,
             tracer: SpanTracer::global(STATUS_TRACER_SCOPE),
             mailbox: DEFAULT_MAILBOX_CAPACITY,
             arbiter: None,

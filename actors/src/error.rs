@@ -80,6 +80,16 @@ pub enum DeviceError {
         /// The panic message.
         reason: String,
     },
+    /// The device did not answer a request within the engine's request timeout.
+    #[error("device '{device}' did not answer {operation} within {after} s")]
+    NoReply {
+        /// The device name.
+        device: String,
+        /// The requested operation.
+        operation: &'static str,
+        /// The timeout, in seconds.
+        after: f64,
+    },
     /// The device's actor is no longer running (it stopped or panicked earlier).
     #[error("device '{device}' is not running (its actor has stopped); cannot {operation}")]
     Gone {

@@ -76,15 +76,23 @@ fn device_error(msg: &Msg, dev: &DeviceHandle, e: DeviceError) -> PlanError {
     }
 }
 
-async fn request(
-    msg: &Msg,
-    dev: &DeviceHandle,
-    op: DeviceOp,
-    cx: &Context,
-) -> Result<DeviceReply, PlanError> {
-    dev.request(op, cx)
-        .await
-        .map_err(|e| device_error(msg, dev, e))
+async fn request(core: &Core, msg: &Msg, dev: &DeviceHandle, op: DeviceOp, cx: &Context) -> Result<DeviceReply, PlanError> {
+    let reply = match core.opts.request_timeout {
+        None => dev.request(op, cx).await,
+        Some(limit) => {
+            let operation = op.name();
+            tokio::time::timeout(limit, dev.request(op, cx))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DeviceError::NoReply {
+                        device: dev.name().to_owned(),
+                        operation,
+                        after: limit.as_secs_f64(),
+                    })
+                })
+        }
+    };
+    reply.map_err(|e| device_error(msg, dev, e))
 }
 
 fn run_of(core: &Core, msg: &Msg) -> Result<usize, PlanError> {
@@ -172,22 +180,22 @@ async fn describe_all(
     cx: &Context,
 ) -> Result<(), PlanError> {
     for dev in devices {
-        let DeviceReply::DataKeys(data_keys) = request(msg, &dev, DeviceOp::Describe, cx).await?
+        let DeviceReply::DataKeys(data_keys) = request(core, msg, &dev, DeviceOp::Describe, cx).await?
         else {
             return Err(illegal(
                 msg,
                 format!("{} answered describe with something else", dev.name()),
             ));
         };
-        let config = match request(msg, &dev, DeviceOp::ReadConfiguration, cx).await? {
+        let config = match request(core, msg, &dev, DeviceOp::ReadConfiguration, cx).await? {
             DeviceReply::Readings(r) => r,
             _ => Default::default(),
         };
-        let config_keys = match request(msg, &dev, DeviceOp::DescribeConfiguration, cx).await? {
+        let config_keys = match request(core, msg, &dev, DeviceOp::DescribeConfiguration, cx).await? {
             DeviceReply::DataKeys(k) => k,
             _ => Default::default(),
         };
-        let hints = match request(msg, &dev, DeviceOp::Hints, cx).await? {
+        let hints = match request(core, msg, &dev, DeviceOp::Hints, cx).await? {
             DeviceReply::Hints(h) => h,
             _ => Vec::new(),
         };
@@ -245,7 +253,7 @@ fn drop_bundle(core: &Core, msg: &Msg) -> Result<Reply, PlanError> {
 
 async fn read(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
-    let DeviceReply::Readings(readings) = request(msg, dev, DeviceOp::Read, cx).await? else {
+    let DeviceReply::Readings(readings) = request(core, msg, dev, DeviceOp::Read, cx).await? else {
         return Err(illegal(
             msg,
             format!("{} answered read with something else", dev.name()),
@@ -285,7 +293,7 @@ async fn set(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
             ))
         }
     };
-    let DeviceReply::Status(status) = request(msg, dev, DeviceOp::Set(value), cx).await? else {
+    let DeviceReply::Status(status) = request(core, msg, dev, DeviceOp::Set(value), cx).await? else {
         return Err(illegal(
             msg,
             format!("{} answered set without a status", dev.name()),
@@ -299,7 +307,7 @@ async fn set(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
 async fn status_op(core: &Core, msg: &Msg, cx: &Context, op: DeviceOp) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     let name = op.name();
-    let DeviceReply::Status(status) = request(msg, dev, op, cx).await? else {
+    let DeviceReply::Status(status) = request(core, msg, dev, op, cx).await? else {
         return Err(illegal(
             msg,
             format!("{} answered {name} without a status", dev.name()),
@@ -411,14 +419,14 @@ async fn stage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError>
     if core.st.borrow().staged.contains(dev) {
         return Ok(Reply::None);
     }
-    request(msg, dev, DeviceOp::Stage, cx).await?;
+    request(core, msg, dev, DeviceOp::Stage, cx).await?;
     core.st.borrow_mut().staged.insert(dev.clone());
     Ok(Reply::None)
 }
 
 async fn unstage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
-    request(msg, dev, DeviceOp::Unstage, cx).await?;
+    request(core, msg, dev, DeviceOp::Unstage, cx).await?;
     core.st.borrow_mut().staged.shift_remove(dev);
     Ok(Reply::None)
 }
@@ -426,7 +434,7 @@ async fn unstage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanErro
 async fn collect(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     run_of(core, msg)?;
-    let DeviceReply::CollectKeys(keys) = request(msg, dev, DeviceOp::DescribeCollect, cx).await?
+    let DeviceReply::CollectKeys(keys) = request(core, msg, dev, DeviceOp::DescribeCollect, cx).await?
     else {
         return Err(illegal(
             msg,
@@ -436,7 +444,7 @@ async fn collect(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanErro
             ),
         ));
     };
-    let DeviceReply::Collected(events) = request(msg, dev, DeviceOp::Collect, cx).await? else {
+    let DeviceReply::Collected(events) = request(core, msg, dev, DeviceOp::Collect, cx).await? else {
         return Err(illegal(
             msg,
             format!("{} answered collect with something else", dev.name()),
@@ -451,7 +459,7 @@ async fn collect(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanErro
 async fn configure(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     let DeviceReply::Configured { old, new } =
-        request(msg, dev, DeviceOp::Configure(msg.kwargs.clone()), cx).await?
+        request(core, msg, dev, DeviceOp::Configure(msg.kwargs.clone()), cx).await?
     else {
         return Err(illegal(
             msg,

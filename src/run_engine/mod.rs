@@ -70,6 +70,9 @@ pub struct RunSummary {
     pub interrupted: Option<Interrupt>,
 }
 
+/// Default of [`EngineOptions::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Default of [`EngineOptions::max_rewind_messages`].
 pub const DEFAULT_MAX_REWIND_MESSAGES: usize = 100_000;
 
@@ -89,6 +92,9 @@ pub struct EngineOptions {
     /// that sends more without a checkpoint becomes not rewindable until its
     /// next checkpoint (as after `clear_checkpoint`), so memory stays bounded.
     pub max_rewind_messages: usize,
+    /// How long a device may take to answer a request (not to complete its
+    /// Status) before the message fails; `None` waits forever.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl Default for EngineOptions {
@@ -99,6 +105,7 @@ impl Default for EngineOptions {
             metadata: Map::new(),
             document_buffer: DEFAULT_DOCUMENT_BUFFER,
             max_rewind_messages: DEFAULT_MAX_REWIND_MESSAGES,
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
         }
     }
 }
@@ -132,6 +139,12 @@ impl RunEngineBuilder {
     /// Adds `key: value` to every start document.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.opts.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// See [`EngineOptions::request_timeout`].
+    pub fn request_timeout(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.opts.request_timeout = limit;
         self
     }
 
