@@ -2,7 +2,10 @@
 //! later modules) the exporters that send spans to the console, a file or an
 //! OTLP backend.
 
+pub mod console;
+pub mod jsonl;
 pub mod spans;
 mod trace_plan;
 
+pub use console::{span_to_json, ConsoleOut};
 pub use trace_plan::trace_plan;
