@@ -276,6 +276,13 @@ impl TelemetryError {
 /// to the `RunEngine` and [`device_tracer`](Self::device_tracer) to devices,
 /// then call [`shutdown`](Self::shutdown). Dropping it shuts it down too, with
 /// the same bounded wait, but without a report.
+///
+/// Device requests carry the span context through the *global* text-map
+/// propagator, so "Ophyd Status" spans are children of the engine's spans
+/// only when one is installed: [`install_global`](Self::install_global)
+/// does it (from `OTEL_PROPAGATORS`, default `tracecontext,baggage`), or
+/// call `opentelemetry::global::set_text_map_propagator` yourself. Without
+/// one, device spans are exported as roots.
 pub struct Telemetry {
     target: TraceTarget,
     provider: Option<SdkTracerProvider>,
