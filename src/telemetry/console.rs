@@ -378,3 +378,82 @@ pub fn value_to_json(v: &Value) -> Json {
         other => json!(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{
+        Span as _, TraceContextExt as _, TraceFlags, TraceId, TraceState, Tracer as _,
+        TracerProvider as _,
+    };
+    use opentelemetry::Context;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    #[test]
+    fn error_status_events_links_and_trace_state_as_python() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let tracer = provider.tracer("t");
+        let state = TraceState::from_key_value([("vendor", "v1"), ("other", "x")]).unwrap();
+        let remote = SpanContext::new(
+            TraceId::from(7),
+            SpanId::from(9),
+            TraceFlags::SAMPLED,
+            true,
+            state,
+        );
+        let linked = SpanContext::new(
+            TraceId::from(8),
+            SpanId::from(10),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let cx = Context::new().with_remote_span_context(remote);
+        let mut span = tracer
+            .span_builder("Bluesky RunEngine wait")
+            .with_links(vec![opentelemetry::trace::Link::with_context(linked)])
+            .start_with_context(&tracer, &cx);
+        span.add_event(
+            "exception",
+            vec![KeyValue::new("exception.message", "µ-stall")],
+        );
+        span.set_status(Status::error("WaitTimeout: µ"));
+        span.end();
+        let data = &exporter.get_finished_spans().unwrap()[0];
+        let v = span_to_json(data, &Resource::builder_empty().build());
+
+        assert_eq!(v["parent_id"], "0x0000000000000009");
+        assert_eq!(
+            v["context"]["trace_id"],
+            "0x00000000000000000000000000000007"
+        );
+        assert_eq!(v["context"]["trace_state"], "['vendor=v1', 'other=x']");
+        assert_eq!(
+            v["status"],
+            json!({"status_code": "ERROR", "description": "WaitTimeout: µ"})
+        );
+        assert_eq!(v["events"][0]["name"], "exception");
+        assert_eq!(v["events"][0]["attributes"]["exception.message"], "µ-stall");
+        assert_eq!(v["events"][0]["timestamp"].as_str().unwrap().len(), 27);
+        assert_eq!(v["links"][0]["context"]["span_id"], "0x000000000000000a");
+        assert_eq!(v["links"][0]["attributes"], json!({}));
+        assert_eq!(v["resource"], json!({"attributes": {}, "schema_url": ""}));
+
+        let mut out = Vec::new();
+        write_python_json(&mut out, &v["status"]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n    \"status_code\": \"ERROR\",\n    \"description\": \"WaitTimeout: \\u00b5\"\n}"
+        );
+    }
+
+    #[test]
+    fn astral_characters_escape_as_surrogate_pairs() {
+        let mut out = Vec::new();
+        write_python_json(&mut out, &json!("a😀")).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\ud83d\\ude00\"");
+    }
+}

@@ -113,15 +113,18 @@ fn export_timeout(opts: &TelemetryOptions) -> Result<Duration, TelemetryError> {
     }
     match first_env(&TIMEOUT_VARS) {
         None => Ok(DEFAULT_EXPORT_TIMEOUT),
-        Some((var, value)) => value
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| TelemetryError::InvalidEnv {
-                var,
-                value,
-                reason: "expected a whole number of milliseconds",
-            }),
+        Some((var, value)) => parse_timeout(var, value),
+    }
+}
+
+fn parse_timeout(var: &'static str, value: String) -> Result<Duration, TelemetryError> {
+    match value.trim().parse::<u64>() {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => Err(TelemetryError::InvalidEnv {
+            var,
+            value,
+            reason: "expected a whole number of milliseconds",
+        }),
     }
 }
 
@@ -221,6 +224,21 @@ mod tests {
             "http://h:4318/custom"
         );
         assert_eq!(http_traces_url("h:4318"), "h:4318/v1/traces");
+    }
+
+    #[test]
+    fn bad_settings_are_errors_naming_the_variable_and_value() {
+        assert_eq!(
+            parse_timeout("OTEL_EXPORTER_OTLP_TIMEOUT", " 2500 ".into()).unwrap(),
+            Duration::from_millis(2500)
+        );
+        let e = parse_timeout("OTEL_EXPORTER_OTLP_TIMEOUT", "5s".into()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "OTEL_EXPORTER_OTLP_TIMEOUT='5s' is invalid: expected a whole number of milliseconds"
+        );
+        let e = OtlpProtocol::parse("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json").unwrap_err();
+        assert_eq!(e.to_string(), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL='http/json' is not supported: expected grpc or http/protobuf");
     }
 
     #[test]

@@ -478,6 +478,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handles_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Telemetry>();
+        send_sync::<TelemetryError>();
+        send_sync::<TraceTarget>();
+    }
+
+    #[test]
+    fn none_target_is_free_and_reports_nothing() {
+        let t = Telemetry::init(TraceTarget::None, TelemetryOptions::default()).unwrap();
+        assert!(!t.device_tracer().is_enabled());
+        assert_eq!(t.shutdown().unwrap(), ExportReport::default());
+    }
+
+    #[test]
     fn targets_parse_and_print_back() {
         for s in ["none", "console", "otlp", "jsonl:a b/c.jsonl"] {
             assert_eq!(s.parse::<TraceTarget>().unwrap().to_string(), s);
