@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use common::{motor_det, run, Docs};
 use serde_json::Value;
-use skyrun::{plan_stubs as bps, plans, preprocessors::run_wrapper, ExitStatus, Plan, RunEngine, RunError};
-use skyrun_actors::{sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, Movable, Status};
+use skyrun::{
+    plan_stubs as bps, plans, preprocessors::run_wrapper, ExitStatus, Plan, RunEngine, RunError,
+};
+use skyrun_actors::{
+    sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, Movable, Status,
+};
 
 /// A motor whose `set` panics when asked to go to 13.
 struct Superstitious(SynAxis);
@@ -50,7 +54,10 @@ fn failed(err: RunError) -> (String, skyrun::RunSummary) {
 fn move_to(m: &DeviceHandle, x: f64) -> Plan {
     let m = m.clone();
     run_wrapper(
-        Plan::new("move", move |ctx| async move { bps::mv(&ctx, &[(&m, x)]).await }),
+        Plan::new(
+            "move",
+            move |ctx| async move { bps::mv(&ctx, &[(&m, x)]).await },
+        ),
         Default::default(),
     )
 }
@@ -62,17 +69,29 @@ fn a_panicking_device_fails_the_run_and_the_engine_goes_on() {
         let docs = Docs::subscribe(&re);
         let m = DeviceHandle::spawn(Superstitious(SynAxis::new("m13")));
         let (msg, summary) = failed(re.run(move_to(&m, 13.0)).await.unwrap_err());
-        assert_eq!(msg, "set on m13: device 'm13' panicked during set: unlucky number");
+        assert_eq!(
+            msg,
+            "set on m13: device 'm13' panicked during set: unlucky number"
+        );
         assert_eq!(summary.exit_status, ExitStatus::Fail);
         let stop = &docs.stops()[0];
-        assert_eq!((stop.exit_status, stop.reason.as_str()), (ExitStatus::Fail, msg.as_str()));
+        assert_eq!(
+            (stop.exit_status, stop.reason.as_str()),
+            (ExitStatus::Fail, msg.as_str())
+        );
         // The actor stopped: the next request says so.
         let (msg, _) = failed(re.run(move_to(&m, 1.0)).await.unwrap_err());
-        assert_eq!(msg, "set on m13: device 'm13' is not running (its actor has stopped); cannot set");
+        assert_eq!(
+            msg,
+            "set on m13: device 'm13' is not running (its actor has stopped); cannot set"
+        );
         // Other plans run normally.
         let (_motor, det) = motor_det();
         re.run(plans::count(vec![det], 2, 0.0)).await.unwrap();
-        assert_eq!(docs.stops().last().unwrap().exit_status, ExitStatus::Success);
+        assert_eq!(
+            docs.stops().last().unwrap().exit_status,
+            ExitStatus::Success
+        );
     });
 }
 
@@ -83,7 +102,9 @@ fn a_supervised_device_is_restarted_after_a_panic() {
         let m = DeviceHandle::supervised(|| Superstitious(SynAxis::new("sup"))).spawn();
         let (msg, _) = failed(re.run(move_to(&m, 13.0)).await.unwrap_err());
         assert!(msg.contains("panicked during set: unlucky number"), "{msg}");
-        re.run(move_to(&m, 2.0)).await.expect("the restarted device moves");
+        re.run(move_to(&m, 2.0))
+            .await
+            .expect("the restarted device moves");
         assert!(m.is_running());
     });
 }
@@ -121,9 +142,14 @@ fn a_device_that_never_answers_fails_the_run_after_the_request_timeout() {
             .build();
         let docs = Docs::subscribe(&re);
         let arbiter = actix::Arbiter::new();
-        let mute = DeviceHandle::builder(Mute).arbiter(arbiter.handle()).spawn();
+        let mute = DeviceHandle::builder(Mute)
+            .arbiter(arbiter.handle())
+            .spawn();
         let (msg, _) = failed(re.run(move_to(&mute, 1.0)).await.unwrap_err());
-        assert_eq!(msg, "set on mute: device 'mute' did not answer set within 0.05 s");
+        assert_eq!(
+            msg,
+            "set on mute: device 'mute' did not answer set within 0.05 s"
+        );
         assert_eq!(docs.stops()[0].exit_status, ExitStatus::Fail);
         let (_motor, det) = motor_det();
         re.run(plans::count(vec![det], 1, 0.0)).await.unwrap();
@@ -137,7 +163,11 @@ fn a_status_that_never_completes_times_out_when_a_timeout_was_given() {
         let re = RunEngine::new();
         let docs = Docs::subscribe(&re);
         // 1 unit/s to 1000: would take 17 minutes; the status timeout is 50 ms.
-        let m = DeviceHandle::spawn(SynAxis::new("crawler").with_velocity(1.0).with_timeout(0.05));
+        let m = DeviceHandle::spawn(
+            SynAxis::new("crawler")
+                .with_velocity(1.0)
+                .with_timeout(0.05),
+        );
         let (msg, _) = failed(re.run(move_to(&m, 1000.0)).await.unwrap_err());
         assert_eq!(msg, "set on crawler failed: status timed out after 0.05 s");
         assert_eq!(docs.stops()[0].reason, msg);
@@ -156,12 +186,26 @@ fn a_panicking_subscriber_is_reported_and_dropped_not_fatal() {
         });
         let after = Docs::subscribe(&re);
         let (_m, det) = motor_det();
-        re.run(plans::count(vec![det.clone()], 3, 0.0)).await.unwrap();
-        assert_eq!(good.names(), ["start", "descriptor", "event", "event", "event", "stop"]);
-        assert_eq!(after.names(), good.names(), "later subscribers still get everything");
+        re.run(plans::count(vec![det.clone()], 3, 0.0))
+            .await
+            .unwrap();
+        assert_eq!(
+            good.names(),
+            ["start", "descriptor", "event", "event", "event", "stop"]
+        );
+        assert_eq!(
+            after.names(),
+            good.names(),
+            "later subscribers still get everything"
+        );
         let reports = re.removed_subscribers();
         assert_eq!(reports.len(), 1);
-        assert!(reports[0].contains("panicked on a 'descriptor' document and was removed: subscriber bug"), "{}", reports[0]);
+        assert!(
+            reports[0]
+                .contains("panicked on a 'descriptor' document and was removed: subscriber bug"),
+            "{}",
+            reports[0]
+        );
         re.run(plans::count(vec![det], 1, 0.0)).await.unwrap();
         assert_eq!(good.names().len(), 10);
     });
@@ -192,11 +236,16 @@ fn a_device_stopped_mid_plan_fails_the_run_with_its_name() {
     run(async {
         let re = RunEngine::new();
         let arbiter = actix::Arbiter::new();
-        let m = DeviceHandle::builder(SynAxis::new("gone")).arbiter(arbiter.handle()).spawn();
+        let m = DeviceHandle::builder(SynAxis::new("gone"))
+            .arbiter(arbiter.handle())
+            .spawn();
         re.run(move_to(&m, 1.0)).await.unwrap();
         arbiter.stop();
         arbiter.join().ok();
         let (msg, _) = failed(re.run(move_to(&m, 2.0)).await.unwrap_err());
-        assert_eq!(msg, "set on gone: device 'gone' is not running (its actor has stopped); cannot set");
+        assert_eq!(
+            msg,
+            "set on gone: device 'gone' is not running (its actor has stopped); cannot set"
+        );
     });
 }

@@ -76,7 +76,13 @@ fn device_error(msg: &Msg, dev: &DeviceHandle, e: DeviceError) -> PlanError {
     }
 }
 
-async fn request(core: &Core, msg: &Msg, dev: &DeviceHandle, op: DeviceOp, cx: &Context) -> Result<DeviceReply, PlanError> {
+async fn request(
+    core: &Core,
+    msg: &Msg,
+    dev: &DeviceHandle,
+    op: DeviceOp,
+    cx: &Context,
+) -> Result<DeviceReply, PlanError> {
     let reply = match core.opts.request_timeout {
         None => dev.request(op, cx).await,
         Some(limit) => {
@@ -180,7 +186,8 @@ async fn describe_all(
     cx: &Context,
 ) -> Result<(), PlanError> {
     for dev in devices {
-        let DeviceReply::DataKeys(data_keys) = request(core, msg, &dev, DeviceOp::Describe, cx).await?
+        let DeviceReply::DataKeys(data_keys) =
+            request(core, msg, &dev, DeviceOp::Describe, cx).await?
         else {
             return Err(illegal(
                 msg,
@@ -191,10 +198,11 @@ async fn describe_all(
             DeviceReply::Readings(r) => r,
             _ => Default::default(),
         };
-        let config_keys = match request(core, msg, &dev, DeviceOp::DescribeConfiguration, cx).await? {
-            DeviceReply::DataKeys(k) => k,
-            _ => Default::default(),
-        };
+        let config_keys =
+            match request(core, msg, &dev, DeviceOp::DescribeConfiguration, cx).await? {
+                DeviceReply::DataKeys(k) => k,
+                _ => Default::default(),
+            };
         let hints = match request(core, msg, &dev, DeviceOp::Hints, cx).await? {
             DeviceReply::Hints(h) => h,
             _ => Vec::new(),
@@ -293,7 +301,8 @@ async fn set(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
             ))
         }
     };
-    let DeviceReply::Status(status) = request(core, msg, dev, DeviceOp::Set(value), cx).await? else {
+    let DeviceReply::Status(status) = request(core, msg, dev, DeviceOp::Set(value), cx).await?
+    else {
         return Err(illegal(
             msg,
             format!("{} answered set without a status", dev.name()),
@@ -434,7 +443,8 @@ async fn unstage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanErro
 async fn collect(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     run_of(core, msg)?;
-    let DeviceReply::CollectKeys(keys) = request(core, msg, dev, DeviceOp::DescribeCollect, cx).await?
+    let DeviceReply::CollectKeys(keys) =
+        request(core, msg, dev, DeviceOp::DescribeCollect, cx).await?
     else {
         return Err(illegal(
             msg,
@@ -444,7 +454,8 @@ async fn collect(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanErro
             ),
         ));
     };
-    let DeviceReply::Collected(events) = request(core, msg, dev, DeviceOp::Collect, cx).await? else {
+    let DeviceReply::Collected(events) = request(core, msg, dev, DeviceOp::Collect, cx).await?
+    else {
         return Err(illegal(
             msg,
             format!("{} answered collect with something else", dev.name()),

@@ -2,8 +2,9 @@
 //! processor drops spans silently when its queue is full, and only logs
 //! failed exports.
 //!
-//! [`EndedCounter`] is a span processor that counts ended (sampled) spans;
-//! register it before the exporting processor. [`CountingExporter`] wraps
+//! [`EndedCounter`] wraps the exporting span processor and counts ended
+//! (sampled) spans on their way in (one processor, so the SDK does not clone
+//! every span for a second one). [`CountingExporter`] wraps
 //! the exporter and counts the spans it delivered and the export calls that
 //! failed. At shutdown, `ended - exported` is what never reached the backend.
 //!
@@ -14,11 +15,10 @@
 //!
 //! let counters = Counters::default();
 //! let provider = SdkTracerProvider::builder()
-//!     .with_span_processor(EndedCounter::new(&counters))
-//!     .with_span_processor(SimpleSpanProcessor::new(CountingExporter::new(
-//!         InMemorySpanExporter::default(),
+//!     .with_span_processor(EndedCounter::new(
+//!         SimpleSpanProcessor::new(CountingExporter::new(InMemorySpanExporter::default(), &counters)),
 //!         &counters,
-//!     )))
+//!     ))
 //!     .build();
 //! provider.tracer("t").start("a").end();
 //! provider.shutdown().unwrap();
@@ -70,32 +70,45 @@ impl Counters {
     }
 }
 
-/// A [`SpanProcessor`] that only counts ended, sampled spans.
-#[derive(Debug, Clone)]
-pub struct EndedCounter(Counters);
+/// A [`SpanProcessor`] that counts ended, sampled spans, then hands them to `P`.
+#[derive(Debug)]
+pub struct EndedCounter<P> {
+    inner: P,
+    counters: Counters,
+}
 
-impl EndedCounter {
-    /// Counts into `counters`.
-    pub fn new(counters: &Counters) -> Self {
-        EndedCounter(counters.clone())
+impl<P> EndedCounter<P> {
+    /// Counts into `counters` in front of `inner`.
+    pub fn new(inner: P, counters: &Counters) -> Self {
+        EndedCounter {
+            inner,
+            counters: counters.clone(),
+        }
     }
 }
 
-impl SpanProcessor for EndedCounter {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+impl<P: SpanProcessor> SpanProcessor for EndedCounter<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx)
+    }
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.0 .0.ended.fetch_add(1, Ordering::AcqRel);
+            self.counters.0.ended.fetch_add(1, Ordering::AcqRel);
         }
+        self.inner.on_end(span)
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
+        self.inner.force_flush()
     }
 
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
     }
 }
 

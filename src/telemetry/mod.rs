@@ -1,6 +1,15 @@
-//! Tracing: the engine's Bluesky-compatible spans, `trace_plan`, and (in
-//! later modules) the exporters that send spans to the console, a file or an
-//! OTLP backend.
+//! Tracing: the engine's Bluesky-compatible spans ([`spans`]), [`trace_plan`],
+//! and the export pipeline ([`Telemetry`]) that sends spans to the console
+//! (in the shape of OpenTelemetry Python's `ConsoleSpanExporter`), a
+//! JSON-lines file, or any OTLP backend over gRPC or HTTP, configured with
+//! the standard `OTEL_*` variables, counting what it exports and drops.
+//!
+//! ```
+//! use skyrun::telemetry::{Telemetry, TelemetryOptions, TraceTarget};
+//! let t = Telemetry::init(TraceTarget::None, TelemetryOptions::default()).unwrap();
+//! assert!(!t.engine_tracer().is_enabled());
+//! assert_eq!(t.shutdown().unwrap().spans_dropped, 0);
+//! ```
 
 pub mod console;
 pub mod counting;

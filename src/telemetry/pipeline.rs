@@ -325,21 +325,22 @@ impl Telemetry {
             .clone()
             .or_else(|| env_var("OTEL_SERVICE_NAME"))
             .unwrap_or_else(|| "skyrun".to_owned());
-        let builder = SdkTracerProvider::builder()
-            .with_resource(
-                Resource::builder()
-                    .with_service_name(service_name)
-                    .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-                    .build(),
-            )
-            .with_span_processor(EndedCounter::new(&counters));
+        let builder = SdkTracerProvider::builder().with_resource(
+            Resource::builder()
+                .with_service_name(service_name)
+                .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+                .build(),
+        );
         let queue = opts.max_queue_size;
         let provider = match target {
             TraceTarget::None => return Ok(telemetry),
             TraceTarget::Console => {
                 let exporter =
                     CountingExporter::new(ConsoleExporter::new(opts.console_out), &counters);
-                builder.with_span_processor(SimpleSpanProcessor::new(exporter))
+                builder.with_span_processor(EndedCounter::new(
+                    SimpleSpanProcessor::new(exporter),
+                    &counters,
+                ))
             }
             TraceTarget::Jsonl(path) => {
                 let exporter = JsonLinesExporter::create(&path)?;
@@ -462,15 +463,19 @@ impl Drop for Telemetry {
     }
 }
 
-fn batch_processor<E: SpanExporter + 'static>(
+/// A batch processor exporting through `exporter`, counting what ends and what is exported.
+pub(crate) fn batch_processor<E: SpanExporter + 'static>(
     exporter: E,
     counters: &Counters,
     max_queue_size: usize,
-) -> BatchSpanProcessor {
+) -> EndedCounter<BatchSpanProcessor> {
     let config = BatchConfigBuilder::default()
         .with_max_queue_size(max_queue_size.max(1))
         .build();
-    BatchSpanProcessor::new(CountingExporter::new(exporter, counters), config)
+    EndedCounter::new(
+        BatchSpanProcessor::new(CountingExporter::new(exporter, counters), config),
+        counters,
+    )
 }
 
 #[cfg(test)]
