@@ -1,1 +1,83 @@
-fn main() {}
+//! Criterion benchmarks: the `skyrun bench` scenarios (null, set, count, many,
+//! traced and not) and the hot pieces on their path (Status completion, span
+//! context inject/extract). `cargo bench` runs them all; BENCHMARKS.md has
+//! the figures.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use skyrun::bench::{run_case, Case, Scenario};
+use skyrun_actors::{Status, TraceCarrier};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn scenarios(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine");
+    g.measurement_time(Duration::from_secs(3)).sample_size(10);
+    for (scenario, devices) in [
+        (Scenario::Null, 1),
+        (Scenario::Set, 1),
+        (Scenario::Count, 1),
+        (Scenario::Many, 1000),
+        (Scenario::LimitActixRoundtrip, 1),
+    ] {
+        for trace in [false, true] {
+            if trace && scenario == Scenario::LimitActixRoundtrip {
+                continue;
+            }
+            g.throughput(Throughput::Elements(1));
+            let id = BenchmarkId::new(
+                scenario.name(),
+                if trace { "trace-on" } else { "trace-off" },
+            );
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let messages = iters.max(devices as u64);
+                    let r = run_case(&Case {
+                        scenario,
+                        trace,
+                        devices,
+                        messages,
+                    });
+                    // Report per message, for the iterations criterion asked for.
+                    Duration::from_secs_f64(r.seconds * iters as f64 / messages as f64)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn hot_pieces(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hot");
+    g.bench_function("status_complete_untraced", |b| {
+        b.iter(|| {
+            let s = Status::builder().build();
+            s.set_finished();
+            s.result()
+        })
+    });
+    let prop = TraceContextPropagator::new();
+    let cx = Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(0x0123_4567_89ab_cdef_u128),
+        SpanId::from(0x42),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    ));
+    g.bench_function("context_inject", |b| {
+        b.iter(|| TraceCarrier::inject_with(&prop, &cx))
+    });
+    let carrier = TraceCarrier::inject_with(&prop, &cx);
+    g.bench_function("context_extract", |b| {
+        b.iter(|| carrier.extract_with(&prop))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, scenarios, hot_pieces);
+criterion_main!(benches);

@@ -15,6 +15,7 @@ use crate::context::DeviceContext;
 use crate::device::{Capabilities, Device};
 use crate::error::DeviceError;
 use crate::propagation::TraceCarrier;
+use crate::repr::Repr;
 use crate::request::{DeviceOp, DeviceReply, DeviceRequest};
 use crate::tracer::SpanTracer;
 
@@ -28,8 +29,7 @@ pub const STATUS_TRACER_SCOPE: &str = "ophyd.status";
 pub struct DeviceActor {
     device: Box<dyn Device>,
     factory: Option<Factory>,
-    name: Arc<str>,
-    repr: Arc<str>,
+    repr: Arc<Repr>,
     tracer: SpanTracer,
     mailbox: usize,
 }
@@ -88,13 +88,12 @@ impl DeviceActor {
 
     fn dispatch(&mut self, req: DeviceRequest) -> Result<DeviceReply, DeviceError> {
         let op = req.op.name();
-        let ctx = DeviceContext::new(
-            self.name.clone(),
+        let ctx = DeviceContext::for_device(
+            self.repr.clone(),
             self.device.type_name(),
             self.tracer.clone(),
             req.trace,
-        )
-        .with_repr(self.repr.clone());
+        );
         let d = self.device.as_mut();
         macro_rules! cap {
             ($acc:ident) => {
@@ -163,16 +162,15 @@ pub struct DeviceHandle {
 }
 
 struct HandleInner {
-    name: Arc<str>,
     type_name: &'static str,
-    repr: Arc<str>,
+    repr: Arc<Repr>,
     caps: Capabilities,
     addr: Addr<DeviceActor>,
 }
 
 impl std::fmt::Debug for DeviceHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.inner.repr)
+        f.write_str(self.inner.repr.get())
     }
 }
 
@@ -223,14 +221,12 @@ impl DeviceBuilder {
     /// Starts the actor. Must be called inside a running actix system.
     pub fn spawn(mut self) -> DeviceHandle {
         let caps = Capabilities::of(self.device.as_mut());
-        let name: Arc<str> = self.device.name().into();
         let type_name = self.device.type_name();
-        let repr: Arc<str> = self.device.repr().into();
+        let repr = Repr::new(self.device.name().into(), &self.device.repr());
         let supervised = self.factory.is_some();
         let actor = DeviceActor {
             device: self.device,
             factory: self.factory,
-            name: name.clone(),
             repr: repr.clone(),
             tracer: self.tracer,
             mailbox: self.mailbox,
@@ -243,7 +239,6 @@ impl DeviceBuilder {
         };
         DeviceHandle {
             inner: Arc::new(HandleInner {
-                name,
                 type_name,
                 repr,
                 caps,
@@ -288,7 +283,7 @@ impl DeviceHandle {
 
     /// The device name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.inner.repr.name()
     }
 
     /// The device type name.
@@ -298,12 +293,12 @@ impl DeviceHandle {
 
     /// The device's representation (span attribute `msg.obj`).
     pub fn repr(&self) -> &str {
-        &self.inner.repr
+        self.inner.repr.get()
     }
 
     /// The device's representation, shared (cheap to put in a span attribute).
     pub fn repr_shared(&self) -> Arc<str> {
-        self.inner.repr.clone()
+        self.inner.repr.get().clone()
     }
 
     /// What the device supports.
@@ -330,7 +325,7 @@ impl DeviceHandle {
         match self.inner.addr.send(req).await {
             Ok(reply) => reply,
             Err(MailboxError::Closed) | Err(MailboxError::Timeout) => Err(DeviceError::Gone {
-                device: self.inner.name.to_string(),
+                device: self.inner.repr.name().to_string(),
                 operation,
             }),
         }

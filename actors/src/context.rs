@@ -7,6 +7,7 @@ use std::time::Duration;
 use opentelemetry::{Context, StringValue};
 
 use crate::propagation::TraceCarrier;
+use crate::repr::Repr;
 use crate::status::{spawn_after, Status, StatusBuilder};
 use crate::tracer::SpanTracer;
 
@@ -19,9 +20,8 @@ use crate::tracer::SpanTracer;
 /// assert!(status.repr().contains("device=det"));
 /// ```
 pub struct DeviceContext {
-    name: Arc<str>,
+    repr: Arc<Repr>,
     type_name: &'static str,
-    repr: Arc<str>,
     tracer: SpanTracer,
     carrier: TraceCarrier,
 }
@@ -35,24 +35,27 @@ impl DeviceContext {
         carrier: TraceCarrier,
     ) -> Self {
         let name = name.into();
+        let repr = Repr::new(name.clone(), &format!("{type_name}(name='{name}')"));
+        Self::for_device(repr, type_name, tracer, carrier)
+    }
+
+    pub(crate) fn for_device(
+        repr: Arc<Repr>,
+        type_name: &'static str,
+        tracer: SpanTracer,
+        carrier: TraceCarrier,
+    ) -> Self {
         DeviceContext {
-            repr: format!("{type_name}(name='{name}')").into(),
-            name,
+            repr,
             type_name,
             tracer,
             carrier,
         }
     }
 
-    /// The context with the device's representation (for span attributes).
-    pub fn with_repr(mut self, repr: Arc<str>) -> Self {
-        self.repr = repr;
-        self
-    }
-
     /// The device name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.repr.name()
     }
 
     /// The span context the request carried (extracted with the global propagator).
@@ -69,7 +72,7 @@ impl DeviceContext {
     pub fn status(&self) -> StatusBuilder {
         let b = Status::builder()
             .status_type("DeviceStatus")
-            .device(self.name.clone(), self.type_name);
+            .device(self.repr.name().clone(), self.type_name);
         self.trace(b).attribute("kwargs", "{}")
     }
 
@@ -77,7 +80,7 @@ impl DeviceContext {
     pub fn move_status(&self, target: f64, start_pos: f64, unit: &Arc<str>) -> StatusBuilder {
         let b = Status::builder()
             .status_type("MoveStatus")
-            .device(self.name.clone(), self.type_name);
+            .device(self.repr.name().clone(), self.type_name);
         let b = self.trace(b);
         if !b.is_traced() {
             return b;
@@ -87,8 +90,11 @@ impl DeviceContext {
             .attribute("start_time", crate::reading::now())
             .attribute("start_pos", start_pos)
             .attribute("unit", StringValue::from(unit.clone()))
-            .attribute("positioner_name", StringValue::from(self.name.clone()))
-            .attribute("positioner", StringValue::from(self.repr.clone()))
+            .attribute(
+                "positioner_name",
+                StringValue::from(self.repr.name().clone()),
+            )
+            .attribute("positioner", StringValue::from(self.repr.get().clone()))
     }
 
     fn trace(&self, b: StatusBuilder) -> StatusBuilder {

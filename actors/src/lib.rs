@@ -37,6 +37,7 @@ mod device;
 mod error;
 pub mod propagation;
 mod reading;
+mod repr;
 mod request;
 pub mod sim;
 mod status;

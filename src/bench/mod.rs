@@ -40,6 +40,8 @@ pub enum Scenario {
     Count,
     /// One group set + wait across `devices` motors; `messages` counts the sets.
     Many,
+    /// `devices` idle motor actors, each asked its position once: memory.
+    Idle,
     /// Request/response round trips to one bare actix actor.
     LimitActixRoundtrip,
     /// Messages through one crossbeam channel, thread to thread.
@@ -56,6 +58,7 @@ impl Scenario {
             Scenario::Set => "set",
             Scenario::Count => "count",
             Scenario::Many => "many",
+            Scenario::Idle => "idle",
             Scenario::LimitActixRoundtrip => "limit-actix-roundtrip",
             Scenario::LimitCrossbeam => "limit-crossbeam",
             Scenario::LimitActixActors => "limit-actix-actors",
@@ -63,11 +66,12 @@ impl Scenario {
     }
 
     /// Every scenario.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Null,
         Scenario::Set,
         Scenario::Count,
         Scenario::Many,
+        Scenario::Idle,
         Scenario::LimitActixRoundtrip,
         Scenario::LimitCrossbeam,
         Scenario::LimitActixActors,
@@ -230,6 +234,23 @@ async fn engine_case(case: &Case, engine_tracer: SpanTracer, device_tracer: Span
                 }),
             )
             .await
+        }
+        Scenario::Idle => {
+            let t0 = Instant::now();
+            let motors: Vec<DeviceHandle> = (0..case.devices)
+                .map(|i| {
+                    DeviceHandle::builder(SynAxis::new(format!("m{i}")))
+                        .tracer(device_tracer.clone())
+                        .spawn()
+                })
+                .collect();
+            let cx = opentelemetry::Context::new();
+            for m in &motors {
+                m.request(skyrun_actors::DeviceOp::Position, &cx)
+                    .await
+                    .expect("device answers");
+            }
+            t0.elapsed().as_secs_f64()
         }
         _ => unreachable!("limits are measured elsewhere"),
     }

@@ -425,7 +425,8 @@ fn pause(core: &Core, msg: &Msg) -> Result<Reply, PlanError> {
 
 async fn stage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
-    if core.st.borrow().staged.contains(dev) {
+    // Devices that have nothing to stage are skipped, as ophyd devices without stage() are.
+    if !dev.capabilities().stageable || core.st.borrow().staged.contains(dev) {
         return Ok(Reply::None);
     }
     request(core, msg, dev, DeviceOp::Stage, cx).await?;
@@ -435,6 +436,9 @@ async fn stage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError>
 
 async fn unstage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
+    if !dev.capabilities().stageable {
+        return Ok(Reply::None);
+    }
     request(core, msg, dev, DeviceOp::Unstage, cx).await?;
     core.st.borrow_mut().staged.shift_remove(dev);
     Ok(Reply::None)

@@ -12,6 +12,9 @@ use crate::error::{DeviceError, StatusError};
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
 use crate::status::{record_move_finish, Status};
 
+/// The default units, shared by every motor.
+static MM: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("mm"));
+
 /// Where a motor is, readable from other actors (a detector bound to it).
 ///
 /// The position is interpolated along the current move, so it is exact at any
@@ -100,7 +103,7 @@ impl SynAxis {
             settle_time: 0.0,
             timeout: None,
             limits: None,
-            units: Arc::from("mm"),
+            units: MM.clone(),
             staged: false,
             moving: None,
         }
