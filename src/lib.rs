@@ -50,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod documents;
 mod error;
 pub mod msg;
