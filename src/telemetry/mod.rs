@@ -2,6 +2,7 @@
 //! later modules) the exporters that send spans to the console, a file or an
 //! OTLP backend.
 
+pub mod profile;
 pub mod spans;
 mod trace_plan;
 
