@@ -226,6 +226,10 @@ pub enum Need {
     Triggerable,
     /// Fly: a flyer.
     Flyer,
+    /// Be read and staged (a detector of a standard plan): motor or detector.
+    PlanDetector,
+    /// Be set and staged (the motor of a standard plan): motor.
+    PlanMotor,
 }
 
 impl Need {
@@ -235,6 +239,8 @@ impl Need {
             Need::Movable => kind.movable(),
             Need::Triggerable => kind.triggerable(),
             Need::Flyer => kind == DeviceKind::Flyer,
+            Need::PlanDetector => matches!(kind, DeviceKind::Motor | DeviceKind::Detector),
+            Need::PlanMotor => kind == DeviceKind::Motor,
         }
     }
 
@@ -244,6 +250,10 @@ impl Need {
             Need::Movable => "movable (a motor or signal)",
             Need::Triggerable => "triggerable (a detector or signal)",
             Need::Flyer => "a flyer",
+            Need::PlanDetector => {
+                "a motor or detector (standard plans stage their devices, and signals cannot be staged; read signals with a trigger_and_read step)"
+            }
+            Need::PlanMotor => "a motor (standard plans stage their devices, and signals cannot be staged; set signals with an abs_set step)",
         }
     }
 }

@@ -256,6 +256,11 @@ impl PlanFile {
         })
     }
 
+    /// Where the plan file's `devices` key is, if it has one.
+    pub fn devices_location(&self) -> Option<&Location> {
+        self.devices.as_ref().map(|(_, loc)| loc)
+    }
+
     /// Checks every device name against `set` and describes what would run.
     pub fn check(&self, set: &DeviceSet) -> Result<PlanSummary, ConfigError> {
         let mut s = PlanSummary {
@@ -270,8 +275,8 @@ impl PlanFile {
         let mut note = |d: &DeviceRef, set: &DeviceSet| -> Result<(), ConfigError> {
             d.check(set)?;
             let list = match d.need {
-                Need::Readable | Need::Triggerable => &mut s.detectors,
-                Need::Movable => &mut s.motors,
+                Need::Readable | Need::Triggerable | Need::PlanDetector => &mut s.detectors,
+                Need::Movable | Need::PlanMotor => &mut s.motors,
                 Need::Flyer => &mut s.flyers,
             };
             if !list.contains(&d.name) {

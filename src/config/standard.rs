@@ -112,7 +112,7 @@ impl StandardPlan {
             a.devices(
                 &r.detectors,
                 "detectors",
-                Need::Readable,
+                Need::PlanDetector,
                 "a detector",
                 false,
             )
@@ -124,7 +124,7 @@ impl StandardPlan {
                     detectors: a.devices(
                         &r.detectors,
                         "detectors",
-                        Need::Readable,
+                        Need::PlanDetector,
                         "a detector",
                         true,
                     )?,
@@ -136,7 +136,7 @@ impl StandardPlan {
                 a.only(&["detectors", "motor", "start", "stop", "num"])?;
                 StandardPlan::Scan {
                     detectors: det(a)?,
-                    motor: a.req_device(&r.motor, "motor", Need::Movable, "the motor")?,
+                    motor: a.req_device(&r.motor, "motor", Need::PlanMotor, "the motor")?,
                     start: a.f64(&r.start, "start")?,
                     stop: a.f64(&r.stop, "stop")?,
                     num: a.points(a.req(&r.num, "num")?, "num")?,
@@ -158,7 +158,7 @@ impl StandardPlan {
                 }
                 StandardPlan::ListScan {
                     detectors: det(a)?,
-                    motor: a.req_device(&r.motor, "motor", Need::Movable, "the motor")?,
+                    motor: a.req_device(&r.motor, "motor", Need::PlanMotor, "the motor")?,
                     positions: ps
                         .get_ref()
                         .iter()
@@ -189,7 +189,7 @@ impl StandardPlan {
                     };
                     let x = ax.get_ref();
                     let axis = Axis {
-                        motor: sub.req_device(&x.motor, "motor", Need::Movable, "the motor")?,
+                        motor: sub.req_device(&x.motor, "motor", Need::PlanMotor, "the motor")?,
                         start: sub.f64(&x.start, "start")?,
                         stop: sub.f64(&x.stop, "stop")?,
                         num: sub.points(sub.req(&x.num, "num")?, "num")?,
