@@ -255,3 +255,35 @@ fn plans_run_on_spawned_devices() {
         assert_eq!(xs, [0.0, 1.0, 2.0]);
     });
 }
+
+/// Truncated and corrupted versions of the shipped examples are refused with
+/// an error, never a panic.
+#[test]
+fn mangled_files_never_panic() {
+    let beamline = include_str!("../../examples/beamline.toml");
+    let plans = [
+        include_str!("../../examples/scan.toml"),
+        include_str!("../../examples/grid_scan.toml"),
+        include_str!("../../examples/steps.toml"),
+    ];
+    let set = DeviceSet::parse(beamline, "beamline.toml").unwrap();
+    let mangle = |text: &str, f: &mut dyn FnMut(&str)| {
+        for (i, ch) in text.char_indices() {
+            f(&text[..i]);
+            let rest = &text[i + ch.len_utf8()..];
+            for c in ["-", "x", "\"", "[", "=", "nan", "1e400"] {
+                f(&format!("{}{c}{rest}", &text[..i]));
+            }
+        }
+    };
+    mangle(beamline, &mut |t| {
+        let _ = DeviceSet::parse(t, "b.toml").map(|s| s.len());
+    });
+    for plan in plans {
+        mangle(plan, &mut |t| {
+            if let Ok(p) = PlanFile::parse(t, "p.toml") {
+                let _ = p.check(&set);
+            }
+        });
+    }
+}
