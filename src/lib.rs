@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod config;
 pub mod documents;
 mod error;
 pub mod msg;

@@ -16,6 +16,7 @@ pub mod counting;
 pub mod jsonl;
 pub mod otlp;
 pub mod pipeline;
+pub mod profile;
 pub mod spans;
 mod trace_plan;
 

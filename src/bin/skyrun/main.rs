@@ -1,0 +1,126 @@
+//! `skyrun`: run plan files against simulated beamlines, watch them live, see
+//! where the time went.
+//!
+//! ```text
+//! skyrun run PLAN.toml [--devices DEVICES.toml] [--documents FILE.jsonl]
+//!            [--trace none|console|jsonl:FILE|otlp] [--run-trace] [--trace-all]
+//!            [--profile] [--quiet]
+//! skyrun check PLAN.toml [--devices DEVICES.toml]
+//! ```
+//!
+//! The device file is `--devices`, or else the one the plan file names with
+//! `devices = "beamline.toml"` (relative to the plan file). The file formats
+//! are described in `skyrun::config`.
+//!
+//! Output: `run` prints a live table of events and a progress bar while the
+//! plan runs (only when its output stream is a terminal, and not with
+//! `--quiet`), then a status line (`success: ...` / `fail: reason`) and, with
+//! `--profile`, a table of span durations. All of this goes to stdout, except
+//! with `--trace console`, where stdout carries the spans and this goes to
+//! stderr instead.
+//!
+//! Exit status: 0 when the plan succeeds, 1 when it fails or aborts (or
+//! output cannot be written), 2 for usage and plan/device file errors.
+
+mod check;
+mod live;
+mod load;
+mod output;
+mod run;
+mod tracing;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::tracing::TraceArg;
+
+/// Run Bluesky-style plans on simulated devices, with OpenTelemetry tracing.
+#[derive(Debug, Parser)]
+#[command(name = "skyrun", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a plan file against a device file.
+    Run(RunArgs),
+    /// Check a plan file and its device file, and print what would run, without running it.
+    Check(CheckArgs),
+}
+
+/// Arguments of `skyrun run`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// The device file (TOML); default: the `devices` key of the plan file.
+    #[arg(long, short = 'd', value_name = "DEVICES.toml")]
+    devices: Option<PathBuf>,
+    /// Write every document as one JSON line `["name", {...}]`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    documents: Option<PathBuf>,
+    /// Where spans go: none, console, jsonl:FILE or otlp
+    /// [default: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none].
+    #[arg(long, value_name = "TARGET")]
+    trace: Option<TraceArg>,
+    /// One trace per run: the run span is the parent of all the run's spans.
+    #[arg(long)]
+    run_trace: bool,
+    /// Record a span for every message, not only set/wait/complete/collect.
+    #[arg(long)]
+    trace_all: bool,
+    /// At the end, print where the time went, per span name.
+    #[arg(long)]
+    profile: bool,
+    /// No live table, progress bar or status line.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// Arguments of `skyrun check`.
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The plan file (TOML).
+    plan: PathBuf,
+    /// The device file (TOML); default: the `devices` key of the plan file.
+    #[arg(long, short = 'd', value_name = "DEVICES.toml")]
+    devices: Option<PathBuf>,
+}
+
+/// Why skyrun stops with an error: the exit status and the message.
+#[derive(Debug)]
+enum Failure {
+    /// Bad usage or an invalid plan/device file: exit 2.
+    Usage(anyhow::Error),
+    /// Something went wrong while running: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<skyrun::config::ConfigError> for Failure {
+    fn from(e: skyrun::config::ConfigError) -> Self {
+        Failure::Usage(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Check(args) => check::check(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! Plan stubs listed in a plan file (`[[steps]]`), run in order.
+//!
+//! | stub | arguments |
+//! |---|---|
+//! | `null`, `checkpoint` | none |
+//! | `sleep` | `seconds` |
+//! | `wait` | `group` (default: the ungrouped statuses), `timeout` (s) |
+//! | `open_run` | `md = { .. }` (merged over `[metadata]`) |
+//! | `close_run` | `exit_status` (`success`, `fail`, `abort`), `reason` |
+//! | `mv`, `mvr` | `motor` and `position`, or `motors = [..]` and `positions = [..]` (moved together) |
+//! | `abs_set` | `device`, `value`, `group`, `wait` (default true) |
+//! | `trigger` | `device`, `group`, `wait` (default true) |
+//! | `trigger_and_read` | `detectors`, `stream` (default `primary`) |
+//! | `kickoff`, `complete` | `flyer`, `group`, `wait` (default true) |
+//! | `collect` | `flyer` |
+//! | `count`, `scan`, `rel_scan`, `list_scan`, `grid_scan`, `fly` | the plan's arguments; the plan opens its own run |
+//!
+//! Runs must nest properly: `trigger_and_read` and `collect` need an open
+//! run, a standard plan or `open_run` needs none, and every `open_run` needs a
+//! later `close_run`. This is checked when the file is parsed.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+mod run;
+
+pub(crate) use run::build;
+
+use super::args::{Args, DeviceRef, Need, RawCall};
+use super::devices::{DeviceKind, DeviceSet};
+use super::error::{ConfigError, ErrorKind, Location, Src};
+use super::standard::{StandardPlan, STANDARD_PLANS};
+use super::{metadata, toml_to_json};
+
+/// The plan stubs a `[[steps]]` entry may name (besides the standard plans).
+pub const STUBS: &[&str] = &[
+    "null",
+    "checkpoint",
+    "sleep",
+    "wait",
+    "open_run",
+    "close_run",
+    "mv",
+    "mvr",
+    "abs_set",
+    "trigger",
+    "trigger_and_read",
+    "kickoff",
+    "complete",
+    "collect",
+];
+
+/// One step of a plan file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// `null`: a message that does nothing.
+    Null,
+    /// `checkpoint`: where a paused plan resumes.
+    Checkpoint,
+    /// `sleep`.
+    Sleep {
+        /// Seconds.
+        seconds: f64,
+    },
+    /// `wait` for a group of statuses.
+    Wait {
+        /// The group (`None`: the ungrouped statuses).
+        group: Option<String>,
+        /// Seconds before failing.
+        timeout: Option<f64>,
+    },
+    /// `open_run`.
+    OpenRun {
+        /// The step's own metadata (over the file's `[metadata]`).
+        md: Map<String, Value>,
+    },
+    /// `close_run`.
+    CloseRun {
+        /// `success`, `fail` or `abort`.
+        exit_status: Option<String>,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// `mv` or, with `relative`, `mvr`: move the motors together and wait.
+    Move {
+        /// Motors and targets (or offsets).
+        moves: Vec<(DeviceRef, f64)>,
+        /// Offsets from the current positions.
+        relative: bool,
+    },
+    /// `abs_set`.
+    AbsSet {
+        /// The device.
+        device: DeviceRef,
+        /// The value.
+        value: Value,
+        /// Where the value is written.
+        value_at: Location,
+        /// The status group.
+        group: Option<String>,
+        /// Wait for the status.
+        wait: bool,
+    },
+    /// `trigger`.
+    Trigger {
+        /// The device.
+        device: DeviceRef,
+        /// The status group.
+        group: Option<String>,
+        /// Wait for the status.
+        wait: bool,
+    },
+    /// `trigger_and_read`: one event.
+    TriggerAndRead {
+        /// Devices to trigger (those that can be) and read.
+        detectors: Vec<DeviceRef>,
+        /// The event stream.
+        stream: String,
+    },
+    /// `kickoff` a flyer.
+    Kickoff {
+        /// The flyer.
+        flyer: DeviceRef,
+        /// The status group.
+        group: Option<String>,
+        /// Wait for the status.
+        wait: bool,
+    },
+    /// `complete` a flyer.
+    Complete {
+        /// The flyer.
+        flyer: DeviceRef,
+        /// The status group.
+        group: Option<String>,
+        /// Wait for the status.
+        wait: bool,
+    },
+    /// `collect` a flyer's events.
+    Collect {
+        /// The flyer.
+        flyer: DeviceRef,
+    },
+    /// A standard plan, with its own run.
+    Plan(StandardPlan),
+}
+
+/// A step and where it is declared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepEntry {
+    /// The step.
+    pub step: Step,
+    /// The `[[steps]]` table.
+    pub location: Location,
+}
+
+impl Step {
+    /// Every device the step names.
+    pub fn devices(&self) -> Vec<&DeviceRef> {
+        match self {
+            Step::Move { moves, .. } => moves.iter().map(|(d, _)| d).collect(),
+            Step::AbsSet { device, .. } | Step::Trigger { device, .. } => vec![device],
+            Step::TriggerAndRead { detectors, .. } => detectors.iter().collect(),
+            Step::Kickoff { flyer, .. }
+            | Step::Complete { flyer, .. }
+            | Step::Collect { flyer } => vec![flyer],
+            Step::Plan(p) => p.devices(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether it opens a run.
+    pub fn opens_run(&self) -> bool {
+        matches!(self, Step::OpenRun { .. } | Step::Plan(_))
+    }
+
+    /// The events it emits.
+    pub fn num_points(&self, set: &DeviceSet) -> u64 {
+        match self {
+            Step::TriggerAndRead { .. } => 1,
+            Step::Plan(p) => p.num_points(set),
+            Step::Collect { flyer } => match set.get(&flyer.name).map(|d| &d.config) {
+                Some(super::DeviceConfig::Flyer(c)) => c.num_points as u64,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    /// Checks values against the devices they go to (a motor takes numbers only).
+    pub(crate) fn check_values(&self, set: &DeviceSet) -> Result<(), ConfigError> {
+        if let Step::AbsSet {
+            device,
+            value,
+            value_at,
+            ..
+        } = self
+        {
+            if set.kind(&device.name) == Some(DeviceKind::Motor) && !value.is_number() {
+                return Err(ConfigError::new(
+                    value_at.clone(),
+                    ErrorKind::Invalid(format!(
+                        "the value for motor '{}' must be a number, got {value}",
+                        device.name
+                    )),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let group = |g: &Option<String>, wait: bool| {
+            let mut s = String::new();
+            if let Some(g) = g {
+                s.push_str(&format!(" (group {g})"));
+            }
+            if !wait {
+                s.push_str(" without waiting");
+            }
+            s
+        };
+        match self {
+            Step::Null => f.write_str("null"),
+            Step::Checkpoint => f.write_str("checkpoint"),
+            Step::Sleep { seconds } => write!(f, "sleep {seconds} s"),
+            Step::Wait { group, timeout } => {
+                f.write_str("wait")?;
+                match group {
+                    Some(g) => write!(f, " for group {g}")?,
+                    None => f.write_str(" for the ungrouped statuses")?,
+                }
+                if let Some(t) = timeout {
+                    write!(f, ", at most {t} s")?;
+                }
+                Ok(())
+            }
+            Step::OpenRun { md } => {
+                f.write_str("open_run")?;
+                if !md.is_empty() {
+                    let keys: Vec<&str> = md.keys().map(String::as_str).collect();
+                    write!(f, " with metadata {}", keys.join(", "))?;
+                }
+                Ok(())
+            }
+            Step::CloseRun { exit_status, .. } => {
+                write!(f, "close_run")?;
+                if let Some(e) = exit_status {
+                    write!(f, " ({e})")?;
+                }
+                Ok(())
+            }
+            Step::Move { moves, relative } => {
+                let (stub, arrow) = if *relative {
+                    ("mvr", "by")
+                } else {
+                    ("mv", "to")
+                };
+                let list: Vec<String> = moves
+                    .iter()
+                    .map(|(d, x)| format!("{} {arrow} {x}", d.name))
+                    .collect();
+                write!(f, "{stub} {}", list.join(", "))
+            }
+            Step::AbsSet {
+                device,
+                value,
+                group: g,
+                wait,
+                ..
+            } => {
+                write!(f, "abs_set {} to {value}{}", device.name, group(g, *wait))
+            }
+            Step::Trigger {
+                device,
+                group: g,
+                wait,
+            } => write!(f, "trigger {}{}", device.name, group(g, *wait)),
+            Step::TriggerAndRead { detectors, stream } => {
+                let names: Vec<&str> = detectors.iter().map(|d| d.name.as_str()).collect();
+                write!(
+                    f,
+                    "trigger_and_read [{}] into stream '{stream}'",
+                    names.join(", ")
+                )
+            }
+            Step::Kickoff {
+                flyer,
+                group: g,
+                wait,
+            } => write!(f, "kickoff {}{}", flyer.name, group(g, *wait)),
+            Step::Complete {
+                flyer,
+                group: g,
+                wait,
+            } => write!(f, "complete {}{}", flyer.name, group(g, *wait)),
+            Step::Collect { flyer } => write!(f, "collect {}", flyer.name),
+            Step::Plan(p) => p.fmt(f),
+        }
+    }
+}
+
+/// Parses `[[steps]]` and checks that runs nest.
+pub(crate) fn parse(
+    src: Src<'_>,
+    steps: &Spanned<Vec<Spanned<RawCall>>>,
+) -> Result<Vec<StepEntry>, ConfigError> {
+    if steps.get_ref().is_empty() {
+        return Err(src.err(
+            &steps.span(),
+            ErrorKind::Invalid("[[steps]] lists no step".into()),
+        ));
+    }
+    let mut out = Vec::with_capacity(steps.get_ref().len());
+    for (i, s) in steps.get_ref().iter().enumerate() {
+        let r = s.get_ref();
+        if let Some(n) = &r.name {
+            return Err(src.err(
+                &n.span(),
+                ErrorKind::Invalid("a step takes 'stub', not 'name' ('name' is for [plan])".into()),
+            ));
+        }
+        let stub = r.stub.as_ref().ok_or_else(|| {
+            src.err(
+                &s.span(),
+                ErrorKind::MissingArgument {
+                    context: format!("step {}", i + 1),
+                    argument: "stub",
+                },
+            )
+        })?;
+        let name = stub.get_ref().as_str();
+        let a = Args {
+            raw: r,
+            src,
+            context: format!("step {} '{name}'", i + 1),
+            span: s.span(),
+        };
+        let step = if STANDARD_PLANS.contains(&name) {
+            Step::Plan(StandardPlan::parse(name, &a)?)
+        } else {
+            parse_stub(name, &a).map_err(|e| match e {
+                StubError::Bad(e) => e,
+                StubError::Unknown => src.err(
+                    &stub.span(),
+                    ErrorKind::UnknownName {
+                        what: "stub",
+                        name: name.to_owned(),
+                        known: format!(
+                            "{}, or a plan: {}",
+                            STUBS.join(", "),
+                            STANDARD_PLANS.join(", ")
+                        ),
+                    },
+                ),
+            })?
+        };
+        out.push(StepEntry {
+            step,
+            location: src.loc(&s.span()),
+        });
+    }
+    check_runs(&out)?;
+    Ok(out)
+}
+
+/// Parses a stub.
+fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
+    let r = a.raw;
+    let group = a.string(&r.group);
+    let wait = r.wait.as_ref().is_none_or(|w| *w.get_ref());
+    let step = match name {
+        "null" | "checkpoint" => {
+            a.only(&[])?;
+            if name == "null" {
+                Step::Null
+            } else {
+                Step::Checkpoint
+            }
+        }
+        "sleep" => {
+            a.only(&["seconds"])?;
+            Step::Sleep {
+                seconds: a
+                    .opt_nonneg(&r.seconds, "seconds")?
+                    .ok_or_else(|| a.missing("seconds"))?,
+            }
+        }
+        "wait" => {
+            a.only(&["group", "timeout"])?;
+            Step::Wait {
+                group,
+                timeout: a.opt_nonneg(&r.timeout, "timeout")?,
+            }
+        }
+        "open_run" => {
+            a.only(&["md"])?;
+            let md = match &r.md {
+                Some(md) => metadata(a.src, md.get_ref(), &format!("md of {}", a.context))?,
+                None => Map::new(),
+            };
+            Step::OpenRun { md }
+        }
+        "close_run" => {
+            a.only(&["exit_status", "reason"])?;
+            if let Some(e) = &r.exit_status {
+                if !["success", "fail", "abort"].contains(&e.get_ref().as_str()) {
+                    return Err(StubError::Bad(a.src.err(
+                        &e.span(),
+                        ErrorKind::Invalid(format!(
+                            "unknown exit_status '{}' (known: success, fail, abort)",
+                            e.get_ref()
+                        )),
+                    )));
+                }
+            }
+            Step::CloseRun {
+                exit_status: a.string(&r.exit_status),
+                reason: a.string(&r.reason),
+            }
+        }
+        "mv" | "mvr" => {
+            a.only(&["motor", "position", "motors", "positions"])?;
+            let moves = match (&r.motor, &r.motors) {
+                (Some(m), None) => {
+                    if let Some(p) = &r.positions {
+                        return Err(StubError::Bad(
+                            a.src.err(
+                                &p.span(),
+                                ErrorKind::Invalid(
+                                    "with 'motor', give 'position' (one number), not 'positions'"
+                                        .into(),
+                                ),
+                            ),
+                        ));
+                    }
+                    vec![(
+                        a.device(m, Need::Movable, "the motor"),
+                        a.f64(&r.position, "position")?,
+                    )]
+                }
+                (None, Some(ms)) => {
+                    if let Some(p) = &r.position {
+                        return Err(StubError::Bad(a.src.err(
+                            &p.span(),
+                            ErrorKind::Invalid(
+                                "with 'motors', give 'positions' (a list), not 'position'".into(),
+                            ),
+                        )));
+                    }
+                    let ps = a.req(&r.positions, "positions")?;
+                    if ps.get_ref().len() != ms.get_ref().len() {
+                        return Err(StubError::Bad(a.src.err(
+                            &ps.span(),
+                            ErrorKind::Invalid(format!(
+                                "'positions' has {} numbers for {} motors",
+                                ps.get_ref().len(),
+                                ms.get_ref().len()
+                            )),
+                        )));
+                    }
+                    let mut moves = Vec::new();
+                    for (m, p) in ms.get_ref().iter().zip(ps.get_ref()) {
+                        let x = super::finite(a.src, p, &format!("'positions' of {}", a.context))?;
+                        moves.push((a.device(m, Need::Movable, "a motor"), x));
+                    }
+                    moves
+                }
+                (Some(_), Some(ms)) => {
+                    return Err(StubError::Bad(a.src.err(
+                        &ms.span(),
+                        ErrorKind::Invalid("give either 'motor' or 'motors', not both".into()),
+                    )))
+                }
+                (None, None) => return Err(a.missing("motor").into()),
+            };
+            Step::Move {
+                moves,
+                relative: name == "mvr",
+            }
+        }
+        "abs_set" => {
+            a.only(&["device", "value", "group", "wait"])?;
+            let v = a.req(&r.value, "value")?;
+            Step::AbsSet {
+                device: a.req_device(&r.device, "device", Need::Movable, "the device")?,
+                value: toml_to_json(a.src, v, &format!("'value' of {}", a.context))?,
+                value_at: a.src.loc(&v.span()),
+                group,
+                wait,
+            }
+        }
+        "trigger" => {
+            a.only(&["device", "group", "wait"])?;
+            Step::Trigger {
+                device: a.req_device(&r.device, "device", Need::Triggerable, "the device")?,
+                group,
+                wait,
+            }
+        }
+        "trigger_and_read" => {
+            a.only(&["detectors", "stream"])?;
+            Step::TriggerAndRead {
+                detectors: a.devices(
+                    &r.detectors,
+                    "detectors",
+                    Need::Readable,
+                    "a detector",
+                    true,
+                )?,
+                stream: a.string(&r.stream).unwrap_or_else(|| "primary".into()),
+            }
+        }
+        "kickoff" | "complete" => {
+            a.only(&["flyer", "group", "wait"])?;
+            let flyer = a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?;
+            if name == "kickoff" {
+                Step::Kickoff { flyer, group, wait }
+            } else {
+                Step::Complete { flyer, group, wait }
+            }
+        }
+        "collect" => {
+            a.only(&["flyer"])?;
+            Step::Collect {
+                flyer: a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?,
+            }
+        }
+        _ => return Err(StubError::Unknown),
+    };
+    Ok(step)
+}
+
+/// Runs must open before events and close before the next run opens.
+fn check_runs(steps: &[StepEntry]) -> Result<(), ConfigError> {
+    let mut open: Option<usize> = None;
+    for (i, s) in steps.iter().enumerate() {
+        let err = |msg: String| {
+            Err(ConfigError::new(
+                s.location.clone(),
+                ErrorKind::Invalid(msg),
+            ))
+        };
+        let n = i + 1;
+        match (&s.step, open) {
+            (Step::OpenRun { .. }, Some(o)) => return err(format!("step {n} opens a run while the run opened by step {} is still open (add a close_run step before it)", o + 1)),
+            (Step::Plan(p), Some(o)) => return err(format!("step {n} ({}) opens its own run while the run opened by step {} is still open (add a close_run step before it)", p.name(), o + 1)),
+            (Step::OpenRun { .. }, None) => open = Some(i),
+            (Step::CloseRun { .. }, None) => return err(format!("step {n} (close_run) closes no run: no run is open")),
+            (Step::CloseRun { .. }, Some(_)) => open = None,
+            (Step::TriggerAndRead { .. } | Step::Collect { .. }, None) => {
+                return err(format!("step {n} ({}) needs an open run: add a step with stub = \"open_run\" before it", if matches!(s.step, Step::Collect { .. }) { "collect" } else { "trigger_and_read" }))
+            }
+            _ => {}
+        }
+    }
+    if let Some(o) = open {
+        return Err(ConfigError::new(
+            steps[o].location.clone(),
+            ErrorKind::Invalid(format!(
+                "the run opened by step {} is never closed: add a step with stub = \"close_run\"",
+                o + 1
+            )),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a stub did not parse: unknown, or bad arguments.
+enum StubError {
+    Unknown,
+    Bad(ConfigError),
+}
+
+impl From<ConfigError> for StubError {
+    fn from(e: ConfigError) -> Self {
+        StubError::Bad(e)
+    }
+}

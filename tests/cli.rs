@@ -1,0 +1,437 @@
+//! The `skyrun` binary end to end: every shipped example checks and runs,
+//! broken plan and device files fail with `FILE:LINE:COLUMN: what is wrong`
+//! and exit status 2, and the documents file round-trips.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use skyrun::{Document, ExitStatus};
+
+const EXAMPLES: &[&str] = &["scan", "count", "grid_scan", "fly", "steps"];
+
+/// Runs the binary with `args`, without inheriting tracing settings.
+fn skyrun(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skyrun"))
+        .args(args)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("TRACEPARENT")
+        .env_remove("UBER_TRACE_ID")
+        .output()
+        .expect("the skyrun binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh directory for one test.
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn assert_clean_failure(out: &Output, code: i32) {
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {err}",
+        text(&out.stdout)
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+fn example(name: &str) -> String {
+    format!("examples/{name}.toml")
+}
+
+#[test]
+fn every_example_checks() {
+    for name in EXAMPLES {
+        let out = skyrun(&["check", &example(name)]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(
+            stdout.contains("device file: examples/beamline.toml"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("ok: examples/{name}.toml is valid")),
+            "{stdout}"
+        );
+    }
+    // An explicit --devices wins over the plan's `devices` key.
+    let out = skyrun(&[
+        "check",
+        "examples/scan.toml",
+        "--devices",
+        "examples/beamline.toml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("points:      21"));
+}
+
+/// Runs an example with documents and a profile; returns the documents.
+fn run_example(name: &str) -> Vec<(String, Document)> {
+    let dir = tmpdir(&format!("run-{name}"));
+    let docs = dir.join("docs.jsonl");
+    let out = skyrun(&[
+        "run",
+        &example(name),
+        "--profile",
+        "--documents",
+        docs.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name}: {stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("success: plan '{name}' finished")),
+        "{stdout}"
+    );
+    // Not a terminal: no live table or progress bar.
+    assert!(!stdout.contains("seq_num"), "{stdout}");
+    // The profile, computed from the spans.
+    assert!(stdout.contains("profile: "), "{stdout}");
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("span "))
+        .expect("profile header");
+    for col in ["count", "total", "mean", "p50", "p99", "max"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(stdout.contains("Bluesky RunEngine run "), "{stdout}");
+    read_documents(&docs)
+}
+
+/// Parses a documents file: every line is `[name, doc]`, and re-serializing
+/// the parsed document gives the same JSON back.
+fn read_documents(path: &Path) -> Vec<(String, Document)> {
+    let body = fs::read_to_string(path).expect("documents file");
+    body.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("a JSON line");
+            let pair = v.as_array().expect("[name, doc]");
+            assert_eq!(pair.len(), 2, "{line}");
+            let name = pair[0].as_str().expect("a document name").to_owned();
+            let doc = Document::from_named(&name, pair[1].clone()).expect("a valid document");
+            assert_eq!(doc.name(), name);
+            assert_eq!(
+                serde_json::to_value(&doc).unwrap(),
+                pair[1],
+                "round trip of {line}"
+            );
+            (name, doc)
+        })
+        .collect()
+}
+
+/// One run: start, descriptors before their events, stop last; the events
+/// number `expected` and match the stop document's counts.
+fn assert_one_run(docs: &[(String, Document)], expected: u64) {
+    let names: Vec<&str> = docs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"start"), "{names:?}");
+    assert_eq!(names.last(), Some(&"stop"), "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "start" || **n == "stop")
+            .count(),
+        2
+    );
+    let Document::Start(start) = &docs[0].1 else {
+        unreachable!()
+    };
+    let mut descriptors = Vec::new();
+    let mut events = 0u64;
+    for (_, doc) in &docs[1..docs.len() - 1] {
+        match doc {
+            Document::Descriptor(d) => {
+                assert_eq!(d.run_start, start.uid);
+                descriptors.push(d.uid.clone());
+            }
+            Document::Event(e) => {
+                assert!(
+                    descriptors.contains(&e.descriptor),
+                    "event before its descriptor"
+                );
+                events += 1;
+            }
+            other => panic!("unexpected {}", other.name()),
+        }
+    }
+    assert_eq!(events, expected);
+    let Document::Stop(stop) = &docs[docs.len() - 1].1 else {
+        unreachable!()
+    };
+    assert_eq!(stop.run_start, start.uid);
+    assert_eq!(stop.exit_status, ExitStatus::Success);
+    assert_eq!(stop.num_events.values().sum::<u64>(), expected);
+}
+
+#[test]
+fn scan_documents_round_trip() {
+    let docs = run_example("scan");
+    let Document::Start(start) = &docs[0].1 else {
+        panic!("no start")
+    };
+    let num_points = start.metadata["num_points"].as_u64().expect("num_points");
+    assert_eq!(num_points, 21);
+    assert_eq!(start.metadata["plan_name"], "scan");
+    assert_eq!(start.metadata["sample"], "silicon");
+    assert_eq!(docs[1].0, "descriptor");
+    assert_one_run(&docs, num_points);
+    let seq: Vec<u64> = docs
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Document::Event(e) => Some(e.seq_num),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seq, (1..=21).collect::<Vec<_>>());
+}
+
+#[test]
+fn count_example_runs() {
+    let docs = run_example("count");
+    assert_one_run(&docs, 10);
+}
+
+#[test]
+fn grid_scan_example_runs() {
+    let docs = run_example("grid_scan");
+    assert_one_run(&docs, 25);
+    let Document::Start(start) = &docs[0].1 else {
+        panic!("no start")
+    };
+    assert_eq!(start.metadata["shape"], serde_json::json!([5, 5]));
+    // Run metadata reaches plans without a metadata argument.
+    assert_eq!(start.metadata["sample"], "grid target");
+}
+
+#[test]
+fn fly_example_runs() {
+    let docs = run_example("fly");
+    assert_one_run(&docs, 50);
+}
+
+#[test]
+fn steps_example_runs() {
+    let docs = run_example("steps");
+    let names: Vec<&str> = docs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "start").count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| **n == "event").count(),
+        4,
+        "{names:?}"
+    );
+    let Document::Start(first) = &docs[0].1 else {
+        panic!("no start")
+    };
+    assert_eq!(first.metadata["purpose"], "alignment check");
+    assert_eq!(first.metadata["operator"], "ada");
+}
+
+#[test]
+fn quiet_run_prints_nothing() {
+    let out = skyrun(&["run", "examples/fly.toml", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+}
+
+const DEVICES: &str = r#"[[motor]]
+name = "motor"
+velocity = 1000.0
+limits = [-5.0, 5.0]
+
+[[detector]]
+name = "det"
+motor = "motor"
+
+[[signal]]
+name = "temperature"
+value = 20.0
+"#;
+
+const SCAN: &str = r#"devices = "devices.toml"
+
+[plan]
+name = "scan"
+detectors = ["det"]
+motor = "motor"
+start = -1.0
+stop = 1.0
+num = 3
+"#;
+
+/// Writes `devices` and `plan` to a fresh directory; returns their paths.
+fn write_files(test: &str, devices: &str, plan: &str) -> (PathBuf, PathBuf) {
+    let dir = tmpdir(test);
+    let (d, p) = (dir.join("devices.toml"), dir.join("plan.toml"));
+    fs::write(&d, devices).unwrap();
+    fs::write(&p, plan).unwrap();
+    (d, p)
+}
+
+#[test]
+fn broken_files_name_file_line_and_problem() {
+    // (test, device file, plan file, which file is broken, "LINE:COL: message")
+    let cases: Vec<(&str, String, String, &str, &str)> = vec![
+        ("unknown-device", DEVICES.into(), SCAN.replace("motor = \"motor\"", "motor = \"mtr\""), "plan",
+         "6:9: unknown device 'mtr' (did you mean 'motor'? known: motor, det, temperature)"),
+        ("wrong-type", DEVICES.into(), SCAN.replace("num = 3", "num = \"three\""), "plan",
+         "9:7: invalid type: string \"three\", expected an integer"),
+        ("missing-argument", DEVICES.into(), SCAN.replace("stop = 1.0\n", ""), "plan",
+         "3:1: plan 'scan' is missing argument 'stop'"),
+        ("unknown-key", DEVICES.into(), SCAN.replace("num = 3", "num = 3\nsteps_per_point = 2"), "plan",
+         "10:1: unknown key 'steps_per_point'"),
+        ("nan", DEVICES.into(), SCAN.replace("start = -1.0", "start = nan"), "plan",
+         "7:9: 'start' of plan 'scan' must be a finite number, got NaN"),
+        ("negative-count", DEVICES.into(), SCAN.replace("num = 3", "num = -3"), "plan",
+         "9:7: 'num' of plan 'scan' must not be negative, got -3"),
+        ("absurd-count", DEVICES.into(), SCAN.replace("num = 3", "num = 1000000000000"), "plan",
+         "9:7: 'num' of plan 'scan' is 1000000000000, more than the limit of 10000000"),
+        ("wrong-kind", DEVICES.into(), SCAN.replace("[\"det\"]", "[\"temperature\"]"), "plan",
+         "5:14: device 'temperature' is a signal, but a detector of plan 'scan' must be a motor or detector"),
+        ("duplicate-names", DEVICES.replace("name = \"temperature\"", "name = \"det\""), SCAN.into(), "devices",
+         "11:8: duplicate device name 'det' (first declared at line 6)"),
+        ("device-unknown-key", DEVICES.replace("velocity", "speed"), SCAN.into(), "devices",
+         "3:1: unknown key 'speed'"),
+        ("device-nan", DEVICES.replace("1000.0", "inf"), SCAN.into(), "devices",
+         "3:12: 'velocity' of [[motor]] must be a finite number, got inf"),
+        ("device-unknown-motor", DEVICES.replace("motor = \"motor\"", "motor = \"m1\""), SCAN.into(), "devices",
+         "8:9: unknown device 'm1' (known: motor)"),
+        ("syntax", DEVICES.into(), SCAN.replace("num = 3", "num = "), "plan", "9:7: "),
+    ];
+    for (test, devices, plan, broken, want) in cases {
+        let (d, p) = write_files(test, &devices, &plan);
+        let file = if broken == "plan" { &p } else { &d };
+        let want = format!("error: {}:{want}", file.display());
+        for cmd in ["check", "run"] {
+            let out = skyrun(&[cmd, p.to_str().unwrap()]);
+            assert_clean_failure(&out, 2);
+            let err = text(&out.stderr);
+            assert!(
+                err.starts_with(&want),
+                "{test} ({cmd}):\n got: {err}\nwant: {want}"
+            );
+            assert_eq!(
+                err.lines().count(),
+                1,
+                "{test}: one line, no backtrace: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn device_file_must_be_given() {
+    let (d, p) = write_files(
+        "no-devices",
+        DEVICES,
+        &SCAN.replace("devices = \"devices.toml\"\n", ""),
+    );
+    let out = skyrun(&["check", p.to_str().unwrap()]);
+    assert_clean_failure(&out, 2);
+    assert!(
+        text(&out.stderr).contains("no device file: pass --devices FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = skyrun(&[
+        "check",
+        p.to_str().unwrap(),
+        "--devices",
+        d.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = skyrun(&["run", "does/not/exist.toml"]);
+    assert_clean_failure(&out, 2);
+    assert!(text(&out.stderr).starts_with("error: does/not/exist.toml: cannot read the file"));
+
+    let (_, p) = write_files(
+        "missing-devices",
+        DEVICES,
+        &SCAN.replace("devices.toml", "nope.toml"),
+    );
+    let out = skyrun(&["check", p.to_str().unwrap()]);
+    assert_clean_failure(&out, 2);
+    assert!(
+        text(&out.stderr).contains("nope.toml: cannot read the file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_failing_plan_exits_1_and_records_the_failure() {
+    let (_, p) = write_files("fails", DEVICES, &SCAN.replace("stop = 1.0", "stop = 9.0"));
+    let docs = p.with_file_name("docs.jsonl");
+    let out = skyrun(&[
+        "run",
+        p.to_str().unwrap(),
+        "--documents",
+        docs.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, 1);
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("fail: "), "{stdout}");
+    assert!(stdout.contains("limit"), "{stdout}");
+    let docs = read_documents(&docs);
+    let Some((_, Document::Stop(stop))) = docs.last() else {
+        panic!("no stop document")
+    };
+    assert_eq!(stop.exit_status, ExitStatus::Fail);
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = skyrun(&["run", "examples/scan.toml", "--trace", "zipkin"]);
+    assert_clean_failure(&out, 2);
+    assert!(text(&out.stderr).contains("unknown trace target 'zipkin'"));
+    let out = skyrun(&["frobnicate"]);
+    assert_clean_failure(&out, 2);
+}
+
+#[test]
+fn traceparent_is_accepted() {
+    let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
+        .args([
+            "run",
+            "examples/fly.toml",
+            "--profile",
+            "--run-trace",
+            "--trace-all",
+        ])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env(
+            "TRACEPARENT",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // With --trace-all every message gets a span, open_run among them.
+    assert!(
+        text(&out.stdout).contains("Bluesky RunEngine open_run"),
+        "{}",
+        text(&out.stdout)
+    );
+}
