@@ -405,7 +405,8 @@ fn a_failing_plan_exits_1_and_records_the_failure() {
 fn bad_usage_exits_2() {
     let out = skyrun(&["run", "examples/scan.toml", "--trace", "zipkin"]);
     assert_clean_failure(&out, 2);
-    assert!(text(&out.stderr).contains("unknown trace target 'zipkin'"));
+    assert!(text(&out.stderr)
+        .contains("invalid trace target 'zipkin': expected none, console, jsonl:FILE or otlp"));
     let out = skyrun(&["frobnicate"]);
     assert_clean_failure(&out, 2);
 }
@@ -434,4 +435,89 @@ fn traceparent_is_accepted() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// One span line of a `--trace jsonl:FILE` file.
+struct SpanLine {
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_id: Option<String>,
+    attributes: Value,
+}
+
+fn read_spans(path: &Path) -> Vec<SpanLine> {
+    fs::read_to_string(path)
+        .expect("spans file")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("each line is a JSON span");
+            SpanLine {
+                name: v["name"].as_str().unwrap().to_owned(),
+                trace_id: v["context"]["trace_id"].as_str().unwrap().to_owned(),
+                span_id: v["context"]["span_id"].as_str().unwrap().to_owned(),
+                parent_id: v["parent_id"].as_str().map(str::to_owned),
+                attributes: v["attributes"].clone(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn jsonl_spans_link_status_to_set_to_run() {
+    let dir = tmpdir("jsonl_spans");
+    let spans_path = dir.join("spans.jsonl");
+    let target = format!("jsonl:{}", spans_path.display());
+    let out = skyrun(&[
+        "run",
+        "examples/scan.toml",
+        "--trace",
+        &target,
+        "--run-trace",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let spans = read_spans(&spans_path);
+    let by_id = |id: &str| spans.iter().find(|s| s.span_id == id);
+    let run: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "Bluesky RunEngine run")
+        .collect();
+    assert_eq!(run.len(), 1);
+    let run = run[0];
+    assert_eq!(run.parent_id, None);
+    assert_eq!(run.attributes["exit_status"], "success");
+    assert_eq!(run.attributes["msg.command"], "open_run");
+    assert!(
+        spans.iter().all(|s| s.trace_id == run.trace_id),
+        "--run-trace: one trace"
+    );
+    let sets: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "Bluesky RunEngine set")
+        .collect();
+    assert_eq!(sets.len(), 21, "one set per point");
+    for set in &sets {
+        assert_eq!(set.parent_id.as_deref(), Some(run.span_id.as_str()));
+    }
+    let moves: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "Ophyd Status" && s.attributes["status_type"] == "MoveStatus")
+        .collect();
+    assert_eq!(moves.len(), 21);
+    for m in moves {
+        let parent = by_id(m.parent_id.as_deref().unwrap()).expect("parent exported");
+        assert_eq!(parent.name, "Bluesky RunEngine set");
+        assert_eq!(m.attributes["device_name"], "motor");
+    }
+}
+
+#[test]
+fn console_trace_keeps_stdout_for_spans() {
+    let out = skyrun(&["run", "examples/count.toml", "--trace", "console"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.trim_start().starts_with('{'), "{stdout}");
+    assert!(stdout.contains("\"name\": \"Bluesky RunEngine run\""));
+    assert!(text(&out.stderr).contains("success: plan"));
 }

@@ -54,6 +54,7 @@ use super::counting::{Counters, CountingExporter, EndedCounter};
 use super::jsonl::{CreateFileError, JsonLinesExporter};
 pub use super::otlp::OtlpProtocol;
 use super::otlp::{env_var, first_env, otlp_exporter, ENDPOINT_VARS};
+use super::profile::ProfileProcessor;
 use super::spans::ENGINE_SCOPE;
 
 /// Where spans go.
@@ -146,6 +147,9 @@ pub struct TelemetryOptions {
     pub otlp_timeout: Option<Duration>,
     /// The longest [`Telemetry::shutdown`] waits for the last exports (default 5 s).
     pub shutdown_timeout: Duration,
+    /// Also record every span's duration here (for `--profile`); spans are
+    /// then recorded even with [`TraceTarget::None`].
+    pub profile: Option<ProfileProcessor>,
 }
 
 impl Default for TelemetryOptions {
@@ -158,6 +162,7 @@ impl Default for TelemetryOptions {
             otlp_protocol: None,
             otlp_timeout: None,
             shutdown_timeout: Duration::from_secs(5),
+            profile: None,
         }
     }
 }
@@ -325,14 +330,18 @@ impl Telemetry {
             .clone()
             .or_else(|| env_var("OTEL_SERVICE_NAME"))
             .unwrap_or_else(|| "skyrun".to_owned());
-        let builder = SdkTracerProvider::builder().with_resource(
+        let mut builder = SdkTracerProvider::builder().with_resource(
             Resource::builder()
                 .with_service_name(service_name)
                 .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
                 .build(),
         );
+        if let Some(profile) = opts.profile.clone() {
+            builder = builder.with_span_processor(profile);
+        }
         let queue = opts.max_queue_size;
         let provider = match target {
+            TraceTarget::None if opts.profile.is_some() => builder,
             TraceTarget::None => return Ok(telemetry),
             TraceTarget::Console => {
                 let exporter =
