@@ -521,3 +521,46 @@ fn console_trace_keeps_stdout_for_spans() {
     assert!(stdout.contains("\"name\": \"Bluesky RunEngine run\""));
     assert!(text(&out.stderr).contains("success: plan"));
 }
+
+#[test]
+fn bench_prints_one_json_object_per_case() {
+    let out = skyrun(&[
+        "bench",
+        "--scenario",
+        "many",
+        "--devices",
+        "50",
+        "--messages",
+        "100",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "trace off and on");
+    for (line, trace) in lines.iter().zip(["off", "on"]) {
+        assert_eq!(line["scenario"], "many");
+        assert_eq!(line["trace"], trace);
+        assert_eq!(line["devices"], 50);
+        assert_eq!(line["messages"], 100);
+        for key in [
+            "seconds",
+            "per_second",
+            "spans_exported",
+            "spans_dropped",
+            "peak_rss_bytes",
+        ] {
+            assert!(line[key].is_number(), "{key} in {line}");
+        }
+    }
+    // With tracing on, 2 rounds of 50 sets: every set, move status and wait is exported.
+    assert_eq!(lines[1]["spans_exported"], 2 * (50 * 2 + 1));
+    assert_eq!(lines[1]["spans_dropped"], 0);
+    let bad = skyrun(&["bench", "--scenario", "warp"]);
+    assert_clean_failure(&bad, 2);
+    assert!(text(&bad.stderr).contains("unknown scenario 'warp'"));
+}

@@ -6,6 +6,7 @@
 //!            [--trace none|console|jsonl:FILE|otlp] [--run-trace] [--trace-all]
 //!            [--profile] [--quiet]
 //! skyrun check PLAN.toml [--devices DEVICES.toml]
+//! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
 //! ```
 //!
 //! The device file is `--devices`, or else the one the plan file names with
@@ -22,6 +23,7 @@
 //! Exit status: 0 when the plan succeeds, 1 when it fails or aborts (or
 //! output cannot be written), 2 for usage and plan/device file errors.
 
+mod bench;
 mod check;
 mod live;
 mod load;
@@ -50,6 +52,36 @@ enum Command {
     Run(RunArgs),
     /// Check a plan file and its device file, and print what would run, without running it.
     Check(CheckArgs),
+    /// Measure message throughput and device scaling, next to the physical limits.
+    Bench(BenchArgs),
+}
+
+/// Arguments of `skyrun bench`.
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// One scenario: null, set, count, many, idle, limit-actix-roundtrip,
+    /// limit-crossbeam, limit-actix-actors [default: the whole suite].
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Devices (many, idle, limit-actix-actors).
+    #[arg(long)]
+    devices: Option<usize>,
+    /// Messages (sets for many, events for count).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Tracing: off, or on (every span recorded and exported by a batch processor)
+    /// [default: both].
+    #[arg(long)]
+    trace: Option<String>,
+    /// One JSON object per line per measured case.
+    #[arg(long)]
+    json: bool,
+    /// Repeats per case; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Measure one case in this process (used by the parent run).
+    #[arg(long, hide = true)]
+    child: bool,
 }
 
 /// Arguments of `skyrun run`.
@@ -106,11 +138,17 @@ impl From<skyrun::config::ConfigError> for Failure {
     }
 }
 
+// The SDK frees spans on its exporter thread; glibc's allocator serializes
+// that on an arena lock, mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&args),
+        Command::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(code) => code,

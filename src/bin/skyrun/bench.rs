@@ -1,0 +1,211 @@
+//! `skyrun bench`: the benchmark scenarios of [`skyrun::bench`], each case in
+//! a fresh process (so peak memory is its own), medians over repeats, shown
+//! as a table next to the physical limit measured in the same run, or as
+//! one JSON object per line with `--json`.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{anyhow, Context};
+use skyrun::bench::{run_case, BenchResult, Case, Scenario};
+
+use crate::{BenchArgs, Failure};
+
+/// The default suite: every scenario, traced and not, with its default size.
+fn suite() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let case = |scenario, trace, devices, messages| Case {
+        scenario,
+        trace,
+        devices,
+        messages,
+    };
+    cases.push(case(Scenario::LimitActixRoundtrip, false, 1, 1_000_000));
+    cases.push(case(Scenario::LimitCrossbeam, false, 1, 10_000_000));
+    cases.push(case(Scenario::LimitActixActors, false, 100_000, 100_000));
+    for trace in [false, true] {
+        cases.push(case(Scenario::Null, trace, 1, 1_000_000));
+        cases.push(case(Scenario::Set, trace, 1, 200_000));
+        cases.push(case(Scenario::Count, trace, 1, 100_000));
+        cases.push(case(Scenario::Many, trace, 100_000, 300_000));
+    }
+    cases.push(case(Scenario::Idle, false, 100_000, 100_000));
+    cases
+}
+
+fn default_size(s: Scenario) -> (usize, u64) {
+    match s {
+        Scenario::Null | Scenario::LimitActixRoundtrip => (1, 1_000_000),
+        Scenario::Set => (1, 200_000),
+        Scenario::Count => (1, 100_000),
+        Scenario::LimitCrossbeam => (1, 10_000_000),
+        Scenario::Many => (100_000, 300_000),
+        Scenario::Idle | Scenario::LimitActixActors => (100_000, 100_000),
+    }
+}
+
+/// Runs `skyrun bench`.
+pub fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
+    if args.child {
+        // One case, in this process: print its JSON line for the parent.
+        let case = single_case(args)?;
+        println!(
+            "{}",
+            serde_json::to_string(&run_case(&case)).expect("serializable")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cases = match &args.scenario {
+        Some(_) => {
+            let case = single_case(args)?;
+            let traces = if args.trace.is_some() {
+                vec![case.trace]
+            } else {
+                vec![false, true]
+            };
+            traces
+                .into_iter()
+                .map(|trace| Case { trace, ..case })
+                .collect()
+        }
+        None => suite(),
+    };
+    let mut results = Vec::new();
+    for case in &cases {
+        let mut reps: Vec<BenchResult> = (0..args.repeat.max(1))
+            .map(|_| run_child(case))
+            .collect::<anyhow::Result<_>>()
+            .map_err(Failure::Runtime)?;
+        reps.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let median = reps.swap_remove(reps.len() / 2);
+        if args.json {
+            println!("{}", serde_json::to_string(&median).expect("serializable"));
+        } else {
+            eprintln!("  measured {} (trace {})", median.scenario, median.trace);
+        }
+        results.push(median);
+    }
+    if !args.json {
+        print!("{}", table(&results));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn single_case(args: &BenchArgs) -> Result<Case, Failure> {
+    let scenario: Scenario = match &args.scenario {
+        Some(s) => s.parse().map_err(|e: String| Failure::Usage(anyhow!(e)))?,
+        None => return Err(Failure::Usage(anyhow!("--child needs --scenario"))),
+    };
+    let (devices, messages) = default_size(scenario);
+    let trace = match args.trace.as_deref() {
+        None | Some("off") => false,
+        Some("on") => true,
+        Some(other) => {
+            return Err(Failure::Usage(anyhow!(
+                "--trace must be 'on' or 'off', not '{other}'"
+            )))
+        }
+    };
+    Ok(Case {
+        scenario,
+        trace,
+        devices: args.devices.unwrap_or(devices).max(1),
+        messages: args.messages.unwrap_or(messages).max(1),
+    })
+}
+
+/// Measures `case` in a fresh copy of this program.
+fn run_child(case: &Case) -> anyhow::Result<BenchResult> {
+    let exe = std::env::current_exe().context("finding the skyrun executable")?;
+    let out = Command::new(exe)
+        .args(["bench", "--child", "--scenario", case.scenario.name()])
+        .args(["--trace", if case.trace { "on" } else { "off" }])
+        .args(["--devices", &case.devices.to_string()])
+        .args(["--messages", &case.messages.to_string()])
+        .output()
+        .context("running a benchmark case")?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "benchmark case {} failed: {}",
+            case.scenario.name(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).context("reading a case's result")?;
+    Ok(BenchResult {
+        scenario: case.scenario.name(),
+        trace: if case.trace { "on" } else { "off" },
+        devices: case.devices,
+        messages: case.messages,
+        seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
+        per_second: v["per_second"].as_f64().unwrap_or(f64::NAN),
+        spans_exported: v["spans_exported"].as_u64().unwrap_or(0),
+        spans_dropped: v["spans_dropped"].as_u64().unwrap_or(0),
+        peak_rss_bytes: v["peak_rss_bytes"].as_u64().unwrap_or(0),
+    })
+}
+
+fn human(x: f64) -> String {
+    match x {
+        x if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        x if x >= 1e3 => format!("{:.1}k", x / 1e3),
+        x => format!("{x:.1}"),
+    }
+}
+
+/// The results as a table, each throughput shown as a ratio to its limit.
+fn table(results: &[BenchResult]) -> String {
+    let find = |name: &str| results.iter().find(|r| r.scenario == name);
+    let roundtrip = find("limit-actix-roundtrip").map(|r| r.per_second);
+    let bare = find("limit-actix-actors").map(|r| r.peak_rss_bytes as f64 / r.devices as f64);
+    let mut s = format!(
+        "{:<22} {:>5} {:>8} {:>10} {:>9} {:>10} {:>14} {:>10} {:>8} {:>10} {:>9}\n",
+        "scenario",
+        "trace",
+        "devices",
+        "messages",
+        "seconds",
+        "per s",
+        "vs limit",
+        "spans",
+        "dropped",
+        "peak RSS",
+        "B/device"
+    );
+    for r in results {
+        let per_device = r.peak_rss_bytes as f64 / r.devices as f64;
+        let vs = match r.scenario {
+            "null" | "set" | "count" => {
+                roundtrip.map(|l| format!("{:.2}x roundtrip", r.per_second / l))
+            }
+            "many" | "idle" => bare.map(|b| format!("{:.2}x bare mem", per_device / b)),
+            _ => Some("(limit)".into()),
+        }
+        .unwrap_or_default();
+        let round = if r.scenario == "many" {
+            format!(" ({:.3} s/round)", r.devices as f64 / r.per_second)
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "{:<22} {:>5} {:>8} {:>10} {:>9.3} {:>10} {:>14} {:>10} {:>8} {:>9}M {:>9}{round}\n",
+            r.scenario,
+            r.trace,
+            r.devices,
+            r.messages,
+            r.seconds,
+            human(r.per_second),
+            vs,
+            r.spans_exported,
+            r.spans_dropped,
+            r.peak_rss_bytes / (1 << 20),
+            if r.devices > 1 {
+                format!("{per_device:.0}")
+            } else {
+                "-".into()
+            },
+        ));
+    }
+    s
+}
