@@ -3,6 +3,7 @@
 //! and exit status 2, and the documents file round-trips.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -563,4 +564,113 @@ fn bench_prints_one_json_object_per_case() {
     let bad = skyrun(&["bench", "--scenario", "warp"]);
     assert_clean_failure(&bad, 2);
     assert!(text(&bad.stderr).contains("unknown scenario 'warp'"));
+}
+
+/// Starts a long count (100 points, 50 ms apart) with stdin piped; returns
+/// the child and its documents file once the plan is under way.
+fn long_count(name: &str) -> (std::process::Child, PathBuf) {
+    use std::process::Stdio;
+    let dir = tmpdir(name);
+    let plan = dir.join("long.toml");
+    fs::write(
+        &plan,
+        "[plan]\nname = \"count\"\ndetectors = [\"det\"]\nnum = 100\ndelay = 0.05\n",
+    )
+    .unwrap();
+    let docs = dir.join("docs.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_skyrun"))
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--devices",
+            "examples/beamline.toml",
+            "-q",
+        ])
+        .args(["--documents", docs.to_str().unwrap()])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("skyrun starts");
+    // The start document is flushed as soon as it is emitted: by then the
+    // plan runs and Ctrl-C is handled.
+    for _ in 0..3000 {
+        if fs::read_to_string(&docs).is_ok_and(|s| s.starts_with("[\"start\"")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child, docs)
+}
+
+fn sigint(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok);
+}
+
+fn last_stop(docs: &Path) -> skyrun::RunStop {
+    match read_documents(docs).pop() {
+        Some((_, Document::Stop(stop))) => stop,
+        other => panic!("the last document is not a stop: {other:?}"),
+    }
+}
+
+#[test]
+fn ctrl_c_pauses_and_asks_then_stop_ends_the_run_cleanly() {
+    let (mut child, docs) = long_count("ctrl_c_stop");
+    sigint(&child);
+    child.stdin.as_mut().unwrap().write_all(b"s\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("resume, abort or stop?"),
+        "{}",
+        text(&out.stderr)
+    );
+    let stop = last_stop(&docs);
+    assert_eq!(stop.exit_status, ExitStatus::Success);
+    assert!(stop.num_events["primary"] < 100);
+}
+
+#[test]
+fn ctrl_c_then_abort_writes_an_abort_stop_document() {
+    let (mut child, docs) = long_count("ctrl_c_abort");
+    sigint(&child);
+    child.stdin.as_mut().unwrap().write_all(b"a\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stop = last_stop(&docs);
+    assert_eq!(stop.exit_status, ExitStatus::Abort);
+    assert_eq!(
+        stop.reason,
+        "interrupted: aborted at the operator's request"
+    );
+}
+
+#[test]
+fn ctrl_c_then_resume_finishes_the_plan() {
+    let (mut child, docs) = long_count("ctrl_c_resume");
+    sigint(&child);
+    child.stdin.as_mut().unwrap().write_all(b"r\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stop = last_stop(&docs);
+    assert_eq!(stop.exit_status, ExitStatus::Success);
+    assert_eq!(stop.num_events["primary"], 100);
+}
+
+#[test]
+fn a_second_ctrl_c_aborts() {
+    let (child, docs) = long_count("ctrl_c_twice");
+    sigint(&child);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(last_stop(&docs).exit_status, ExitStatus::Abort);
 }

@@ -20,11 +20,15 @@
 //! with `--trace console`, where stdout carries the spans and this goes to
 //! stderr instead.
 //!
+//! Ctrl-C pauses at the next checkpoint and asks whether to resume, abort or
+//! stop; a second Ctrl-C aborts.
+//!
 //! Exit status: 0 when the plan succeeds, 1 when it fails or aborts (or
 //! output cannot be written), 2 for usage and plan/device file errors.
 
 mod bench;
 mod check;
+mod interrupt;
 mod live;
 mod load;
 mod output;

@@ -46,8 +46,8 @@ impl DocWriter {
             .map_err(std::io::Error::from)
             .and_then(|()| self.w.write_all(b"\n"));
         let r = match (r, doc) {
-            // A reader tailing the file sees each run complete.
-            (Ok(()), Document::Stop(_)) => self.w.flush(),
+            // A reader tailing the file sees each run start and complete.
+            (Ok(()), Document::Start(_) | Document::Stop(_)) => self.w.flush(),
             (r, _) => r,
         };
         if let Err(e) = r {
@@ -121,7 +121,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
                 }
             });
             let started = Instant::now();
+            let watcher = actix::spawn(crate::interrupt::watch(re.clone()));
             let result = re.run_with_parent(built.plan, parent).await;
+            watcher.abort();
             Ok::<_, Failure>((result, started.elapsed()))
         }
     })?;
