@@ -249,3 +249,66 @@ fn a_device_stopped_mid_plan_fails_the_run_with_its_name() {
         );
     });
 }
+
+/// A motor that takes 2 ms to accept each set and counts what it handled.
+struct Sluggish {
+    inner: SynAxis,
+    handled: Arc<AtomicUsize>,
+}
+
+impl Device for Sluggish {
+    fn name(&self) -> &str {
+        "sluggish"
+    }
+    fn type_name(&self) -> &'static str {
+        "Sluggish"
+    }
+    fn movable(&mut self) -> Option<&mut dyn Movable> {
+        Some(self)
+    }
+}
+
+impl Movable for Sluggish {
+    fn set(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+        std::thread::sleep(Duration::from_millis(2));
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        self.inner.movable().unwrap().set(value, ctx)
+    }
+    fn position(&self) -> Value {
+        self.inner.position()
+    }
+}
+
+#[test]
+fn a_plan_faster_than_its_device_is_held_back_to_the_device_pace() {
+    run(async {
+        let re = RunEngine::new();
+        let handled = Arc::new(AtomicUsize::new(0));
+        let arbiter = actix::Arbiter::new();
+        let dev = DeviceHandle::builder(Sluggish {
+            inner: SynAxis::new("sluggish"),
+            handled: handled.clone(),
+        })
+        .arbiter(arbiter.handle())
+        .mailbox(4)
+        .spawn();
+        let h = handled.clone();
+        re.run(Plan::new("flood", move |ctx| async move {
+            // Fire-and-forget sets, as fast as the plan can: each one returns
+            // only once the device has taken it, so nothing piles up.
+            for i in 0..50 {
+                bps::abs_set(&ctx, &dev, i as f64, Some("g"), false).await?;
+                assert_eq!(
+                    h.load(Ordering::SeqCst),
+                    i + 1,
+                    "the plan never runs ahead of the device"
+                );
+            }
+            bps::wait_group(&ctx, Some("g")).await
+        }))
+        .await
+        .unwrap();
+        assert_eq!(handled.load(Ordering::SeqCst), 50);
+        arbiter.stop();
+    });
+}

@@ -499,3 +499,35 @@ fn the_status_span_links_up_when_the_device_runs_on_another_thread() {
     assert!(child_of(one(&spans, "Ophyd Status"), set));
     assert!(child_of(set, one(&spans, "demo plan")));
 }
+
+#[test]
+fn a_device_error_ends_the_set_span_and_the_run_span_with_an_error() {
+    let t = Traced::new();
+    run(async {
+        let re = t.engine().build();
+        let motor = t.device(SynAxis::new("motor"));
+        let m = motor.clone();
+        let r = re
+            .run(run_wrapper(
+                Plan::new("nan", move |ctx| async move {
+                    bps::abs_set(&ctx, &m, f64::NAN, None, false)
+                        .await
+                        .map(|_| ())
+                }),
+                Default::default(),
+            ))
+            .await;
+        assert!(r.is_err());
+    });
+    let spans = t.spans();
+    let set = one(&spans, "Bluesky RunEngine set");
+    let reason = "set on motor: device 'motor' rejected set: expected a finite number, got null";
+    assert_eq!(
+        set.status,
+        SpanStatus::error(format!("DeviceError: {reason}"))
+    );
+    assert!(set.events.iter().any(|e| e.name == "exception"));
+    let run_span = one(&spans, "Bluesky RunEngine run");
+    assert_eq!(run_span.status, SpanStatus::error(reason));
+    assert_eq!(attr(run_span, "reason"), s(reason));
+}

@@ -556,3 +556,50 @@ fn unresponsive_collector_cannot_hold_shutdown_past_its_timeout() {
     }
     drop(listener);
 }
+
+/// A collector that comes back: spans exported while it is down are counted
+/// as dropped, and export resumes without any action once it listens again.
+#[test]
+fn export_resumes_when_the_collector_comes_back() {
+    let port = closed_port();
+    let t = Telemetry::init(
+        TraceTarget::Otlp,
+        TelemetryOptions {
+            otlp_endpoint: Some(format!("http://127.0.0.1:{port}")),
+            otlp_protocol: Some(OtlpProtocol::HttpProtobuf),
+            otlp_timeout: Some(std::time::Duration::from_secs(2)),
+            ..opts()
+        },
+    )
+    .unwrap();
+    run_demo(&t, 3);
+    t.force_flush();
+    let while_down = t.report();
+    assert_eq!(while_down.spans_exported, 0);
+    assert!(while_down.export_errors > 0, "{while_down}");
+
+    // The collector comes up on the same port.
+    let server = tiny_http::Server::http(format!("127.0.0.1:{port}")).unwrap();
+    let received = Arc::new(Mutex::new(0usize));
+    let r = received.clone();
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let mut body = Vec::new();
+            req.as_reader().read_to_end(&mut body).unwrap();
+            let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            *r.lock().unwrap() += got_from_otlp(&[decoded]).len();
+            let reply = ExportTraceServiceResponse {
+                partial_success: None,
+            }
+            .encode_to_vec();
+            let _ = req.respond(tiny_http::Response::from_data(reply));
+        }
+    });
+    run_demo(&t, 3);
+    let report = t.shutdown().unwrap();
+    // 3 moves: run, demo plan, 3 × (set, status, wait) = 11 spans per demo.
+    assert_eq!(report.spans_ended, 22);
+    assert_eq!(report.spans_exported, 11, "{report}");
+    assert_eq!(report.spans_dropped, 11);
+    assert_eq!(*received.lock().unwrap(), 11);
+}

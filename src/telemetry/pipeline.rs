@@ -393,6 +393,14 @@ impl Telemetry {
         self.counters.report()
     }
 
+    /// Exports what is queued now (waiting at most the SDK's flush timeout);
+    /// a failed export is counted, not returned.
+    pub fn force_flush(&self) {
+        if let Some(p) = &self.provider {
+            let _ = p.force_flush();
+        }
+    }
+
     /// Makes this pipeline the global tracer provider (so
     /// `SpanTracer::global` tracers use it) and installs the propagator that
     /// `OTEL_PROPAGATORS` asks for. A bad `OTEL_PROPAGATORS` is reported on
