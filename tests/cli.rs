@@ -413,7 +413,10 @@ fn bad_usage_exits_2() {
 }
 
 #[test]
-fn traceparent_is_accepted() {
+fn traceparent_becomes_the_parent_of_the_run() {
+    let dir = tmpdir("traceparent");
+    let spans_path = dir.join("spans.jsonl");
+    let target = format!("jsonl:{}", spans_path.display());
     let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
         .args([
             "run",
@@ -422,6 +425,7 @@ fn traceparent_is_accepted() {
             "--run-trace",
             "--trace-all",
         ])
+        .args(["--trace", &target])
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env(
             "TRACEPARENT",
@@ -430,12 +434,21 @@ fn traceparent_is_accepted() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    // With --trace-all every message gets a span, open_run among them.
+    // The profile lists every message's span (--trace-all), open_run among them.
     assert!(
         text(&out.stdout).contains("Bluesky RunEngine open_run"),
         "{}",
         text(&out.stdout)
     );
+    let spans = read_spans(&spans_path);
+    let run = spans
+        .iter()
+        .find(|s| s.name == "Bluesky RunEngine run")
+        .unwrap();
+    assert_eq!(run.parent_id.as_deref(), Some("0x00f067aa0ba902b7"));
+    assert!(spans
+        .iter()
+        .all(|s| s.trace_id == "0x4bf92f3577b34da6a3ce929d0e0e4736"));
 }
 
 /// One span line of a `--trace jsonl:FILE` file.
