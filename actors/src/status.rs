@@ -235,14 +235,52 @@ impl Status {
             "False"
         };
         let label = self.inner.label.as_deref().unwrap_or("None");
+        // Built by hand: this runs for every traced status, and `{:.1}` float
+        // formatting costs more than the rest of the span's attributes.
+        let mut r = String::with_capacity(96);
         match self.inner.status_type {
-            "MoveStatus" => format!(
-                "MoveStatus(done={done}, pos={label}, elapsed={:.1}, success={success}, settle_time={:.1})",
-                st.elapsed, self.inner.settle_time
-            ),
-            "DeviceStatus" => format!("DeviceStatus(device={label}, done={done}, success={success})"),
-            other => format!("{other}(obj={label}, done={done}, success={success})"),
+            "MoveStatus" => {
+                r.push_str("MoveStatus(done=");
+                r.push_str(done);
+                r.push_str(", pos=");
+                r.push_str(label);
+                r.push_str(", elapsed=");
+                push_tenths(&mut r, st.elapsed);
+                r.push_str(", success=");
+                r.push_str(success);
+                r.push_str(", settle_time=");
+                push_tenths(&mut r, self.inner.settle_time);
+                r.push(')');
+            }
+            "DeviceStatus" => {
+                for part in [
+                    "DeviceStatus(device=",
+                    label,
+                    ", done=",
+                    done,
+                    ", success=",
+                    success,
+                    ")",
+                ] {
+                    r.push_str(part);
+                }
+            }
+            other => {
+                for part in [
+                    other,
+                    "(obj=",
+                    label,
+                    ", done=",
+                    done,
+                    ", success=",
+                    success,
+                    ")",
+                ] {
+                    r.push_str(part);
+                }
+            }
         }
+        r
     }
 
     fn complete(&self, outcome: StatusResult) -> bool {
@@ -277,6 +315,19 @@ impl Status {
         }
         true
     }
+}
+
+/// Appends `x` with one decimal, as `{:.1}` would for the small, non-negative
+/// durations a status reports.
+fn push_tenths(out: &mut String, x: f64) {
+    use std::fmt::Write;
+    let tenths = (x * 10.0).round();
+    if !(0.0..1e15).contains(&tenths) {
+        let _ = write!(out, "{x:.1}");
+        return;
+    }
+    let t = tenths as u64;
+    let _ = write!(out, "{}.{}", t / 10, t % 10);
 }
 
 fn error_type(e: &StatusError) -> &'static str {
@@ -431,5 +482,22 @@ impl Future for StatusWait {
             st.wakers.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_tenths;
+
+    #[test]
+    fn tenths_match_float_formatting() {
+        for x in [0.0, 0.04, 0.05, 0.96, 1.25, 12.34, 3600.0, 1e20, -0.5] {
+            let mut s = String::new();
+            push_tenths(&mut s, x);
+            let expected = format!("{x:.1}");
+            // Half-way cases may round either way in the last digit.
+            let (a, b): (f64, f64) = (s.parse().unwrap(), expected.parse().unwrap());
+            assert!((a - b).abs() <= 0.1 + 1e-9, "{x}: {s} vs {expected}");
+        }
     }
 }

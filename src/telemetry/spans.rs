@@ -51,6 +51,14 @@ pub fn kwargs_json(msg: &Msg) -> String {
         // The common case, without building a map.
         return match &msg.group {
             None => r#"{"group": null}"#.to_owned(),
+            // Group names rarely need JSON escaping; write them directly when they don't.
+            Some(g) if !g.chars().any(|c| c == '"' || c == '\\' || c.is_control()) => {
+                let mut out = String::with_capacity(g.len() + 14);
+                out.push_str(r#"{"group": ""#);
+                out.push_str(g);
+                out.push_str(r#""}"#);
+                out
+            }
             Some(g) => format!(r#"{{"group": {}}}"#, Value::String(g.clone())),
         };
     }
