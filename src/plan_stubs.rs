@@ -26,10 +26,16 @@ use crate::msg::Msg;
 use crate::plan::PlanCtx;
 use crate::run_engine::Reply;
 
-/// A fresh group name with `prefix`, as Bluesky's `set-1a2b3c`.
+/// A fresh group name with `prefix`, as Bluesky's `set-1a2b3c` (unique in the process).
+///
+/// ```
+/// let (a, b) = (skyrun::plan_stubs::new_group("set"), skyrun::plan_stubs::new_group("set"));
+/// assert!(a.starts_with("set-") && a != b);
+/// ```
 pub fn new_group(prefix: &str) -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("{prefix}-{}", &id[..6])
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{:06x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn expect_status(reply: Reply) -> Status {
