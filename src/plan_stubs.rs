@@ -283,18 +283,7 @@ pub async fn kickoff(
     group: Option<&str>,
     wait: bool,
 ) -> Result<Status, PlanError> {
-    let status = expect_status(
-        ctx.send(
-            Msg::new("kickoff")
-                .obj(flyer)
-                .maybe_group(group.map(str::to_owned)),
-        )
-        .await?,
-    );
-    if wait {
-        wait_group(ctx, group).await?;
-    }
-    Ok(status)
+    flyer_status(ctx, "kickoff", flyer, group, wait).await
 }
 
 /// Asks a flyer to complete; waits for completion when `wait`.
@@ -304,14 +293,20 @@ pub async fn complete(
     group: Option<&str>,
     wait: bool,
 ) -> Result<Status, PlanError> {
-    let status = expect_status(
-        ctx.send(
-            Msg::new("complete")
-                .obj(flyer)
-                .maybe_group(group.map(str::to_owned)),
-        )
-        .await?,
-    );
+    flyer_status(ctx, "complete", flyer, group, wait).await
+}
+
+async fn flyer_status(
+    ctx: &PlanCtx,
+    command: &str,
+    flyer: &DeviceHandle,
+    group: Option<&str>,
+    wait: bool,
+) -> Result<Status, PlanError> {
+    let msg = Msg::new(command)
+        .obj(flyer)
+        .maybe_group(group.map(str::to_owned));
+    let status = expect_status(ctx.send(msg).await?);
     if wait {
         wait_group(ctx, group).await?;
     }
