@@ -266,11 +266,16 @@ fn readable_toml_message(msg: &str) -> String {
         ("invalid type: map", "invalid type: table"),
         ("invalid type: sequence", "invalid type: array"),
         ("expected a boolean", "expected true or false"),
+        ("expected a map", "expected a table"),
     ] {
         out = out.replace(from, to);
     }
-    if out.contains(" as i128, expected") {
-        out = "integer out of range".into();
+    // An integer beyond 64 bits: `invalid type: integer `N` as i128, expected ..`
+    // (where a number is expected) or `invalid value: integer `N`, expected
+    // i64` (where an integer is).
+    if out.contains(" as i128, expected") || out.starts_with("invalid value: integer `") {
+        let n = out.split('`').nth(1).unwrap_or_default();
+        out = format!("integer {n} is out of range (TOML integers are 64-bit)");
     }
     out
 }

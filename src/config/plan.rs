@@ -69,7 +69,7 @@ use super::devices::{DeviceSet, Devices};
 use super::error::{from_toml, ConfigError, ErrorKind, Location, Src};
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::steps::{self, StepEntry};
-use super::{metadata, read_file, RawMd};
+use super::{metadata, read_file, RawMd, Table};
 use crate::plan::Plan;
 
 // ---------------------------------------------------------------------------
@@ -79,8 +79,8 @@ use crate::plan::Plan;
 #[serde(deny_unknown_fields)]
 struct RawPlanFile {
     devices: Option<Spanned<String>>,
-    plan: Option<Spanned<RawCall>>,
-    steps: Option<Spanned<Vec<Spanned<RawCall>>>>,
+    plan: Option<Spanned<Table<RawCall>>>,
+    steps: Option<Spanned<Vec<Spanned<Table<RawCall>>>>>,
     metadata: Option<RawMd>,
 }
 
