@@ -69,7 +69,8 @@ use toml::Spanned;
 
 use error::Src;
 
-/// The most points (events) a plan, axis or flyer may ask for.
+/// The most points (events) a plan (all its steps, or all its flyers,
+/// together), a grid scan axis or a flyer may ask for.
 pub const MAX_POINTS: u64 = 10_000_000;
 
 /// Reads `path`, returning its display name and text.
