@@ -272,9 +272,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
+/// A byte range `(start, end)` in a file's text.
+type Span = (usize, usize);
+
 /// Byte ranges of number-like tokens and of the contents of double-quoted
 /// strings, outside comments.
-fn tokens(text: &str) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+fn tokens(text: &str) -> (Vec<Span>, Vec<Span>) {
     let (mut numbers, mut strings) = (Vec::new(), Vec::new());
     let b = text.as_bytes();
     let mut i = 0;
@@ -317,7 +320,7 @@ fn tokens(text: &str) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
     (numbers, strings)
 }
 
-fn splice(text: &str, (start, end): (usize, usize), with: &str) -> String {
+fn splice(text: &str, (start, end): Span, with: &str) -> String {
     let end = end.min(text.len());
     if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
         return text.to_owned();
