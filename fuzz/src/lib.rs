@@ -1,6 +1,7 @@
 //! What fuzzing checks on plan and device files, shared by the cargo-fuzz
-//! targets (`fuzz_targets/`) and the property tests (`tests/config_fuzz.rs`,
-//! which includes this file as a module).
+//! targets (`fuzz_targets/`), the property tests (`tests/config_fuzz.rs`) and
+//! the regression tests (`tests/config_regressions.rs`), which include this
+//! file as a module.
 //!
 //! Each entry point does what `skyrun check` does with one file's text:
 //!
