@@ -89,3 +89,44 @@ fn control_characters_in_names_are_escaped() {
         "plan.toml:2:8: unknown plan 'scan é' (known: count, scan, rel_scan, list_scan, grid_scan, fly)"
     );
 }
+
+/// Found by hand while fuzzing: the TOML parser refuses a key of more than
+/// 80 dotted parts without a place ("plan.toml: recursion limit"); the error
+/// now says what and where.
+#[test]
+fn keys_of_too_many_dotted_parts_are_located() {
+    let key = |parts: usize| vec!["a"; parts].join(".");
+    let plan = |key: &str| {
+        format!("[plan]\nname = 'count'\ndetectors = ['det']\n[metadata]\n  {key} = 1\n")
+    };
+    assert_eq!(
+        plan_error(&plan(&key(81))),
+        "plan.toml:5:3: a dotted key has more than 80 parts"
+    );
+    // 80 parts are TOML: metadata takes any keys.
+    assert_eq!(oracle::plan_file(&plan(&key(80))).map(|s| s.runs), Ok(1));
+    assert_eq!(
+        device_error(&format!("[[motor]]\nname = 'm'\n[{}]\n", key(200))),
+        "devices.toml:3:1: a dotted key has more than 80 parts"
+    );
+}
+
+/// Values nested past the TOML parser's limit are refused where they start
+/// to be too deep, not with a stack overflow.
+#[test]
+fn deeply_nested_values_are_refused() {
+    let md = |value: String| {
+        format!("[plan]\nname = 'count'\ndetectors = ['det']\n[metadata]\nx = {value}\n")
+    };
+    let arrays = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert_eq!(
+        plan_error(&md(arrays(100_000))),
+        "plan.toml:5:85: cannot recurse further; max recursion depth met"
+    );
+    assert_eq!(oracle::plan_file(&md(arrays(70))).map(|s| s.runs), Ok(1));
+    let tables = format!("{}1{}", "{ a = ".repeat(100_000), " }".repeat(100_000));
+    assert_eq!(
+        plan_error(&md(tables)),
+        "plan.toml:5:485: cannot recurse further; max recursion depth met"
+    );
+}

@@ -228,16 +228,39 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// How many dotted parts the TOML parser takes in one key (its recursion limit).
+const MAX_KEY_PARTS: usize = 80;
+
 /// Turns a TOML parser error into a [`ConfigError`] located in `src`.
 pub(crate) fn from_toml(file: &str, src: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end();
     let location = match e.span() {
         Some(span) => Location::at(file, src, span.start),
+        // The parser gives no place for a key of too many dotted parts
+        // (`a.b.c. ...`): it is on the first line with that many dots.
+        None if message == "recursion limit" => src
+            .split_inclusive('\n')
+            .scan(0, |start, line| {
+                let at = *start;
+                *start += line.len();
+                Some((at, line))
+            })
+            .find(|(_, line)| line.matches('.').count() >= MAX_KEY_PARTS)
+            .map_or_else(
+                || Location::file(file),
+                |(at, line)| {
+                    let indent = line.len() - line.trim_start().len();
+                    Location::at(file, src, at + indent)
+                },
+            ),
         None => Location::file(file),
     };
-    ConfigError::new(
-        location,
-        ErrorKind::Toml(readable_toml_message(e.message().trim_end())),
-    )
+    let kind = if message == "recursion limit" {
+        format!("a dotted key has more than {MAX_KEY_PARTS} parts")
+    } else {
+        readable_toml_message(message)
+    };
+    ConfigError::new(location, ErrorKind::Toml(kind))
 }
 
 /// Says serde's messages in TOML's words: `unknown field` -> `unknown key`
