@@ -240,6 +240,18 @@ fn toml_line() -> impl Strategy<Value = String> {
         2 => select(HEADERS).prop_map(str::to_owned),
         6 => (select(KEYS), select(VALUES)).prop_map(|(k, v)| format!("{k} = {v}")),
         1 => "[a-z_\\[\\]=\"'. 0-9{},#-]{0,20}",
+        // Dotted keys and headers, and nested values, up to past the TOML
+        // parser's limits (80 parts, 80 levels).
+        1 => (prop::collection::vec(select(KEYS), 1..100), any::<bool>()).prop_map(|(ks, header)| {
+            if header { format!("[{}]", ks.join(".")) } else { format!("{} = 1", ks.join(".")) }
+        }),
+        1 => (select(KEYS), 1..100usize, any::<bool>()).prop_map(|(k, n, arrays)| {
+            if arrays {
+                format!("{k} = {}{}", "[".repeat(n), "]".repeat(n))
+            } else {
+                format!("{k} = {}1{}", "{ a = ".repeat(n), " }".repeat(n))
+            }
+        }),
     ]
 }
 
