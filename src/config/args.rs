@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::devices::{DeviceKind, DeviceSet, Devices};
 use super::error::{ConfigError, ErrorKind, Location, Src};
-use super::{count, finite, non_negative, RawMd, MAX_POINTS};
+use super::{count, finite, non_negative, RawMd, Table, MAX_POINTS};
 
 type Names = Spanned<Vec<Spanned<String>>>;
 
@@ -32,7 +32,7 @@ pub(crate) struct RawCall {
     pub delay: Option<Spanned<f64>>,
     pub position: Option<Spanned<f64>>,
     pub positions: Option<Spanned<Vec<Spanned<f64>>>>,
-    pub axes: Option<Spanned<Vec<Spanned<RawAxis>>>>,
+    pub axes: Option<Spanned<Vec<Spanned<Table<RawAxis>>>>>,
     pub snake: Option<Spanned<bool>>,
     pub value: Option<Spanned<toml::Value>>,
     pub group: Option<Spanned<String>>,

@@ -6,8 +6,11 @@
 //! ```text
 //! examples/scan.toml:4:9: unknown device 'mtr' (did you mean 'motor'? known: motor, det, det2, ...)
 //! ```
+//!
+//! An error is always one line: control characters in text quoted from the
+//! file (a name written `"a\nb"`, say) are shown escaped (`a\nb`).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::ops::Range;
 
 use thiserror::Error;
@@ -53,8 +56,8 @@ impl Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
-            Some((line, col)) => write!(f, "{}:{line}:{col}", self.file),
-            None => f.write_str(&self.file),
+            Some((line, col)) => write!(f, "{}:{line}:{col}", Escaped(&self.file)),
+            None => write!(f, "{}", Escaped(&self.file)),
         }
     }
 }
@@ -114,14 +117,14 @@ impl ConfigError {
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The file could not be read.
-    #[error("cannot read the file: {0}")]
+    #[error("cannot read the file: {}", Escaped(.0))]
     Io(String),
     /// The TOML parser refused the file: bad syntax, a value of the wrong
     /// type, an unknown key or a missing required key.
-    #[error("{0}")]
+    #[error("{}", Escaped(.0))]
     Toml(String),
     /// A name refers to no declared device.
-    #[error("unknown device '{name}' ({known})")]
+    #[error("unknown device '{}' ({known})", Escaped(.name))]
     UnknownDevice {
         /// The name as written.
         name: String,
@@ -149,7 +152,7 @@ pub enum ErrorKind {
         argument: &'static str,
     },
     /// An argument the plan or stub does not take.
-    #[error("argument '{argument}' is not used by {context} (it takes: {takes})")]
+    #[error("argument '{}' is not used by {context} (it takes: {takes})", Escaped(.argument))]
     UnexpectedArgument {
         /// The argument.
         argument: String,
@@ -159,7 +162,7 @@ pub enum ErrorKind {
         takes: String,
     },
     /// A plan or stub name skyrun does not know.
-    #[error("unknown {what} '{name}' (known: {known})")]
+    #[error("unknown {what} '{}' (known: {known})", Escaped(.name))]
     UnknownName {
         /// `plan` or `stub`.
         what: &'static str,
@@ -169,7 +172,7 @@ pub enum ErrorKind {
         known: String,
     },
     /// A number that must be finite is NaN or infinite.
-    #[error("{what} must be a finite number, got {value}")]
+    #[error("{} must be a finite number, got {value}", Escaped(.what))]
     NotFinite {
         /// The value's role.
         what: String,
@@ -177,7 +180,7 @@ pub enum ErrorKind {
         value: f64,
     },
     /// A count, duration or similar is negative.
-    #[error("{what} must not be negative, got {value}")]
+    #[error("{} must not be negative, got {value}", Escaped(.what))]
     Negative {
         /// The value's role.
         what: String,
@@ -185,7 +188,7 @@ pub enum ErrorKind {
         value: f64,
     },
     /// A count beyond what skyrun accepts.
-    #[error("{what} is {value}, more than the limit of {max}")]
+    #[error("{} is {value}, more than the limit of {max}", Escaped(.what))]
     TooLarge {
         /// The value's role.
         what: String,
@@ -195,7 +198,7 @@ pub enum ErrorKind {
         max: u64,
     },
     /// Two devices share a name.
-    #[error("duplicate device name '{name}' (first declared at line {first_line})")]
+    #[error("duplicate device name '{}' (first declared at line {first_line})", Escaped(.name))]
     DuplicateDevice {
         /// The name.
         name: String,
@@ -203,20 +206,61 @@ pub enum ErrorKind {
         first_line: usize,
     },
     /// Any other inconsistency, described.
-    #[error("{0}")]
+    #[error("{}", Escaped(.0))]
     Invalid(String),
 }
 
+/// Shows text from a file (a name, a key, a whole message quoting them) on
+/// one line: control characters, such as a newline written `"\n"` in a
+/// TOML string, are shown escaped, so an error is always one line.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many dotted parts the TOML parser takes in one key (its recursion limit).
+const MAX_KEY_PARTS: usize = 80;
+
 /// Turns a TOML parser error into a [`ConfigError`] located in `src`.
 pub(crate) fn from_toml(file: &str, src: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end();
     let location = match e.span() {
         Some(span) => Location::at(file, src, span.start),
+        // The parser gives no place for a key of too many dotted parts
+        // (`a.b.c. ...`): it is on the first line with that many dots.
+        None if message == "recursion limit" => src
+            .split_inclusive('\n')
+            .scan(0, |start, line| {
+                let at = *start;
+                *start += line.len();
+                Some((at, line))
+            })
+            .find(|(_, line)| line.matches('.').count() >= MAX_KEY_PARTS)
+            .map_or_else(
+                || Location::file(file),
+                |(at, line)| {
+                    let indent = line.len() - line.trim_start().len();
+                    Location::at(file, src, at + indent)
+                },
+            ),
         None => Location::file(file),
     };
-    ConfigError::new(
-        location,
-        ErrorKind::Toml(readable_toml_message(e.message().trim_end())),
-    )
+    let kind = if message == "recursion limit" {
+        format!("a dotted key has more than {MAX_KEY_PARTS} parts")
+    } else {
+        readable_toml_message(message)
+    };
+    ConfigError::new(location, ErrorKind::Toml(kind))
 }
 
 /// Says serde's messages in TOML's words: `unknown field` -> `unknown key`
@@ -245,11 +289,16 @@ fn readable_toml_message(msg: &str) -> String {
         ("invalid type: map", "invalid type: table"),
         ("invalid type: sequence", "invalid type: array"),
         ("expected a boolean", "expected true or false"),
+        ("expected a map", "expected a table"),
     ] {
         out = out.replace(from, to);
     }
-    if out.contains(" as i128, expected") {
-        out = "integer out of range".into();
+    // An integer beyond 64 bits: `invalid type: integer `N` as i128, expected ..`
+    // (where a number is expected) or `invalid value: integer `N`, expected
+    // i64` (where an integer is).
+    if out.contains(" as i128, expected") || out.starts_with("invalid value: integer `") {
+        let n = out.split('`').nth(1).unwrap_or_default();
+        out = format!("integer {n} is out of range (TOML integers are 64-bit)");
     }
     out
 }

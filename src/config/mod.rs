@@ -58,14 +58,19 @@ pub use plan::{BuiltPlan, PlanBody, PlanFile, PlanSummary};
 pub use standard::{Axis, StandardPlan, STANDARD_PLANS};
 pub use steps::{Step, StepEntry, STUBS};
 
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::path::Path;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use toml::Spanned;
 
 use error::Src;
 
-/// The most points (events) a plan, axis or flyer may ask for.
+/// The most points (events) a plan (all its steps, or all its flyers,
+/// together), a grid scan axis or a flyer may ask for.
 pub const MAX_POINTS: u64 = 10_000_000;
 
 /// Reads `path`, returning its display name and text.
@@ -170,6 +175,41 @@ fn toml_to_json(src: Src<'_>, v: &Spanned<toml::Value>, what: &str) -> Result<Va
     }
     conv(v.get_ref(), what)
         .map_err(|(what, value)| src.err(&v.span(), ErrorKind::NotFinite { what, value }))
+}
+
+/// A TOML table read as `T`. Anything else is refused as "expected a
+/// table": left to itself, serde reads a struct from an array too, field by
+/// field, so `[[plan]]` for `[plan]` said "invalid type: table, expected a
+/// string".
+#[derive(Debug)]
+pub(crate) struct Table<T>(T);
+
+impl<T> Deref for Table<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OnlyTables<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyTables<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        d.deserialize_map(OnlyTables(PhantomData)).map(Table)
+    }
 }
 
 /// Metadata as written (`[metadata]`, a step's `md`), in file order.

@@ -69,7 +69,7 @@ use super::devices::{DeviceSet, Devices};
 use super::error::{from_toml, ConfigError, ErrorKind, Location, Src};
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::steps::{self, StepEntry};
-use super::{metadata, read_file, RawMd};
+use super::{metadata, read_file, RawMd, Table, MAX_POINTS};
 use crate::plan::Plan;
 
 // ---------------------------------------------------------------------------
@@ -79,8 +79,8 @@ use crate::plan::Plan;
 #[serde(deny_unknown_fields)]
 struct RawPlanFile {
     devices: Option<Spanned<String>>,
-    plan: Option<Spanned<RawCall>>,
-    steps: Option<Spanned<Vec<Spanned<RawCall>>>>,
+    plan: Option<Spanned<Table<RawCall>>>,
+    steps: Option<Spanned<Vec<Spanned<Table<RawCall>>>>>,
     metadata: Option<RawMd>,
 }
 
@@ -289,16 +289,40 @@ impl PlanFile {
                 for d in p.devices() {
                     note(d, set)?;
                 }
-                (vec![p.to_string()], p.num_points(set), 1)
+                let points = p.num_points(set);
+                // Only `fly` can get here: each flyer is within the limit,
+                // not always their sum.
+                if let (true, Some(first)) = (points > MAX_POINTS, p.devices().first()) {
+                    return Err(ConfigError::new(
+                        first.location.clone(),
+                        ErrorKind::TooLarge {
+                            what: format!("the number of points of plan '{}'", p.name()),
+                            value: points.into(),
+                            max: MAX_POINTS,
+                        },
+                    ));
+                }
+                (vec![p.to_string()], points, 1)
             }
             PlanBody::Steps(steps) => {
-                for st in steps {
+                let mut points: u64 = 0;
+                for (i, st) in steps.iter().enumerate() {
                     for d in st.step.devices() {
                         note(d, set)?;
                     }
                     st.step.check_values(set)?;
+                    points = points.saturating_add(st.step.num_points(set));
+                    if points > MAX_POINTS {
+                        return Err(ConfigError::new(
+                            st.location.clone(),
+                            ErrorKind::TooLarge {
+                                what: format!("the number of points up to step {}", i + 1),
+                                value: points.into(),
+                                max: MAX_POINTS,
+                            },
+                        ));
+                    }
                 }
-                let points = steps.iter().map(|s| s.step.num_points(set)).sum();
                 let runs = steps.iter().filter(|s| s.step.opens_run()).count();
                 (
                     steps

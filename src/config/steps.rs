@@ -32,7 +32,7 @@ use super::args::{Args, DeviceRef, Need, RawCall};
 use super::devices::{DeviceKind, DeviceSet};
 use super::error::{ConfigError, ErrorKind, Location, Src};
 use super::standard::{StandardPlan, STANDARD_PLANS};
-use super::{metadata, toml_to_json};
+use super::{metadata, toml_to_json, Table};
 
 /// The plan stubs a `[[steps]]` entry may name (besides the standard plans).
 pub const STUBS: &[&str] = &[
@@ -306,7 +306,7 @@ impl fmt::Display for Step {
 /// Parses `[[steps]]` and checks that runs nest.
 pub(crate) fn parse(
     src: Src<'_>,
-    steps: &Spanned<Vec<Spanned<RawCall>>>,
+    steps: &Spanned<Vec<Spanned<Table<RawCall>>>>,
 ) -> Result<Vec<StepEntry>, ConfigError> {
     if steps.get_ref().is_empty() {
         return Err(src.err(

@@ -15,7 +15,7 @@ use super::{
     MAX_DEVICES,
 };
 use crate::config::error::{from_toml, known_list, ConfigError, ErrorKind, Src};
-use crate::config::{count, finite, non_negative, toml_to_json, MAX_POINTS};
+use crate::config::{count, finite, non_negative, toml_to_json, Table, MAX_POINTS};
 
 // ---------------------------------------------------------------------------
 // Raw TOML shapes
@@ -24,17 +24,17 @@ use crate::config::{count, finite, non_negative, toml_to_json, MAX_POINTS};
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    motor: Vec<Spanned<RawMotor>>,
+    motor: Vec<Spanned<Table<RawMotor>>>,
     #[serde(default)]
-    motor_family: Vec<Spanned<RawMotor>>,
+    motor_family: Vec<Spanned<Table<RawMotor>>>,
     #[serde(default)]
-    detector: Vec<Spanned<RawDetector>>,
+    detector: Vec<Spanned<Table<RawDetector>>>,
     #[serde(default)]
-    detector_family: Vec<Spanned<RawDetector>>,
+    detector_family: Vec<Spanned<Table<RawDetector>>>,
     #[serde(default)]
-    signal: Vec<Spanned<RawSignal>>,
+    signal: Vec<Spanned<Table<RawSignal>>>,
     #[serde(default)]
-    flyer: Vec<Spanned<RawFlyer>>,
+    flyer: Vec<Spanned<Table<RawFlyer>>>,
 }
 
 /// Naming keys shared by single devices (`name`) and families (`prefix`, `count`, `first`).
@@ -277,7 +277,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn motor(&mut self, m: &Spanned<RawMotor>, family: bool) -> Result<(), ConfigError> {
+    fn motor(&mut self, m: &Spanned<Table<RawMotor>>, family: bool) -> Result<(), ConfigError> {
         let span = m.span();
         let table = if family { "motor_family" } else { "motor" };
         let r = m.get_ref();
@@ -343,7 +343,11 @@ impl Builder<'_> {
         self.add(naming, &span, name_span, config)
     }
 
-    fn detector(&mut self, d: &Spanned<RawDetector>, family: bool) -> Result<(), ConfigError> {
+    fn detector(
+        &mut self,
+        d: &Spanned<Table<RawDetector>>,
+        family: bool,
+    ) -> Result<(), ConfigError> {
         let span = d.span();
         let table = if family {
             "detector_family"
@@ -438,7 +442,7 @@ impl Builder<'_> {
         self.add(naming, &span, name_span, DeviceConfig::Detector(base))
     }
 
-    fn signal(&mut self, s: &Spanned<RawSignal>) -> Result<(), ConfigError> {
+    fn signal(&mut self, s: &Spanned<Table<RawSignal>>) -> Result<(), ConfigError> {
         let span = s.span();
         let r = s.get_ref();
         let naming = self.naming("signal", &span, &r.name, &None, &None, &None, false)?;
@@ -453,7 +457,8 @@ impl Builder<'_> {
                     return Err(self.src.err(
                         &v.span(),
                         ErrorKind::Invalid(format!(
-                            "'value' of [[signal]] must be a number, string or boolean, got a {}",
+                            "'value' of [[signal]] must be a number, string or boolean, got {} {}",
+                            if other.is_array() { "an" } else { "a" },
                             other.type_str()
                         )),
                     ))
@@ -468,7 +473,7 @@ impl Builder<'_> {
         self.add(naming, &span, name_span, config)
     }
 
-    fn flyer(&mut self, f: &Spanned<RawFlyer>) -> Result<(), ConfigError> {
+    fn flyer(&mut self, f: &Spanned<Table<RawFlyer>>) -> Result<(), ConfigError> {
         let span = f.span();
         let r = f.get_ref();
         let naming = self.naming("flyer", &span, &r.name, &None, &None, &None, false)?;
