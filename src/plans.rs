@@ -63,7 +63,6 @@ fn check_finite(plan: &str, what: &str, x: f64) -> Result<(), PlanError> {
 
 /// Wraps a scan body in staging and a run, adding user metadata `md`.
 fn standard(
-    name: &str,
     body: Plan,
     detectors: &[DeviceHandle],
     motors: &[DeviceHandle],
@@ -71,7 +70,6 @@ fn standard(
 ) -> Plan {
     let mut devices = detectors.to_vec();
     devices.extend(motors.iter().cloned());
-    let _ = name;
     stage_wrapper(run_wrapper(body, md), devices)
 }
 
@@ -129,7 +127,7 @@ pub fn count_with(
         }
         Ok(())
     });
-    standard("count", body, &detectors, &[], md)
+    standard(body, &detectors, &[], md)
 }
 
 /// Moves `motor` through `positions`, reading `detectors` at each (Bluesky's `list_scan`).
@@ -189,7 +187,7 @@ fn points_plan(
         }
         Ok(())
     });
-    standard(name, body, &detectors, &motors, md)
+    standard(body, &detectors, &motors, md)
 }
 
 fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
