@@ -29,8 +29,9 @@ fn text(bytes: &[u8]) -> String {
 
 /// A fresh directory for one test.
 fn tmpdir(name: &str) -> PathBuf {
+    // Per process, so concurrent runs of this suite never share files.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli")
+        .join(format!("cli-{}", std::process::id()))
         .join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("temp dir");
