@@ -154,11 +154,7 @@ impl EngineCore {
         };
         let cx = Context::new();
         if exit != ExitStatus::Success || self.control.outcome().is_some() {
-            for dev in &touched {
-                if dev.capabilities().stoppable {
-                    let _ = dev.request(DeviceOp::Stop { success: true }, &cx).await;
-                }
-            }
+            stop_devices(&touched).await;
         }
         for dev in staged.iter().rev() {
             let _ = dev.request(DeviceOp::Unstage, &cx).await;
@@ -269,11 +265,7 @@ impl EngineCore {
             self.docs.flush().await;
             self.state.set(EngineState::Paused);
             let touched = std::mem::take(&mut self.st.borrow_mut().touched);
-            for dev in touched.iter().filter(|d| d.capabilities().stoppable) {
-                let _ = dev
-                    .request(DeviceOp::Stop { success: true }, &Context::new())
-                    .await;
-            }
+            stop_devices(&touched).await;
             let resumed = self.control.paused().await;
             self.state.set(EngineState::Running);
             resumed.map_err(PlanError::Interrupted)?;
@@ -321,6 +313,15 @@ impl EngineCore {
         }
         span.end();
         result
+    }
+}
+
+/// Stops the devices a plan moved (those that can be stopped), as Bluesky
+/// does on pause and on every unsuccessful exit.
+async fn stop_devices(devices: &IndexSet<DeviceHandle>) {
+    let cx = Context::new();
+    for dev in devices.iter().filter(|d| d.capabilities().stoppable) {
+        let _ = dev.request(DeviceOp::Stop { success: true }, &cx).await;
     }
 }
 

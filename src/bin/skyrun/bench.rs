@@ -10,25 +10,34 @@ use skyrun::bench::{run_case, BenchResult, Case, Scenario};
 
 use crate::{BenchArgs, Failure};
 
-/// The default suite: every scenario, traced and not, with its default size.
+/// The default suite: the limits, every scenario traced and not, and idle
+/// memory, each with its default size.
 fn suite() -> Vec<Case> {
-    let mut cases = Vec::new();
-    let case = |scenario, trace, devices, messages| Case {
-        scenario,
-        trace,
-        devices,
-        messages,
+    let case = |scenario, trace| {
+        let (devices, messages) = default_size(scenario);
+        Case {
+            scenario,
+            trace,
+            devices,
+            messages,
+        }
     };
-    cases.push(case(Scenario::LimitActixRoundtrip, false, 1, 1_000_000));
-    cases.push(case(Scenario::LimitCrossbeam, false, 1, 10_000_000));
-    cases.push(case(Scenario::LimitActixActors, false, 100_000, 100_000));
+    let mut cases = vec![
+        case(Scenario::LimitActixRoundtrip, false),
+        case(Scenario::LimitCrossbeam, false),
+        case(Scenario::LimitActixActors, false),
+    ];
     for trace in [false, true] {
-        cases.push(case(Scenario::Null, trace, 1, 1_000_000));
-        cases.push(case(Scenario::Set, trace, 1, 200_000));
-        cases.push(case(Scenario::Count, trace, 1, 100_000));
-        cases.push(case(Scenario::Many, trace, 100_000, 300_000));
+        for scenario in [
+            Scenario::Null,
+            Scenario::Set,
+            Scenario::Count,
+            Scenario::Many,
+        ] {
+            cases.push(case(scenario, trace));
+        }
     }
-    cases.push(case(Scenario::Idle, false, 100_000, 100_000));
+    cases.push(case(Scenario::Idle, false));
     cases
 }
 
