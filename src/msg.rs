@@ -36,6 +36,22 @@ macro_rules! commands {
                     Command::Other(s) => s,
                 }
             }
+
+            /// The name of a known command, `None` for [`Command::Other`].
+            pub fn static_str(&self) -> Option<&'static str> {
+                match self {
+                    $(Command::$variant => Some($name),)*
+                    Command::Other(_) => None,
+                }
+            }
+
+            /// `Bluesky RunEngine <command>` for a known command.
+            pub(crate) fn static_span_name(&self) -> Option<&'static str> {
+                match self {
+                    $(Command::$variant => Some(concat!("Bluesky RunEngine ", $name)),)*
+                    Command::Other(_) => None,
+                }
+            }
         }
 
         impl FromStr for Command {

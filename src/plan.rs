@@ -97,7 +97,7 @@ impl PlanCtx {
 
     /// Starts a span named `name` as a child of this plan's context (or of the
     /// run span, in one-trace-per-run mode); `None` when untraced.
-    pub fn start_span(&self, name: String) -> Option<opentelemetry::global::BoxedSpan> {
+    pub fn start_span(&self, name: String) -> Option<skyrun_actors::ActiveSpan> {
         self.core.start_span(name, &self.cx)
     }
 }

@@ -2,7 +2,7 @@
 //! (for the Status span's parent) and helpers to create and complete statuses.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::{Context, StringValue};
 
@@ -85,9 +85,11 @@ impl DeviceContext {
         if !b.is_traced() {
             return b;
         }
-        b.attribute("kwargs", "{}")
+        let start = SystemTime::now();
+        b.start_at(start)
+            .attribute("kwargs", "{}")
             .attribute("target", target)
-            .attribute("start_time", crate::reading::now())
+            .attribute("start_time", crate::reading::epoch_secs(start))
             .attribute("start_pos", start_pos)
             .attribute("unit", StringValue::from(unit.clone()))
             .attribute(

@@ -42,6 +42,7 @@ mod request;
 pub mod sim;
 mod status;
 mod tracer;
+mod w3c;
 
 pub use actor::{
     DeviceActor, DeviceBuilder, DeviceHandle, DEFAULT_MAILBOX_CAPACITY, STATUS_TRACER_SCOPE,
@@ -58,6 +59,7 @@ pub use request::{DeviceOp, DeviceReply, DeviceRequest};
 pub use status::{
     record_move_finish, Status, StatusBuilder, StatusResult, StatusWait, STATUS_SPAN_NAME,
 };
-pub use tracer::SpanTracer;
+pub use tracer::{ActiveSpan, SpanTracer};
+pub use w3c::W3cTraceContext;
 
 pub use serde_json::{json, Map, Value};

@@ -7,12 +7,16 @@
 //! Which propagators run is chosen by `OTEL_PROPAGATORS`
 //! (see [`propagator_from_env`]).
 
+use std::borrow::Cow;
+
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{global, Context};
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
+
+use crate::w3c::W3cTraceContext;
 use thiserror::Error;
 
 /// The propagated span context of a message: header-style key/value pairs.
@@ -34,7 +38,7 @@ use thiserror::Error;
 /// assert_eq!(back.span().span_context().span_id(), SpanId::from(9));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TraceCarrier(Vec<(String, String)>);
+pub struct TraceCarrier(Vec<(Cow<'static, str>, String)>);
 
 impl TraceCarrier {
     /// An empty carrier.
@@ -57,7 +61,7 @@ impl TraceCarrier {
         global::get_text_map_propagator(|p| {
             if p.fields().next().is_none() {
                 // No propagator installed: W3C tracecontext, so in-process actors still link up.
-                TraceContextPropagator::new().inject_context(cx, &mut carrier)
+                W3cTraceContext.inject_context(cx, &mut carrier)
             } else {
                 p.inject_context(cx, &mut carrier)
             }
@@ -81,7 +85,7 @@ impl TraceCarrier {
         }
         global::get_text_map_propagator(|p| {
             if p.fields().next().is_none() {
-                TraceContextPropagator::new().extract_with_context(&Context::new(), self)
+                W3cTraceContext.extract_with_context(&Context::new(), self)
             } else {
                 p.extract_with_context(&Context::new(), self)
             }
@@ -103,7 +107,7 @@ impl TraceCarrier {
 
     /// The carried headers.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 }
 
@@ -115,8 +119,17 @@ impl Injector for TraceCarrier {
         }
         match self.0.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_owned(), value)),
+            None => self.0.push((intern(key), value)),
         }
+    }
+}
+
+/// The header names the known propagators write, kept without allocating.
+fn intern(key: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 4] = ["traceparent", "tracestate", "baggage", "uber-trace-id"];
+    match KNOWN.iter().find(|k| **k == key) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(key.to_owned()),
     }
 }
 
@@ -150,7 +163,7 @@ pub fn propagator_from_list(list: &str) -> Result<TextMapCompositePropagator, Un
     let mut props: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match name {
-            "tracecontext" => props.push(Box::new(TraceContextPropagator::new())),
+            "tracecontext" => props.push(Box::new(W3cTraceContext)),
             "baggage" => props.push(Box::new(BaggagePropagator::new())),
             // Deprecated upstream in favour of W3C, still what Jaeger clients send.
             #[allow(deprecated)]

@@ -114,8 +114,12 @@ pub type DataKeys = IndexMap<String, DataKey>;
 /// assert!(skyrun_actors::now() > 1.7e9);
 /// ```
 pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    epoch_secs(std::time::SystemTime::now())
+}
+
+/// `t` in seconds since the UNIX epoch (0 before it).
+pub(crate) fn epoch_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }

@@ -12,16 +12,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry::global::BoxedSpan;
 use opentelemetry::trace::{Span, Status as SpanStatus};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use parking_lot::Mutex;
 
 use crate::error::StatusError;
-use crate::reading::now;
-use crate::tracer::SpanTracer;
+use crate::reading::epoch_secs;
+use crate::tracer::{ActiveSpan, SpanTracer};
 
 /// The name of the span a status records, as ophyd names it.
 pub const STATUS_SPAN_NAME: &str = "Ophyd Status";
@@ -71,7 +70,9 @@ struct State {
     elapsed: f64,
     callbacks: Vec<Callback>,
     wakers: Vec<Waker>,
-    span: Option<BoxedSpan>,
+    span: Option<ActiveSpan>,
+    /// When the move finished (`finish_time`), which also ends the span when no settling follows.
+    finished_at: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for Status {
@@ -97,6 +98,7 @@ pub struct StatusBuilder {
     parent: Option<Context>,
     tracer: Option<SpanTracer>,
     attributes: Vec<KeyValue>,
+    start: Option<SystemTime>,
 }
 
 impl Status {
@@ -110,6 +112,7 @@ impl Status {
             parent: None,
             tracer: None,
             attributes: Vec::new(),
+            start: None,
         }
     }
 
@@ -291,21 +294,33 @@ impl Status {
             }
             st.elapsed = self.inner.created.elapsed().as_secs_f64();
             st.outcome = Some(outcome.clone());
-            let span = st.span.take().map(|span| (span, self.repr_locked(&st)));
+            // Completing right after the move finished (no settling): the span
+            // ends at `finish_time`, one clock reading instead of two.
+            let finished_at = match (self.inner.settle_time > 0.0, &outcome) {
+                (false, Ok(())) => st.finished_at.take(),
+                _ => None,
+            };
+            let span = st
+                .span
+                .take()
+                .map(|span| (span, self.repr_locked(&st), finished_at));
             (
                 std::mem::take(&mut st.callbacks),
                 std::mem::take(&mut st.wakers),
                 span,
             )
         };
-        if let Some((mut span, repr)) = span {
+        if let Some((mut span, repr, finished_at)) = span {
             span.set_attribute(KeyValue::new("object_repr", repr));
             if let Err(e) = &outcome {
                 span.set_attribute(KeyValue::new("exception", e.to_string()));
                 span.record_error(e);
                 span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
             }
-            span.end();
+            match finished_at {
+                Some(t) => span.end_with_timestamp(t),
+                None => span.end(),
+            }
         }
         for cb in callbacks {
             cb(&outcome);
@@ -327,7 +342,9 @@ fn push_tenths(out: &mut String, x: f64) {
         return;
     }
     let t = tenths as u64;
-    let _ = write!(out, "{}.{}", t / 10, t % 10);
+    out.push_str(itoa::Buffer::new().format(t / 10));
+    out.push('.');
+    out.push(char::from(b'0' + (t % 10) as u8));
 }
 
 fn error_type(e: &StatusError) -> &'static str {
@@ -384,6 +401,13 @@ impl StatusBuilder {
         self
     }
 
+    /// Starts the span at `t` (default: when built), so a `start_time`
+    /// attribute and the span can share one clock reading.
+    pub fn start_at(mut self, t: SystemTime) -> Self {
+        self.start = Some(t);
+        self
+    }
+
     /// An extra span attribute (e.g. a MoveStatus's `target`).
     pub fn attribute(mut self, key: &'static str, value: impl Into<Value>) -> Self {
         if self.tracer.is_some() {
@@ -401,7 +425,10 @@ impl StatusBuilder {
     pub fn build(self) -> Status {
         let span = match (&self.tracer, &self.parent) {
             (Some(tracer), Some(parent)) => {
-                let mut attrs = Vec::with_capacity(self.attributes.len() + 4);
+                // Room for the attributes recorded at completion (finish_time,
+                // finish_pos, object_repr, exception): the SDK keeps this Vec, so
+                // they never reallocate it.
+                let mut attrs = Vec::with_capacity(self.attributes.len() + 3 + 4);
                 attrs.push(KeyValue::new("status_type", self.status_type));
                 attrs.push(KeyValue::new("settle_time", self.settle_time));
                 match self.timeout {
@@ -409,7 +436,7 @@ impl StatusBuilder {
                     None => attrs.push(KeyValue::new("no_timeout_given", true)),
                 }
                 attrs.extend(self.attributes);
-                tracer.start(STATUS_SPAN_NAME, parent, attrs)
+                tracer.start_at(STATUS_SPAN_NAME, parent, attrs, self.start)
             }
             _ => None,
         };
@@ -458,9 +485,12 @@ pub(crate) fn spawn_after(delay: Duration, f: impl FnOnce() + Send + 'static) {
 
 /// Records `finish_time` and `finish_pos` on a MoveStatus span, as ophyd does on a successful move.
 pub fn record_move_finish(status: &Status, finish_pos: f64) {
-    if status.is_traced() {
-        status.set_attribute(KeyValue::new("finish_time", now()));
-        status.set_attribute(KeyValue::new("finish_pos", finish_pos));
+    let mut st = status.inner.state.lock();
+    if let Some(span) = st.span.as_mut() {
+        let t = SystemTime::now();
+        span.set_attribute(KeyValue::new("finish_time", epoch_secs(t)));
+        span.set_attribute(KeyValue::new("finish_pos", finish_pos));
+        st.finished_at = Some(t);
     }
 }
 

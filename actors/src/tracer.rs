@@ -4,13 +4,22 @@
 //! named instrumentation scope (the default, as Bluesky and ophyd use), a tracer
 //! taken from a specific provider (tests give each engine its own in-memory
 //! provider), or none at all, which skips span work entirely on the hot path.
+//!
+//! A tracer taken from the SDK's own provider is held as the concrete
+//! `SdkTracer`, so its spans ([`ActiveSpan::Sdk`]) are not boxed behind the
+//! object-safe wrappers the generic API needs: one allocation and one copy of
+//! the span less per span, on the per-message path.
 
+use std::any::Any;
 use std::borrow::Cow;
+use std::error::Error;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use opentelemetry::global::{self, BoxedSpan, BoxedTracer};
-use opentelemetry::trace::{Span, Tracer, TracerProvider};
+use opentelemetry::trace::{Span, SpanContext, Status as SpanStatus, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 /// A cheap, clonable handle to the tracer a component records its spans with.
 ///
@@ -27,6 +36,7 @@ pub struct SpanTracer(Kind);
 enum Kind {
     Disabled,
     Global(Cow<'static, str>),
+    Sdk(SdkTracer),
     Fixed(Arc<BoxedTracer>),
 }
 
@@ -35,7 +45,7 @@ impl std::fmt::Debug for SpanTracer {
         match &self.0 {
             Kind::Disabled => f.write_str("SpanTracer::disabled"),
             Kind::Global(name) => write!(f, "SpanTracer::global({name:?})"),
-            Kind::Fixed(_) => f.write_str("SpanTracer::from_provider(..)"),
+            Kind::Sdk(_) | Kind::Fixed(_) => f.write_str("SpanTracer::from_provider(..)"),
         }
     }
 }
@@ -46,13 +56,17 @@ impl SpanTracer {
         SpanTracer(Kind::Global(name.into()))
     }
 
-    /// The tracer of scope `name` from `provider`.
+    /// The tracer of scope `name` from `provider` (unboxed when it is the SDK's
+    /// `SdkTracerProvider`).
     pub fn from_provider<P>(provider: &P, name: impl Into<Cow<'static, str>>) -> Self
     where
-        P: TracerProvider,
+        P: TracerProvider + 'static,
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as Tracer>::Span: Send + Sync + 'static,
     {
+        if let Some(sdk) = (provider as &dyn Any).downcast_ref::<SdkTracerProvider>() {
+            return SpanTracer(Kind::Sdk(sdk.tracer(name)));
+        }
         SpanTracer(Kind::Fixed(Arc::new(BoxedTracer::new(Box::new(
             provider.tracer(name),
         )))))
@@ -76,18 +90,111 @@ impl SpanTracer {
         name: impl Into<Cow<'static, str>>,
         parent: &Context,
         attributes: Vec<KeyValue>,
-    ) -> Option<BoxedSpan> {
+    ) -> Option<ActiveSpan> {
+        self.start_at(name, parent, attributes, None)
+    }
+
+    /// [`start`](Self::start), with the start time given (so a span and an
+    /// attribute can share one clock reading).
+    pub fn start_at(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        parent: &Context,
+        attributes: Vec<KeyValue>,
+        start_time: Option<SystemTime>,
+    ) -> Option<ActiveSpan> {
         let span = match &self.0 {
             Kind::Disabled => return None,
-            Kind::Global(scope) => global::tracer(scope.clone())
-                .span_builder(name)
-                .with_attributes(attributes)
-                .start_with_context(&global::tracer(scope.clone()), parent),
-            Kind::Fixed(tracer) => tracer
-                .span_builder(name)
-                .with_attributes(attributes)
-                .start_with_context(tracer.as_ref(), parent),
+            Kind::Global(scope) => {
+                let tracer = global::tracer(scope.clone());
+                let mut b = tracer.span_builder(name).with_attributes(attributes);
+                b.start_time = start_time;
+                ActiveSpan::Boxed(b.start_with_context(&tracer, parent))
+            }
+            Kind::Sdk(tracer) => {
+                let mut b = tracer.span_builder(name).with_attributes(attributes);
+                b.start_time = start_time;
+                ActiveSpan::Sdk(b.start_with_context(tracer, parent))
+            }
+            Kind::Fixed(tracer) => {
+                let mut b = tracer.span_builder(name).with_attributes(attributes);
+                b.start_time = start_time;
+                ActiveSpan::Boxed(b.start_with_context(tracer.as_ref(), parent))
+            }
         };
         span.is_recording().then_some(span)
+    }
+}
+
+/// A span started by a [`SpanTracer`]: the SDK's span itself, or any other
+/// provider's behind a box.
+#[derive(Debug)]
+// Unboxed on purpose: boxing the SDK span is the allocation this type avoids.
+#[allow(clippy::large_enum_variant)]
+pub enum ActiveSpan {
+    /// A span of the SDK's provider.
+    Sdk(opentelemetry_sdk::trace::Span),
+    /// A span of another provider (or the global one).
+    Boxed(BoxedSpan),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            ActiveSpan::Sdk($s) => $e,
+            ActiveSpan::Boxed($s) => $e,
+        }
+    };
+}
+
+impl Span for ActiveSpan {
+    fn add_event_with_timestamp<T>(
+        &mut self,
+        name: T,
+        timestamp: SystemTime,
+        attributes: Vec<KeyValue>,
+    ) where
+        T: Into<Cow<'static, str>>,
+    {
+        each!(self, s => s.add_event_with_timestamp(name, timestamp, attributes))
+    }
+
+    fn span_context(&self) -> &SpanContext {
+        each!(self, s => s.span_context())
+    }
+
+    fn is_recording(&self) -> bool {
+        each!(self, s => s.is_recording())
+    }
+
+    fn set_attribute(&mut self, attribute: KeyValue) {
+        each!(self, s => s.set_attribute(attribute))
+    }
+
+    fn set_attributes(&mut self, attributes: impl IntoIterator<Item = KeyValue>) {
+        each!(self, s => s.set_attributes(attributes))
+    }
+
+    fn set_status(&mut self, status: SpanStatus) {
+        each!(self, s => s.set_status(status))
+    }
+
+    fn update_name<T>(&mut self, new_name: T)
+    where
+        T: Into<Cow<'static, str>>,
+    {
+        each!(self, s => s.update_name(new_name))
+    }
+
+    fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
+        each!(self, s => s.add_link(span_context, attributes))
+    }
+
+    fn record_error(&mut self, err: &dyn Error) {
+        each!(self, s => s.record_error(err))
+    }
+
+    fn end_with_timestamp(&mut self, timestamp: SystemTime) {
+        each!(self, s => s.end_with_timestamp(timestamp))
     }
 }

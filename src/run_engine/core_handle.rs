@@ -21,11 +21,7 @@ impl CoreHandle {
         self.0.send(msg).await
     }
 
-    pub fn start_span(
-        &self,
-        name: String,
-        cx: &Context,
-    ) -> Option<opentelemetry::global::BoxedSpan> {
+    pub fn start_span(&self, name: String, cx: &Context) -> Option<skyrun_actors::ActiveSpan> {
         let parent = self.0.span_parent(cx, None);
         self.0.tracer.start(name, &parent, Vec::new())
     }

@@ -2,6 +2,8 @@
 //! Bluesky's `bluesky.tracing` records them (with its bugs fixed; see
 //! COMPATIBILITY.md).
 
+use std::borrow::Cow;
+
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 use serde_json::{Map, Value};
 
@@ -17,9 +19,13 @@ pub const RUN_SPAN: &str = "Bluesky RunEngine run";
 /// ```
 /// use skyrun::{telemetry::spans::span_name, Command};
 /// assert_eq!(span_name(&Command::Set), "Bluesky RunEngine set");
+/// assert_eq!(span_name(&Command::Other("calibrate".into())), "Bluesky RunEngine calibrate");
 /// ```
-pub fn span_name(command: &Command) -> String {
-    format!("Bluesky RunEngine {}", command.as_str())
+pub fn span_name(command: &Command) -> Cow<'static, str> {
+    match command.static_span_name() {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(format!("Bluesky RunEngine {}", command.as_str())),
+    }
 }
 
 /// Whether Bluesky traces `command` (set, wait, complete, collect).
@@ -46,20 +52,20 @@ fn has_group_kwarg(command: &Command) -> bool {
 /// assert_eq!(kwargs_json(&Msg::new("set").arg(5)), r#"{"group": null}"#);
 /// assert_eq!(kwargs_json(&Msg::new("wait").group("A").kwarg("timeout", 1.5)), r#"{"group": "A", "timeout": 1.5}"#);
 /// ```
-pub fn kwargs_json(msg: &Msg) -> String {
+pub fn kwargs_json(msg: &Msg) -> Cow<'static, str> {
     if msg.kwargs.is_empty() && has_group_kwarg(&msg.command) {
         // The common case, without building a map.
         return match &msg.group {
-            None => r#"{"group": null}"#.to_owned(),
+            None => r#"{"group": null}"#.into(),
             // Group names rarely need JSON escaping; write them directly when they don't.
             Some(g) if !g.chars().any(|c| c == '"' || c == '\\' || c.is_control()) => {
                 let mut out = String::with_capacity(g.len() + 14);
                 out.push_str(r#"{"group": ""#);
                 out.push_str(g);
                 out.push_str(r#""}"#);
-                out
+                out.into()
             }
-            Some(g) => format!(r#"{{"group": {}}}"#, Value::String(g.clone())),
+            Some(g) => format!(r#"{{"group": {}}}"#, Value::String(g.clone())).into(),
         };
     }
     let mut m = Map::with_capacity(msg.kwargs.len() + 1);
@@ -72,7 +78,7 @@ pub fn kwargs_json(msg: &Msg) -> String {
     for (k, v) in &msg.kwargs {
         m.insert(k.clone(), v.clone());
     }
-    python_json(&Value::Object(m))
+    python_json(&Value::Object(m)).into()
 }
 
 /// JSON as Python's `json.dumps` writes it by default (`", "` and `": "` separators).
@@ -142,12 +148,16 @@ pub fn args_value(args: &[Value]) -> OtelValue {
 /// The attributes of a message span (and of the run span, from `open_run`).
 pub fn msg_attributes(msg: &Msg) -> Vec<KeyValue> {
     let mut attrs = Vec::with_capacity(6);
-    attrs.push(KeyValue::new(
-        "msg.command",
-        msg.command.as_str().to_owned(),
-    ));
+    let command = match msg.command.static_str() {
+        Some(c) => StringValue::from(c),
+        None => StringValue::from(msg.command.as_str().to_owned()),
+    };
+    attrs.push(KeyValue::new("msg.command", command));
     attrs.push(KeyValue::new("msg.args", args_value(&msg.args)));
-    attrs.push(KeyValue::new("msg.kwargs", kwargs_json(msg)));
+    attrs.push(KeyValue::new(
+        "msg.kwargs",
+        StringValue::from(kwargs_json(msg)),
+    ));
     match &msg.obj {
         Some(obj) => attrs.push(KeyValue::new(
             "msg.obj",
