@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use skyrun::bench::{run_case, Case, Scenario};
-use skyrun_actors::{Status, TraceCarrier};
+use skyrun_actors::{Status, TraceCarrier, W3cTraceContext};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -61,7 +62,6 @@ fn hot_pieces(c: &mut Criterion) {
             s.result()
         })
     });
-    let prop = TraceContextPropagator::new();
     let cx = Context::new().with_remote_span_context(SpanContext::new(
         TraceId::from(0x0123_4567_89ab_cdef_u128),
         SpanId::from(0x42),
@@ -69,13 +69,18 @@ fn hot_pieces(c: &mut Criterion) {
         false,
         TraceState::default(),
     ));
-    g.bench_function("context_inject", |b| {
-        b.iter(|| TraceCarrier::inject_with(&prop, &cx))
-    });
-    let carrier = TraceCarrier::inject_with(&prop, &cx);
-    g.bench_function("context_extract", |b| {
-        b.iter(|| carrier.extract_with(&prop))
-    });
+    // skyrun's W3C propagator next to the SDK's, on the same context.
+    let sdk = TraceContextPropagator::new();
+    let props: [(&str, &dyn TextMapPropagator); 2] = [("skyrun", &W3cTraceContext), ("sdk", &sdk)];
+    for (name, prop) in props {
+        g.bench_function(BenchmarkId::new("context_inject", name), |b| {
+            b.iter(|| TraceCarrier::inject_with(prop, &cx))
+        });
+        let carrier = TraceCarrier::inject_with(prop, &cx);
+        g.bench_function(BenchmarkId::new("context_extract", name), |b| {
+            b.iter(|| carrier.extract_with(prop))
+        });
+    }
     g.finish();
 }
 

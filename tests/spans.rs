@@ -144,6 +144,21 @@ fn set_nests_status_under_set_under_the_plan_span_across_actors() {
     assert_eq!(attr(status, "finish_pos"), Some(Value::F64(5.0)));
     assert!(matches!(attr(status, "start_time"), Some(Value::F64(t)) if t > 1.7e9));
     assert!(matches!(attr(status, "finish_time"), Some(Value::F64(t)) if t > 1.7e9));
+    // The span covers the move exactly: it starts at start_time and (no settling)
+    // ends at finish_time.
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    assert_eq!(
+        attr(status, "start_time"),
+        Some(Value::F64(secs(status.start_time)))
+    );
+    assert_eq!(
+        attr(status, "finish_time"),
+        Some(Value::F64(secs(status.end_time)))
+    );
     assert_eq!(
         attr(status, "object_repr"),
         s("MoveStatus(done=True, pos=motor1, elapsed=0.0, success=True, settle_time=0.0)"),
@@ -530,4 +545,29 @@ fn a_device_error_ends_the_set_span_and_the_run_span_with_an_error() {
     let run_span = one(&spans, "Bluesky RunEngine run");
     assert_eq!(run_span.status, SpanStatus::error(reason));
     assert_eq!(attr(run_span, "reason"), s(reason));
+}
+
+#[test]
+fn a_settling_status_span_ends_after_the_settle_time_not_at_finish_time() {
+    let t = Traced::new();
+    run(async {
+        let re = t.engine().build();
+        let motor = t.device(SynAxis::new("m").with_settle_time(0.05));
+        let plan = Plan::new("settle", move |ctx| async move {
+            bps::abs_set(&ctx, &motor, 1, None, true).await.map(|_| ())
+        });
+        re.run(plan).await.unwrap();
+    });
+    let spans = t.spans();
+    let status = one(&spans, "Ophyd Status");
+    let Some(Value::F64(finish)) = attr(status, "finish_time") else {
+        panic!("finish_time recorded")
+    };
+    let end = status
+        .end_time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(end >= finish + 0.05, "ended {end}, finished {finish}");
+    assert_eq!(attr(status, "settle_time"), Some(Value::F64(0.05)));
 }

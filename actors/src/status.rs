@@ -425,10 +425,10 @@ impl StatusBuilder {
     pub fn build(self) -> Status {
         let span = match (&self.tracer, &self.parent) {
             (Some(tracer), Some(parent)) => {
-                // Room for the attributes recorded at completion (finish_time,
-                // finish_pos, object_repr, exception): the SDK keeps this Vec, so
-                // they never reallocate it.
-                let mut attrs = Vec::with_capacity(self.attributes.len() + 3 + 4);
+                // Room for the attributes a successful completion records
+                // (finish_time, finish_pos, object_repr): the SDK keeps this
+                // Vec, so they never reallocate it.
+                let mut attrs = Vec::with_capacity(self.attributes.len() + 3 + 3);
                 attrs.push(KeyValue::new("status_type", self.status_type));
                 attrs.push(KeyValue::new("settle_time", self.settle_time));
                 match self.timeout {
