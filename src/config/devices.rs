@@ -49,6 +49,7 @@
 //! and `-`. A device file holds at most [`MAX_DEVICES`] devices.
 
 mod parse;
+mod raw;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -5,88 +5,17 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use indexmap::IndexMap;
-use serde::Deserialize;
 use serde_json::Value;
 use skyrun_actors::sim::Noise;
 use toml::Spanned;
 
+use super::raw::{RawDetector, RawFile, RawFlyer, RawMotor, RawSignal};
 use super::{
     DetectorConfig, DeviceConfig, DeviceKind, DeviceSpec, FlyerConfig, MotorConfig, SignalConfig,
     MAX_DEVICES,
 };
 use crate::config::error::{from_toml, known_list, ConfigError, ErrorKind, Src};
 use crate::config::{count, finite, non_negative, toml_to_json, Table, MAX_POINTS};
-
-// ---------------------------------------------------------------------------
-// Raw TOML shapes
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    motor: Vec<Spanned<Table<RawMotor>>>,
-    #[serde(default)]
-    motor_family: Vec<Spanned<Table<RawMotor>>>,
-    #[serde(default)]
-    detector: Vec<Spanned<Table<RawDetector>>>,
-    #[serde(default)]
-    detector_family: Vec<Spanned<Table<RawDetector>>>,
-    #[serde(default)]
-    signal: Vec<Spanned<Table<RawSignal>>>,
-    #[serde(default)]
-    flyer: Vec<Spanned<Table<RawFlyer>>>,
-}
-
-/// Naming keys shared by single devices (`name`) and families (`prefix`, `count`, `first`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMotor {
-    name: Option<Spanned<String>>,
-    prefix: Option<Spanned<String>>,
-    count: Option<Spanned<i64>>,
-    first: Option<Spanned<i64>>,
-    position: Option<Spanned<f64>>,
-    velocity: Option<Spanned<f64>>,
-    settle_time: Option<Spanned<f64>>,
-    timeout: Option<Spanned<f64>>,
-    limits: Option<Spanned<Vec<Spanned<f64>>>>,
-    units: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDetector {
-    name: Option<Spanned<String>>,
-    prefix: Option<Spanned<String>>,
-    count: Option<Spanned<i64>>,
-    first: Option<Spanned<i64>>,
-    motor: Option<Spanned<String>>,
-    motor_family: Option<Spanned<String>>,
-    center: Option<Spanned<f64>>,
-    imax: Option<Spanned<f64>>,
-    sigma: Option<Spanned<f64>>,
-    noise: Option<Spanned<String>>,
-    noise_multiplier: Option<Spanned<f64>>,
-    exposure_time: Option<Spanned<f64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSignal {
-    name: Option<Spanned<String>>,
-    value: Option<Spanned<toml::Value>>,
-    units: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFlyer {
-    name: Option<Spanned<String>>,
-    num_points: Option<Spanned<i64>>,
-    duration: Option<Spanned<f64>>,
-    start: Option<Spanned<f64>>,
-    stop: Option<Spanned<f64>>,
-}
 
 // ---------------------------------------------------------------------------
 // Validation

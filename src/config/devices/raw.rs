@@ -1,0 +1,75 @@
+//! The raw TOML shapes of a device file, as serde reads them (every value
+//! with its span, for error messages); `parse` validates them.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::Table;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    #[serde(default)]
+    pub(super) motor: Vec<Spanned<Table<RawMotor>>>,
+    #[serde(default)]
+    pub(super) motor_family: Vec<Spanned<Table<RawMotor>>>,
+    #[serde(default)]
+    pub(super) detector: Vec<Spanned<Table<RawDetector>>>,
+    #[serde(default)]
+    pub(super) detector_family: Vec<Spanned<Table<RawDetector>>>,
+    #[serde(default)]
+    pub(super) signal: Vec<Spanned<Table<RawSignal>>>,
+    #[serde(default)]
+    pub(super) flyer: Vec<Spanned<Table<RawFlyer>>>,
+}
+
+/// Naming keys shared by single devices (`name`) and families (`prefix`, `count`, `first`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMotor {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) prefix: Option<Spanned<String>>,
+    pub(super) count: Option<Spanned<i64>>,
+    pub(super) first: Option<Spanned<i64>>,
+    pub(super) position: Option<Spanned<f64>>,
+    pub(super) velocity: Option<Spanned<f64>>,
+    pub(super) settle_time: Option<Spanned<f64>>,
+    pub(super) timeout: Option<Spanned<f64>>,
+    pub(super) limits: Option<Spanned<Vec<Spanned<f64>>>>,
+    pub(super) units: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDetector {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) prefix: Option<Spanned<String>>,
+    pub(super) count: Option<Spanned<i64>>,
+    pub(super) first: Option<Spanned<i64>>,
+    pub(super) motor: Option<Spanned<String>>,
+    pub(super) motor_family: Option<Spanned<String>>,
+    pub(super) center: Option<Spanned<f64>>,
+    pub(super) imax: Option<Spanned<f64>>,
+    pub(super) sigma: Option<Spanned<f64>>,
+    pub(super) noise: Option<Spanned<String>>,
+    pub(super) noise_multiplier: Option<Spanned<f64>>,
+    pub(super) exposure_time: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSignal {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) value: Option<Spanned<toml::Value>>,
+    pub(super) units: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFlyer {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) num_points: Option<Spanned<i64>>,
+    pub(super) duration: Option<Spanned<f64>>,
+    pub(super) start: Option<Spanned<f64>>,
+    pub(super) stop: Option<Spanned<f64>>,
+}
