@@ -13,8 +13,10 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use skyrun::bench::{run_case, Case, Scenario};
 use skyrun_actors::{Status, TraceCarrier, W3cTraceContext};
 
+// The allocator of the `skyrun` binary, so figures match `skyrun bench`.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn scenarios(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");

@@ -222,7 +222,7 @@ impl DeviceBuilder {
     pub fn spawn(mut self) -> DeviceHandle {
         let caps = Capabilities::of(self.device.as_mut());
         let type_name = self.device.type_name();
-        let repr = Repr::new(self.device.name().into(), &self.device.repr());
+        let repr = Repr::new(self.device.shared_name(), &self.device.repr());
         let supervised = self.factory.is_some();
         let actor = DeviceActor {
             device: self.device,

@@ -45,6 +45,12 @@ use crate::status::Status;
 pub trait Device: Send + 'static {
     /// The device name; data keys are derived from it.
     fn name(&self) -> &str;
+    /// The name as a shared string. The default copies [`name`](Self::name);
+    /// a device that keeps its name in an `Arc<str>` returns it, so the
+    /// handle, the repr and span attributes share one allocation.
+    fn shared_name(&self) -> std::sync::Arc<str> {
+        self.name().into()
+    }
     /// The device's type name (ophyd's class name), e.g. `SynAxis`.
     fn type_name(&self) -> &'static str;
     /// A human-readable representation, used in span attributes (`msg.obj`).

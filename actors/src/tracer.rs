@@ -36,7 +36,9 @@ pub struct SpanTracer(Kind);
 enum Kind {
     Disabled,
     Global(Cow<'static, str>),
-    Sdk(SdkTracer),
+    // Behind an `Arc`: the tracer is ~100 bytes and travels inside every
+    // StatusBuilder, which is moved on each builder call.
+    Sdk(Arc<SdkTracer>),
     Fixed(Arc<BoxedTracer>),
 }
 
@@ -65,7 +67,7 @@ impl SpanTracer {
         <P::Tracer as Tracer>::Span: Send + Sync + 'static,
     {
         if let Some(sdk) = (provider as &dyn Any).downcast_ref::<SdkTracerProvider>() {
-            return SpanTracer(Kind::Sdk(sdk.tracer(name)));
+            return SpanTracer(Kind::Sdk(Arc::new(sdk.tracer(name))));
         }
         SpanTracer(Kind::Fixed(Arc::new(BoxedTracer::new(Box::new(
             provider.tracer(name),
@@ -114,7 +116,7 @@ impl SpanTracer {
             Kind::Sdk(tracer) => {
                 let mut b = tracer.span_builder(name).with_attributes(attributes);
                 b.start_time = start_time;
-                ActiveSpan::Sdk(b.start_with_context(tracer, parent))
+                ActiveSpan::Sdk(b.start_with_context(tracer.as_ref(), parent))
             }
             Kind::Fixed(tracer) => {
                 let mut b = tracer.span_builder(name).with_attributes(attributes);

@@ -76,7 +76,7 @@ impl PositionProbe {
 /// ```
 #[derive(Debug)]
 pub struct SynAxis {
-    name: String,
+    name: Arc<str>,
     probe: PositionProbe,
     setpoint: f64,
     setpoint_ts: f64,
@@ -84,7 +84,8 @@ pub struct SynAxis {
     acceleration: f64,
     settle_time: f64,
     timeout: Option<f64>,
-    limits: Option<(f64, f64)>,
+    // Boxed: rarely set, and it keeps the motor in a 128-byte allocation.
+    limits: Option<Box<(f64, f64)>>,
     units: Arc<str>,
     staged: bool,
     moving: Option<Status>,
@@ -94,7 +95,7 @@ impl SynAxis {
     /// A motor at 0, instantaneous, in `mm`, without limits.
     pub fn new(name: impl Into<String>) -> Self {
         SynAxis {
-            name: name.into(),
+            name: Arc::from(name.into()),
             probe: PositionProbe::new(0.0),
             setpoint: 0.0,
             setpoint_ts: now(),
@@ -143,7 +144,7 @@ impl SynAxis {
 
     /// Soft limits: a move outside `[low, high]` fails its status.
     pub fn with_limits(mut self, low: f64, high: f64) -> Self {
-        self.limits = Some((low.min(high), low.max(high)));
+        self.limits = Some(Box::new((low.min(high), low.max(high))));
         self
     }
 
@@ -171,6 +172,9 @@ impl SynAxis {
 impl Device for SynAxis {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
     }
     fn type_name(&self) -> &'static str {
         "SynAxis"
@@ -201,7 +205,7 @@ impl Device for SynAxis {
 impl Readable for SynAxis {
     fn read(&mut self) -> Result<Readings, DeviceError> {
         Ok(Readings::from([
-            (self.name.clone(), Reading::new(self.probe.position())),
+            (self.name.to_string(), Reading::new(self.probe.position())),
             (
                 self.key("_setpoint"),
                 Reading {
@@ -219,7 +223,7 @@ impl Readable for SynAxis {
                 .with_precision(3)
         };
         DataKeys::from([
-            (self.name.clone(), key(())),
+            (self.name.to_string(), key(())),
             (self.key("_setpoint"), key(())),
         ])
     }
@@ -248,7 +252,7 @@ impl Readable for SynAxis {
     }
 
     fn hints(&self) -> Vec<String> {
-        vec![self.name.clone()]
+        vec![self.name.to_string()]
     }
 }
 
@@ -261,7 +265,7 @@ impl Movable for SynAxis {
             .settle_time(self.settle_time)
             .timeout(self.timeout)
             .build();
-        if let Some((low, high)) = self.limits {
+        if let Some(&(low, high)) = self.limits.as_deref() {
             if !(low..=high).contains(&target) {
                 status.set_exception(StatusError::Failed(format!(
                     "{}: position {target} is outside the limits [{low}, {high}]",
@@ -313,7 +317,7 @@ impl Stoppable for SynAxis {
                 st.set_finished();
             } else {
                 st.set_exception(StatusError::Stopped {
-                    device: self.name.clone(),
+                    device: self.name.to_string(),
                 });
             }
         }
@@ -340,7 +344,7 @@ impl Configurable for SynAxis {
         let old = self.read_configuration();
         for (k, v) in settings {
             let bad = |reason: String| DeviceError::InvalidArgument {
-                device: self.name.clone(),
+                device: self.name.to_string(),
                 operation: "configure",
                 reason,
             };

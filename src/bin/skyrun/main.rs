@@ -142,10 +142,12 @@ impl From<skyrun::config::ConfigError> for Failure {
     }
 }
 
-// The SDK frees spans on its exporter thread; glibc's allocator serializes
-// that on an arena lock, mimalloc does not.
+// The SDK's batch processor frees every span on its export thread, which
+// allocated on the engine thread: jemalloc handles that hand-off best of the
+// allocators measured (glibc, mimalloc v2/v3, snmalloc; see BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
