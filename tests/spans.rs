@@ -165,6 +165,28 @@ fn set_nests_status_under_set_under_the_plan_span_across_actors() {
         "object_repr taken at completion (Bluesky always says done=False)"
     );
     assert_eq!(status.status, SpanStatus::Unset);
+    // ophyd's order, which the console exporter prints as is.
+    let keys: Vec<&str> = status.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "status_type",
+            "settle_time",
+            "no_timeout_given",
+            "device_name",
+            "device_type",
+            "kwargs",
+            "target",
+            "start_time",
+            "start_pos",
+            "unit",
+            "positioner_name",
+            "positioner",
+            "finish_time",
+            "finish_pos",
+            "object_repr",
+        ]
+    );
 
     assert_eq!(attr(run_span, "msg.command"), s("open_run"));
     assert_eq!(

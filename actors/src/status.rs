@@ -95,6 +95,7 @@ pub struct StatusBuilder {
     settle_time: f64,
     timeout: Option<f64>,
     label: Option<Arc<str>>,
+    device_type: Option<&'static str>,
     parent: Option<Context>,
     tracer: Option<SpanTracer>,
     attributes: Vec<KeyValue>,
@@ -109,6 +110,7 @@ impl Status {
             settle_time: 0.0,
             timeout: None,
             label: None,
+            device_type: None,
             parent: None,
             tracer: None,
             attributes: Vec::new(),
@@ -227,6 +229,20 @@ impl Status {
     }
 
     fn repr_locked(&self, st: &State) -> String {
+        thread_local! {
+            // Written into a reused buffer, then copied out at its exact size:
+            // the span keeps the text as a boxed `str`, so a String with spare
+            // capacity would be reallocated on the way in.
+            static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(128));
+        }
+        SCRATCH.with_borrow_mut(|r| {
+            r.clear();
+            self.write_repr(st, r);
+            r.as_str().to_owned()
+        })
+    }
+
+    fn write_repr(&self, st: &State, r: &mut String) {
         let done = if st.outcome.is_some() {
             "True"
         } else {
@@ -240,7 +256,6 @@ impl Status {
         let label = self.inner.label.as_deref().unwrap_or("None");
         // Built by hand: this runs for every traced status, and `{:.1}` float
         // formatting costs more than the rest of the span's attributes.
-        let mut r = String::with_capacity(96);
         match self.inner.status_type {
             "MoveStatus" => {
                 r.push_str("MoveStatus(done=");
@@ -248,11 +263,11 @@ impl Status {
                 r.push_str(", pos=");
                 r.push_str(label);
                 r.push_str(", elapsed=");
-                push_tenths(&mut r, st.elapsed);
+                push_tenths(r, st.elapsed);
                 r.push_str(", success=");
                 r.push_str(success);
                 r.push_str(", settle_time=");
-                push_tenths(&mut r, self.inner.settle_time);
+                push_tenths(r, self.inner.settle_time);
                 r.push(')');
             }
             "DeviceStatus" => {
@@ -283,7 +298,6 @@ impl Status {
                 }
             }
         }
-        r
     }
 
     fn complete(&self, outcome: StatusResult) -> bool {
@@ -356,6 +370,12 @@ fn error_type(e: &StatusError) -> &'static str {
     }
 }
 
+/// status_type, settle_time, timeout (or no_timeout_given), device_name, device_type.
+const LEADING_ATTRIBUTES: usize = 5;
+/// The leading attributes, a MoveStatus's seven, and the three recorded at
+/// completion (finish_time, finish_pos, object_repr).
+const SPAN_ATTRIBUTES_CAPACITY: usize = LEADING_ATTRIBUTES + 7 + 3;
+
 impl StatusBuilder {
     /// The ophyd class name to report in `status_type` (default `Status`).
     pub fn status_type(mut self, t: &'static str) -> Self {
@@ -381,14 +401,8 @@ impl StatusBuilder {
 
     /// The device this status belongs to: sets `device_name`/`device_type`.
     pub fn device(mut self, name: impl Into<Arc<str>>, type_name: &'static str) -> Self {
-        let name = name.into();
-        self.attributes.push(KeyValue::new(
-            "device_name",
-            StringValue::from(name.clone()),
-        ));
-        self.attributes
-            .push(KeyValue::new("device_type", type_name));
-        self.label = Some(name);
+        self.label = Some(name.into());
+        self.device_type = Some(type_name);
         self
     }
 
@@ -397,6 +411,13 @@ impl StatusBuilder {
         if tracer.is_enabled() {
             self.tracer = Some(tracer.clone());
             self.parent = Some(parent.clone());
+            // One allocation for every attribute the span will ever hold: the
+            // SDK keeps this Vec. The leading attributes (status_type ..
+            // device_type) are filled in by `build`, once their values are known.
+            let mut attrs = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
+            attrs.extend((0..LEADING_ATTRIBUTES).map(|_| KeyValue::new("", false)));
+            attrs.append(&mut self.attributes);
+            self.attributes = attrs;
         }
         self
     }
@@ -425,17 +446,22 @@ impl StatusBuilder {
     pub fn build(self) -> Status {
         let span = match (&self.tracer, &self.parent) {
             (Some(tracer), Some(parent)) => {
-                // Room for the attributes a successful completion records
-                // (finish_time, finish_pos, object_repr): the SDK keeps this
-                // Vec, so they never reallocate it.
-                let mut attrs = Vec::with_capacity(self.attributes.len() + 3 + 3);
-                attrs.push(KeyValue::new("status_type", self.status_type));
-                attrs.push(KeyValue::new("settle_time", self.settle_time));
-                match self.timeout {
-                    Some(t) => attrs.push(KeyValue::new("timeout", t)),
-                    None => attrs.push(KeyValue::new("no_timeout_given", true)),
+                let mut attrs = self.attributes;
+                attrs[0] = KeyValue::new("status_type", self.status_type);
+                attrs[1] = KeyValue::new("settle_time", self.settle_time);
+                attrs[2] = match self.timeout {
+                    Some(t) => KeyValue::new("timeout", t),
+                    None => KeyValue::new("no_timeout_given", true),
+                };
+                match (&self.label, self.device_type) {
+                    (Some(name), Some(type_name)) => {
+                        attrs[3] = KeyValue::new("device_name", StringValue::from(name.clone()));
+                        attrs[4] = KeyValue::new("device_type", type_name);
+                    }
+                    _ => {
+                        attrs.drain(3..LEADING_ATTRIBUTES);
+                    }
                 }
-                attrs.extend(self.attributes);
                 tracer.start_at(STATUS_SPAN_NAME, parent, attrs, self.start)
             }
             _ => None,
@@ -517,7 +543,33 @@ impl Future for StatusWait {
 
 #[cfg(test)]
 mod tests {
-    use super::push_tenths;
+    use super::*;
+
+    #[test]
+    fn a_status_without_a_device_records_only_its_own_attributes() {
+        use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let tracer = SpanTracer::from_provider(&provider, "t");
+        let s = Status::builder()
+            .traced(&tracer, &Context::new())
+            .timeout(Some(2.0))
+            .build();
+        s.set_finished();
+        let spans = exporter.get_finished_spans().unwrap();
+        let keys: Vec<&str> = spans[0]
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["status_type", "settle_time", "timeout", "object_repr"]
+        );
+        assert_eq!(spans[0].attributes[2].value, Value::F64(2.0));
+    }
 
     #[test]
     fn tenths_match_float_formatting() {

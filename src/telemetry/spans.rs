@@ -59,7 +59,8 @@ pub fn kwargs_json(msg: &Msg) -> Cow<'static, str> {
             None => r#"{"group": null}"#.into(),
             // Group names rarely need JSON escaping; write them directly when they don't.
             Some(g) if !g.chars().any(|c| c == '"' || c == '\\' || c.is_control()) => {
-                let mut out = String::with_capacity(g.len() + 14);
+                // Exactly the length written: the span keeps it as a boxed `str`.
+                let mut out = String::with_capacity(g.len() + 13);
                 out.push_str(r#"{"group": ""#);
                 out.push_str(g);
                 out.push_str(r#""}"#);
