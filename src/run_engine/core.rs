@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::future::{select, Either};
 use indexmap::IndexSet;
-use opentelemetry::trace::{Status as SpanStatus, TraceContextExt};
+use opentelemetry::trace::{Span as _, Status as SpanStatus, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use skyrun_actors::{DeviceHandle, DeviceOp, SpanTracer};
 
@@ -298,15 +298,16 @@ impl EngineCore {
             return handlers::dispatch(self, msg, &parent).await;
         }
         let parent = self.span_parent(&msg.context, msg.run.as_deref());
-        let Some(span) = self
-            .tracer
-            .start(span_name(&msg.command), &parent, msg_attributes(msg))
+        let Some(mut span) =
+            self.tracer
+                .start(span_name(&msg.command), &parent, msg_attributes(msg))
         else {
             return handlers::dispatch(self, msg, &parent).await;
         };
-        let cx = parent.with_span(span);
+        // What runs under the span (device requests, their Status spans) needs
+        // its context only: the span itself stays here, unboxed and unshared.
+        let cx = parent.with_remote_span_context(span.span_context().clone());
         let result = handlers::dispatch(self, msg, &cx).await;
-        let span = cx.span();
         if let Err(e) = &result {
             span.record_error(e);
             span.set_status(SpanStatus::error(format!("{}: {e}", error_kind(e))));
