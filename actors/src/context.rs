@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::{Context, StringValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 
 use crate::propagation::TraceCarrier;
 use crate::repr::Repr;
@@ -86,17 +86,18 @@ impl DeviceContext {
             return b;
         }
         let start = SystemTime::now();
-        b.start_at(start)
-            .attribute("kwargs", "{}")
-            .attribute("target", target)
-            .attribute("start_time", crate::reading::epoch_secs(start))
-            .attribute("start_pos", start_pos)
-            .attribute("unit", StringValue::from(unit.clone()))
-            .attribute(
+        b.start_at(start).attributes([
+            KeyValue::new("kwargs", "{}"),
+            KeyValue::new("target", target),
+            KeyValue::new("start_time", crate::reading::epoch_secs(start)),
+            KeyValue::new("start_pos", start_pos),
+            KeyValue::new("unit", StringValue::from(unit.clone())),
+            KeyValue::new(
                 "positioner_name",
                 StringValue::from(self.repr.name().clone()),
-            )
-            .attribute("positioner", StringValue::from(self.repr.get().clone()))
+            ),
+            KeyValue::new("positioner", StringValue::from(self.repr.get().clone())),
+        ])
     }
 
     fn trace(&self, b: StatusBuilder) -> StatusBuilder {

@@ -437,6 +437,14 @@ impl StatusBuilder {
         self
     }
 
+    /// Extra span attributes, in order (one call, so the builder is not moved per attribute).
+    pub fn attributes(mut self, kvs: impl IntoIterator<Item = KeyValue>) -> Self {
+        if self.tracer.is_some() {
+            self.attributes.extend(kvs);
+        }
+        self
+    }
+
     /// Whether the status will record a span (so callers can skip building attributes).
     pub fn is_traced(&self) -> bool {
         self.tracer.is_some()
