@@ -48,6 +48,12 @@ pub trait Device: Send + 'static {
     /// The name as a shared string. The default copies [`name`](Self::name);
     /// a device that keeps its name in an `Arc<str>` returns it, so the
     /// handle, the repr and span attributes share one allocation.
+    ///
+    /// ```
+    /// use skyrun_actors::{sim::SynAxis, Device};
+    /// let m = SynAxis::new("m1");
+    /// assert!(std::sync::Arc::ptr_eq(&m.shared_name(), &m.shared_name()));
+    /// ```
     fn shared_name(&self) -> std::sync::Arc<str> {
         self.name().into()
     }

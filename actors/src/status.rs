@@ -438,6 +438,17 @@ impl StatusBuilder {
     }
 
     /// Extra span attributes, in order (one call, so the builder is not moved per attribute).
+    /// Ignored when the status is not traced.
+    ///
+    /// ```
+    /// use opentelemetry::KeyValue;
+    /// use skyrun_actors::{SpanTracer, Status};
+    /// let s = Status::builder()
+    ///     .traced(&SpanTracer::disabled(), &opentelemetry::Context::new())
+    ///     .attributes([KeyValue::new("target", 1.0)])
+    ///     .build();
+    /// assert!(!s.is_traced());
+    /// ```
     pub fn attributes(mut self, kvs: impl IntoIterator<Item = KeyValue>) -> Self {
         if self.tracer.is_some() {
             self.attributes.extend(kvs);
