@@ -130,6 +130,18 @@ impl SpanTracer {
 
 /// A span started by a [`SpanTracer`]: the SDK's span itself, or any other
 /// provider's behind a box.
+///
+/// ```
+/// use opentelemetry::{trace::Span as _, Context};
+/// use opentelemetry_sdk::trace::SdkTracerProvider;
+/// use skyrun_actors::{ActiveSpan, SpanTracer};
+/// let provider = SdkTracerProvider::builder().build();
+/// let mut span = SpanTracer::from_provider(&provider, "t")
+///     .start("work", &Context::new(), Vec::new())
+///     .expect("recorded");
+/// assert!(matches!(span, ActiveSpan::Sdk(_)));
+/// span.end();
+/// ```
 #[derive(Debug)]
 // Unboxed on purpose: boxing the SDK span is the allocation this type avoids.
 #[allow(clippy::large_enum_variant)]
