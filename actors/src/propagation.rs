@@ -57,16 +57,7 @@ impl TraceCarrier {
         if !cx.span().span_context().is_valid() {
             return TraceCarrier::empty();
         }
-        let mut carrier = TraceCarrier::empty();
-        global::get_text_map_propagator(|p| {
-            if p.fields().next().is_none() {
-                // No propagator installed: W3C tracecontext, so in-process actors still link up.
-                W3cTraceContext.inject_context(cx, &mut carrier)
-            } else {
-                p.inject_context(cx, &mut carrier)
-            }
-        });
-        carrier
+        with_global_propagator(|p| TraceCarrier::inject_with(p, cx))
     }
 
     /// The span context of `cx`, injected with `propagator`.
@@ -83,13 +74,7 @@ impl TraceCarrier {
         if self.is_empty() {
             return Context::new();
         }
-        global::get_text_map_propagator(|p| {
-            if p.fields().next().is_none() {
-                W3cTraceContext.extract_with_context(&Context::new(), self)
-            } else {
-                p.extract_with_context(&Context::new(), self)
-            }
-        })
+        with_global_propagator(|p| self.extract_with(p))
     }
 
     /// The context carried, extracted with `propagator`.
@@ -122,6 +107,18 @@ impl Injector for TraceCarrier {
             None => self.0.push((intern(key), value)),
         }
     }
+}
+
+/// Runs `f` with the global propagator, or with W3C tracecontext when none is
+/// installed, so in-process actors still link up.
+fn with_global_propagator<T>(mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
+    global::get_text_map_propagator(|p| {
+        if p.fields().next().is_none() {
+            f(&W3cTraceContext)
+        } else {
+            f(p)
+        }
+    })
 }
 
 /// The header names the known propagators write, kept without allocating.

@@ -270,23 +270,16 @@ impl Status {
                 push_tenths(r, self.inner.settle_time);
                 r.push(')');
             }
-            "DeviceStatus" => {
-                for part in [
-                    "DeviceStatus(device=",
-                    label,
-                    ", done=",
-                    done,
-                    ", success=",
-                    success,
-                    ")",
-                ] {
-                    r.push_str(part);
-                }
-            }
             other => {
+                // ophyd's DeviceStatus names its device `device`; the others say `obj`.
+                let field = if other == "DeviceStatus" {
+                    "(device="
+                } else {
+                    "(obj="
+                };
                 for part in [
                     other,
-                    "(obj=",
+                    field,
                     label,
                     ", done=",
                     done,
@@ -430,11 +423,8 @@ impl StatusBuilder {
     }
 
     /// An extra span attribute (e.g. a MoveStatus's `target`).
-    pub fn attribute(mut self, key: &'static str, value: impl Into<Value>) -> Self {
-        if self.tracer.is_some() {
-            self.attributes.push(KeyValue::new(key, value));
-        }
-        self
+    pub fn attribute(self, key: &'static str, value: impl Into<Value>) -> Self {
+        self.attributes([KeyValue::new(key, value)])
     }
 
     /// Extra span attributes, in order (one call, so the builder is not moved per attribute).

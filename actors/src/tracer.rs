@@ -105,27 +105,46 @@ impl SpanTracer {
         attributes: Vec<KeyValue>,
         start_time: Option<SystemTime>,
     ) -> Option<ActiveSpan> {
+        let name = name.into();
         let span = match &self.0 {
             Kind::Disabled => return None,
-            Kind::Global(scope) => {
-                let tracer = global::tracer(scope.clone());
-                let mut b = tracer.span_builder(name).with_attributes(attributes);
-                b.start_time = start_time;
-                ActiveSpan::Boxed(b.start_with_context(&tracer, parent))
-            }
-            Kind::Sdk(tracer) => {
-                let mut b = tracer.span_builder(name).with_attributes(attributes);
-                b.start_time = start_time;
-                ActiveSpan::Sdk(b.start_with_context(tracer.as_ref(), parent))
-            }
-            Kind::Fixed(tracer) => {
-                let mut b = tracer.span_builder(name).with_attributes(attributes);
-                b.start_time = start_time;
-                ActiveSpan::Boxed(b.start_with_context(tracer.as_ref(), parent))
-            }
+            Kind::Global(scope) => ActiveSpan::Boxed(start_span(
+                &global::tracer(scope.clone()),
+                name,
+                parent,
+                attributes,
+                start_time,
+            )),
+            Kind::Sdk(tracer) => ActiveSpan::Sdk(start_span(
+                tracer.as_ref(),
+                name,
+                parent,
+                attributes,
+                start_time,
+            )),
+            Kind::Fixed(tracer) => ActiveSpan::Boxed(start_span(
+                tracer.as_ref(),
+                name,
+                parent,
+                attributes,
+                start_time,
+            )),
         };
         span.is_recording().then_some(span)
     }
+}
+
+/// Starts a span of `tracer` under `parent`, at `start_time` if given.
+fn start_span<T: Tracer>(
+    tracer: &T,
+    name: Cow<'static, str>,
+    parent: &Context,
+    attributes: Vec<KeyValue>,
+    start_time: Option<SystemTime>,
+) -> T::Span {
+    let mut b = tracer.span_builder(name).with_attributes(attributes);
+    b.start_time = start_time;
+    b.start_with_context(tracer, parent)
 }
 
 /// A span started by a [`SpanTracer`]: the SDK's span itself, or any other
