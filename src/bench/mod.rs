@@ -212,13 +212,7 @@ async fn engine_case(case: &Case, engine_tracer: SpanTracer, device_tracer: Span
             secs
         }
         Scenario::Many => {
-            let motors: Vec<DeviceHandle> = (0..case.devices)
-                .map(|i| {
-                    DeviceHandle::builder(SynAxis::new(format!("m{i}")))
-                        .tracer(device_tracer.clone())
-                        .spawn()
-                })
-                .collect();
+            let motors = spawn_motors(case.devices, &device_tracer);
             let rounds = (n / case.devices.max(1) as u64).max(1);
             timed(
                 &re,
@@ -237,13 +231,7 @@ async fn engine_case(case: &Case, engine_tracer: SpanTracer, device_tracer: Span
         }
         Scenario::Idle => {
             let t0 = Instant::now();
-            let motors: Vec<DeviceHandle> = (0..case.devices)
-                .map(|i| {
-                    DeviceHandle::builder(SynAxis::new(format!("m{i}")))
-                        .tracer(device_tracer.clone())
-                        .spawn()
-                })
-                .collect();
+            let motors = spawn_motors(case.devices, &device_tracer);
             let cx = opentelemetry::Context::new();
             for m in &motors {
                 m.request(skyrun_actors::DeviceOp::Position, &cx)
@@ -254,6 +242,17 @@ async fn engine_case(case: &Case, engine_tracer: SpanTracer, device_tracer: Span
         }
         _ => unreachable!("limits are measured elsewhere"),
     }
+}
+
+/// Motors `m0` .. `m{n-1}`, each its own actor, recording with `tracer`.
+fn spawn_motors(n: usize, tracer: &SpanTracer) -> Vec<DeviceHandle> {
+    (0..n)
+        .map(|i| {
+            DeviceHandle::builder(SynAxis::new(format!("m{i}")))
+                .tracer(tracer.clone())
+                .spawn()
+        })
+        .collect()
 }
 
 async fn timed(re: &RunEngine, plan: Plan) -> f64 {
