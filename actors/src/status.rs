@@ -5,8 +5,16 @@
 //! keeps another to wait on it. It supports success or failure with an error,
 //! an optional timeout, a settle time applied after success, and callbacks run
 //! on completion, like ophyd's `StatusBase`. It also owns the "Ophyd Status"
-//! span, opened when the status is created and ended when it completes (after
-//! settling), with ophyd's attribute keys.
+//! span, which starts when the status is created and ends when it completes
+//! (after settling), with ophyd's attribute keys.
+//!
+//! Like ophyd, a status buffers its span's attributes and writes them when it
+//! completes. The span is never current, so nothing nests under it, and
+//! skyrun hands the whole span to the tracer only then, with the start time
+//! taken when the status was built. The exported span is the one a span
+//! opened at construction would give, but a pending status carries a small
+//! [`PendingSpan`] instead of a live SDK span. A status dropped before it
+//! completes records nothing, as in ophyd, where such a span is never ended.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +28,7 @@ use parking_lot::Mutex;
 
 use crate::error::StatusError;
 use crate::reading::epoch_secs;
-use crate::tracer::{ActiveSpan, SpanTracer};
+use crate::tracer::SpanTracer;
 
 /// The name of the span a status records, as ophyd names it.
 pub const STATUS_SPAN_NAME: &str = "Ophyd Status";
@@ -70,9 +78,46 @@ struct State {
     elapsed: f64,
     callbacks: Vec<Callback>,
     wakers: Vec<Waker>,
-    span: Option<ActiveSpan>,
+    span: Option<PendingSpan>,
     /// When the move finished (`finish_time`), which also ends the span when no settling follows.
     finished_at: Option<SystemTime>,
+}
+
+/// The "Ophyd Status" span of a status that has not completed yet: what it
+/// needs to be recorded when the status completes.
+struct PendingSpan {
+    tracer: SpanTracer,
+    parent: Context,
+    attributes: Vec<KeyValue>,
+    start: SystemTime,
+}
+
+impl PendingSpan {
+    /// Records the span: `object_repr` (and `exception` on failure) join the
+    /// buffered attributes; it ends at `end`, or now.
+    fn record(mut self, repr: String, outcome: &StatusResult, end: Option<SystemTime>) {
+        self.attributes.push(KeyValue::new("object_repr", repr));
+        if let Err(e) = outcome {
+            self.attributes
+                .push(KeyValue::new("exception", e.to_string()));
+        }
+        let Some(mut span) = self.tracer.start_at(
+            STATUS_SPAN_NAME,
+            &self.parent,
+            self.attributes,
+            Some(self.start),
+        ) else {
+            return;
+        };
+        if let Err(e) = outcome {
+            span.record_error(e);
+            span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
+        }
+        match end {
+            Some(t) => span.end_with_timestamp(t),
+            None => span.end(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Status {
@@ -203,14 +248,16 @@ impl Status {
         }
     }
 
-    /// Records an extra attribute on the status span (a no-op when untraced).
+    /// Records an extra attribute on the status span (a no-op when untraced
+    /// or once the status has completed).
     pub fn set_attribute(&self, kv: KeyValue) {
         if let Some(span) = self.inner.state.lock().span.as_mut() {
-            span.set_attribute(kv);
+            span.attributes.push(kv);
         }
     }
 
-    /// Whether this status records a span.
+    /// Whether this status will record a span when it completes (the
+    /// provider's sampler still has the last word).
     pub fn is_traced(&self) -> bool {
         self.inner.state.lock().span.is_some()
     }
@@ -317,17 +364,8 @@ impl Status {
                 span,
             )
         };
-        if let Some((mut span, repr, finished_at)) = span {
-            span.set_attribute(KeyValue::new("object_repr", repr));
-            if let Err(e) = &outcome {
-                span.set_attribute(KeyValue::new("exception", e.to_string()));
-                span.record_error(e);
-                span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
-            }
-            match finished_at {
-                Some(t) => span.end_with_timestamp(t),
-                None => span.end(),
-            }
+        if let Some((span, repr, finished_at)) = span {
+            span.record(repr, &outcome, finished_at);
         }
         for cb in callbacks {
             cb(&outcome);
@@ -366,7 +404,8 @@ fn error_type(e: &StatusError) -> &'static str {
 /// status_type, settle_time, timeout (or no_timeout_given), device_name, device_type.
 const LEADING_ATTRIBUTES: usize = 5;
 /// The leading attributes, a MoveStatus's seven, and the three recorded at
-/// completion (finish_time, finish_pos, object_repr).
+/// completion (finish_time, finish_pos, object_repr). A failure's `exception`
+/// grows the `Vec` once, off the hot path.
 const SPAN_ATTRIBUTES_CAPACITY: usize = LEADING_ATTRIBUTES + 7 + 3;
 
 impl StatusBuilder {
@@ -451,9 +490,9 @@ impl StatusBuilder {
         self.tracer.is_some()
     }
 
-    /// Creates the pending status, starting its span and timeout clock.
+    /// Creates the pending status, starting its span's and timeout's clocks.
     pub fn build(self) -> Status {
-        let span = match (&self.tracer, &self.parent) {
+        let span = match (self.tracer, self.parent) {
             (Some(tracer), Some(parent)) => {
                 let mut attrs = self.attributes;
                 attrs[0] = KeyValue::new("status_type", self.status_type);
@@ -471,7 +510,12 @@ impl StatusBuilder {
                         attrs.drain(3..LEADING_ATTRIBUTES);
                     }
                 }
-                tracer.start_at(STATUS_SPAN_NAME, parent, attrs, self.start)
+                Some(PendingSpan {
+                    tracer,
+                    parent,
+                    attributes: attrs,
+                    start: self.start.unwrap_or_else(SystemTime::now),
+                })
             }
             _ => None,
         };
@@ -523,8 +567,10 @@ pub fn record_move_finish(status: &Status, finish_pos: f64) {
     let mut st = status.inner.state.lock();
     if let Some(span) = st.span.as_mut() {
         let t = SystemTime::now();
-        span.set_attribute(KeyValue::new("finish_time", epoch_secs(t)));
-        span.set_attribute(KeyValue::new("finish_pos", finish_pos));
+        span.attributes.extend([
+            KeyValue::new("finish_time", epoch_secs(t)),
+            KeyValue::new("finish_pos", finish_pos),
+        ]);
         st.finished_at = Some(t);
     }
 }
