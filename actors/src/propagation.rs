@@ -86,7 +86,8 @@ impl TraceCarrier {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            // Keys are usually stored exactly as asked for: compare bytes first.
+            .find(|(k, _)| k == key || k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
     }
 
