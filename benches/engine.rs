@@ -45,6 +45,7 @@ fn scenarios(c: &mut Criterion) {
                         trace,
                         devices,
                         messages,
+                        ..Case::default()
                     });
                     // Report per message, for the iterations criterion asked for.
                     Duration::from_secs_f64(r.seconds * iters as f64 / messages as f64)

@@ -580,6 +580,62 @@ fn bench_prints_one_json_object_per_case() {
     assert!(text(&bad.stderr).contains("unknown scenario 'warp'"));
 }
 
+#[test]
+fn bench_span_processors_export_or_drop_every_span() {
+    let case = |processor: &str| {
+        let out = skyrun(&[
+            "bench",
+            "--scenario",
+            "set",
+            "--messages",
+            "100",
+            "--repeat",
+            "1",
+            "--trace",
+            "on",
+            "--span-processor",
+            processor,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let line: Value = serde_json::from_str(text(&out.stdout).trim()).expect("one JSON line");
+        assert_eq!(line["trace"], "on");
+        assert_eq!(line["span_processor"], processor);
+        (
+            line["spans_exported"].clone(),
+            line["spans_dropped"].clone(),
+        )
+    };
+    // 100 set+wait: a set, a MoveStatus and a wait span each.
+    assert_eq!(case("batch"), (300.into(), 0.into()));
+    assert_eq!(case("simple"), (300.into(), 0.into()));
+    assert_eq!(case("discard"), (0.into(), 300.into()));
+    // Untraced cases carry no processor.
+    let off = skyrun(&[
+        "bench",
+        "--scenario",
+        "set",
+        "--messages",
+        "10",
+        "--repeat",
+        "1",
+        "--trace",
+        "off",
+        "--json",
+    ]);
+    let line: Value = serde_json::from_str(text(&off.stdout).trim()).expect("one JSON line");
+    assert!(line.get("span_processor").is_none(), "{line}");
+    let bad = skyrun(&["bench", "--scenario", "set", "--span-processor", "fast"]);
+    assert_clean_failure(&bad, 2);
+    assert!(
+        text(&bad.stderr).contains(
+            "--span-processor: unknown span processor 'fast' (known: batch, simple, discard)"
+        ),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
 /// Starts a long count (100 points, 50 ms apart) with stdin piped; returns
 /// the child and its documents file once the plan is under way.
 fn long_count(name: &str) -> (std::process::Child, PathBuf) {

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use skyrun::bench::{run_case, Case, Scenario};
-//! let r = run_case(&Case { scenario: Scenario::Null, trace: false, devices: 1, messages: 1000 });
+//! let r = run_case(&Case { scenario: Scenario::Null, trace: false, devices: 1, messages: 1000, ..Case::default() });
 //! assert_eq!(r.messages, 1000);
 //! assert!(r.per_second > 0.0);
 //! ```
@@ -27,6 +27,7 @@ use crate::plan_stubs as bps;
 use crate::{plans, Document, Msg, Plan, RunEngine};
 
 pub use limits::peak_rss_bytes;
+pub use tracing::SpanProcessorKind;
 
 /// What a case measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,12 +99,28 @@ impl std::str::FromStr for Scenario {
 pub struct Case {
     /// What to measure.
     pub scenario: Scenario,
-    /// Record and export every span (through a batch processor to a counting exporter).
+    /// Record every span and hand it to `span_processor` (by default a batch
+    /// processor exporting to a counting exporter).
     pub trace: bool,
     /// Devices (for `many` and `limit-actix-actors`).
     pub devices: usize,
     /// Messages (sets for `many`, events for `count`).
     pub messages: u64,
+    /// What ended spans go to, when traced.
+    pub span_processor: SpanProcessorKind,
+}
+
+impl Default for Case {
+    /// 1,000 `null` messages, untraced.
+    fn default() -> Self {
+        Case {
+            scenario: Scenario::Null,
+            trace: false,
+            devices: 1,
+            messages: 1000,
+            span_processor: SpanProcessorKind::Batch,
+        }
+    }
 }
 
 /// The result of one case, as `skyrun bench --json` prints it.
@@ -113,6 +130,9 @@ pub struct BenchResult {
     pub scenario: &'static str,
     /// `on` or `off`.
     pub trace: &'static str,
+    /// The span processor of a traced case (`batch`, `simple`, `discard`); absent when untraced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_processor: Option<SpanProcessorKind>,
     /// Devices.
     pub devices: usize,
     /// Messages (or sets, or events).
@@ -131,7 +151,9 @@ pub struct BenchResult {
 
 /// Runs one case in its own actix system and measures it.
 pub fn run_case(case: &Case) -> BenchResult {
-    let tracing = case.trace.then(tracing::BenchTracing::new);
+    let tracing = case
+        .trace
+        .then(|| tracing::BenchTracing::new(case.span_processor));
     let (engine_tracer, device_tracer) = match &tracing {
         Some(t) => (t.tracer("bluesky.tracing"), t.tracer("ophyd.status")),
         None => (SpanTracer::disabled(), SpanTracer::disabled()),
@@ -150,6 +172,7 @@ pub fn run_case(case: &Case) -> BenchResult {
     BenchResult {
         scenario: case.scenario.name(),
         trace: if case.trace { "on" } else { "off" },
+        span_processor: case.trace.then_some(case.span_processor),
         devices: case.devices,
         messages: case.messages,
         seconds,

@@ -1,17 +1,79 @@
-//! Tracing for benchmarks: every span recorded and exported by a batch
-//! processor to an exporter that only counts, so the cost measured is the
-//! engine's and the SDK's, not a backend's.
+//! Tracing for benchmarks: every span recorded and handed to a span
+//! processor. The default, [`SpanProcessorKind::Batch`], is the SDK's batch
+//! processor exporting to an exporter that only counts, so the cost measured
+//! is the engine's and the SDK's, not a backend's. The other kinds take the
+//! export thread out, to show what it costs: `simple` exports on the thread
+//! that ends the span, `discard` drops every span as it ends (span creation
+//! alone).
 
+use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    SdkTracerProvider, SimpleSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
+};
+use serde::Serialize;
 use skyrun_actors::SpanTracer;
 
-use crate::telemetry::counting::Counters;
+use crate::telemetry::counting::{Counters, CountingExporter, EndedCounter};
 use crate::telemetry::pipeline::batch_processor;
 
 /// The batch queue: large enough that a benchmark burst drops nothing, small
 /// enough not to dominate memory (the SDK preallocates it).
 const QUEUE: usize = 1 << 16;
+
+/// What a traced case hands its ended spans to.
+///
+/// ```
+/// use skyrun::bench::SpanProcessorKind;
+/// assert_eq!("simple".parse::<SpanProcessorKind>(), Ok(SpanProcessorKind::Simple));
+/// assert!("fast".parse::<SpanProcessorKind>().unwrap_err().contains("batch, simple, discard"));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpanProcessorKind {
+    /// The SDK's batch processor (export thread), as `skyrun run` uses: what
+    /// the issue's tracing targets are measured with.
+    #[default]
+    Batch,
+    /// The SDK's simple processor: each span exported on the thread that ends it.
+    Simple,
+    /// A processor that drops every span as it ends: span creation alone.
+    /// Every span then counts as dropped.
+    Discard,
+}
+
+impl SpanProcessorKind {
+    /// Every kind, in the order `--span-processor` lists them.
+    pub const ALL: [SpanProcessorKind; 3] = [
+        SpanProcessorKind::Batch,
+        SpanProcessorKind::Simple,
+        SpanProcessorKind::Discard,
+    ];
+
+    /// The name `--span-processor` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpanProcessorKind::Batch => "batch",
+            SpanProcessorKind::Simple => "simple",
+            SpanProcessorKind::Discard => "discard",
+        }
+    }
+}
+
+impl std::str::FromStr for SpanProcessorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SpanProcessorKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown span processor '{s}' (known: {})",
+                    SpanProcessorKind::ALL.map(|k| k.name()).join(", ")
+                )
+            })
+    }
+}
 
 /// Accepts every span and does nothing with it (the counting wrapper counts).
 #[derive(Debug)]
@@ -23,18 +85,46 @@ impl SpanExporter for NullExporter {
     }
 }
 
+/// Drops every span as it ends.
+#[derive(Debug)]
+struct DiscardProcessor;
+
+impl SpanProcessor for DiscardProcessor {
+    fn on_start(&self, _: &mut Span, _: &Context) {}
+    fn on_end(&self, _: SpanData) {}
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: std::time::Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
 pub(super) struct BenchTracing {
     provider: SdkTracerProvider,
     counters: Counters,
 }
 
 impl BenchTracing {
-    pub fn new() -> Self {
+    pub fn new(kind: SpanProcessorKind) -> Self {
         let counters = Counters::default();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(batch_processor(NullExporter, &counters, QUEUE))
-            .build();
-        BenchTracing { provider, counters }
+        let builder = SdkTracerProvider::builder();
+        let builder = match kind {
+            SpanProcessorKind::Batch => {
+                builder.with_span_processor(batch_processor(NullExporter, &counters, QUEUE))
+            }
+            SpanProcessorKind::Simple => builder.with_span_processor(EndedCounter::new(
+                SimpleSpanProcessor::new(CountingExporter::new(NullExporter, &counters)),
+                &counters,
+            )),
+            SpanProcessorKind::Discard => {
+                builder.with_span_processor(EndedCounter::new(DiscardProcessor, &counters))
+            }
+        };
+        BenchTracing {
+            provider: builder.build(),
+            counters,
+        }
     }
 
     pub fn tracer(&self, scope: &'static str) -> SpanTracer {

@@ -6,13 +6,13 @@
 use std::process::{Command, ExitCode};
 
 use anyhow::{anyhow, Context};
-use skyrun::bench::{run_case, BenchResult, Case, Scenario};
+use skyrun::bench::{run_case, BenchResult, Case, Scenario, SpanProcessorKind};
 
 use crate::{BenchArgs, Failure};
 
 /// The default suite: the limits, every scenario traced and not, and idle
 /// memory, each with its default size.
-fn suite() -> Vec<Case> {
+fn suite(span_processor: SpanProcessorKind) -> Vec<Case> {
     let case = |scenario, trace| {
         let (devices, messages) = default_size(scenario);
         Case {
@@ -20,6 +20,7 @@ fn suite() -> Vec<Case> {
             trace,
             devices,
             messages,
+            span_processor,
         }
     };
     let mut cases = vec![
@@ -76,7 +77,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
                 .map(|trace| Case { trace, ..case })
                 .collect()
         }
-        None => suite(),
+        None => suite(span_processor(args)?),
     };
     let mut results = Vec::new();
     for case in &cases {
@@ -119,7 +120,14 @@ fn single_case(args: &BenchArgs) -> Result<Case, Failure> {
         trace,
         devices: args.devices.unwrap_or(devices).max(1),
         messages: args.messages.unwrap_or(messages).max(1),
+        span_processor: span_processor(args)?,
     })
+}
+
+fn span_processor(args: &BenchArgs) -> Result<SpanProcessorKind, Failure> {
+    args.span_processor
+        .parse()
+        .map_err(|e: String| Failure::Usage(anyhow!("--span-processor: {e}")))
 }
 
 /// Measures `case` in a fresh copy of this program.
@@ -130,6 +138,7 @@ fn run_child(case: &Case) -> anyhow::Result<BenchResult> {
         .args(["--trace", if case.trace { "on" } else { "off" }])
         .args(["--devices", &case.devices.to_string()])
         .args(["--messages", &case.messages.to_string()])
+        .args(["--span-processor", case.span_processor.name()])
         .output()
         .context("running a benchmark case")?;
     if !out.status.success() {
@@ -145,6 +154,7 @@ fn run_child(case: &Case) -> anyhow::Result<BenchResult> {
     Ok(BenchResult {
         scenario: case.scenario.name(),
         trace: if case.trace { "on" } else { "off" },
+        span_processor: case.trace.then_some(case.span_processor),
         devices: case.devices,
         messages: case.messages,
         seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
@@ -169,7 +179,7 @@ fn table(results: &[BenchResult]) -> String {
     let roundtrip = find("limit-actix-roundtrip").map(|r| r.per_second);
     let bare = find("limit-actix-actors").map(|r| r.peak_rss_bytes as f64 / r.devices as f64);
     let mut s = format!(
-        "{:<22} {:>5} {:>8} {:>10} {:>9} {:>10} {:>14} {:>10} {:>8} {:>10} {:>9}\n",
+        "{:<22} {:>7} {:>8} {:>10} {:>9} {:>10} {:>14} {:>10} {:>8} {:>10} {:>9}\n",
         "scenario",
         "trace",
         "devices",
@@ -198,9 +208,13 @@ fn table(results: &[BenchResult]) -> String {
             String::new()
         };
         s.push_str(&format!(
-            "{:<22} {:>5} {:>8} {:>10} {:>9.3} {:>10} {:>14} {:>10} {:>8} {:>9}M {:>9}{round}\n",
+            "{:<22} {:>7} {:>8} {:>10} {:>9.3} {:>10} {:>14} {:>10} {:>8} {:>9}M {:>9}{round}\n",
             r.scenario,
-            r.trace,
+            // A traced case says "on", or the span processor when it is not the batch one.
+            match r.span_processor {
+                Some(k) if k != SpanProcessorKind::Batch => k.name(),
+                _ => r.trace,
+            },
             r.devices,
             r.messages,
             r.seconds,

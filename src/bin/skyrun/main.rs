@@ -73,10 +73,15 @@ struct BenchArgs {
     /// Messages (sets for many, events for count).
     #[arg(long)]
     messages: Option<u64>,
-    /// Tracing: off, or on (every span recorded and exported by a batch processor)
+    /// Tracing: off, or on (every span recorded and handed to --span-processor)
     /// [default: both].
     #[arg(long)]
     trace: Option<String>,
+    /// Where traced cases send their spans: batch (the SDK's batch processor,
+    /// exporting on its own thread), simple (exported on the thread that ends
+    /// the span) or discard (dropped as they end: span creation alone).
+    #[arg(long, value_name = "KIND", default_value = "batch")]
+    span_processor: String,
     /// One JSON object per line per measured case.
     #[arg(long)]
     json: bool,
