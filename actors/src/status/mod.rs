@@ -13,8 +13,11 @@
 //! skyrun hands the whole span to the tracer only then, with the start time
 //! taken when the status was built. The exported span is the one a span
 //! opened at construction would give, but a pending status carries a small
-//! [`PendingSpan`] instead of a live SDK span. A status dropped before it
+//! `PendingSpan` instead of a live SDK span. A status dropped before it
 //! completes records nothing, as in ophyd, where such a span is never ended.
+
+mod builder;
+mod span;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,16 +25,14 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry::trace::{Span, Status as SpanStatus};
-use opentelemetry::{Context, KeyValue, StringValue, Value};
+use opentelemetry::KeyValue;
 use parking_lot::Mutex;
 
 use crate::error::StatusError;
-use crate::reading::epoch_secs;
-use crate::tracer::SpanTracer;
+use span::PendingSpan;
 
-/// The name of the span a status records, as ophyd names it.
-pub const STATUS_SPAN_NAME: &str = "Ophyd Status";
+pub use builder::StatusBuilder;
+pub use span::{record_move_finish, STATUS_SPAN_NAME};
 
 /// The outcome of a completed status.
 pub type StatusResult = Result<(), StatusError>;
@@ -83,86 +84,13 @@ struct State {
     finished_at: Option<SystemTime>,
 }
 
-/// The "Ophyd Status" span of a status that has not completed yet: what it
-/// needs to be recorded when the status completes.
-struct PendingSpan {
-    tracer: SpanTracer,
-    parent: Context,
-    attributes: Vec<KeyValue>,
-    start: SystemTime,
-}
-
-impl PendingSpan {
-    /// Records the span: `object_repr` (and `exception` on failure) join the
-    /// buffered attributes; it ends at `end`, or now.
-    fn record(mut self, repr: String, outcome: &StatusResult, end: Option<SystemTime>) {
-        self.attributes.push(KeyValue::new("object_repr", repr));
-        if let Err(e) = outcome {
-            self.attributes
-                .push(KeyValue::new("exception", e.to_string()));
-        }
-        let Some(mut span) = self.tracer.start_at(
-            STATUS_SPAN_NAME,
-            &self.parent,
-            self.attributes,
-            Some(self.start),
-        ) else {
-            return;
-        };
-        if let Err(e) = outcome {
-            span.record_error(e);
-            span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
-        }
-        match end {
-            Some(t) => span.end_with_timestamp(t),
-            None => span.end(),
-        }
-    }
-}
-
 impl std::fmt::Debug for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.repr())
     }
 }
 
-/// Builds a [`Status`]: its kind, timing and the span it records.
-///
-/// ```
-/// use skyrun_actors::Status;
-/// let s = Status::builder().status_type("DeviceStatus").device("det", "SynGauss").build();
-/// assert_eq!(s.status_type(), "DeviceStatus");
-/// assert!(s.repr().starts_with("DeviceStatus(device=det, done=False"));
-/// ```
-#[must_use]
-pub struct StatusBuilder {
-    status_type: &'static str,
-    settle_time: f64,
-    timeout: Option<f64>,
-    label: Option<Arc<str>>,
-    device_type: Option<&'static str>,
-    parent: Option<Context>,
-    tracer: Option<SpanTracer>,
-    attributes: Vec<KeyValue>,
-    start: Option<SystemTime>,
-}
-
 impl Status {
-    /// A builder for a pending status, untraced until given a tracer.
-    pub fn builder() -> StatusBuilder {
-        StatusBuilder {
-            status_type: "Status",
-            settle_time: 0.0,
-            timeout: None,
-            label: None,
-            device_type: None,
-            parent: None,
-            tracer: None,
-            attributes: Vec::new(),
-            start: None,
-        }
-    }
-
     /// A status that has already succeeded (no span).
     pub fn finished() -> Self {
         let s = Status::builder().build();
@@ -392,158 +320,6 @@ fn push_tenths(out: &mut String, x: f64) {
     out.push(char::from(b'0' + (t % 10) as u8));
 }
 
-fn error_type(e: &StatusError) -> &'static str {
-    match e {
-        StatusError::Timeout { .. } => "StatusTimeoutError",
-        StatusError::Stopped { .. } => "StatusStopped",
-        StatusError::Abandoned(_) => "StatusAbandoned",
-        StatusError::Failed(_) => "StatusFailed",
-    }
-}
-
-/// status_type, settle_time, timeout (or no_timeout_given), device_name, device_type.
-const LEADING_ATTRIBUTES: usize = 5;
-/// The leading attributes, a MoveStatus's seven, and the three recorded at
-/// completion (finish_time, finish_pos, object_repr). A failure's `exception`
-/// grows the `Vec` once, off the hot path.
-const SPAN_ATTRIBUTES_CAPACITY: usize = LEADING_ATTRIBUTES + 7 + 3;
-
-impl StatusBuilder {
-    /// The ophyd class name to report in `status_type` (default `Status`).
-    pub fn status_type(mut self, t: &'static str) -> Self {
-        self.status_type = t;
-        self
-    }
-
-    /// Seconds to wait after success before completing (default 0).
-    pub fn settle_time(mut self, secs: f64) -> Self {
-        self.settle_time = if secs.is_finite() && secs > 0.0 {
-            secs
-        } else {
-            0.0
-        };
-        self
-    }
-
-    /// Fail with [`StatusError::Timeout`] if not complete after `secs`.
-    pub fn timeout(mut self, secs: Option<f64>) -> Self {
-        self.timeout = secs.filter(|s| s.is_finite() && *s >= 0.0);
-        self
-    }
-
-    /// The device this status belongs to: sets `device_name`/`device_type`.
-    pub fn device(mut self, name: impl Into<Arc<str>>, type_name: &'static str) -> Self {
-        self.label = Some(name.into());
-        self.device_type = Some(type_name);
-        self
-    }
-
-    /// Records the span with `tracer`, as a child of the span in `parent`.
-    pub fn traced(mut self, tracer: &SpanTracer, parent: &Context) -> Self {
-        if tracer.is_enabled() {
-            self.tracer = Some(tracer.clone());
-            self.parent = Some(parent.clone());
-            // One allocation for every attribute the span will ever hold: the
-            // SDK keeps this Vec. The leading attributes (status_type ..
-            // device_type) are filled in by `build`, once their values are known.
-            let mut attrs = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
-            attrs.extend((0..LEADING_ATTRIBUTES).map(|_| KeyValue::new("", false)));
-            attrs.append(&mut self.attributes);
-            self.attributes = attrs;
-        }
-        self
-    }
-
-    /// Starts the span at `t` (default: when built), so a `start_time`
-    /// attribute and the span can share one clock reading.
-    pub fn start_at(mut self, t: SystemTime) -> Self {
-        self.start = Some(t);
-        self
-    }
-
-    /// An extra span attribute (e.g. a MoveStatus's `target`).
-    pub fn attribute(self, key: &'static str, value: impl Into<Value>) -> Self {
-        self.attributes([KeyValue::new(key, value)])
-    }
-
-    /// Extra span attributes, in order (one call, so the builder is not moved per attribute).
-    /// Ignored when the status is not traced.
-    ///
-    /// ```
-    /// use opentelemetry::KeyValue;
-    /// use skyrun_actors::{SpanTracer, Status};
-    /// let s = Status::builder()
-    ///     .traced(&SpanTracer::disabled(), &opentelemetry::Context::new())
-    ///     .attributes([KeyValue::new("target", 1.0)])
-    ///     .build();
-    /// assert!(!s.is_traced());
-    /// ```
-    pub fn attributes(mut self, kvs: impl IntoIterator<Item = KeyValue>) -> Self {
-        if self.tracer.is_some() {
-            self.attributes.extend(kvs);
-        }
-        self
-    }
-
-    /// Whether the status will record a span (so callers can skip building attributes).
-    pub fn is_traced(&self) -> bool {
-        self.tracer.is_some()
-    }
-
-    /// Creates the pending status, starting its span's and timeout's clocks.
-    pub fn build(self) -> Status {
-        let span = match (self.tracer, self.parent) {
-            (Some(tracer), Some(parent)) => {
-                let mut attrs = self.attributes;
-                attrs[0] = KeyValue::new("status_type", self.status_type);
-                attrs[1] = KeyValue::new("settle_time", self.settle_time);
-                attrs[2] = match self.timeout {
-                    Some(t) => KeyValue::new("timeout", t),
-                    None => KeyValue::new("no_timeout_given", true),
-                };
-                match (&self.label, self.device_type) {
-                    (Some(name), Some(type_name)) => {
-                        attrs[3] = KeyValue::new("device_name", StringValue::from(name.clone()));
-                        attrs[4] = KeyValue::new("device_type", type_name);
-                    }
-                    _ => {
-                        attrs.drain(3..LEADING_ATTRIBUTES);
-                    }
-                }
-                Some(PendingSpan {
-                    tracer,
-                    parent,
-                    attributes: attrs,
-                    start: self.start.unwrap_or_else(SystemTime::now),
-                })
-            }
-            _ => None,
-        };
-        let status = Status {
-            inner: Arc::new(Inner {
-                state: Mutex::new(State {
-                    span,
-                    ..State::default()
-                }),
-                status_type: self.status_type,
-                settle_time: self.settle_time,
-                timeout: self.timeout,
-                label: self.label,
-                created: Instant::now(),
-            }),
-        };
-        if let Some(t) = self.timeout {
-            let weak = Arc::downgrade(&status.inner);
-            spawn_after(Duration::from_secs_f64(t), move || {
-                if let Some(inner) = weak.upgrade() {
-                    Status { inner }.set_exception(StatusError::Timeout { after: t });
-                }
-            });
-        }
-        status
-    }
-}
-
 /// Runs `f` after `delay` on the current tokio runtime (a helper thread outside one).
 pub(crate) fn spawn_after(delay: Duration, f: impl FnOnce() + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
@@ -559,19 +335,6 @@ pub(crate) fn spawn_after(delay: Duration, f: impl FnOnce() + Send + 'static) {
                 f();
             });
         }
-    }
-}
-
-/// Records `finish_time` and `finish_pos` on a MoveStatus span, as ophyd does on a successful move.
-pub fn record_move_finish(status: &Status, finish_pos: f64) {
-    let mut st = status.inner.state.lock();
-    if let Some(span) = st.span.as_mut() {
-        let t = SystemTime::now();
-        span.attributes.extend([
-            KeyValue::new("finish_time", epoch_secs(t)),
-            KeyValue::new("finish_pos", finish_pos),
-        ]);
-        st.finished_at = Some(t);
     }
 }
 
@@ -599,32 +362,6 @@ impl Future for StatusWait {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_status_without_a_device_records_only_its_own_attributes() {
-        use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let tracer = SpanTracer::from_provider(&provider, "t");
-        let s = Status::builder()
-            .traced(&tracer, &Context::new())
-            .timeout(Some(2.0))
-            .build();
-        s.set_finished();
-        let spans = exporter.get_finished_spans().unwrap();
-        let keys: Vec<&str> = spans[0]
-            .attributes
-            .iter()
-            .map(|kv| kv.key.as_str())
-            .collect();
-        assert_eq!(
-            keys,
-            ["status_type", "settle_time", "timeout", "object_repr"]
-        );
-        assert_eq!(spans[0].attributes[2].value, Value::F64(2.0));
-    }
 
     #[test]
     fn tenths_match_float_formatting() {

@@ -1,0 +1,111 @@
+//! The "Ophyd Status" span of a status, recorded when the status completes.
+//!
+//! ophyd buffers a status's span attributes and writes them in
+//! `set_finished()`/`set_exception()`; the span is never made current, so
+//! nothing nests under it. skyrun keeps the same buffer in a [`PendingSpan`]
+//! and hands the whole span to the tracer at completion, with the start time
+//! taken when the status was built.
+
+use std::time::SystemTime;
+
+use opentelemetry::trace::{Span, Status as SpanStatus};
+use opentelemetry::{Context, KeyValue};
+
+use super::{Status, StatusResult};
+use crate::error::StatusError;
+use crate::reading::epoch_secs;
+use crate::tracer::SpanTracer;
+
+/// The name of the span a status records, as ophyd names it.
+pub const STATUS_SPAN_NAME: &str = "Ophyd Status";
+
+/// The "Ophyd Status" span of a status that has not completed yet: what it
+/// needs to be recorded when the status completes.
+pub(super) struct PendingSpan {
+    pub(super) tracer: SpanTracer,
+    pub(super) parent: Context,
+    pub(super) attributes: Vec<KeyValue>,
+    pub(super) start: SystemTime,
+}
+
+impl PendingSpan {
+    /// Records the span: `object_repr` (and `exception` on failure) join the
+    /// buffered attributes; it ends at `end`, or now.
+    pub(super) fn record(mut self, repr: String, outcome: &StatusResult, end: Option<SystemTime>) {
+        self.attributes.push(KeyValue::new("object_repr", repr));
+        if let Err(e) = outcome {
+            self.attributes
+                .push(KeyValue::new("exception", e.to_string()));
+        }
+        let Some(mut span) = self.tracer.start_at(
+            STATUS_SPAN_NAME,
+            &self.parent,
+            self.attributes,
+            Some(self.start),
+        ) else {
+            return;
+        };
+        if let Err(e) = outcome {
+            span.record_error(e);
+            span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
+        }
+        match end {
+            Some(t) => span.end_with_timestamp(t),
+            None => span.end(),
+        }
+    }
+}
+
+fn error_type(e: &StatusError) -> &'static str {
+    match e {
+        StatusError::Timeout { .. } => "StatusTimeoutError",
+        StatusError::Stopped { .. } => "StatusStopped",
+        StatusError::Abandoned(_) => "StatusAbandoned",
+        StatusError::Failed(_) => "StatusFailed",
+    }
+}
+
+/// Records `finish_time` and `finish_pos` on a MoveStatus span, as ophyd does on a successful move.
+pub fn record_move_finish(status: &Status, finish_pos: f64) {
+    let mut st = status.inner.state.lock();
+    if let Some(span) = st.span.as_mut() {
+        let t = SystemTime::now();
+        span.attributes.extend([
+            KeyValue::new("finish_time", epoch_secs(t)),
+            KeyValue::new("finish_pos", finish_pos),
+        ]);
+        st.finished_at = Some(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::Value;
+
+    #[test]
+    fn a_status_without_a_device_records_only_its_own_attributes() {
+        use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let tracer = SpanTracer::from_provider(&provider, "t");
+        let s = Status::builder()
+            .traced(&tracer, &Context::new())
+            .timeout(Some(2.0))
+            .build();
+        s.set_finished();
+        let spans = exporter.get_finished_spans().unwrap();
+        let keys: Vec<&str> = spans[0]
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["status_type", "settle_time", "timeout", "object_repr"]
+        );
+        assert_eq!(spans[0].attributes[2].value, Value::F64(2.0));
+    }
+}
