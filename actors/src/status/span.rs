@@ -83,14 +83,59 @@ mod tests {
     use super::*;
     use opentelemetry::Value;
 
-    #[test]
-    fn a_status_without_a_device_records_only_its_own_attributes() {
-        use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    fn recorder() -> (InMemorySpanExporter, SdkTracerProvider, SpanTracer) {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
             .build();
         let tracer = SpanTracer::from_provider(&provider, "t");
+        (exporter, provider, tracer)
+    }
+
+    #[test]
+    fn the_span_is_recorded_at_completion_from_the_build_time() {
+        let (exporter, _provider, tracer) = recorder();
+        let before = SystemTime::now();
+        let s = Status::builder().traced(&tracer, &Context::new()).build();
+        let built = SystemTime::now();
+        s.set_attribute(KeyValue::new("extra", 1_i64));
+        assert!(exporter.get_finished_spans().unwrap().is_empty());
+        s.set_exception(StatusError::Failed("limit switch".into()));
+        let spans = exporter.get_finished_spans().unwrap();
+        assert_eq!(spans.len(), 1);
+        let span = &spans[0];
+        assert_eq!(span.name, STATUS_SPAN_NAME);
+        assert!(before <= span.start_time && span.start_time <= built);
+        assert!(span.end_time >= built);
+        let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "status_type",
+                "settle_time",
+                "no_timeout_given",
+                "extra",
+                "object_repr",
+                "exception"
+            ]
+        );
+        assert_eq!(span.status, SpanStatus::error("StatusFailed: limit switch"));
+        assert_eq!(span.events.len(), 1, "the error is recorded as an event");
+    }
+
+    #[test]
+    fn a_status_dropped_before_completing_records_nothing() {
+        let (exporter, _provider, tracer) = recorder();
+        let s = Status::builder().traced(&tracer, &Context::new()).build();
+        drop(s);
+        assert!(exporter.get_finished_spans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_status_without_a_device_records_only_its_own_attributes() {
+        let (exporter, _provider, tracer) = recorder();
         let s = Status::builder()
             .traced(&tracer, &Context::new())
             .timeout(Some(2.0))
