@@ -1,5 +1,6 @@
 //! Criterion benchmarks: the `skyrun bench` scenarios (null, set, count, many,
-//! traced and not) and the hot pieces on their path (Status completion, span
+//! traced and not) and the hot pieces on their path (Status completion traced
+//! and not, span
 //! context inject/extract). `cargo bench` runs them all; BENCHMARKS.md has
 //! the figures.
 
@@ -10,8 +11,9 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use skyrun::bench::{run_case, Case, Scenario};
-use skyrun_actors::{Status, TraceCarrier, W3cTraceContext};
+use skyrun_actors::{SpanTracer, Status, TraceCarrier, W3cTraceContext};
 
 // The allocator of the `skyrun` binary, so figures match `skyrun bench`.
 #[cfg(not(target_env = "msvc"))]
@@ -72,6 +74,20 @@ fn hot_pieces(c: &mut Criterion) {
         false,
         TraceState::default(),
     ));
+    // A traced status: its span built at completion and ended, under a
+    // provider without processors (so no export cost is measured).
+    let provider = SdkTracerProvider::builder().build();
+    let tracer = SpanTracer::from_provider(&provider, "ophyd.status");
+    g.bench_function("status_complete_traced", |b| {
+        b.iter(|| {
+            let s = Status::builder()
+                .device("m", "SynAxis")
+                .traced(&tracer, &cx)
+                .build();
+            s.set_finished();
+            s.result()
+        })
+    });
     // skyrun's W3C propagator next to the SDK's, on the same context.
     let sdk = TraceContextPropagator::new();
     let props: [(&str, &dyn TextMapPropagator); 2] = [("skyrun", &W3cTraceContext), ("sdk", &sdk)];
