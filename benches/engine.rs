@@ -1,8 +1,7 @@
 //! Criterion benchmarks: the `skyrun bench` scenarios (null, set, count, many,
-//! traced and not) and the hot pieces on their path (Status completion traced
-//! and not, span
-//! context inject/extract). `cargo bench` runs them all; BENCHMARKS.md has
-//! the figures.
+//! traced and not) and the hot pieces on their path (Status completion,
+//! traced and not; span context inject/extract). `cargo bench` runs them
+//! all; BENCHMARKS.md has the figures.
 
 use std::time::Duration;
 
