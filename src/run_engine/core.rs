@@ -15,6 +15,7 @@ use super::bundler::OpenRun;
 use super::control::{AtomicState, Control, EngineState};
 use super::groups::Groups;
 use super::handlers;
+use super::scope::Scope;
 use super::{EngineOptions, Reply, RunSummary};
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
 use crate::error::{Interrupt, PlanError};
@@ -293,21 +294,21 @@ impl EngineCore {
     async fn process(self: &Rc<Self>, msg: &Msg) -> Result<Reply, PlanError> {
         let traced = self.tracer.is_enabled()
             && (self.opts.trace_all_messages || traced_by_default(&msg.command));
-        if !traced {
-            let parent = self.span_parent(&msg.context, msg.run.as_deref());
-            return handlers::dispatch(self, msg, &parent).await;
-        }
         let parent = self.span_parent(&msg.context, msg.run.as_deref());
+        if !traced {
+            return handlers::dispatch(self, msg, &Scope::of(&parent)).await;
+        }
         let Some(mut span) =
             self.tracer
                 .start(span_name(&msg.command), &parent, msg_attributes(msg))
         else {
-            return handlers::dispatch(self, msg, &parent).await;
+            return handlers::dispatch(self, msg, &Scope::of(&parent)).await;
         };
         // What runs under the span (device requests, their Status spans) needs
-        // its context only: the span itself stays here, unboxed and unshared.
-        let cx = parent.with_remote_span_context(span.span_context().clone());
-        let result = handlers::dispatch(self, msg, &cx).await;
+        // its context only, built if a request asks: the span itself stays
+        // here, unboxed and unshared.
+        let scope = Scope::under(&parent, span.span_context().clone());
+        let result = handlers::dispatch(self, msg, &scope).await;
         if let Err(e) = &result {
             span.record_error(e);
             span.set_status(SpanStatus::error(format!("{}: {e}", error_kind(e))));

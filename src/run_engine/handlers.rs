@@ -12,6 +12,7 @@ use skyrun_actors::{DeviceError, DeviceHandle, DeviceOp, DeviceReply, Status};
 use super::bundler::{ObjectDescription, OpenRun};
 use super::core::EngineCore;
 use super::groups::Origin;
+use super::scope::Scope;
 use super::Reply;
 use crate::documents::{new_uid, Document, ObjectConfiguration, RunStart};
 use crate::error::PlanError;
@@ -21,7 +22,7 @@ use crate::telemetry::spans::{msg_attributes, RUN_SPAN};
 type Core = Rc<EngineCore>;
 
 /// Processes `msg`; `cx` is the span context to propagate to devices.
-pub(crate) async fn dispatch(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+pub(crate) async fn dispatch(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     match &msg.command {
         Command::OpenRun => open_run(core, msg),
         Command::CloseRun => close_run(core, msg),
@@ -81,13 +82,13 @@ async fn request(
     msg: &Msg,
     dev: &DeviceHandle,
     op: DeviceOp,
-    cx: &Context,
+    cx: &Scope<'_>,
 ) -> Result<DeviceReply, PlanError> {
     let reply = match core.opts.request_timeout {
-        None => dev.request(op, cx).await,
+        None => dev.request(op, cx.context()).await,
         Some(limit) => {
             let operation = op.name();
-            tokio::time::timeout(limit, dev.request(op, cx))
+            tokio::time::timeout(limit, dev.request(op, cx.context()))
                 .await
                 .unwrap_or_else(|_| {
                     Err(DeviceError::NoReply {
@@ -183,7 +184,7 @@ async fn describe_all(
     core: &Core,
     msg: &Msg,
     devices: Vec<DeviceHandle>,
-    cx: &Context,
+    cx: &Scope<'_>,
 ) -> Result<(), PlanError> {
     for dev in devices {
         let DeviceReply::DataKeys(data_keys) =
@@ -220,7 +221,7 @@ async fn describe_all(
     Ok(())
 }
 
-async fn declare_stream(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn declare_stream(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let name = msg
         .kw("name")
         .and_then(Value::as_str)
@@ -246,7 +247,7 @@ fn create(core: &Core, msg: &Msg) -> Result<Reply, PlanError> {
     Ok(Reply::None)
 }
 
-async fn save(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn save(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let todo = with_run(core, msg, |run| run.bundle_undescribed())?;
     describe_all(core, msg, todo, cx).await?;
     let docs = with_run(core, msg, |run| run.save())?;
@@ -259,7 +260,7 @@ fn drop_bundle(core: &Core, msg: &Msg) -> Result<Reply, PlanError> {
     Ok(Reply::None)
 }
 
-async fn read(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn read(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     let DeviceReply::Readings(readings) = request(core, msg, dev, DeviceOp::Read, cx).await? else {
         return Err(illegal(
@@ -284,7 +285,7 @@ fn track(core: &Core, msg: &Msg, command: &'static str, dev: &DeviceHandle, stat
     );
 }
 
-async fn set(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn set(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     let value = match msg.args.as_slice() {
         [v] => v.clone(),
@@ -313,7 +314,12 @@ async fn set(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
     Ok(Reply::Status(status))
 }
 
-async fn status_op(core: &Core, msg: &Msg, cx: &Context, op: DeviceOp) -> Result<Reply, PlanError> {
+async fn status_op(
+    core: &Core,
+    msg: &Msg,
+    cx: &Scope<'_>,
+    op: DeviceOp,
+) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     let name = op.name();
     let DeviceReply::Status(status) = request(core, msg, dev, op, cx).await? else {
@@ -326,7 +332,7 @@ async fn status_op(core: &Core, msg: &Msg, cx: &Context, op: DeviceOp) -> Result
     Ok(Reply::Status(status))
 }
 
-async fn complete(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn complete(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let reply = status_op(core, msg, cx, DeviceOp::Complete).await?;
     if msg.kw("wait").and_then(Value::as_bool).unwrap_or(false) {
         if let Reply::Status(s) = &reply {
@@ -423,7 +429,7 @@ fn pause(core: &Core, msg: &Msg) -> Result<Reply, PlanError> {
     Ok(Reply::None)
 }
 
-async fn stage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn stage(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     // Devices that have nothing to stage are skipped, as ophyd devices without stage() are.
     if !dev.capabilities().stageable || core.st.borrow().staged.contains(dev) {
@@ -434,7 +440,7 @@ async fn stage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError>
     Ok(Reply::None)
 }
 
-async fn unstage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn unstage(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     if !dev.capabilities().stageable {
         return Ok(Reply::None);
@@ -444,7 +450,7 @@ async fn unstage(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanErro
     Ok(Reply::None)
 }
 
-async fn collect(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn collect(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     run_of(core, msg)?;
     let DeviceReply::CollectKeys(keys) =
@@ -471,7 +477,7 @@ async fn collect(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanErro
     Ok(Reply::Collected(n))
 }
 
-async fn configure(core: &Core, msg: &Msg, cx: &Context) -> Result<Reply, PlanError> {
+async fn configure(core: &Core, msg: &Msg, cx: &Scope<'_>) -> Result<Reply, PlanError> {
     let dev = obj(msg)?;
     let DeviceReply::Configured { old, new } =
         request(core, msg, dev, DeviceOp::Configure(msg.kwargs.clone()), cx).await?

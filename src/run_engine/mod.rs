@@ -13,6 +13,7 @@ mod core;
 pub(crate) mod core_handle;
 mod groups;
 mod handlers;
+mod scope;
 
 use std::cell::RefCell;
 use std::rc::Rc;
