@@ -2,13 +2,13 @@
 //! (for the Status span's parent) and helpers to create and complete statuses.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use opentelemetry::{Context, KeyValue, StringValue};
+use opentelemetry::Context;
 
 use crate::propagation::TraceCarrier;
 use crate::repr::Repr;
-use crate::status::{spawn_after, Status, StatusBuilder};
+use crate::status::{spawn_after, Movement, Status, StatusBuilder};
 use crate::tracer::SpanTracer;
 
 /// The context of one device request.
@@ -85,19 +85,13 @@ impl DeviceContext {
         if !b.is_traced() {
             return b;
         }
-        let start = SystemTime::now();
-        b.start_at(start).attributes([
-            KeyValue::new("kwargs", "{}"),
-            KeyValue::new("target", target),
-            KeyValue::new("start_time", crate::reading::epoch_secs(start)),
-            KeyValue::new("start_pos", start_pos),
-            KeyValue::new("unit", StringValue::from(unit.clone())),
-            KeyValue::new(
-                "positioner_name",
-                StringValue::from(self.repr.name().clone()),
-            ),
-            KeyValue::new("positioner", StringValue::from(self.repr.get().clone())),
-        ])
+        b.movement(Movement {
+            target,
+            start_pos,
+            unit: unit.clone(),
+            positioner_name: self.repr.name().clone(),
+            positioner: self.repr.get().clone(),
+        })
     }
 
     fn trace(&self, b: StatusBuilder) -> StatusBuilder {

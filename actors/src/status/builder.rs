@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry::{Context, KeyValue, StringValue, Value};
+use opentelemetry::{Context, KeyValue, Value};
 use parking_lot::Mutex;
 
-use super::span::PendingSpan;
+use super::span::{Movement, PendingSpan};
 use super::{spawn_after, Inner, State, Status};
 use crate::error::StatusError;
 use crate::tracer::SpanTracer;
@@ -26,9 +26,7 @@ pub struct StatusBuilder {
     timeout: Option<f64>,
     label: Option<Arc<str>>,
     device_type: Option<&'static str>,
-    parent: Option<Context>,
-    tracer: Option<SpanTracer>,
-    attributes: Vec<KeyValue>,
+    span: Option<PendingSpan>,
     start: Option<SystemTime>,
 }
 
@@ -41,20 +39,11 @@ impl Status {
             timeout: None,
             label: None,
             device_type: None,
-            parent: None,
-            tracer: None,
-            attributes: Vec::new(),
+            span: None,
             start: None,
         }
     }
 }
-
-/// status_type, settle_time, timeout (or no_timeout_given), device_name, device_type.
-const LEADING_ATTRIBUTES: usize = 5;
-/// The leading attributes, a MoveStatus's seven, and the three recorded at
-/// completion (finish_time, finish_pos, object_repr). A failure's `exception`
-/// grows the `Vec` once, off the hot path.
-const SPAN_ATTRIBUTES_CAPACITY: usize = LEADING_ATTRIBUTES + 7 + 3;
 
 impl StatusBuilder {
     /// The ophyd class name to report in `status_type` (default `Status`).
@@ -89,15 +78,16 @@ impl StatusBuilder {
     /// Records the span with `tracer`, as a child of the span in `parent`.
     pub fn traced(mut self, tracer: &SpanTracer, parent: &Context) -> Self {
         if tracer.is_enabled() {
-            self.tracer = Some(tracer.clone());
-            self.parent = Some(parent.clone());
-            // One allocation for every attribute the span will ever hold: the
-            // SDK keeps this Vec. The leading attributes (status_type ..
-            // device_type) are filled in by `build`, once their values are known.
-            let mut attrs = Vec::with_capacity(SPAN_ATTRIBUTES_CAPACITY);
-            attrs.extend((0..LEADING_ATTRIBUTES).map(|_| KeyValue::new("", false)));
-            attrs.append(&mut self.attributes);
-            self.attributes = attrs;
+            self.span = Some(PendingSpan::new(tracer.clone(), parent.clone()));
+        }
+        self
+    }
+
+    /// The move a MoveStatus records (`target`, `start_pos`, `unit`,
+    /// `positioner_name`, `positioner`); ignored when untraced.
+    pub(crate) fn movement(mut self, movement: Movement) -> Self {
+        if let Some(span) = self.span.as_mut() {
+            span.movement = Some(movement);
         }
         self
     }
@@ -127,46 +117,23 @@ impl StatusBuilder {
     /// assert!(!s.is_traced());
     /// ```
     pub fn attributes(mut self, kvs: impl IntoIterator<Item = KeyValue>) -> Self {
-        if self.tracer.is_some() {
-            self.attributes.extend(kvs);
+        if let Some(span) = self.span.as_mut() {
+            span.extra.extend(kvs);
         }
         self
     }
 
     /// Whether the status will record a span (so callers can skip building attributes).
     pub fn is_traced(&self) -> bool {
-        self.tracer.is_some()
+        self.span.is_some()
     }
 
     /// Creates the pending status, starting its span's and timeout's clocks.
     pub fn build(self) -> Status {
-        let span = match (self.tracer, self.parent) {
-            (Some(tracer), Some(parent)) => {
-                let mut attrs = self.attributes;
-                attrs[0] = KeyValue::new("status_type", self.status_type);
-                attrs[1] = KeyValue::new("settle_time", self.settle_time);
-                attrs[2] = match self.timeout {
-                    Some(t) => KeyValue::new("timeout", t),
-                    None => KeyValue::new("no_timeout_given", true),
-                };
-                match (&self.label, self.device_type) {
-                    (Some(name), Some(type_name)) => {
-                        attrs[3] = KeyValue::new("device_name", StringValue::from(name.clone()));
-                        attrs[4] = KeyValue::new("device_type", type_name);
-                    }
-                    _ => {
-                        attrs.drain(3..LEADING_ATTRIBUTES);
-                    }
-                }
-                Some(PendingSpan {
-                    tracer,
-                    parent,
-                    attributes: attrs,
-                    start: self.start.unwrap_or_else(SystemTime::now),
-                })
-            }
-            _ => None,
-        };
+        let span = self.span.map(|mut span| {
+            span.start = self.start.unwrap_or_else(SystemTime::now);
+            span
+        });
         let status = Status {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -177,6 +144,7 @@ impl StatusBuilder {
                 settle_time: self.settle_time,
                 timeout: self.timeout,
                 label: self.label,
+                device_type: self.device_type,
                 created: Instant::now(),
             }),
         };

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use parking_lot::Mutex;
@@ -32,6 +32,7 @@ use crate::error::StatusError;
 use span::PendingSpan;
 
 pub use builder::StatusBuilder;
+pub(crate) use span::Movement;
 pub use span::{record_move_finish, STATUS_SPAN_NAME};
 
 /// The outcome of a completed status.
@@ -69,6 +70,7 @@ struct Inner {
     settle_time: f64,
     timeout: Option<f64>,
     label: Option<Arc<str>>,
+    device_type: Option<&'static str>,
     created: Instant,
 }
 
@@ -80,8 +82,6 @@ struct State {
     callbacks: Vec<Callback>,
     wakers: Vec<Waker>,
     span: Option<PendingSpan>,
-    /// When the move finished (`finish_time`), which also ends the span when no settling follows.
-    finished_at: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for Status {
@@ -180,7 +180,7 @@ impl Status {
     /// or once the status has completed).
     pub fn set_attribute(&self, kv: KeyValue) {
         if let Some(span) = self.inner.state.lock().span.as_mut() {
-            span.attributes.push(kv);
+            span.extra.push(kv);
         }
     }
 
@@ -278,8 +278,8 @@ impl Status {
             st.outcome = Some(outcome.clone());
             // Completing right after the move finished (no settling): the span
             // ends at `finish_time`, one clock reading instead of two.
-            let finished_at = match (self.inner.settle_time > 0.0, &outcome) {
-                (false, Ok(())) => st.finished_at.take(),
+            let finished_at = match (self.inner.settle_time > 0.0, &outcome, &st.span) {
+                (false, Ok(()), Some(span)) => span.finish.map(|(t, _)| t),
                 _ => None,
             };
             let span = st
@@ -293,7 +293,7 @@ impl Status {
             )
         };
         if let Some((span, repr, finished_at)) = span {
-            span.record(repr, &outcome, finished_at);
+            span.record(&self.inner, repr, &outcome, finished_at);
         }
         for cb in callbacks {
             cb(&outcome);

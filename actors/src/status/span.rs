@@ -6,12 +6,13 @@
 //! and hands the whole span to the tracer at completion, with the start time
 //! taken when the status was built.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use opentelemetry::trace::{Span, Status as SpanStatus};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 
-use super::{Status, StatusResult};
+use super::{Inner, Status, StatusResult};
 use crate::error::StatusError;
 use crate::reading::epoch_secs;
 use crate::tracer::SpanTracer;
@@ -20,29 +21,103 @@ use crate::tracer::SpanTracer;
 pub const STATUS_SPAN_NAME: &str = "Ophyd Status";
 
 /// The "Ophyd Status" span of a status that has not completed yet: what it
-/// needs to be recorded when the status completes.
+/// needs to be recorded when the status completes. The status's own keys
+/// (`status_type`, `settle_time`, ...) come from the status itself; the
+/// attributes are written once, at their final size, when it completes.
 pub(super) struct PendingSpan {
     pub(super) tracer: SpanTracer,
     pub(super) parent: Context,
-    pub(super) attributes: Vec<KeyValue>,
+    /// When the span starts (set by `StatusBuilder::build`).
     pub(super) start: SystemTime,
+    /// A MoveStatus's move.
+    pub(super) movement: Option<Movement>,
+    /// A MoveStatus's `finish_time` and `finish_pos`, once the move finished.
+    pub(super) finish: Option<(SystemTime, f64)>,
+    /// Attributes the device added, in order.
+    pub(super) extra: Vec<KeyValue>,
+}
+
+/// What a MoveStatus records beyond a status's own keys, as ophyd's
+/// `MoveStatus` does: `target`, `start_time` (the span's start), `start_pos`,
+/// `unit`, `positioner_name` and `positioner`.
+pub(crate) struct Movement {
+    pub(crate) target: f64,
+    pub(crate) start_pos: f64,
+    pub(crate) unit: Arc<str>,
+    pub(crate) positioner_name: Arc<str>,
+    pub(crate) positioner: Arc<str>,
 }
 
 impl PendingSpan {
-    /// Records the span: `object_repr` (and `exception` on failure) join the
-    /// buffered attributes; it ends at `end`, or now.
-    pub(super) fn record(mut self, repr: String, outcome: &StatusResult, end: Option<SystemTime>) {
-        self.attributes.push(KeyValue::new("object_repr", repr));
-        if let Err(e) = outcome {
-            self.attributes
-                .push(KeyValue::new("exception", e.to_string()));
+    pub(super) fn new(tracer: SpanTracer, parent: Context) -> Self {
+        PendingSpan {
+            tracer,
+            parent,
+            start: SystemTime::UNIX_EPOCH,
+            movement: None,
+            finish: None,
+            extra: Vec::new(),
         }
-        let Some(mut span) = self.tracer.start_at(
-            STATUS_SPAN_NAME,
-            &self.parent,
-            self.attributes,
-            Some(self.start),
-        ) else {
+    }
+
+    /// Records the span of the status `inner` describes, which completed with
+    /// `outcome` and shows as `repr`; it ends at `end`, or now.
+    pub(super) fn record(
+        self,
+        inner: &Inner,
+        repr: String,
+        outcome: &StatusResult,
+        end: Option<SystemTime>,
+    ) {
+        let device = inner.label.as_ref().zip(inner.device_type);
+        let mut attrs = Vec::with_capacity(
+            3 + 2 * usize::from(device.is_some())
+                + 7 * usize::from(self.movement.is_some())
+                + self.extra.len()
+                + 2 * usize::from(self.finish.is_some())
+                + 1
+                + usize::from(outcome.is_err()),
+        );
+        attrs.extend([
+            KeyValue::new("status_type", inner.status_type),
+            KeyValue::new("settle_time", inner.settle_time),
+            match inner.timeout {
+                Some(t) => KeyValue::new("timeout", t),
+                None => KeyValue::new("no_timeout_given", true),
+            },
+        ]);
+        if let Some((name, type_name)) = device {
+            attrs.extend([
+                KeyValue::new("device_name", StringValue::from(name.clone())),
+                KeyValue::new("device_type", type_name),
+            ]);
+        }
+        if let Some(m) = self.movement {
+            attrs.extend([
+                KeyValue::new("kwargs", "{}"),
+                KeyValue::new("target", m.target),
+                KeyValue::new("start_time", epoch_secs(self.start)),
+                KeyValue::new("start_pos", m.start_pos),
+                KeyValue::new("unit", StringValue::from(m.unit)),
+                KeyValue::new("positioner_name", StringValue::from(m.positioner_name)),
+                KeyValue::new("positioner", StringValue::from(m.positioner)),
+            ]);
+        }
+        attrs.extend(self.extra);
+        if let Some((t, pos)) = self.finish {
+            attrs.extend([
+                KeyValue::new("finish_time", epoch_secs(t)),
+                KeyValue::new("finish_pos", pos),
+            ]);
+        }
+        attrs.push(KeyValue::new("object_repr", repr));
+        if let Err(e) = outcome {
+            attrs.push(KeyValue::new("exception", e.to_string()));
+        }
+        let Some(mut span) =
+            self.tracer
+                .start_at(STATUS_SPAN_NAME, &self.parent, attrs, Some(self.start))
+        else {
             return;
         };
         if let Err(e) = outcome {
@@ -67,14 +142,8 @@ fn error_type(e: &StatusError) -> &'static str {
 
 /// Records `finish_time` and `finish_pos` on a MoveStatus span, as ophyd does on a successful move.
 pub fn record_move_finish(status: &Status, finish_pos: f64) {
-    let mut st = status.inner.state.lock();
-    if let Some(span) = st.span.as_mut() {
-        let t = SystemTime::now();
-        span.attributes.extend([
-            KeyValue::new("finish_time", epoch_secs(t)),
-            KeyValue::new("finish_pos", finish_pos),
-        ]);
-        st.finished_at = Some(t);
+    if let Some(span) = status.inner.state.lock().span.as_mut() {
+        span.finish = Some((SystemTime::now(), finish_pos));
     }
 }
 
