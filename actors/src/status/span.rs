@@ -78,37 +78,37 @@ impl PendingSpan {
                 + 1
                 + usize::from(outcome.is_err()),
         );
-        attrs.extend([
-            KeyValue::new("status_type", inner.status_type),
-            KeyValue::new("settle_time", inner.settle_time),
-            match inner.timeout {
-                Some(t) => KeyValue::new("timeout", t),
-                None => KeyValue::new("no_timeout_given", true),
-            },
-        ]);
+        // One `push` each (not `extend` of an array): each attribute is
+        // written straight into the `Vec`, not built in a temporary and copied.
+        attrs.push(KeyValue::new("status_type", inner.status_type));
+        attrs.push(KeyValue::new("settle_time", inner.settle_time));
+        attrs.push(match inner.timeout {
+            Some(t) => KeyValue::new("timeout", t),
+            None => KeyValue::new("no_timeout_given", true),
+        });
         if let Some((name, type_name)) = device {
-            attrs.extend([
-                KeyValue::new("device_name", StringValue::from(name.clone())),
-                KeyValue::new("device_type", type_name),
-            ]);
+            attrs.push(KeyValue::new(
+                "device_name",
+                StringValue::from(name.clone()),
+            ));
+            attrs.push(KeyValue::new("device_type", type_name));
         }
         if let Some(m) = self.movement {
-            attrs.extend([
-                KeyValue::new("kwargs", "{}"),
-                KeyValue::new("target", m.target),
-                KeyValue::new("start_time", epoch_secs(self.start)),
-                KeyValue::new("start_pos", m.start_pos),
-                KeyValue::new("unit", StringValue::from(m.unit)),
-                KeyValue::new("positioner_name", StringValue::from(m.positioner_name)),
-                KeyValue::new("positioner", StringValue::from(m.positioner)),
-            ]);
+            attrs.push(KeyValue::new("kwargs", "{}"));
+            attrs.push(KeyValue::new("target", m.target));
+            attrs.push(KeyValue::new("start_time", epoch_secs(self.start)));
+            attrs.push(KeyValue::new("start_pos", m.start_pos));
+            attrs.push(KeyValue::new("unit", StringValue::from(m.unit)));
+            attrs.push(KeyValue::new(
+                "positioner_name",
+                StringValue::from(m.positioner_name),
+            ));
+            attrs.push(KeyValue::new("positioner", StringValue::from(m.positioner)));
         }
         attrs.extend(self.extra);
         if let Some((t, pos)) = self.finish {
-            attrs.extend([
-                KeyValue::new("finish_time", epoch_secs(t)),
-                KeyValue::new("finish_pos", pos),
-            ]);
+            attrs.push(KeyValue::new("finish_time", epoch_secs(t)));
+            attrs.push(KeyValue::new("finish_pos", pos));
         }
         attrs.push(KeyValue::new("object_repr", repr));
         if let Err(e) = outcome {
