@@ -82,16 +82,20 @@ impl Scenario {
 impl std::str::FromStr for Scenario {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Scenario::ALL
-            .into_iter()
-            .find(|x| x.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown scenario '{s}' (known: {})",
-                    Scenario::ALL.map(|x| x.name()).join(", ")
-                )
-            })
+        by_name(s, Scenario::ALL, Scenario::name, "scenario")
     }
+}
+
+/// The one of `all` called `s`, or an error naming the `what` and listing the known names.
+fn by_name<T: Copy, const N: usize>(
+    s: &str,
+    all: [T; N],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, String> {
+    all.into_iter()
+        .find(|x| name(*x) == s)
+        .ok_or_else(|| format!("unknown {what} '{s}' (known: {})", all.map(name).join(", ")))
 }
 
 /// One measured case.

@@ -63,15 +63,12 @@ impl SpanProcessorKind {
 impl std::str::FromStr for SpanProcessorKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        SpanProcessorKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown span processor '{s}' (known: {})",
-                    SpanProcessorKind::ALL.map(|k| k.name()).join(", ")
-                )
-            })
+        super::by_name(
+            s,
+            SpanProcessorKind::ALL,
+            SpanProcessorKind::name,
+            "span processor",
+        )
     }
 }
 
