@@ -295,13 +295,13 @@ impl EngineCore {
         let traced = self.tracer.is_enabled()
             && (self.opts.trace_all_messages || traced_by_default(&msg.command));
         let parent = self.span_parent(&msg.context, msg.run.as_deref());
-        if !traced {
-            return handlers::dispatch(self, msg, &Scope::of(&parent)).await;
-        }
-        let Some(mut span) =
-            self.tracer
-                .start(span_name(&msg.command), &parent, msg_attributes(msg))
-        else {
+        let span = traced
+            .then(|| {
+                self.tracer
+                    .start(span_name(&msg.command), &parent, msg_attributes(msg))
+            })
+            .flatten();
+        let Some(mut span) = span else {
             return handlers::dispatch(self, msg, &Scope::of(&parent)).await;
         };
         // What runs under the span (device requests, their Status spans) needs
