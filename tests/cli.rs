@@ -691,12 +691,18 @@ fn last_stop(docs: &Path) -> skyrun::RunStop {
     }
 }
 
+/// Starts a long count, presses Ctrl-C and answers the prompt with `answer`;
+/// returns how the program ended and its documents file.
+fn ctrl_c_then(name: &str, answer: &[u8]) -> (std::process::Output, PathBuf) {
+    let (mut child, docs) = long_count(name);
+    sigint(&child);
+    child.stdin.as_mut().unwrap().write_all(answer).unwrap();
+    (child.wait_with_output().unwrap(), docs)
+}
+
 #[test]
 fn ctrl_c_pauses_and_asks_then_stop_ends_the_run_cleanly() {
-    let (mut child, docs) = long_count("ctrl_c_stop");
-    sigint(&child);
-    child.stdin.as_mut().unwrap().write_all(b"s\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let (out, docs) = ctrl_c_then("ctrl_c_stop", b"s\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("resume, abort or stop?"),
@@ -710,10 +716,7 @@ fn ctrl_c_pauses_and_asks_then_stop_ends_the_run_cleanly() {
 
 #[test]
 fn ctrl_c_then_abort_writes_an_abort_stop_document() {
-    let (mut child, docs) = long_count("ctrl_c_abort");
-    sigint(&child);
-    child.stdin.as_mut().unwrap().write_all(b"a\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let (out, docs) = ctrl_c_then("ctrl_c_abort", b"a\n");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stop = last_stop(&docs);
     assert_eq!(stop.exit_status, ExitStatus::Abort);
@@ -725,10 +728,7 @@ fn ctrl_c_then_abort_writes_an_abort_stop_document() {
 
 #[test]
 fn ctrl_c_then_resume_finishes_the_plan() {
-    let (mut child, docs) = long_count("ctrl_c_resume");
-    sigint(&child);
-    child.stdin.as_mut().unwrap().write_all(b"r\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let (out, docs) = ctrl_c_then("ctrl_c_resume", b"r\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stop = last_stop(&docs);
     assert_eq!(stop.exit_status, ExitStatus::Success);
