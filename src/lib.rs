@@ -59,6 +59,7 @@ pub mod plan;
 pub mod plan_stubs;
 pub mod plans;
 pub mod preprocessors;
+pub mod reply;
 pub mod run_engine;
 pub mod subscriptions;
 pub mod telemetry;
@@ -67,6 +68,9 @@ pub use documents::{Document, Event, EventDescriptor, ExitStatus, RunStart, RunS
 pub use error::{ControlError, Interrupt, PlanError, RunError};
 pub use msg::{Command, Msg};
 pub use plan::{Plan, PlanCtx, PlanResult};
-pub use run_engine::{EngineOptions, EngineState, Reply, RunEngine, RunEngineBuilder, RunSummary};
+pub use reply::{Location, Reply, ReplyKind, RunSummary};
+pub use run_engine::{
+    CommandContext, EngineOptions, EngineState, NoSystem, RunEngine, RunEngineBuilder, Runnable,
+};
 pub use skyrun_actors::{self as actors, Status};
 pub use subscriptions::SubscriptionId;
