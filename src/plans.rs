@@ -354,15 +354,14 @@ pub fn fly(flyers: Vec<DeviceHandle>) -> Plan {
     ]);
     let f2 = flyers.clone();
     let body = Plan::new("fly", move |ctx| async move {
-        let group = bps::new_group("kickoff");
+        // As bluesky.plans.fly: kickoff(wait=True) for each flyer, then
+        // complete(wait=True) for each, each waiting on group=None.
         for f in &f2 {
-            bps::kickoff(&ctx, f, Some(&group), false).await?;
+            bps::kickoff(&ctx, f, None, true).await?;
         }
-        bps::wait_group(&ctx, Some(&group)).await?;
         for f in &f2 {
-            bps::complete(&ctx, f, None, false).await?;
+            bps::complete(&ctx, f, None, true).await?;
         }
-        bps::wait_group(&ctx, None).await?;
         for f in &f2 {
             bps::collect(&ctx, f).await?;
         }

@@ -388,6 +388,14 @@ impl RunEngine {
     }
 }
 
+impl std::fmt::Debug for RunEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunEngine")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for RunEngine {
     fn default() -> Self {
         Self::new()
