@@ -378,12 +378,16 @@ fn an_aborted_run_span_keeps_exit_status_and_reason() {
             ))
             .await
         });
-        while re.state() != skyrun::EngineState::Running {
-            tokio::task::yield_now().await;
-        }
+        common::eventually("the plan to start", || {
+            re.state() == skyrun::EngineState::Running
+        })
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         re.abort("beam dump").await.unwrap();
-        assert!(h.await.unwrap().is_err());
+        assert!(common::bounded("the plan to end", h)
+            .await
+            .unwrap()
+            .is_err());
     });
     let spans = t.spans();
     let run_span = one(&spans, "Bluesky RunEngine run");
@@ -418,9 +422,10 @@ fn a_paused_and_resumed_plan_keeps_its_nesting() {
             ))
             .await
         });
-        while re.state() != skyrun::EngineState::Running {
-            tokio::task::yield_now().await;
-        }
+        common::eventually("the plan to start", || {
+            re.state() == skyrun::EngineState::Running
+        })
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         re.pause(false).await.unwrap();
         while re.state() != skyrun::EngineState::Paused {
