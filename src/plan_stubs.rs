@@ -361,9 +361,14 @@ pub async fn one_nd_step(
         .filter(|((_, to), prev)| **prev != Some(*to))
         .map(|((d, to), _)| (*d, *to))
         .collect();
-    if !moves.is_empty() {
-        mv(ctx, &moves).await?;
+    // Bluesky's move_per_step: one short-uid "set" group, and its wait even
+    // when no motor moves.
+    let group = new_group("set");
+    for (dev, to) in &moves {
+        ctx.call(Msg::set(dev, *to, Some(group.clone())), Reply::status)
+            .await?;
     }
+    wait_group(ctx, Some(&group)).await?;
     for (slot, (_, to)) in last.iter_mut().zip(step) {
         *slot = Some(*to);
     }

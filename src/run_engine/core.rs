@@ -153,6 +153,9 @@ impl EngineCore {
             let mut st = self.st.borrow_mut();
             st.msg_cache = Some(Vec::new());
             st.run_uids.clear();
+            // Statuses that failed after the last plan ended (stopped in its
+            // cleanup) are not this plan's.
+            st.groups.clear();
         }
         self.state.set(EngineState::Running);
         let result = {
@@ -278,6 +281,13 @@ impl EngineCore {
                 self.pause_and_rewind().await?;
             }
         }
+        // A status that failed since the plan was last told fails it now,
+        // instead of this message's reply (Bluesky throws it into the plan
+        // before sending the response back), even if nobody waits on it.
+        let failed = self.st.borrow().groups.failures().take();
+        if let Some(e) = failed {
+            return Err(e);
+        }
         Ok(done.reply)
     }
 
@@ -354,7 +364,7 @@ impl EngineCore {
         let cx = RequestContext::under(&parent, span.span_context().clone());
         let result = self.dispatch(msg, registered, &cx).await;
         if let Err(e) = &result {
-            span.record_error(e);
+            skyrun_actors::record_exception(&mut span, e.kind(), e.to_string(), true);
             span.set_status(SpanStatus::error(format!("{}: {e}", e.kind())));
         }
         span.end();

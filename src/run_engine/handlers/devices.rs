@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply};
 
+use super::bundling::describe_all;
 use super::{
     ill_formed, illegal, no_args, obj, request, run_of, with_run, Core, Done, FromMsg, Kwargs,
 };
@@ -186,8 +187,21 @@ pub(crate) async fn configure(
             format!("{} answered configure with something else", dev.name()),
         ));
     };
-    for run in core.st().runs.iter_mut() {
-        run.invalidate(dev.name());
+    // The run the message addresses re-describes the device and emits new
+    // descriptors for its streams at once (Bluesky's bundler); other runs
+    // describe it again when they next need it.
+    let here = core.run_index(msg.run.as_deref());
+    for (i, run) in core.st().runs.iter_mut().enumerate() {
+        if Some(i) != here {
+            run.invalidate(dev.name());
+        }
+    }
+    if let Some(i) = here {
+        if core.st().runs[i].is_described(dev.name()) {
+            describe_all(core, msg, vec![dev.clone()], cx).await?;
+            let docs = with_run(core, msg, |run| run.redescribe(dev.name()))?;
+            docs.into_iter().for_each(|d| core.emit(d));
+        }
     }
     Ok(Reply::Configured { old, new }.into())
 }

@@ -162,10 +162,14 @@ pub(crate) async fn complete(
 ) -> Result<Done, PlanError> {
     let status = status_op(core, msg, &a.target, cx, DeviceOp::Complete).await?;
     if a.wait {
-        status.wait().await.map_err(|e| PlanError::Status {
-            command: "complete".into(),
-            device: a.target.obj.name().to_owned(),
-            source: e,
+        status.wait().await.map_err(|e| {
+            // The plan is told here: the failure is not thrown again.
+            core.st().groups.failures().clear();
+            PlanError::Status {
+                command: "complete".into(),
+                device: a.target.obj.name().to_owned(),
+                source: e,
+            }
         })?;
     }
     Ok(Reply::Status(status).into())
@@ -220,10 +224,17 @@ pub(crate) async fn wait(
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
     let group = core.st().groups.take(a.group);
+    // A failure the wait reports is the plan's to handle: it is not thrown again.
+    let told = |r: Result<(), PlanError>| {
+        if r.is_err() {
+            core.st().groups.failures().clear();
+        }
+        r
+    };
     match a.timeout {
-        None => group.await?,
+        None => told(group.await)?,
         Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), group).await {
-            Ok(r) => r?,
+            Ok(r) => told(r)?,
             Err(_) if a.error_on_timeout => {
                 return Err(PlanError::WaitTimeout {
                     group: a.group.unwrap_or("None").to_owned(),
