@@ -349,3 +349,67 @@ fn a_status_that_fails_after_its_plan_ended_does_not_fail_the_next_plan() {
         .expect("the next plan is not blamed for the earlier plan's status");
     });
 }
+
+#[test]
+fn scan_start_documents_carry_bluesky_plan_patterns() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let m1 = DeviceHandle::spawn(SynAxis::new("motor1"));
+        let m2 = DeviceHandle::spawn(SynAxis::new("motor2").with_position(0.5));
+        let det = DeviceHandle::spawn(SynGauss::new(
+            "det",
+            SynAxis::new("x").probe(),
+            0.0,
+            1.0,
+            1.0,
+        ));
+        let r1 = m1.repr();
+        let r2 = m2.repr();
+        re.run(plans::scan(vec![det.clone()], &m1, -1.0, 1.0, 3))
+            .await
+            .unwrap();
+        re.run(plans::list_scan(vec![det.clone()], &m1, vec![1.0, 2.0]))
+            .await
+            .unwrap();
+        re.run(plans::grid_scan(
+            vec![det.clone()],
+            vec![(m1.clone(), -1.0, 1.0, 2), (m2.clone(), 0.0, 1.0, 2)],
+            true,
+        ))
+        .await
+        .unwrap();
+        re.run(plans::rel_scan(vec![det.clone()], &m2, -1.0, 1.0, 3))
+            .await
+            .unwrap();
+        let starts = docs.starts();
+        let md = |i: usize, k: &str| starts[i].metadata[k].clone();
+        // As Bluesky 1.15.1 writes them for the same plans.
+        assert_eq!(md(0, "plan_pattern"), "inner_product");
+        assert_eq!(md(0, "plan_pattern_module"), "bluesky.plan_patterns");
+        assert_eq!(
+            md(0, "plan_pattern_args"),
+            json!({"num": 3, "args": [r1, -1.0, 1.0]})
+        );
+        assert_eq!(md(1, "plan_pattern"), "inner_list_product");
+        assert_eq!(
+            md(1, "plan_pattern_args"),
+            json!({"args": [r1, [1.0, 2.0]]})
+        );
+        assert_eq!(md(1, "plan_args")["args"], json!([r1, [1.0, 2.0]]));
+        assert_eq!(md(2, "plan_pattern"), "outer_product");
+        assert_eq!(
+            md(2, "plan_pattern_args"),
+            json!({"args": [r1, -1.0, 1.0, 2, r2, 0.0, 1.0, 2, true]})
+        );
+        assert_eq!(md(2, "extents"), json!([[-1.0, 1.0], [0.0, 1.0]]));
+        assert_eq!(md(2, "snaking"), json!([false, true]));
+        // rel_scan records the relative start and stop, as Bluesky's does.
+        assert_eq!(md(3, "plan_name"), "rel_scan");
+        assert_eq!(
+            md(3, "plan_pattern_args"),
+            json!({"num": 3, "args": [r2, -1.0, 1.0]})
+        );
+        assert_eq!(md(3, "plan_type"), "generator");
+    });
+}
