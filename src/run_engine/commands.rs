@@ -7,7 +7,7 @@
 //! whether it is replayed on a rewind, whether it is traced by default
 //! (under the span name `Bluesky RunEngine <name>`) or only with
 //! `trace_all_messages`, whether it takes a status `group`, and its handler.
-//! Handlers return an explicit [`After`] effect (continue, pause now, pause
+//! Handlers return an explicit `After` effect (continue, pause now, pause
 //! if a deferred pause is pending), so the engine loop has no per-command
 //! special case. Adding a command is one entry here and its handler.
 //!
