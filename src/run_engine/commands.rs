@@ -96,22 +96,18 @@ macro_rules! command_table {
 
             /// What the table declares about it; `None` for [`Command::Other`].
             pub fn info(&self) -> Option<&'static CommandInfo> {
-                const INFOS: &[CommandInfo] = &[$(CommandInfo {
-                    name: $name,
-                    span_name: concat!("Bluesky RunEngine ", $name),
-                    doc: concat!($($doc),+),
-                    cached: $cached,
-                    trace: Trace::$trace,
-                    takes_group: $group,
-                    reply: ReplyKind::$reply,
-                },)*];
-                #[allow(unused_assignments)]
-                let mut i = 0usize;
-                $(
-                    if let Command::$variant = self { return Some(&INFOS[i]); }
-                    i += 1;
-                )*
-                None
+                match self {
+                    $(Command::$variant => Some(&CommandInfo {
+                        name: $name,
+                        span_name: concat!("Bluesky RunEngine ", $name),
+                        doc: concat!($($doc),+),
+                        cached: $cached,
+                        trace: Trace::$trace,
+                        takes_group: $group,
+                        reply: ReplyKind::$reply,
+                    }),)*
+                    Command::Other(_) => None,
+                }
             }
 
             /// The kind of reply it gives (a registered command's is not declared: `Value`).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::bundling::NoArgs;
-use super::{ill_formed, illegal, no_args, After, Core, Done, FromMsg, Kwargs};
+use super::{ill_formed, illegal, After, Core, Done, FromMsg, Kwargs};
 use crate::error::PlanError;
 use crate::msg::Msg;
 use crate::reply::Reply;
@@ -123,10 +123,9 @@ pub(crate) async fn pause(
 
 pub(crate) async fn null(
     _: &Core,
-    msg: &Msg,
+    _: &Msg,
     _: NoArgs,
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    no_args(msg)?;
     Ok(Reply::None.into())
 }

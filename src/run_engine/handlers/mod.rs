@@ -93,8 +93,8 @@ pub(crate) struct Kwargs<'m> {
 }
 
 impl<'m> Kwargs<'m> {
-    /// Checks that every keyword of `msg` is one of `known` (`group` is always
-    /// known to commands that take one: the message carries it separately).
+    /// Checks that every keyword of `msg` is one of `known` (commands that
+    /// take a status group list `group`: Bluesky's messages carry it as a keyword).
     pub fn only(msg: &'m Msg, known: &[&str]) -> Result<Self, PlanError> {
         if let Some(k) = msg.kwargs.keys().find(|k| !known.contains(&k.as_str())) {
             let takes = if known.is_empty() {
@@ -108,11 +108,6 @@ impl<'m> Kwargs<'m> {
             ));
         }
         Ok(Kwargs { msg })
-    }
-
-    /// Any keywords (open_run's metadata, configure's settings).
-    pub fn any(msg: &'m Msg) -> Self {
-        Kwargs { msg }
     }
 
     /// The keyword `key`, if present and not null.

@@ -21,7 +21,6 @@ pub(crate) struct OpenRunArgs<'m> {
 impl<'m> FromMsg<'m> for OpenRunArgs<'m> {
     fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
         no_args(msg)?;
-        Kwargs::any(msg);
         Ok(OpenRunArgs {
             metadata: &msg.kwargs,
         })
