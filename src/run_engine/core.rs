@@ -17,7 +17,7 @@ use super::control::{AtomicState, Control, EngineState};
 use super::core_handle::CoreHandle;
 use super::groups::Groups;
 use super::handlers::{After, Done};
-use super::registry::{CommandContext, Registry};
+use super::registry::Registry;
 use super::request_context::RequestContext;
 use super::{EngineOptions, Runnable};
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
@@ -354,36 +354,19 @@ impl EngineCore {
             })
             .flatten();
         let Some(mut span) = span else {
-            return self
-                .dispatch(msg, registered, &RequestContext::of(&parent))
-                .await;
+            return commands::dispatch(self, msg, registered, &RequestContext::of(&parent)).await;
         };
         // What runs under the span (device requests, their Status spans) needs
         // its context only, built if a request asks: the span itself stays
         // here, unboxed and unshared.
         let cx = RequestContext::under(&parent, span.span_context().clone());
-        let result = self.dispatch(msg, registered, &cx).await;
+        let result = commands::dispatch(self, msg, registered, &cx).await;
         if let Err(e) = &result {
             skyrun_actors::record_exception(&mut span, e.kind(), e.to_string(), true);
             span.set_status(SpanStatus::error(format!("{}: {e}", e.kind())));
         }
         span.end();
         result
-    }
-
-    async fn dispatch(
-        self: &Rc<Self>,
-        msg: &Msg,
-        registered: Option<super::registry::Handler>,
-        cx: &RequestContext<'_>,
-    ) -> Result<Done, PlanError> {
-        match registered {
-            None => commands::dispatch_builtin(self, msg, cx).await,
-            Some(handler) => {
-                let cmd_cx = CommandContext::new(cx.context().clone(), self.opts.request_timeout);
-                handler(msg.clone(), cmd_cx).await.map(Done::from)
-            }
-        }
     }
 }
 
