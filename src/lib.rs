@@ -22,6 +22,14 @@
 //!   device request carries it across the actor boundary through an
 //!   OpenTelemetry propagator, so the device's "Ophyd Status" span is a child
 //!   of the engine's "Bluesky RunEngine set" span, as in Bluesky.
+//! * **[`console`]**: what the `skyrun` command shows, for your own programs
+//!   too: the live event table, the run summary line, Ctrl-C handling as
+//!   Bluesky's `SigintHandler`, the documents file writer and (feature `cli`,
+//!   on by default) the progress bar.
+//!
+//! Features: `cli` (default) builds the `skyrun` binary and
+//! [`console::progress`], and brings `clap`, `indicatif` and `anyhow`; a
+//! library user can leave it out with `default-features = false`.
 //!
 //! ```
 //! use skyrun::{plans, RunEngine, Document};
@@ -52,6 +60,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod console;
 pub mod documents;
 mod error;
 pub mod msg;
