@@ -636,27 +636,29 @@ fn bench_span_processors_export_or_drop_every_span() {
     );
 }
 
-/// Starts a long count (100 points, 50 ms apart) with stdin piped; returns
-/// the child and its documents file once the plan is under way.
-fn long_count(name: &str) -> (std::process::Child, PathBuf) {
+/// A long count: 100 points, 50 ms apart.
+const LONG_COUNT: &str = "[plan]\nname = \"count\"\ndetectors = [\"det\"]\nnum = 100\ndelay = 0.05\n";
+
+/// Starts the plan file `plan` (text) with stdin piped (`-q` when `quiet`);
+/// returns the child and its documents file once the plan is under way.
+fn start_plan(name: &str, plan: &str, quiet: bool) -> (std::process::Child, PathBuf) {
     use std::process::Stdio;
     let dir = tmpdir(name);
-    let plan = dir.join("long.toml");
-    fs::write(
-        &plan,
-        "[plan]\nname = \"count\"\ndetectors = [\"det\"]\nnum = 100\ndelay = 0.05\n",
-    )
-    .unwrap();
+    let plan_path = dir.join("long.toml");
+    fs::write(&plan_path, plan).unwrap();
     let docs = dir.join("docs.jsonl");
-    let child = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--devices",
-            "examples/beamline.toml",
-            "-q",
-        ])
-        .args(["--documents", docs.to_str().unwrap()])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skyrun"));
+    cmd.args([
+        "run",
+        plan_path.to_str().unwrap(),
+        "--devices",
+        "examples/beamline.toml",
+    ])
+    .args(["--documents", docs.to_str().unwrap()]);
+    if quiet {
+        cmd.arg("-q");
+    }
+    let child = cmd
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -684,6 +686,24 @@ fn sigint(child: &std::process::Child) {
     assert!(ok);
 }
 
+/// Waits for `child` at most `secs` seconds; kills it and fails the test past that.
+fn wait_bounded(child: std::process::Child, secs: u64, what: &str) -> std::process::Output {
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(out) => out.expect("skyrun's output"),
+        Err(_) => {
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -KILL {id}")])
+                .status();
+            panic!("{what}: skyrun did not end within {secs} s");
+        }
+    }
+}
+
 fn last_stop(docs: &Path) -> skyrun::RunStop {
     match read_documents(docs).pop() {
         Some((_, Document::Stop(stop))) => stop,
@@ -693,30 +713,43 @@ fn last_stop(docs: &Path) -> skyrun::RunStop {
 
 /// Starts a long count, presses Ctrl-C and answers the prompt with `answer`;
 /// returns how the program ended and its documents file.
-fn ctrl_c_then(name: &str, answer: &[u8]) -> (std::process::Output, PathBuf) {
-    let (mut child, docs) = long_count(name);
+fn ctrl_c_then(name: &str, answer: &[u8], quiet: bool) -> (std::process::Output, PathBuf) {
+    let (mut child, docs) = start_plan(name, LONG_COUNT, quiet);
     sigint(&child);
     child.stdin.as_mut().unwrap().write_all(answer).unwrap();
-    (child.wait_with_output().unwrap(), docs)
+    (wait_bounded(child, 60, name), docs)
 }
 
 #[test]
 fn ctrl_c_pauses_and_asks_then_stop_ends_the_run_cleanly() {
-    let (out, docs) = ctrl_c_then("ctrl_c_stop", b"s\n");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (out, docs) = ctrl_c_then("ctrl_c_stop", b"s\n", false);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        text(&out.stderr).contains("resume, abort or stop?"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("A 'deferred pause' has been requested."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("resume, abort, stop or halt? [r/a/s/h]"),
+        "{stderr}"
     );
     let stop = last_stop(&docs);
     assert_eq!(stop.exit_status, ExitStatus::Success);
-    assert!(stop.num_events["primary"] < 100);
+    let n = stop.num_events["primary"];
+    assert!(n < 100);
+    // The summary says the operator stopped it, and how far it got.
+    assert!(
+        stdout.contains(&format!(
+            "stopped: plan 'count' was stopped by the operator after {n} of 100 points ("
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("success:"), "{stdout}");
 }
 
 #[test]
 fn ctrl_c_then_abort_writes_an_abort_stop_document() {
-    let (out, docs) = ctrl_c_then("ctrl_c_abort", b"a\n");
+    let (out, docs) = ctrl_c_then("ctrl_c_abort", b"a\n", true);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stop = last_stop(&docs);
     assert_eq!(stop.exit_status, ExitStatus::Abort);
@@ -727,21 +760,194 @@ fn ctrl_c_then_abort_writes_an_abort_stop_document() {
 }
 
 #[test]
+fn ctrl_c_then_halt_ends_without_cleanup_but_with_a_stop_document() {
+    let (out, docs) = ctrl_c_then("ctrl_c_halt", b"h\n", false);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(last_stop(&docs).exit_status, ExitStatus::Abort);
+    assert!(text(&out.stdout).starts_with("halt: "), "{}", text(&out.stdout));
+}
+
+#[test]
 fn ctrl_c_then_resume_finishes_the_plan() {
-    let (out, docs) = ctrl_c_then("ctrl_c_resume", b"r\n");
+    let (out, docs) = ctrl_c_then("ctrl_c_resume", b"r\n", true);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stop = last_stop(&docs);
     assert_eq!(stop.exit_status, ExitStatus::Success);
     assert_eq!(stop.num_events["primary"], 100);
 }
 
+/// A plan whose next checkpoint is a minute away: one event, a 60 s sleep, another event.
+const NO_CHECKPOINT_SOON: &str = r#"[[steps]]
+stub = "open_run"
+
+[[steps]]
+stub = "trigger_and_read"
+detectors = ["det2"]
+
+[[steps]]
+stub = "sleep"
+seconds = 60.0
+
+[[steps]]
+stub = "trigger_and_read"
+detectors = ["det2"]
+
+[[steps]]
+stub = "checkpoint"
+
+[[steps]]
+stub = "close_run"
+"#;
+
 #[test]
-fn a_second_ctrl_c_aborts() {
-    let (child, docs) = long_count("ctrl_c_twice");
+fn a_second_ctrl_c_pauses_at_once_and_the_run_is_kept() {
+    // As Bluesky's SigintHandler: the first Ctrl-C asks for a pause at the
+    // next checkpoint (a minute away here), the second (more than 100 ms
+    // later, within 10 s) pauses at once, and the operator is asked; the
+    // run is not aborted by the second Ctrl-C.
+    let (mut child, docs) = start_plan("ctrl_c_twice", NO_CHECKPOINT_SOON, true);
     sigint(&child);
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::thread::sleep(std::time::Duration::from_millis(400));
     sigint(&child);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert_eq!(last_stop(&docs).exit_status, ExitStatus::Abort);
+    // Read the prompt before answering: the run waits for the operator.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let prompt = b"[r/a/s/h] ";
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 256];
+        loop {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    while !seen.windows(prompt.len()).any(|w| w == prompt) {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(bytes) => seen.extend(bytes),
+            Err(_) => panic!(
+                "no pause prompt within 30 s of the second Ctrl-C: {}",
+                text(&seen)
+            ),
+        }
+    }
+    let said = text(&seen);
+    assert!(said.contains("A 'deferred pause' has been requested."), "{said}");
+    assert!(said.contains("A 'hard pause' has been requested."), "{said}");
+    // Still paused, not aborted: the run goes on when resumed... and here
+    // the operator stops it.
+    child.stdin.as_mut().unwrap().write_all(b"s\n").unwrap();
+    let out = wait_bounded(child, 30, "stop after a hard pause");
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let stop = last_stop(&docs);
+    assert_eq!(stop.exit_status, ExitStatus::Success, "{said}");
+    // Paused during the sleep, before the second event.
+    assert_eq!(stop.num_events.get("primary").copied().unwrap_or(0), 1);
+}
+
+/// Runs the binary with `args` and extra environment `env`.
+fn skyrun_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skyrun"));
+    cmd.args(args)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .env_remove("TRACEPARENT")
+        .env_remove("UBER_TRACE_ID");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the skyrun binary runs")
+}
+
+#[test]
+fn a_refused_export_says_where_how_and_why_once() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = skyrun_env(
+        &["run", "examples/count.toml", "-q"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)],
+    );
+    // A collector that is down never fails the run.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "skyrun: trace export to OTLP http/protobuf to {endpoint}/v1/traces (from OTEL_EXPORTER_OTLP_ENDPOINT): "
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("connection refused: ").count(), 1, "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+}
+
+#[test]
+fn an_endpoint_without_scheme_is_refused_before_the_run() {
+    let dir = tmpdir("no-scheme");
+    let docs = dir.join("docs.jsonl");
+    let out = skyrun_env(
+        &["run", "examples/count.toml", "--documents", docs.to_str().unwrap()],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")],
+    );
+    assert_clean_failure(&out, 2);
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: invalid OTLP endpoint 'localhost:4318' (from OTEL_EXPORTER_OTLP_ENDPOINT): it has no scheme: write http://localhost:4318 (or https://)"
+    );
+    // Nothing ran.
+    assert!(!docs.exists() || fs::read_to_string(&docs).unwrap().is_empty());
+}
+
+#[test]
+fn run_trace_without_a_target_warns_that_nothing_is_exported() {
+    let out = skyrun_env(&["run", "examples/count.toml", "-q", "--run-trace", "--trace-all"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("skyrun: warning: --run-trace and --trace-all given, but there is no trace target: no span will be exported"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With a target, no warning.
+    let out = skyrun_env(&["run", "examples/count.toml", "-q", "--run-trace", "--trace", "console"], &[]);
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_trace_file_that_cannot_be_created_says_the_os_error_once() {
+    let out = skyrun(&["run", "examples/count.toml", "--trace", "jsonl:/nonexistent/s.jsonl"]);
+    assert_clean_failure(&out, 2);
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: cannot create trace file /nonexistent/s.jsonl: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn table_prints_the_event_table_outside_a_terminal() {
+    // stdout is a pipe here, as in CI logs or `| tee`.
+    let out = skyrun(&["run", "examples/scan.toml", "--table"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("|   seq_num |         time |      motor |"), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("|        ")).count(), 21, "{stdout}");
+    assert!(stdout.contains("generator scan ['"), "{stdout}");
+    // The start line has a local date-time (YYYY-MM-DD HH:MM:SS), not an epoch.
+    let start = stdout.lines().find(|l| l.starts_with("Transient Scan ID: 1")).expect("start line");
+    let when = start.rsplit("Time: ").next().unwrap();
+    assert_eq!(when.len(), 19, "{start}");
+    assert_eq!(&when[4..5], "-", "{start}");
+    assert_eq!(&when[13..14], ":", "{start}");
+    // No progress bar escape codes outside a terminal.
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    assert!(stdout.contains("success: plan 'scan' finished"), "{stdout}");
 }
