@@ -11,7 +11,53 @@ use super::devices::{DeviceKind, DeviceSet, Devices};
 use super::error::{ConfigError, ErrorKind, Location, Src};
 use super::{count, finite, non_negative, RawMd, Table, MAX_POINTS};
 
-type Names = Spanned<Vec<Spanned<String>>>;
+type Names = Spanned<NameList>;
+
+/// Device names as written where a list of devices goes: one string
+/// (`motors = "m*"`) or a list of them (`detectors = ["det", "d1*"]`). Each
+/// may be a device, a family or a glob (see [`families`](super::families)).
+#[derive(Debug, Default)]
+pub(crate) struct NameList {
+    /// The names, with their spans (`None`: the single string, whose span is the value's).
+    pub items: Vec<(String, Option<Range<usize>>)>,
+}
+
+impl NameList {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for NameList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NameList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a device name, family or glob, or an array of them")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NameList, E> {
+                Ok(NameList {
+                    items: vec![(v.to_owned(), None)],
+                })
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NameList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(n) = seq.next_element::<Spanned<String>>()? {
+                    let span = n.span();
+                    items.push((n.into_inner(), Some(span)));
+                }
+                Ok(NameList { items })
+            }
+        }
+
+        d.deserialize_any(V)
+    }
+}
 
 /// The arguments of `[plan]` or of one `[[steps]]` entry (a superset; each
 /// plan and stub says which it takes).
@@ -171,6 +217,7 @@ impl Args<'_> {
             location: self.src.loc(&v.span()),
             need,
             role: format!("{role} of {}", self.context),
+            family: None,
         }
     }
 
@@ -200,11 +247,23 @@ impl Args<'_> {
                 ErrorKind::Invalid(format!("{} must name at least one device", self.what(arg))),
             ));
         }
-        Ok(list
-            .get_ref()
+        Ok(self.names(list, need, role))
+    }
+
+    /// The devices of a name list (patterns are expanded at check time).
+    pub fn names(&self, list: &Names, need: Need, role: &str) -> Vec<DeviceRef> {
+        let whole = list.span();
+        list.get_ref()
+            .items
             .iter()
-            .map(|n| self.device(n, need, role))
-            .collect())
+            .map(|(name, span)| DeviceRef {
+                name: name.clone(),
+                location: self.src.loc(span.as_ref().unwrap_or(&whole)),
+                need,
+                role: format!("{role} of {}", self.context),
+                family: None,
+            })
+            .collect()
     }
 
     pub fn string(&self, v: &Option<Spanned<String>>) -> Option<String> {
@@ -269,6 +328,8 @@ pub struct DeviceRef {
     pub need: Need,
     /// What it is used as (`a detector of plan 'scan'`).
     pub role: String,
+    /// The device file family it belongs to (known once checked against a device file).
+    pub family: Option<String>,
 }
 
 impl DeviceRef {

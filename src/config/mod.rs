@@ -44,7 +44,9 @@
 mod args;
 pub mod devices;
 mod error;
+pub mod families;
 pub mod plan;
+pub mod preflight;
 mod standard;
 mod steps;
 

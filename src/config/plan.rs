@@ -65,7 +65,9 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::args::{Args, DeviceRef, Need, RawCall};
-use super::devices::{DeviceSet, Devices};
+use super::devices::{DeviceKind, DeviceSet, Devices};
+use super::families;
+use super::preflight::ArgLocations;
 use super::error::{from_toml, ConfigError, ErrorKind, Location, Src};
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::steps::{self, StepEntry};
@@ -106,6 +108,7 @@ pub struct PlanFile {
     devices: Option<(String, Location)>,
     body: PlanBody,
     metadata: Map<String, Value>,
+    plan_args: ArgLocations,
 }
 
 /// What a checked plan would do (for `skyrun check`).
@@ -119,6 +122,8 @@ pub struct PlanSummary {
     pub detectors: Vec<String>,
     /// Devices moved.
     pub motors: Vec<String>,
+    /// Signals read or set.
+    pub signals: Vec<String>,
     /// Flyers.
     pub flyers: Vec<String>,
     /// Events the plan is expected to emit.
@@ -160,6 +165,7 @@ impl PlanFile {
             Some(md) => metadata(src, md, "metadata")?,
             None => Map::new(),
         };
+        let mut plan_args = ArgLocations::default();
         let (name, body) = match (&raw.plan, &raw.steps) {
             (Some(_), Some(s)) => {
                 return Err(src.err(
@@ -211,6 +217,7 @@ impl PlanFile {
                     context: format!("plan '{n}'"),
                     span: p.span(),
                 };
+                plan_args = ArgLocations::of(src, r);
                 (
                     n.to_owned(),
                     PlanBody::Standard(StandardPlan::parse(n, &args)?),
@@ -228,7 +235,13 @@ impl PlanFile {
                 .map(|d| (d.get_ref().clone(), src.loc(&d.span()))),
             body,
             metadata,
+            plan_args,
         })
+    }
+
+    /// Where the arguments of `[plan]` are written (empty for `[[steps]]`).
+    pub fn plan_args(&self) -> &ArgLocations {
+        &self.plan_args
     }
 
     /// The file, as named.
@@ -261,23 +274,53 @@ impl PlanFile {
         self.devices.as_ref().map(|(_, loc)| loc)
     }
 
-    /// Checks every device name against `set` and describes what would run.
+    /// The plan with the families and globs of its device lists replaced by
+    /// the devices of `set` they name (see [`families`](super::families)).
+    pub fn expanded(&self, set: &DeviceSet) -> Result<PlanFile, ConfigError> {
+        let body = match &self.body {
+            PlanBody::Standard(p) => PlanBody::Standard(families::expand_plan(p, set)?),
+            PlanBody::Steps(steps) => PlanBody::Steps(
+                steps
+                    .iter()
+                    .map(|s| {
+                        Ok(StepEntry {
+                            step: families::expand_step(&s.step, set)?,
+                            ..s.clone()
+                        })
+                    })
+                    .collect::<Result<_, ConfigError>>()?,
+            ),
+        };
+        Ok(PlanFile {
+            body,
+            ..self.clone()
+        })
+    }
+
+    /// Checks every device name against `set` (families and globs
+    /// expanded) and describes what would run.
     pub fn check(&self, set: &DeviceSet) -> Result<PlanSummary, ConfigError> {
+        self.expanded(set)?.check_expanded(set)
+    }
+
+    fn check_expanded(&self, set: &DeviceSet) -> Result<PlanSummary, ConfigError> {
         let mut s = PlanSummary {
             plan: self.name.clone(),
             description: Vec::new(),
             detectors: Vec::new(),
             motors: Vec::new(),
+            signals: Vec::new(),
             flyers: Vec::new(),
             num_points: 0,
             runs: 0,
         };
         let mut note = |d: &DeviceRef, set: &DeviceSet| -> Result<(), ConfigError> {
-            d.check(set)?;
-            let list = match d.need {
-                Need::Readable | Need::Triggerable | Need::PlanDetector => &mut s.detectors,
-                Need::Movable | Need::PlanMotor => &mut s.motors,
-                Need::Flyer => &mut s.flyers,
+            let kind = d.check(set)?;
+            let list = match (kind, d.need) {
+                (DeviceKind::Signal, _) => &mut s.signals,
+                (_, Need::Readable | Need::Triggerable | Need::PlanDetector) => &mut s.detectors,
+                (_, Need::Movable | Need::PlanMotor) => &mut s.motors,
+                (_, Need::Flyer) => &mut s.flyers,
             };
             if !list.contains(&d.name) {
                 list.push(d.name.clone());
@@ -344,8 +387,9 @@ impl PlanFile {
     /// Checks the file against `set` and builds the plan on the `devices`
     /// spawned from it.
     pub fn build(&self, set: &DeviceSet, devices: &Devices) -> Result<BuiltPlan, ConfigError> {
-        self.check(set)?;
-        let plan = match &self.body {
+        let me = self.expanded(set)?;
+        me.check_expanded(set)?;
+        let plan = match &me.body {
             PlanBody::Standard(p) => p.build(devices, &self.metadata)?,
             PlanBody::Steps(s) => steps::build(&self.name, s, devices, &self.metadata)?,
         };

@@ -19,10 +19,7 @@ use crate::preprocessors::reset_positions_wrapper;
 pub const STANDARD_PLANS: &[&str] = &["count", "scan", "rel_scan", "list_scan", "grid_scan", "fly"];
 
 fn names(refs: &[DeviceRef]) -> String {
-    refs.iter()
-        .map(|d| d.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    super::families::ref_names(refs)
 }
 
 /// One axis of a grid scan.

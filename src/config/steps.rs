@@ -31,6 +31,7 @@ pub(crate) use run::build;
 use super::args::{Args, DeviceRef, Need, RawCall};
 use super::devices::{DeviceKind, DeviceSet};
 use super::error::{ConfigError, ErrorKind, Location, Src};
+use super::preflight::ArgLocations;
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::{metadata, toml_to_json, Table};
 
@@ -89,6 +90,11 @@ pub enum Step {
         moves: Vec<(DeviceRef, f64)>,
         /// Offsets from the current positions.
         relative: bool,
+        /// As parsed from `positions = [..]`: the numbers to pair with the
+        /// motors once their families and globs are expanded (the numbers
+        /// in `moves` are unused until then), and where the list is
+        /// written. `None` once checked.
+        spread: Option<(Vec<f64>, Location)>,
     },
     /// `abs_set`.
     AbsSet {
@@ -153,6 +159,8 @@ pub struct StepEntry {
     pub step: Step,
     /// The `[[steps]]` table.
     pub location: Location,
+    /// Where each of its arguments is written.
+    pub args: ArgLocations,
 }
 
 impl Step {
@@ -253,17 +261,21 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
-            Step::Move { moves, relative } => {
+            Step::Move {
+                moves,
+                relative,
+                spread,
+            } => {
                 let (stub, arrow) = if *relative {
                     ("mvr", "by")
                 } else {
                     ("mv", "to")
                 };
-                let list: Vec<String> = moves
-                    .iter()
-                    .map(|(d, x)| format!("{} {arrow} {x}", d.name))
-                    .collect();
-                write!(f, "{stub} {}", list.join(", "))
+                if let Some((xs, _)) = spread {
+                    let names: Vec<&str> = moves.iter().map(|(d, _)| d.name.as_str()).collect();
+                    return write!(f, "{stub} [{}] {arrow} {xs:?}", names.join(", "));
+                }
+                write!(f, "{stub} {}", describe_moves(moves, arrow))
             }
             Step::AbsSet {
                 device,
@@ -279,14 +291,11 @@ impl fmt::Display for Step {
                 group: g,
                 wait,
             } => write!(f, "trigger {}{}", device.name, group(g, *wait)),
-            Step::TriggerAndRead { detectors, stream } => {
-                let names: Vec<&str> = detectors.iter().map(|d| d.name.as_str()).collect();
-                write!(
-                    f,
-                    "trigger_and_read [{}] into stream '{stream}'",
-                    names.join(", ")
-                )
-            }
+            Step::TriggerAndRead { detectors, stream } => write!(
+                f,
+                "trigger_and_read [{}] into stream '{stream}'",
+                super::families::ref_names(detectors)
+            ),
             Step::Kickoff {
                 flyer,
                 group: g,
@@ -301,6 +310,37 @@ impl fmt::Display for Step {
             Step::Plan(p) => p.fmt(f),
         }
     }
+}
+
+/// `m0 to 1, m1 to 2, ...`, with runs of a family to one position said
+/// once: `m0..m99 to 1 (100 motors)`.
+fn describe_moves(moves: &[(DeviceRef, f64)], arrow: &str) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < moves.len() {
+        // Runs of one position, then family runs within them.
+        let x = moves[i].1;
+        let mut j = i + 1;
+        while j < moves.len() && moves[j].1 == x {
+            j += 1;
+        }
+        let same = &moves[i..j];
+        let member = |m: &(DeviceRef, f64)| Some((m.0.family.clone()?, m.0.name.clone()));
+        for r in super::families::runs(same, member) {
+            if r.len() > 2 {
+                parts.push(format!(
+                    "{}..{} {arrow} {x} ({} motors)",
+                    same[r.start].0.name,
+                    same[r.end - 1].0.name,
+                    r.len()
+                ));
+            } else {
+                parts.extend(same[r].iter().map(|(d, x)| format!("{} {arrow} {x}", d.name)));
+            }
+        }
+        i = j;
+    }
+    parts.join(", ")
 }
 
 /// Parses `[[steps]]` and checks that runs nest.
@@ -361,6 +401,7 @@ pub(crate) fn parse(
         out.push(StepEntry {
             step,
             location: src.loc(&s.span()),
+            args: ArgLocations::of(src, r),
         });
     }
     check_runs(&out)?;
@@ -424,6 +465,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
         }
         "mv" | "mvr" => {
             a.only(&["motor", "position", "motors", "positions"])?;
+            let mut spread = None;
             let moves = match (&r.motor, &r.motors) {
                 (Some(m), None) => {
                     if let Some(p) = &r.positions {
@@ -443,31 +485,33 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
                     )]
                 }
                 (None, Some(ms)) => {
-                    if let Some(p) = &r.position {
-                        return Err(StubError::Bad(a.src.err(
-                            &p.span(),
-                            ErrorKind::Invalid(
-                                "with 'motors', give 'positions' (a list), not 'position'".into(),
-                            ),
-                        )));
+                    let motors = a.names(ms, Need::Movable, "a motor");
+                    match (&r.position, &r.positions) {
+                        // One position for every motor (of the families and globs too).
+                        (Some(_), None) => {
+                            let x = a.f64(&r.position, "position")?;
+                            motors.into_iter().map(|m| (m, x)).collect()
+                        }
+                        (None, Some(ps)) => {
+                            let xs = ps
+                                .get_ref()
+                                .iter()
+                                .map(|p| super::finite(a.src, p, &format!("'positions' of {}", a.context)))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            // Paired with the motors once families and globs are expanded.
+                            spread = Some((xs, a.src.loc(&ps.span())));
+                            motors.into_iter().map(|m| (m, f64::NAN)).collect()
+                        }
+                        (Some(p), Some(_)) => {
+                            return Err(StubError::Bad(a.src.err(
+                                &p.span(),
+                                ErrorKind::Invalid(
+                                    "give either 'position' (one for every motor) or 'positions' (one per motor), not both".into(),
+                                ),
+                            )))
+                        }
+                        (None, None) => return Err(a.missing("positions").into()),
                     }
-                    let ps = a.req(&r.positions, "positions")?;
-                    if ps.get_ref().len() != ms.get_ref().len() {
-                        return Err(StubError::Bad(a.src.err(
-                            &ps.span(),
-                            ErrorKind::Invalid(format!(
-                                "'positions' has {} numbers for {} motors",
-                                ps.get_ref().len(),
-                                ms.get_ref().len()
-                            )),
-                        )));
-                    }
-                    let mut moves = Vec::new();
-                    for (m, p) in ms.get_ref().iter().zip(ps.get_ref()) {
-                        let x = super::finite(a.src, p, &format!("'positions' of {}", a.context))?;
-                        moves.push((a.device(m, Need::Movable, "a motor"), x));
-                    }
-                    moves
                 }
                 (Some(_), Some(ms)) => {
                     return Err(StubError::Bad(a.src.err(
@@ -480,6 +524,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             Step::Move {
                 moves,
                 relative: name == "mvr",
+                spread,
             }
         }
         "abs_set" => {
