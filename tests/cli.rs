@@ -296,7 +296,7 @@ fn broken_files_name_file_line_and_problem() {
     // (test, device file, plan file, which file is broken, "LINE:COL: message")
     let cases: Vec<(&str, String, String, &str, &str)> = vec![
         ("unknown-device", DEVICES.into(), SCAN.replace("motor = \"motor\"", "motor = \"mtr\""), "plan",
-         "6:9: unknown device 'mtr' (did you mean 'motor'? known: motor, det, temperature)"),
+         "6:9: unknown device 'mtr' (did you mean 'motor'? motors: motor)"),
         ("wrong-type", DEVICES.into(), SCAN.replace("num = 3", "num = \"three\""), "plan",
          "9:7: invalid type: string \"three\", expected an integer"),
         ("missing-argument", DEVICES.into(), SCAN.replace("stop = 1.0\n", ""), "plan",

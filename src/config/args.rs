@@ -140,6 +140,35 @@ impl RawCall {
     }
 }
 
+/// The arguments a standard plan or stub takes (besides `name`/`stub`);
+/// nothing for a name that is neither.
+///
+/// ```
+/// # // A crate-private table, shown through the error it makes:
+/// let e = skyrun::config::PlanFile::parse("[[steps]]\nstub = 'mv'\nmotor = 'm0'\npositon = 1\n", "p.toml").unwrap_err();
+/// assert_eq!(e.to_string(), "p.toml:4:1: unknown key 'positon' (did you mean 'position'?); step 1 'mv' takes: stub, motor, position, motors, positions");
+/// ```
+pub(crate) fn takes(name: &str) -> &'static [&'static str] {
+    match name {
+        "count" => &["detectors", "num", "delay"],
+        "scan" | "rel_scan" => &["detectors", "motor", "start", "stop", "num"],
+        "list_scan" => &["detectors", "motor", "positions"],
+        "grid_scan" => &["detectors", "axes", "snake"],
+        "fly" => &["flyers"],
+        "sleep" => &["seconds"],
+        "wait" => &["group", "timeout"],
+        "open_run" => &["md"],
+        "close_run" => &["exit_status", "reason"],
+        "mv" | "mvr" => &["motor", "position", "motors", "positions"],
+        "abs_set" => &["device", "value", "group", "wait"],
+        "trigger" => &["device", "group", "wait"],
+        "trigger_and_read" => &["detectors", "stream"],
+        "kickoff" | "complete" => &["flyer", "group", "wait"],
+        "collect" => &["flyer"],
+        _ => &[],
+    }
+}
+
 /// Reads the arguments of one plan or stub, with errors naming it.
 pub(crate) struct Args<'a> {
     pub raw: &'a RawCall,
@@ -332,14 +361,55 @@ pub struct DeviceRef {
     pub family: Option<String>,
 }
 
+impl Need {
+    /// The devices that fit, in the plural: `motors`, `motors and detectors`, ...
+    fn fitting(self) -> &'static str {
+        match self {
+            Need::Readable => "readable devices",
+            Need::Movable => "motors and signals",
+            Need::Triggerable => "detectors and signals",
+            Need::Flyer => "flyers",
+            Need::PlanDetector => "motors and detectors",
+            Need::PlanMotor => "motors",
+        }
+    }
+}
+
 impl DeviceRef {
+    /// "did you mean ...? motors: ..." for an unknown name: only the
+    /// devices that would fit where it is written.
+    fn known(&self, set: &DeviceSet) -> String {
+        const SHOWN: usize = 12;
+        let fits: Vec<String> = set
+            .iter()
+            .filter(|d| self.need.allows(d.config.kind()))
+            .map(|d| d.name.clone())
+            .collect();
+        if fits.is_empty() {
+            return format!("no {} are declared", self.need.fitting());
+        }
+        let hint = super::error::known_list(&self.name, fits.iter().map(String::as_str));
+        let mut out = match hint.split_once("? ") {
+            Some((mean, _)) if mean.starts_with("did you mean") => format!("{mean}? "),
+            _ => String::new(),
+        };
+        // Families said once each: readable for a beamline of 1000 motors.
+        let listed = super::families::summarize(&fits, set);
+        out.push_str(&format!("{}: ", self.need.fitting()));
+        out.push_str(&listed[..listed.len().min(SHOWN)].join(", "));
+        if listed.len() > SHOWN {
+            out.push_str(&format!(", ... ({} more)", listed.len() - SHOWN));
+        }
+        out
+    }
+
     /// Checks the name against `set`: known, and of a kind that fits.
     pub fn check(&self, set: &DeviceSet) -> Result<DeviceKind, ConfigError> {
         let err = |kind| ConfigError::new(self.location.clone(), kind);
         match set.kind(&self.name) {
             None => Err(err(ErrorKind::UnknownDevice {
                 name: self.name.clone(),
-                known: set.known_names(&self.name),
+                known: self.known(set),
             })),
             Some(k) if !self.need.allows(k) => Err(err(ErrorKind::WrongKind {
                 name: self.name.clone(),

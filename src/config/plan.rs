@@ -86,6 +86,77 @@ struct RawPlanFile {
     metadata: Option<RawMd>,
 }
 
+/// `[plan]` or a `[[steps]]` entry, read only for its name, to say which
+/// keys it takes when it has one it does not.
+#[derive(Debug, Deserialize)]
+struct LooseCall {
+    name: Option<String>,
+    stub: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LooseFile {
+    plan: Option<Spanned<LooseCall>>,
+    steps: Option<Vec<Spanned<LooseCall>>>,
+}
+
+/// The error of `e`; an unknown key in `[plan]` or a step lists the keys
+/// of that plan or stub, not every key any of them takes.
+fn unknown_key_of_call(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let err = from_toml(file, text, e);
+    let (Some(span), Some(rest)) = (e.span(), e.message().strip_prefix("unknown field `")) else {
+        return err;
+    };
+    // Only the errors of a call's table (its keys include `stub`).
+    if !rest.contains("`stub`") {
+        return err;
+    }
+    let Some(key) = rest.split('`').next() else {
+        return err;
+    };
+    let Ok(loose) = toml::from_str::<LooseFile>(text) else {
+        return err;
+    };
+    // The table the key is in: the last header before it (a table's span
+    // is its header).
+    let steps = loose.steps.unwrap_or_default();
+    let mut best: Option<(usize, Option<usize>)> = None;
+    if let Some(p) = &loose.plan {
+        if p.span().start <= span.start {
+            best = Some((p.span().start, None));
+        }
+    }
+    for (i, st) in steps.iter().enumerate() {
+        if st.span().start <= span.start && best.is_none_or(|(b, _)| st.span().start >= b) {
+            best = Some((st.span().start, Some(i)));
+        }
+    }
+    let (context, head, name) = match best {
+        Some((_, None)) => match loose.plan.as_ref().and_then(|p| p.get_ref().name.clone()) {
+            Some(n) => (format!("plan '{n}'"), "name", n),
+            None => return err,
+        },
+        Some((_, Some(i))) => match &steps[i].get_ref().stub {
+            Some(n) => (format!("step {} '{n}'", i + 1), "stub", n.clone()),
+            None => return err,
+        },
+        None => return err,
+    };
+    let takes = super::args::takes(&name);
+    if takes.is_empty() && !STANDARD_PLANS.contains(&name.as_str()) && !super::steps::STUBS.contains(&name.as_str()) {
+        return err;
+    }
+    let keys: Vec<&str> = std::iter::once(head).chain(takes.iter().copied()).collect();
+    let mut msg = format!("unknown key '{key}'");
+    let hint = super::error::known_list(key, keys.iter().copied());
+    if let Some(rest) = hint.strip_prefix("did you mean") {
+        let (suggestion, _) = rest.split_once('?').unwrap_or((rest, ""));
+        msg.push_str(&format!(" (did you mean{suggestion}?)"));
+    }
+    msg.push_str(&format!("; {context} takes: {}", keys.join(", ")));
+    ConfigError::new(err.location().clone(), ErrorKind::Toml(msg))
+}
+
 // ---------------------------------------------------------------------------
 // The plan file
 
@@ -159,7 +230,7 @@ impl PlanFile {
 
     /// Parses the text of a plan file; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let raw: RawPlanFile = toml::from_str(text).map_err(|e| from_toml(file, text, &e))?;
+        let raw: RawPlanFile = toml::from_str(text).map_err(|e| unknown_key_of_call(file, text, &e))?;
         let src = Src { file, text };
         let metadata = match &raw.metadata {
             Some(md) => metadata(src, md, "metadata")?,

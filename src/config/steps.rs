@@ -28,7 +28,7 @@ mod run;
 
 pub(crate) use run::build;
 
-use super::args::{Args, DeviceRef, Need, RawCall};
+use super::args::{takes, Args, DeviceRef, Need, RawCall};
 use super::devices::{DeviceKind, DeviceSet};
 use super::error::{ConfigError, ErrorKind, Location, Src};
 use super::preflight::ArgLocations;
@@ -415,7 +415,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
     let wait = r.wait.as_ref().is_none_or(|w| *w.get_ref());
     let step = match name {
         "null" | "checkpoint" => {
-            a.only(&[])?;
+            a.only(takes(name))?;
             if name == "null" {
                 Step::Null
             } else {
@@ -423,7 +423,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "sleep" => {
-            a.only(&["seconds"])?;
+            a.only(takes(name))?;
             Step::Sleep {
                 seconds: a
                     .opt_nonneg(&r.seconds, "seconds")?
@@ -431,14 +431,14 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "wait" => {
-            a.only(&["group", "timeout"])?;
+            a.only(takes(name))?;
             Step::Wait {
                 group,
                 timeout: a.opt_nonneg(&r.timeout, "timeout")?,
             }
         }
         "open_run" => {
-            a.only(&["md"])?;
+            a.only(takes(name))?;
             let md = match &r.md {
                 Some(md) => metadata(a.src, md.get_ref(), &format!("md of {}", a.context))?,
                 None => Map::new(),
@@ -446,7 +446,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             Step::OpenRun { md }
         }
         "close_run" => {
-            a.only(&["exit_status", "reason"])?;
+            a.only(takes(name))?;
             if let Some(e) = &r.exit_status {
                 if !["success", "fail", "abort"].contains(&e.get_ref().as_str()) {
                     return Err(StubError::Bad(a.src.err(
@@ -464,7 +464,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "mv" | "mvr" => {
-            a.only(&["motor", "position", "motors", "positions"])?;
+            a.only(takes(name))?;
             let mut spread = None;
             let moves = match (&r.motor, &r.motors) {
                 (Some(m), None) => {
@@ -528,7 +528,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "abs_set" => {
-            a.only(&["device", "value", "group", "wait"])?;
+            a.only(takes(name))?;
             let v = a.req(&r.value, "value")?;
             Step::AbsSet {
                 device: a.req_device(&r.device, "device", Need::Movable, "the device")?,
@@ -539,7 +539,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "trigger" => {
-            a.only(&["device", "group", "wait"])?;
+            a.only(takes(name))?;
             Step::Trigger {
                 device: a.req_device(&r.device, "device", Need::Triggerable, "the device")?,
                 group,
@@ -547,7 +547,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "trigger_and_read" => {
-            a.only(&["detectors", "stream"])?;
+            a.only(takes(name))?;
             Step::TriggerAndRead {
                 detectors: a.devices(
                     &r.detectors,
@@ -560,7 +560,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "kickoff" | "complete" => {
-            a.only(&["flyer", "group", "wait"])?;
+            a.only(takes(name))?;
             let flyer = a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?;
             if name == "kickoff" {
                 Step::Kickoff { flyer, group, wait }
@@ -569,7 +569,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "collect" => {
-            a.only(&["flyer"])?;
+            a.only(takes(name))?;
             Step::Collect {
                 flyer: a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?,
             }

@@ -21,6 +21,11 @@ use crate::{Failure, RunArgs};
 /// Runs the plan file; the exit code says whether the plan succeeded.
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let loaded = load(&args.plan, args.devices.as_deref())?;
+    // What `check` refuses is still run (the engine reports the failure
+    // with its stop document), but said first.
+    for p in loaded.plan.problems(&loaded.devices) {
+        eprintln!("skyrun: warning: {p}");
+    }
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
     let docs = match &args.documents {
