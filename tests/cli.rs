@@ -637,7 +637,8 @@ fn bench_span_processors_export_or_drop_every_span() {
 }
 
 /// A long count: 100 points, 50 ms apart.
-const LONG_COUNT: &str = "[plan]\nname = \"count\"\ndetectors = [\"det\"]\nnum = 100\ndelay = 0.05\n";
+const LONG_COUNT: &str =
+    "[plan]\nname = \"count\"\ndetectors = [\"det\"]\nnum = 100\ndelay = 0.05\n";
 
 /// Starts the plan file `plan` (text) with stdin piped (`-q` when `quiet`);
 /// returns the child and its documents file once the plan is under way.
@@ -764,7 +765,11 @@ fn ctrl_c_then_halt_ends_without_cleanup_but_with_a_stop_document() {
     let (out, docs) = ctrl_c_then("ctrl_c_halt", b"h\n", false);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_eq!(last_stop(&docs).exit_status, ExitStatus::Abort);
-    assert!(text(&out.stdout).starts_with("halt: "), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("halt: "),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -838,8 +843,14 @@ fn a_second_ctrl_c_pauses_at_once_and_the_run_is_kept() {
         }
     }
     let said = text(&seen);
-    assert!(said.contains("A 'deferred pause' has been requested."), "{said}");
-    assert!(said.contains("A 'hard pause' has been requested."), "{said}");
+    assert!(
+        said.contains("A 'deferred pause' has been requested."),
+        "{said}"
+    );
+    assert!(
+        said.contains("A 'hard pause' has been requested."),
+        "{said}"
+    );
     // Still paused, not aborted: the run goes on when resumed... and here
     // the operator stops it.
     child.stdin.as_mut().unwrap().write_all(b"s\n").unwrap();
@@ -895,7 +906,12 @@ fn an_endpoint_without_scheme_is_refused_before_the_run() {
     let dir = tmpdir("no-scheme");
     let docs = dir.join("docs.jsonl");
     let out = skyrun_env(
-        &["run", "examples/count.toml", "--documents", docs.to_str().unwrap()],
+        &[
+            "run",
+            "examples/count.toml",
+            "--documents",
+            docs.to_str().unwrap(),
+        ],
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")],
     );
     assert_clean_failure(&out, 2);
@@ -909,7 +925,16 @@ fn an_endpoint_without_scheme_is_refused_before_the_run() {
 
 #[test]
 fn run_trace_without_a_target_warns_that_nothing_is_exported() {
-    let out = skyrun_env(&["run", "examples/count.toml", "-q", "--run-trace", "--trace-all"], &[]);
+    let out = skyrun_env(
+        &[
+            "run",
+            "examples/count.toml",
+            "-q",
+            "--run-trace",
+            "--trace-all",
+        ],
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("skyrun: warning: --run-trace and --trace-all given, but there is no trace target: no span will be exported"),
@@ -917,13 +942,32 @@ fn run_trace_without_a_target_warns_that_nothing_is_exported() {
         text(&out.stderr)
     );
     // With a target, no warning.
-    let out = skyrun_env(&["run", "examples/count.toml", "-q", "--run-trace", "--trace", "console"], &[]);
-    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    let out = skyrun_env(
+        &[
+            "run",
+            "examples/count.toml",
+            "-q",
+            "--run-trace",
+            "--trace",
+            "console",
+        ],
+        &[],
+    );
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn a_trace_file_that_cannot_be_created_says_the_os_error_once() {
-    let out = skyrun(&["run", "examples/count.toml", "--trace", "jsonl:/nonexistent/s.jsonl"]);
+    let out = skyrun(&[
+        "run",
+        "examples/count.toml",
+        "--trace",
+        "jsonl:/nonexistent/s.jsonl",
+    ]);
     assert_clean_failure(&out, 2);
     let err = text(&out.stderr);
     assert_eq!(
@@ -938,11 +982,24 @@ fn table_prints_the_event_table_outside_a_terminal() {
     let out = skyrun(&["run", "examples/scan.toml", "--table"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("|   seq_num |         time |      motor |"), "{stdout}");
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("|        ")).count(), 21, "{stdout}");
+    assert!(
+        stdout.contains("|   seq_num |         time |      motor |"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("|        "))
+            .count(),
+        21,
+        "{stdout}"
+    );
     assert!(stdout.contains("generator scan ['"), "{stdout}");
     // The start line has a local date-time (YYYY-MM-DD HH:MM:SS), not an epoch.
-    let start = stdout.lines().find(|l| l.starts_with("Transient Scan ID: 1")).expect("start line");
+    let start = stdout
+        .lines()
+        .find(|l| l.starts_with("Transient Scan ID: 1"))
+        .expect("start line");
     let when = start.rsplit("Time: ").next().unwrap();
     assert_eq!(when.len(), 19, "{start}");
     assert_eq!(&when[4..5], "-", "{start}");

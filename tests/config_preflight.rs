@@ -34,7 +34,10 @@ fn problems(text: &str) -> Vec<String> {
     let set = DeviceSet::parse(DEVICES, "dev.toml").unwrap();
     let plan = PlanFile::parse(text, "plan.toml").unwrap_or_else(|e| panic!("{e}"));
     plan.check(&set).unwrap_or_else(|e| panic!("check: {e}"));
-    plan.problems(&set).iter().map(ToString::to_string).collect()
+    plan.problems(&set)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn one(text: &str) -> String {
@@ -43,7 +46,8 @@ fn one(text: &str) -> String {
     p[0].clone()
 }
 
-const SCAN: &str = "[plan]\nname = 'scan'\ndetectors = ['det']\nmotor = 'motor'\nstart = 0\nstop = 5\nnum = 5\n";
+const SCAN: &str =
+    "[plan]\nname = 'scan'\ndetectors = ['det']\nmotor = 'motor'\nstart = 0\nstop = 5\nnum = 5\n";
 
 #[test]
 fn a_plan_within_the_limits_has_no_problem() {
@@ -127,13 +131,19 @@ fn flyers_without_points() {
 
 #[test]
 fn the_binary_check_refuses_a_doomed_plan_with_file_and_line() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("preflight-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("preflight-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (devices, plan) = (dir.join("dev.toml"), dir.join("plan.toml"));
     std::fs::write(&devices, DEVICES).unwrap();
     std::fs::write(&plan, SCAN.replace("stop = 5", "stop = 50")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(["check", plan.to_str().unwrap(), "--devices", devices.to_str().unwrap()])
+        .args([
+            "check",
+            plan.to_str().unwrap(),
+            "--devices",
+            devices.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

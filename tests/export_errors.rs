@@ -14,7 +14,11 @@ use skyrun::{plan_stubs as bps, ExitStatus, Plan, RunEngine};
 use skyrun_actors::{sim::SynAxis, DeviceHandle};
 
 /// A few traced moves, then the pipeline's summary.
-fn export_moves(endpoint: String, protocol: OtlpProtocol, export_timeout: Duration) -> ExportSummary {
+fn export_moves(
+    endpoint: String,
+    protocol: OtlpProtocol,
+    export_timeout: Duration,
+) -> ExportSummary {
     let t = Telemetry::init(
         TraceTarget::Otlp,
         TelemetryOptions {
@@ -63,13 +67,19 @@ fn assert_one_failure(s: &ExportSummary, kind: FailureKind, words: &str) {
 fn a_refused_connection_names_the_endpoint_protocol_and_refusal() {
     let port = closed_port();
     for protocol in [OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc] {
-        let s = export_moves(format!("http://127.0.0.1:{port}"), protocol, Duration::from_secs(5));
+        let s = export_moves(
+            format!("http://127.0.0.1:{port}"),
+            protocol,
+            Duration::from_secs(5),
+        );
         let url = match protocol {
             OtlpProtocol::HttpProtobuf => format!("http://127.0.0.1:{port}/v1/traces"),
             OtlpProtocol::Grpc => format!("http://127.0.0.1:{port}"),
         };
         assert_eq!(s.destination, format!("OTLP {protocol} to {url}"));
-        assert!(s.to_string().starts_with(&format!("trace export to OTLP {protocol} to {url}: ")));
+        assert!(s
+            .to_string()
+            .starts_with(&format!("trace export to OTLP {protocol} to {url}: ")));
         assert_one_failure(&s, FailureKind::Refused, "Connection refused");
     }
 }
@@ -80,8 +90,15 @@ fn a_black_hole_times_out_within_the_export_timeout() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     for protocol in [OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc] {
-        let s = export_moves(format!("http://{addr}"), protocol, Duration::from_millis(500));
-        assert_eq!(s.timed_out, None, "the export timed out before the shutdown did: {s}");
+        let s = export_moves(
+            format!("http://{addr}"),
+            protocol,
+            Duration::from_millis(500),
+        );
+        assert_eq!(
+            s.timed_out, None,
+            "the export timed out before the shutdown did: {s}"
+        );
         let words = match protocol {
             OtlpProtocol::HttpProtobuf => "timed out",
             OtlpProtocol::Grpc => "Timeout",
@@ -110,7 +127,9 @@ fn a_black_hole_past_the_shutdown_deadline_says_so() {
         t.engine_tracer()
             .start("a span", &opentelemetry::Context::new(), Vec::new()),
     );
-    let s = t.finish().expect("a timeout is part of the summary, not an error");
+    let s = t
+        .finish()
+        .expect("a timeout is part of the summary, not an error");
     assert_eq!(s.timed_out, Some(Duration::from_secs(1)));
     assert!(
         s.to_string()
@@ -128,7 +147,8 @@ fn an_http_404_is_reported_with_its_status() {
         for mut req in server.incoming_requests() {
             let mut body = Vec::new();
             let _ = req.as_reader().read_to_end(&mut body);
-            let _ = req.respond(tiny_http::Response::from_string("no such path").with_status_code(404));
+            let _ =
+                req.respond(tiny_http::Response::from_string("no such path").with_status_code(404));
         }
     });
     let s = export_moves(

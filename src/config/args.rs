@@ -45,7 +45,10 @@ impl<'de> Deserialize<'de> for NameList {
                 })
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NameList, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NameList, A::Error> {
                 let mut items = Vec::new();
                 while let Some(n) = seq.next_element::<Spanned<String>>()? {
                     let span = n.span();

@@ -336,8 +336,16 @@ pub fn summarize(names: &[String], set: &DeviceSet) -> Vec<String> {
     let mut out = Vec::new();
     for r in runs(names, member) {
         if r.len() > 2 {
-            let f = set.get(&names[r.start]).and_then(|d| d.family.clone()).unwrap_or_default();
-            out.push(format!("{}..{} (family '{f}', {})", names[r.start], names[r.end - 1], r.len()));
+            let f = set
+                .get(&names[r.start])
+                .and_then(|d| d.family.clone())
+                .unwrap_or_default();
+            out.push(format!(
+                "{}..{} (family '{f}', {})",
+                names[r.start],
+                names[r.end - 1],
+                r.len()
+            ));
         } else {
             out.extend(names[r].iter().cloned());
         }
@@ -351,7 +359,12 @@ pub(crate) fn ref_names(refs: &[DeviceRef]) -> String {
     let mut out = Vec::new();
     for r in runs(refs, member) {
         if r.len() > 2 {
-            out.push(format!("{}..{} ({})", refs[r.start].name, refs[r.end - 1].name, r.len()));
+            out.push(format!(
+                "{}..{} ({})",
+                refs[r.start].name,
+                refs[r.end - 1].name,
+                r.len()
+            ));
         } else {
             out.extend(refs[r].iter().map(|d| d.name.clone()));
         }
@@ -366,7 +379,9 @@ mod tests {
     #[test]
     fn runs_need_consecutive_indices_of_one_family() {
         let items = ["m1", "m10", "m11", "m12", "x", "m13"];
-        let r = runs(&items, |n| n.starts_with('m').then(|| ("m".to_owned(), n.to_string())));
+        let r = runs(&items, |n| {
+            n.starts_with('m').then(|| ("m".to_owned(), n.to_string()))
+        });
         assert_eq!(r, vec![0..1, 1..4, 4..5, 5..6]);
     }
 

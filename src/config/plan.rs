@@ -66,9 +66,9 @@ use toml::Spanned;
 
 use super::args::{Args, DeviceRef, Need, RawCall};
 use super::devices::{DeviceKind, DeviceSet, Devices};
+use super::error::{from_toml, ConfigError, ErrorKind, Location, Src};
 use super::families;
 use super::preflight::ArgLocations;
-use super::error::{from_toml, ConfigError, ErrorKind, Location, Src};
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::steps::{self, StepEntry};
 use super::{metadata, read_file, RawMd, Table, MAX_POINTS};
@@ -143,7 +143,10 @@ fn unknown_key_of_call(file: &str, text: &str, e: &toml::de::Error) -> ConfigErr
         None => return err,
     };
     let takes = super::args::takes(&name);
-    if takes.is_empty() && !STANDARD_PLANS.contains(&name.as_str()) && !super::steps::STUBS.contains(&name.as_str()) {
+    if takes.is_empty()
+        && !STANDARD_PLANS.contains(&name.as_str())
+        && !super::steps::STUBS.contains(&name.as_str())
+    {
         return err;
     }
     let keys: Vec<&str> = std::iter::once(head).chain(takes.iter().copied()).collect();
@@ -230,7 +233,8 @@ impl PlanFile {
 
     /// Parses the text of a plan file; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let raw: RawPlanFile = toml::from_str(text).map_err(|e| unknown_key_of_call(file, text, &e))?;
+        let raw: RawPlanFile =
+            toml::from_str(text).map_err(|e| unknown_key_of_call(file, text, &e))?;
         let src = Src { file, text };
         let metadata = match &raw.metadata {
             Some(md) => metadata(src, md, "metadata")?,

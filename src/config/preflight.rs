@@ -132,7 +132,11 @@ impl Finder<'_> {
         while i < self.found.len() {
             let (loc, msg, dev) = &self.found[i];
             let mut j = i + 1;
-            while dev.is_some() && j < self.found.len() && self.found[j].0 == *loc && self.found[j].2.is_some() {
+            while dev.is_some()
+                && j < self.found.len()
+                && self.found[j].0 == *loc
+                && self.found[j].2.is_some()
+            {
                 j += 1;
             }
             let mut msg = msg.clone();
@@ -149,7 +153,10 @@ impl Finder<'_> {
                 out.push(ConfigError::new(loc.clone(), ErrorKind::Invalid(msg)));
             } else {
                 for (loc, msg, _) in &self.found[i..j] {
-                    out.push(ConfigError::new(loc.clone(), ErrorKind::Invalid(msg.clone())));
+                    out.push(ConfigError::new(
+                        loc.clone(),
+                        ErrorKind::Invalid(msg.clone()),
+                    ));
                 }
             }
             i = j;
@@ -199,7 +206,13 @@ impl Finder<'_> {
         }
     }
 
-    fn plan(&mut self, p: &StandardPlan, args: &ArgLocations, whole: &Location, pos: &mut Positions<'_>) {
+    fn plan(
+        &mut self,
+        p: &StandardPlan,
+        args: &ArgLocations,
+        whole: &Location,
+        pos: &mut Positions<'_>,
+    ) {
         let doing = format!("plan '{}'", p.name());
         let loc = |k: &str| args.get(k).unwrap_or(whole).clone();
         match p {
@@ -222,7 +235,11 @@ impl Finder<'_> {
                         format!("num = 0: {doing} would fail at once, with no points to visit"),
                     );
                 }
-                let here = if *relative { pos.get(&motor.name) } else { Some(0.0) };
+                let here = if *relative {
+                    pos.get(&motor.name)
+                } else {
+                    Some(0.0)
+                };
                 if let Some(base) = here {
                     for (k, x) in [("start", *start), ("stop", *stop)] {
                         let target = if *relative { base + x } else { x };
@@ -240,11 +257,15 @@ impl Finder<'_> {
                     pos.set(&motor.name, Some(*stop));
                 }
             }
-            StandardPlan::ListScan { motor, positions, .. } => {
+            StandardPlan::ListScan {
+                motor, positions, ..
+            } => {
                 if positions.is_empty() {
                     self.at(
                         &loc("positions"),
-                        format!("positions = []: {doing} would fail at once, with no points to visit"),
+                        format!(
+                            "positions = []: {doing} would fail at once, with no points to visit"
+                        ),
                     );
                 }
                 for (i, x) in positions.iter().enumerate() {
@@ -283,15 +304,32 @@ impl Finder<'_> {
         }
     }
 
-    fn step(&mut self, n: usize, s: &Step, args: &ArgLocations, whole: &Location, pos: &mut Positions<'_>) {
+    fn step(
+        &mut self,
+        n: usize,
+        s: &Step,
+        args: &ArgLocations,
+        whole: &Location,
+        pos: &mut Positions<'_>,
+    ) {
         let doing = format!("step {n}");
         match s {
-            Step::Move { moves, relative, .. } => {
+            Step::Move {
+                moves, relative, ..
+            } => {
                 let by_list = args.get("positions").is_some();
                 for (i, (m, x)) in moves.iter().enumerate() {
-                    let key = if by_list { format!("positions[{i}]") } else { "position".into() };
+                    let key = if by_list {
+                        format!("positions[{i}]")
+                    } else {
+                        "position".into()
+                    };
                     let at = args.get(&key).unwrap_or(whole).clone();
-                    let target = if *relative { pos.get(&m.name).map(|p| p + x) } else { Some(*x) };
+                    let target = if *relative {
+                        pos.get(&m.name).map(|p| p + x)
+                    } else {
+                        Some(*x)
+                    };
                     if let Some(t) = target {
                         let what = if *relative {
                             format!("moving '{}' by {x} (to {t})", m.name)
@@ -303,7 +341,12 @@ impl Finder<'_> {
                     pos.set(&m.name, target);
                 }
             }
-            Step::AbsSet { device, value, value_at, .. } => {
+            Step::AbsSet {
+                device,
+                value,
+                value_at,
+                ..
+            } => {
                 if let Some(x) = value.as_f64() {
                     self.limits(device, x, &format!("value = {x}"), value_at, &doing);
                     pos.set(&device.name, Some(x));

@@ -335,7 +335,11 @@ fn describe_moves(moves: &[(DeviceRef, f64)], arrow: &str) -> String {
                     r.len()
                 ));
             } else {
-                parts.extend(same[r].iter().map(|(d, x)| format!("{} {arrow} {x}", d.name)));
+                parts.extend(
+                    same[r]
+                        .iter()
+                        .map(|(d, x)| format!("{} {arrow} {x}", d.name)),
+                );
             }
         }
         i = j;

@@ -164,7 +164,10 @@ pub fn message(event: &SigintEvent) -> Option<&'static str> {
 pub fn ask_on_terminal() -> Choice {
     let mut err = std::io::stderr();
     loop {
-        let _ = write!(err, "skyrun: paused. resume, abort, stop or halt? [r/a/s/h] ");
+        let _ = write!(
+            err,
+            "skyrun: paused. resume, abort, stop or halt? [r/a/s/h] "
+        );
         let _ = err.flush();
         let mut line = String::new();
         match std::io::stdin().lock().read_line(&mut line) {
@@ -342,7 +345,8 @@ struct Sigints {
 impl Sigints {
     fn new() -> Option<Sigints> {
         #[cfg(unix)]
-        let inner = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()?;
+        let inner =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()?;
         #[cfg(windows)]
         let inner = tokio::signal::windows::ctrl_c().ok()?;
         Some(Sigints { inner })
@@ -366,7 +370,11 @@ mod tests {
         assert_eq!(c.on_sigint(t0), PauseRequest::Deferred);
         // Ten hard pauses 200 ms apart, then the 11th gives up.
         for i in 1..=10 {
-            assert_eq!(c.on_sigint(t0 + ms(200 * i)), PauseRequest::Hard, "press {i}");
+            assert_eq!(
+                c.on_sigint(t0 + ms(200 * i)),
+                PauseRequest::Hard,
+                "press {i}"
+            );
         }
         assert_eq!(c.on_sigint(t0 + ms(2200)), PauseRequest::GiveUp);
         // An ignored press does not move the window: 10 s after the last counted one starts over.

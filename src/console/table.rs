@@ -275,7 +275,10 @@ mod tests {
             .on_document(&Document::Start(start))
             .unwrap();
         let expected = local_time(1_700_000_000.25, "%Y-%m-%d %H:%M:%S");
-        assert!(text.contains(&format!("Transient Scan ID: 7     Time: {expected}")), "{text}");
+        assert!(
+            text.contains(&format!("Transient Scan ID: 7     Time: {expected}")),
+            "{text}"
+        );
         assert!(!text.contains("1700000000"), "{text}");
         assert_eq!(expected.len(), "2023-11-14 22:13:20".len());
     }

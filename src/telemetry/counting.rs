@@ -76,7 +76,10 @@ impl FailureKind {
     /// The kind of an exporter's error message.
     pub fn of(message: &str) -> FailureKind {
         let m = message.to_ascii_lowercase();
-        if m.contains("connection refused") || m.contains("os error 111") || m.contains("os error 10061") {
+        if m.contains("connection refused")
+            || m.contains("os error 111")
+            || m.contains("os error 10061")
+        {
             FailureKind::Refused
         } else if m.contains("timed out")
             || m.contains("timeout")
@@ -156,7 +159,11 @@ impl Counters {
 
     /// The first failure of each kind, in the order they first happened.
     pub fn failures(&self) -> Vec<ExportFailure> {
-        self.0.failures.lock().map(|f| f.clone()).unwrap_or_default()
+        self.0
+            .failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default()
     }
 
     /// Keeps why the last request of an exporter's transport failed, for the
@@ -171,8 +178,15 @@ impl Counters {
     /// Records a failed export with the exporter's `message` (or the
     /// transport's detail noted since the last failure, when there is one).
     pub fn record_export_error(&self, message: &str) {
-        let detail = self.0.transport_detail.lock().ok().and_then(|mut d| d.take());
-        let message = message.strip_prefix("Operation failed: ").unwrap_or(message);
+        let detail = self
+            .0
+            .transport_detail
+            .lock()
+            .ok()
+            .and_then(|mut d| d.take());
+        let message = message
+            .strip_prefix("Operation failed: ")
+            .unwrap_or(message);
         match detail {
             // The transport's own words; the HTTP exporter's are "network error".
             Some(d) => self.record_failure(&d),

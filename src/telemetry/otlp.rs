@@ -151,7 +151,11 @@ fn effective_endpoint(
 ) -> (String, Option<&'static str>, String) {
     let http = protocol == OtlpProtocol::HttpProtobuf;
     if let Some(e) = &opts.otlp_endpoint {
-        let url = if http { http_traces_url(e) } else { e.trim().to_owned() };
+        let url = if http {
+            http_traces_url(e)
+        } else {
+            e.trim().to_owned()
+        };
         return (e.trim().to_owned(), None, url);
     }
     match first_env(&ENDPOINT_VARS) {
@@ -338,10 +342,19 @@ mod tests {
     #[test]
     fn endpoints_without_scheme_or_host_are_refused_before_export() {
         for (endpoint, reason) in [
-            ("localhost:4318", "it has no scheme: write http://localhost:4318 (or https://)"),
-            ("ftp://h:21", "unsupported scheme 'ftp': expected http:// or https://"),
+            (
+                "localhost:4318",
+                "it has no scheme: write http://localhost:4318 (or https://)",
+            ),
+            (
+                "ftp://h:21",
+                "unsupported scheme 'ftp': expected http:// or https://",
+            ),
             ("http://", "it has no host"),
-            ("http://h:99999", "invalid port '99999': expected a number up to 65535"),
+            (
+                "http://h:99999",
+                "invalid port '99999': expected a number up to 65535",
+            ),
         ] {
             let opts = TelemetryOptions {
                 otlp_endpoint: Some(endpoint.into()),
@@ -355,7 +368,10 @@ mod tests {
             );
         }
         assert_eq!(endpoint_problem("http://[::1]:4317"), None);
-        assert_eq!(endpoint_problem("https://user@collector.example:443/v1/traces"), None);
+        assert_eq!(
+            endpoint_problem("https://user@collector.example:443/v1/traces"),
+            None
+        );
     }
 
     #[test]

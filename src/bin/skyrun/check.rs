@@ -94,7 +94,11 @@ pub fn describe(l: &Loaded) -> String {
     let md: Vec<String> = l.plan.metadata().keys().cloned().collect();
     out.push_str(&format!(
         "metadata:    {}\n",
-        if md.is_empty() { "-".into() } else { md.join(", ") }
+        if md.is_empty() {
+            "-".into()
+        } else {
+            md.join(", ")
+        }
     ));
     out
 }

@@ -38,10 +38,13 @@ pub fn tracing_setup(args: &RunArgs) -> anyhow::Result<Tracing> {
     };
     skyrun_actors::propagation::install_propagator_from_env()?;
     if target == TraceArg::None {
-        let flags: Vec<&str> = [(args.run_trace, "--run-trace"), (args.trace_all, "--trace-all")]
-            .iter()
-            .filter_map(|(on, f)| on.then_some(*f))
-            .collect();
+        let flags: Vec<&str> = [
+            (args.run_trace, "--run-trace"),
+            (args.trace_all, "--trace-all"),
+        ]
+        .iter()
+        .filter_map(|(on, f)| on.then_some(*f))
+        .collect();
         if !flags.is_empty() {
             eprintln!(
                 "skyrun: warning: {} given, but there is no trace target: no span will be exported (give --trace console|jsonl:FILE|otlp, or set OTEL_EXPORTER_OTLP_ENDPOINT)",
