@@ -1008,3 +1008,37 @@ fn table_prints_the_event_table_outside_a_terminal() {
     assert!(!stdout.contains('\u{1b}'), "{stdout}");
     assert!(stdout.contains("success: plan 'scan' finished"), "{stdout}");
 }
+
+#[test]
+fn check_summarises_families_of_a_large_beamline() {
+    let devices = "[[motor_family]]\nprefix = \"m\"\ncount = 1000\nlimits = [-1, 1]\n\n[[detector_family]]\nprefix = \"d\"\ncount = 1000\nmotor_family = \"m\"\n";
+    let plan = "[[steps]]\nstub = \"mv\"\nmotors = \"m\"\nposition = 0.5\n\n[[steps]]\nstub = \"count\"\ndetectors = \"d*\"\nnum = 2\n";
+    let (d, p) = write_files("families-1000", devices, plan);
+    let out = skyrun(&["check", p.to_str().unwrap(), "--devices", d.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for line in [
+        "families:    'm' (1000 motors), 'd' (1000 detectors)",
+        "plan:        plan (2 steps)",
+        "    1. mv m0..m999 to 0.5 (1000 motors)",
+        "    2. count [d0..d999 (1000)] 2 times",
+        "detectors:   d0..d999 (family 'd', 1000)",
+        "motors:      m0..m999 (family 'm', 1000)",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "no line {line:?} in\n{stdout}");
+    }
+    // Readable: no line longer than a terminal or two.
+    assert!(stdout.lines().all(|l| l.len() < 160), "{stdout}");
+}
+
+#[test]
+fn check_lists_signals_as_signals_and_counts_steps_in_the_singular() {
+    let plan = "devices = \"devices.toml\"\n\n[[steps]]\nstub = \"abs_set\"\ndevice = \"temperature\"\nvalue = 3.0\n";
+    let (_, p) = write_files("signals", DEVICES, plan);
+    let out = skyrun(&["check", p.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("plan:        plan (1 step)\n"), "{stdout}");
+    assert!(stdout.contains("motors:      -\n"), "{stdout}");
+    assert!(stdout.contains("signals:     temperature\n"), "{stdout}");
+}

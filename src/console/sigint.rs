@@ -7,10 +7,9 @@
 //!   pause: the plan pauses at once (interrupting a move, wait or sleep;
 //!   resume rewinds to the last checkpoint). A Ctrl-C less than 100 ms after
 //!   the last one counted is ignored (a key held down, not a person);
-//! * after 10 hard-pause requests within 10 s (the 11th Ctrl-C), where
-//!   Bluesky gives the signal back to Python (a `KeyboardInterrupt`), the
-//!   plan is halted: no cleanup, exit status `abort`, stop document still
-//!   written;
+//! * at the 11th Ctrl-C counted within 10 s of each other, where Bluesky
+//!   gives the signal back to Python (a `KeyboardInterrupt`), the plan is
+//!   halted: no cleanup, exit status `abort`, stop document still written;
 //! * once paused, the operator is asked: resume, abort, stop or halt (the
 //!   four ways out of Bluesky's paused state). End of input means abort.
 //!   A Ctrl-C at the prompt reminds of the choices (Bluesky's handler is
@@ -42,8 +41,8 @@ use crate::{EngineState, RunEngine};
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(10);
 /// A Ctrl-C closer than this to the last counted one is ignored.
 pub const MIN_SPACING: Duration = Duration::from_millis(100);
-/// Hard-pause requests within the window before the handler gives up and halts.
-pub const MAX_HARD_PAUSES: u32 = 10;
+/// Ctrl-C presses counted (each within the window of the last) before the next one gives up and halts.
+pub const MAX_COUNTED: u32 = 10;
 
 /// What one Ctrl-C asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +83,7 @@ impl SigintCounter {
         }
         self.last = Some(now);
         self.count += 1;
-        if self.count <= MAX_HARD_PAUSES {
+        if self.count <= MAX_COUNTED {
             PauseRequest::Hard
         } else {
             PauseRequest::GiveUp
@@ -154,7 +153,7 @@ pub fn message(event: &SigintEvent) -> Option<&'static str> {
         SigintEvent::HardPause => "A 'hard pause' has been requested.",
         SigintEvent::Paused => "The RunEngine is paused. Your options:\n  r  resume: continue the plan from its last checkpoint\n  a  abort:  clean up, then end the plan (exit_status 'abort')\n  s  stop:   clean up, then end the plan (exit_status 'success')\n  h  halt:   emergency stop, no cleanup (exit_status 'abort')",
         SigintEvent::AtPrompt => "The plan is paused: answer r, a, s or h (end of input aborts).",
-        SigintEvent::GaveUp => "Ctrl-C more than 10 times in 10 seconds: halting the plan.",
+        SigintEvent::GaveUp => "Ctrl-C 11 times, each within 10 seconds of the last: halting the plan.",
         SigintEvent::Chose(_) => return None,
     })
 }
@@ -257,7 +256,7 @@ impl SigintHandler {
             // Running or idle: a Ctrl-C, or the engine paused (by us or the plan).
             let paused = async {
                 while self.re.state() != EngineState::Paused {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             };
             tokio::select! {
@@ -368,8 +367,8 @@ mod tests {
         let ms = Duration::from_millis;
         let mut c = SigintCounter::default();
         assert_eq!(c.on_sigint(t0), PauseRequest::Deferred);
-        // Ten hard pauses 200 ms apart, then the 11th gives up.
-        for i in 1..=10 {
+        // Presses 2 to 10, 200 ms apart, pause at once; the 11th gives up.
+        for i in 2..=10 {
             assert_eq!(
                 c.on_sigint(t0 + ms(200 * i)),
                 PauseRequest::Hard,
