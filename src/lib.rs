@@ -28,7 +28,7 @@
 //!   on by default) the progress bar.
 //!
 //! Features: `cli` (default) builds the `skyrun` binary and
-//! [`console::progress`], and brings `clap`, `indicatif` and `anyhow`; a
+//! `console::progress`, and brings `clap`, `indicatif` and `anyhow`; a
 //! library user can leave it out with `default-features = false`.
 //!
 //! ```

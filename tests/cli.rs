@@ -1014,7 +1014,12 @@ fn check_summarises_families_of_a_large_beamline() {
     let devices = "[[motor_family]]\nprefix = \"m\"\ncount = 1000\nlimits = [-1, 1]\n\n[[detector_family]]\nprefix = \"d\"\ncount = 1000\nmotor_family = \"m\"\n";
     let plan = "[[steps]]\nstub = \"mv\"\nmotors = \"m\"\nposition = 0.5\n\n[[steps]]\nstub = \"count\"\ndetectors = \"d*\"\nnum = 2\n";
     let (d, p) = write_files("families-1000", devices, plan);
-    let out = skyrun(&["check", p.to_str().unwrap(), "--devices", d.to_str().unwrap()]);
+    let out = skyrun(&[
+        "check",
+        p.to_str().unwrap(),
+        "--devices",
+        d.to_str().unwrap(),
+    ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for line in [
@@ -1025,7 +1030,10 @@ fn check_summarises_families_of_a_large_beamline() {
         "detectors:   d0..d999 (family 'd', 1000)",
         "motors:      m0..m999 (family 'm', 1000)",
     ] {
-        assert!(stdout.lines().any(|l| l == line), "no line {line:?} in\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no line {line:?} in\n{stdout}"
+        );
     }
     // Readable: no line longer than a terminal or two.
     assert!(stdout.lines().all(|l| l.len() < 160), "{stdout}");

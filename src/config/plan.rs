@@ -350,7 +350,7 @@ impl PlanFile {
     }
 
     /// The plan with the families and globs of its device lists replaced by
-    /// the devices of `set` they name (see [`families`](super::families)).
+    /// the devices of `set` they name (see [`super::families`]).
     pub fn expanded(&self, set: &DeviceSet) -> Result<PlanFile, ConfigError> {
         let body = match &self.body {
             PlanBody::Standard(p) => PlanBody::Standard(families::expand_plan(p, set)?),

@@ -4,7 +4,7 @@
 //! Bluesky's `SigintHandler` ([`sigint`]), the documents file writer
 //! ([`DocumentsWriter`](documents_jsonl::DocumentsWriter)), the pace-based ETA
 //! ([`Pace`](pace::Pace)) and, with the `cli` feature, the progress bar
-//! ([`progress`], which needs `indicatif`).
+//! (`progress`, which needs `indicatif`).
 //!
 //! The `skyrun` binary is built from these; so can any program of your own:
 //! see `examples/demo.rs`.
