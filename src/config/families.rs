@@ -372,6 +372,41 @@ pub(crate) fn ref_names(refs: &[DeviceRef]) -> String {
     out.join(", ")
 }
 
+/// `m0 to 1, m1 to 2, ...`, with runs of a family to one position said
+/// once: `m0..m99 to 1 (100 motors)`.
+pub(crate) fn describe_moves(moves: &[(DeviceRef, f64)], arrow: &str) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < moves.len() {
+        // Runs of one position, then family runs within them.
+        let x = moves[i].1;
+        let mut j = i + 1;
+        while j < moves.len() && moves[j].1 == x {
+            j += 1;
+        }
+        let same = &moves[i..j];
+        let member = |m: &(DeviceRef, f64)| Some((m.0.family.clone()?, m.0.name.clone()));
+        for r in runs(same, member) {
+            if r.len() > 2 {
+                parts.push(format!(
+                    "{}..{} {arrow} {x} ({} motors)",
+                    same[r.start].0.name,
+                    same[r.end - 1].0.name,
+                    r.len()
+                ));
+            } else {
+                parts.extend(
+                    same[r]
+                        .iter()
+                        .map(|(d, x)| format!("{} {arrow} {x}", d.name)),
+                );
+            }
+        }
+        i = j;
+    }
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
