@@ -248,3 +248,26 @@ fn check_lists_signals_as_signals_and_counts_steps_in_the_singular() {
     assert!(stdout.contains("motors:      -\n"), "{stdout}");
     assert!(stdout.contains("signals:     temperature\n"), "{stdout}");
 }
+
+#[test]
+fn run_warns_about_what_check_refuses_and_still_runs_it() {
+    let plan = "devices = \"devices.toml\"\n\n[plan]\nname = \"scan\"\ndetectors = [\"det\"]\nmotor = \"motor\"\nstart = -1.0\nstop = 9.0\nnum = 3\n";
+    let (d, p) = write_files("run-warns", DEVICES, plan);
+    let out = skyrun(&["run", p.to_str().unwrap()]);
+    assert_clean_failure(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "skyrun: warning: {}:8:8: stop = 9 is outside the limits [-5, 5] of motor 'motor' ({}:1): plan 'scan' would fail when it moves there\n",
+            p.display(),
+            d.display()
+        )),
+        "{err}"
+    );
+    // The engine still reports the failure itself.
+    assert!(
+        text(&out.stdout).starts_with("fail: "),
+        "{}",
+        text(&out.stdout)
+    );
+}
