@@ -27,6 +27,10 @@
 //!   into typed arguments; each command declares its reply kind, whether a
 //!   rewind replays it, how it is traced and its handler.
 //!   [`RunEngine::register_command`] adds commands at run time.
+//! * **[`console`]**: what the `skyrun` command shows, for your own programs
+//!   too: the live event table, the run summary line, Ctrl-C handling as
+//!   Bluesky's `SigintHandler`, the documents file writer and (feature `cli`,
+//!   on by default) the progress bar.
 //!
 //! ## Where things live
 //!
@@ -47,6 +51,11 @@
 //! | each simulated device | [`skyrun_actors::sim`] (`axis.rs`, `gauss.rs`, `signal.rs`, `flyer.rs`) |
 //! | plan and device files | [`config`] |
 //! | the `skyrun` command | `src/bin/skyrun/` |
+//! | what `skyrun` shows (table, summary, Ctrl-C, documents file) | [`console`] |
+//!
+//! Features: `cli` (default) builds the `skyrun` binary and
+//! `console::progress`, and brings `clap`, `indicatif` and `anyhow`; a
+//! library user can leave it out with `default-features = false`.
 //!
 //! ```
 //! use skyrun::{plans, RunEngine, Document};
@@ -77,6 +86,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod console;
 pub mod documents;
 mod error;
 pub mod msg;

@@ -28,9 +28,10 @@ mod run;
 
 pub(crate) use run::build;
 
-use super::args::{Args, DeviceRef, Need, RawCall};
+use super::args::{takes, Args, DeviceRef, Need, RawCall};
 use super::devices::{DeviceKind, DeviceSet};
 use super::error::{ConfigError, ErrorKind, Location, Src};
+use super::preflight::ArgLocations;
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::{metadata, toml_to_json, Table};
 
@@ -89,6 +90,11 @@ pub enum Step {
         moves: Vec<(DeviceRef, f64)>,
         /// Offsets from the current positions.
         relative: bool,
+        /// As parsed from `positions = [..]`: the numbers to pair with the
+        /// motors once their families and globs are expanded (the numbers
+        /// in `moves` are unused until then), and where the list is
+        /// written. `None` once checked.
+        spread: Option<(Vec<f64>, Location)>,
     },
     /// `abs_set`.
     AbsSet {
@@ -153,6 +159,8 @@ pub struct StepEntry {
     pub step: Step,
     /// The `[[steps]]` table.
     pub location: Location,
+    /// Where each of its arguments is written.
+    pub args: ArgLocations,
 }
 
 impl Step {
@@ -253,17 +261,25 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
-            Step::Move { moves, relative } => {
+            Step::Move {
+                moves,
+                relative,
+                spread,
+            } => {
                 let (stub, arrow) = if *relative {
                     ("mvr", "by")
                 } else {
                     ("mv", "to")
                 };
-                let list: Vec<String> = moves
-                    .iter()
-                    .map(|(d, x)| format!("{} {arrow} {x}", d.name))
-                    .collect();
-                write!(f, "{stub} {}", list.join(", "))
+                if let Some((xs, _)) = spread {
+                    let names: Vec<&str> = moves.iter().map(|(d, _)| d.name.as_str()).collect();
+                    return write!(f, "{stub} [{}] {arrow} {xs:?}", names.join(", "));
+                }
+                write!(
+                    f,
+                    "{stub} {}",
+                    super::families::describe_moves(moves, arrow)
+                )
             }
             Step::AbsSet {
                 device,
@@ -279,14 +295,11 @@ impl fmt::Display for Step {
                 group: g,
                 wait,
             } => write!(f, "trigger {}{}", device.name, group(g, *wait)),
-            Step::TriggerAndRead { detectors, stream } => {
-                let names: Vec<&str> = detectors.iter().map(|d| d.name.as_str()).collect();
-                write!(
-                    f,
-                    "trigger_and_read [{}] into stream '{stream}'",
-                    names.join(", ")
-                )
-            }
+            Step::TriggerAndRead { detectors, stream } => write!(
+                f,
+                "trigger_and_read [{}] into stream '{stream}'",
+                super::families::ref_names(detectors)
+            ),
             Step::Kickoff {
                 flyer,
                 group: g,
@@ -361,6 +374,7 @@ pub(crate) fn parse(
         out.push(StepEntry {
             step,
             location: src.loc(&s.span()),
+            args: ArgLocations::of(src, r),
         });
     }
     check_runs(&out)?;
@@ -374,7 +388,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
     let wait = r.wait.as_ref().is_none_or(|w| *w.get_ref());
     let step = match name {
         "null" | "checkpoint" => {
-            a.only(&[])?;
+            a.only(takes(name))?;
             if name == "null" {
                 Step::Null
             } else {
@@ -382,7 +396,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "sleep" => {
-            a.only(&["seconds"])?;
+            a.only(takes(name))?;
             Step::Sleep {
                 seconds: a
                     .opt_nonneg(&r.seconds, "seconds")?
@@ -390,14 +404,14 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "wait" => {
-            a.only(&["group", "timeout"])?;
+            a.only(takes(name))?;
             Step::Wait {
                 group,
                 timeout: a.opt_nonneg(&r.timeout, "timeout")?,
             }
         }
         "open_run" => {
-            a.only(&["md"])?;
+            a.only(takes(name))?;
             let md = match &r.md {
                 Some(md) => metadata(a.src, md.get_ref(), &format!("md of {}", a.context))?,
                 None => Map::new(),
@@ -405,7 +419,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             Step::OpenRun { md }
         }
         "close_run" => {
-            a.only(&["exit_status", "reason"])?;
+            a.only(takes(name))?;
             if let Some(e) = &r.exit_status {
                 if !["success", "fail", "abort"].contains(&e.get_ref().as_str()) {
                     return Err(StubError::Bad(a.src.err(
@@ -423,7 +437,8 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "mv" | "mvr" => {
-            a.only(&["motor", "position", "motors", "positions"])?;
+            a.only(takes(name))?;
+            let mut spread = None;
             let moves = match (&r.motor, &r.motors) {
                 (Some(m), None) => {
                     if let Some(p) = &r.positions {
@@ -443,31 +458,33 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
                     )]
                 }
                 (None, Some(ms)) => {
-                    if let Some(p) = &r.position {
-                        return Err(StubError::Bad(a.src.err(
-                            &p.span(),
-                            ErrorKind::Invalid(
-                                "with 'motors', give 'positions' (a list), not 'position'".into(),
-                            ),
-                        )));
+                    let motors = a.names(ms, Need::Movable, "a motor");
+                    match (&r.position, &r.positions) {
+                        // One position for every motor (of the families and globs too).
+                        (Some(_), None) => {
+                            let x = a.f64(&r.position, "position")?;
+                            motors.into_iter().map(|m| (m, x)).collect()
+                        }
+                        (None, Some(ps)) => {
+                            let xs = ps
+                                .get_ref()
+                                .iter()
+                                .map(|p| super::finite(a.src, p, &format!("'positions' of {}", a.context)))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            // Paired with the motors once families and globs are expanded.
+                            spread = Some((xs, a.src.loc(&ps.span())));
+                            motors.into_iter().map(|m| (m, f64::NAN)).collect()
+                        }
+                        (Some(p), Some(_)) => {
+                            return Err(StubError::Bad(a.src.err(
+                                &p.span(),
+                                ErrorKind::Invalid(
+                                    "give either 'position' (one for every motor) or 'positions' (one per motor), not both".into(),
+                                ),
+                            )))
+                        }
+                        (None, None) => return Err(a.missing("positions").into()),
                     }
-                    let ps = a.req(&r.positions, "positions")?;
-                    if ps.get_ref().len() != ms.get_ref().len() {
-                        return Err(StubError::Bad(a.src.err(
-                            &ps.span(),
-                            ErrorKind::Invalid(format!(
-                                "'positions' has {} numbers for {} motors",
-                                ps.get_ref().len(),
-                                ms.get_ref().len()
-                            )),
-                        )));
-                    }
-                    let mut moves = Vec::new();
-                    for (m, p) in ms.get_ref().iter().zip(ps.get_ref()) {
-                        let x = super::finite(a.src, p, &format!("'positions' of {}", a.context))?;
-                        moves.push((a.device(m, Need::Movable, "a motor"), x));
-                    }
-                    moves
                 }
                 (Some(_), Some(ms)) => {
                     return Err(StubError::Bad(a.src.err(
@@ -480,10 +497,11 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             Step::Move {
                 moves,
                 relative: name == "mvr",
+                spread,
             }
         }
         "abs_set" => {
-            a.only(&["device", "value", "group", "wait"])?;
+            a.only(takes(name))?;
             let v = a.req(&r.value, "value")?;
             Step::AbsSet {
                 device: a.req_device(&r.device, "device", Need::Movable, "the device")?,
@@ -494,7 +512,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "trigger" => {
-            a.only(&["device", "group", "wait"])?;
+            a.only(takes(name))?;
             Step::Trigger {
                 device: a.req_device(&r.device, "device", Need::Triggerable, "the device")?,
                 group,
@@ -502,7 +520,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "trigger_and_read" => {
-            a.only(&["detectors", "stream"])?;
+            a.only(takes(name))?;
             Step::TriggerAndRead {
                 detectors: a.devices(
                     &r.detectors,
@@ -515,7 +533,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "kickoff" | "complete" => {
-            a.only(&["flyer", "group", "wait"])?;
+            a.only(takes(name))?;
             let flyer = a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?;
             if name == "kickoff" {
                 Step::Kickoff { flyer, group, wait }
@@ -524,7 +542,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "collect" => {
-            a.only(&["flyer"])?;
+            a.only(takes(name))?;
             Step::Collect {
                 flyer: a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?,
             }

@@ -13,6 +13,8 @@
 
 pub mod console;
 pub mod counting;
+pub mod export_summary;
+mod http_client;
 pub mod jsonl;
 pub mod otlp;
 pub mod pipeline;

@@ -50,7 +50,8 @@ use skyrun_actors::propagation::{install_propagator_from_env, UnknownPropagator}
 use skyrun_actors::{SpanTracer, STATUS_TRACER_SCOPE};
 
 use super::console::{ConsoleExporter, ConsoleOut};
-use super::counting::{Counters, CountingExporter, EndedCounter};
+pub use super::counting::Counters;
+use super::counting::{CountingExporter, EndedCounter};
 use super::jsonl::{CreateFileError, JsonLinesExporter};
 pub use super::otlp::OtlpProtocol;
 use super::otlp::{env_var, first_env, otlp_exporter, ENDPOINT_VARS};
@@ -229,6 +230,14 @@ pub enum TelemetryError {
         /// What was expected.
         reason: &'static str,
     },
+    /// An OTLP endpoint that cannot be exported to (no scheme, no host, a bad port).
+    #[error("invalid OTLP endpoint {endpoint}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint, and where it came from.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The OTLP exporter could not be built (bad URL, unsupported compression...).
     #[error("cannot set up OTLP {protocol} export to {endpoint}: {source}")]
     Otlp {
@@ -294,6 +303,7 @@ pub struct Telemetry {
     runtime: Option<tokio::runtime::Runtime>,
     counters: Counters,
     shutdown_timeout: Duration,
+    destination: String,
 }
 
 impl fmt::Debug for Telemetry {
@@ -324,6 +334,10 @@ impl Telemetry {
             runtime: None,
             counters: counters.clone(),
             shutdown_timeout: opts.shutdown_timeout,
+            destination: match &target {
+                TraceTarget::Jsonl(path) => format!("the file {}", path.display()),
+                other => other.to_string(),
+            },
         };
         let service_name = opts
             .service_name
@@ -356,8 +370,9 @@ impl Telemetry {
                 builder.with_span_processor(batch_processor(exporter, &counters, queue))
             }
             TraceTarget::Otlp => {
-                let (exporter, runtime) = otlp_exporter(&opts)?;
+                let (exporter, runtime, destination) = otlp_exporter(&opts, &counters)?;
                 telemetry.runtime = runtime;
+                telemetry.destination = destination;
                 builder.with_span_processor(batch_processor(exporter, &counters, queue))
             }
         }
@@ -386,6 +401,18 @@ impl Telemetry {
     /// The target this pipeline exports to.
     pub fn target(&self) -> &TraceTarget {
         &self.target
+    }
+
+    /// Where spans go, for reports: `OTLP http/protobuf to http://h:4318/v1/traces
+    /// (from OTEL_EXPORTER_OTLP_ENDPOINT)`, `the file spans.jsonl`, `console`, `none`.
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    /// The shared counters (which outlive [`shutdown`](Self::shutdown)): the
+    /// first export error of each kind is in [`Counters::failures`].
+    pub fn counters(&self) -> Counters {
+        self.counters.clone()
     }
 
     /// The counts so far (spans still queued count as dropped until exported).
@@ -419,6 +446,26 @@ impl Telemetry {
         }
         install_propagator_from_env()?;
         Ok(())
+    }
+
+    /// As [`shutdown`](Self::shutdown), and what to tell a person about it:
+    /// the destination, the counts, the first error of each kind, and
+    /// whether the collector left the last exports unanswered at the
+    /// deadline (which is not an error here). Other shutdown failures are.
+    pub fn finish(self) -> Result<super::export_summary::ExportSummary, TelemetryError> {
+        let destination = self.destination.clone();
+        let counters = self.counters.clone();
+        let (report, timed_out) = match self.shutdown() {
+            Ok(report) => (report, None),
+            Err(TelemetryError::ShutdownTimedOut { timeout, report }) => (report, Some(timeout)),
+            Err(e) => return Err(e),
+        };
+        Ok(super::export_summary::ExportSummary {
+            destination,
+            report,
+            failures: counters.failures(),
+            timed_out,
+        })
     }
 
     /// Exports what is left, shuts the pipeline down, and reports the counts.

@@ -4,7 +4,7 @@
 //! ```text
 //! skyrun run PLAN.toml [--devices DEVICES.toml] [--documents FILE.jsonl]
 //!            [--trace none|console|jsonl:FILE|otlp] [--run-trace] [--trace-all]
-//!            [--profile] [--quiet]
+//!            [--profile] [--quiet] [--table]
 //! skyrun check PLAN.toml [--devices DEVICES.toml]
 //! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
 //! ```
@@ -15,20 +15,21 @@
 //!
 //! Output: `run` prints a live table of events and a progress bar while the
 //! plan runs (only when its output stream is a terminal, and not with
-//! `--quiet`), then a status line (`success: ...` / `fail: reason`) and, with
+//! `--quiet`; `--table` prints the table anywhere), then a status line (`success: ...` / `fail: reason`) and, with
 //! `--profile`, a table of span durations. All of this goes to stdout, except
 //! with `--trace console`, where stdout carries the spans and this goes to
 //! stderr instead.
 //!
-//! Ctrl-C pauses at the next checkpoint and asks whether to resume, abort or
-//! stop; a second Ctrl-C aborts.
+//! Ctrl-C works as Bluesky's `SigintHandler`: the first pauses at the next
+//! checkpoint, each further one within 10 s pauses at once; once paused,
+//! skyrun asks whether to resume, abort, stop or halt
+//! (see `skyrun::console::sigint`).
 //!
 //! Exit status: 0 when the plan succeeds, 1 when it fails or aborts (or
 //! output cannot be written), 2 for usage and plan/device file errors.
 
 mod bench;
 mod check;
-mod interrupt;
 mod live;
 mod load;
 mod output;
@@ -120,6 +121,9 @@ struct RunArgs {
     /// No live table, progress bar or status line.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Print the event table even when the output is not a terminal (CI logs, `| tee`).
+    #[arg(long)]
+    table: bool,
 }
 
 /// Arguments of `skyrun check`.

@@ -1,18 +1,16 @@
 //! `skyrun run`: spawn the devices, run the plan, show it live, write the
 //! documents, report how it ended and where the time went.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _};
 use parking_lot::Mutex;
+use skyrun::console::documents_jsonl::DocumentsWriter;
+use skyrun::console::sigint::{Choice, SigintEvent, SigintHandler};
+use skyrun::console::summary::{RunCounter, RunReport};
 use skyrun::telemetry::profile::{format_duration, ProfileReport};
-use skyrun::{Document, ExitStatus, RunEngine, RunError, RunSummary};
+use skyrun::RunEngine;
 use skyrun_actors::propagation::context_from_env;
 
 use crate::live::Live;
@@ -20,74 +18,27 @@ use crate::load::load;
 use crate::tracing::tracing_setup;
 use crate::{Failure, RunArgs};
 
-/// Writes every document as one JSON line `["name", {...}]`.
-struct DocWriter {
-    path: PathBuf,
-    w: BufWriter<File>,
-    error: Option<std::io::Error>,
-}
-
-impl DocWriter {
-    fn create(path: &Path) -> anyhow::Result<Self> {
-        let f = File::create(path)
-            .with_context(|| format!("cannot create the documents file {}", path.display()))?;
-        Ok(DocWriter {
-            path: path.to_path_buf(),
-            w: BufWriter::new(f),
-            error: None,
-        })
-    }
-
-    fn write(&mut self, name: &str, doc: &Document) {
-        if self.error.is_some() {
-            return;
-        }
-        let r = serde_json::to_writer(&mut self.w, &(name, doc))
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.w.write_all(b"\n"));
-        let r = match (r, doc) {
-            // A reader tailing the file sees each run start and complete.
-            (Ok(()), Document::Start(_) | Document::Stop(_)) => self.w.flush(),
-            (r, _) => r,
-        };
-        if let Err(e) = r {
-            self.error = Some(e);
-        }
-    }
-
-    fn finish(&mut self) -> anyhow::Result<()> {
-        let flushed = self.w.flush();
-        match self.error.take().map_or(flushed, Err) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(anyhow!(e).context(format!(
-                "cannot write the documents file {}",
-                self.path.display()
-            ))),
-        }
-    }
-}
-
-/// Counts what the run emitted, for the status line.
-#[derive(Default)]
-struct Counts {
-    runs: AtomicU64,
-    events: AtomicU64,
-}
-
 /// Runs the plan file; the exit code says whether the plan succeeded.
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let loaded = load(&args.plan, args.devices.as_deref())?;
+    // What `check` refuses is still run (the engine reports the failure
+    // with its stop document), but said first.
+    for p in loaded.plan.problems(&loaded.devices) {
+        eprintln!("skyrun: warning: {p}");
+    }
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
     let docs = match &args.documents {
         Some(p) => Some(Arc::new(Mutex::new(
-            DocWriter::create(p).map_err(Failure::Usage)?,
+            DocumentsWriter::create(p).map_err(|e| Failure::Usage(e.into()))?,
         ))),
         None => None,
     };
-    let show = !args.quiet && out.is_terminal();
-    let live = Arc::new(Mutex::new(Live::new(out, show, show)));
-    let counts = Arc::new(Counts::default());
+    let terminal = !args.quiet && out.is_terminal();
+    // `--table` prints the table wherever the output goes (a CI log, `| tee`).
+    let table = terminal || args.table;
+    let live = Arc::new(Mutex::new(Live::new(out, table, terminal)));
+    let counts = RunCounter::default();
     let parent = context_from_env();
 
     let system = actix::System::new();
@@ -106,12 +57,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
                 builder = builder.metadata(k, v);
             }
             let re = builder.build();
+            let paused_live = live.clone();
             re.subscribe(move |name, doc| {
-                match doc {
-                    Document::Start(_) => counts.runs.fetch_add(1, Ordering::Relaxed),
-                    Document::Event(_) => counts.events.fetch_add(1, Ordering::Relaxed),
-                    _ => 0,
-                };
+                counts.on_document(doc);
                 if let Some(d) = &docs {
                     d.lock().write(name, doc);
                 }
@@ -121,7 +69,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
                 }
             });
             let started = Instant::now();
-            let watcher = actix::spawn(crate::interrupt::watch(re.clone()));
+            let handler = SigintHandler::new(re.clone()).on_event(move |e| match e {
+                SigintEvent::Paused => paused_live.lock().set_paused(true),
+                SigintEvent::Chose(Choice::Resume) => paused_live.lock().set_paused(false),
+                _ => {}
+            });
+            let watcher = actix::spawn(handler.watch());
             let result = re.run_with_parent(built.plan, parent).await;
             watcher.abort();
             Ok::<_, Failure>((result, started.elapsed()))
@@ -131,12 +84,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
 
     let profile = tracing.finish().map_err(Failure::Runtime)?;
     if let Some(d) = &docs {
-        d.lock().finish().map_err(Failure::Runtime)?;
+        d.lock().finish().map_err(|e| Failure::Runtime(e.into()))?;
     }
 
-    let runs = counts.runs.load(Ordering::Relaxed);
-    let events = counts.events.load(Ordering::Relaxed);
-    let (ok, line) = status_line(&loaded.summary.plan, &outcome, runs, events, elapsed);
+    let RunReport { ok, line } = RunReport::new(
+        &loaded.summary.plan,
+        &outcome,
+        &counts,
+        Some(loaded.summary.num_points),
+        elapsed,
+    );
     if !args.quiet {
         out.line(&line);
     } else if !ok {
@@ -150,35 +107,6 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// `success: ...` or `fail: reason`, and whether the plan succeeded.
-fn status_line(
-    plan: &str,
-    outcome: &Result<RunSummary, RunError>,
-    runs: u64,
-    events: u64,
-    elapsed: Duration,
-) -> (bool, String) {
-    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    let done = format!(
-        "{}, {} in {}",
-        plural(runs, "run"),
-        plural(events, "event"),
-        format_duration(elapsed)
-    );
-    match outcome {
-        Ok(_) => (true, format!("success: plan '{plan}' finished: {done}")),
-        Err(RunError::Failed { error, .. }) => (false, format!("fail: {error} ({done})")),
-        Err(RunError::Aborted { summary }) => {
-            let status = match summary.exit_status {
-                ExitStatus::Abort => "abort",
-                other => other.as_str(),
-            };
-            (false, format!("{status}: {} ({done})", summary.reason))
-        }
-        Err(e) => (false, format!("fail: {e}")),
-    }
 }
 
 /// The `--profile` output.

@@ -37,6 +37,21 @@ pub fn tracing_setup(args: &RunArgs) -> anyhow::Result<Tracing> {
         Out::Stdout
     };
     skyrun_actors::propagation::install_propagator_from_env()?;
+    if target == TraceArg::None {
+        let flags: Vec<&str> = [
+            (args.run_trace, "--run-trace"),
+            (args.trace_all, "--trace-all"),
+        ]
+        .iter()
+        .filter_map(|(on, f)| on.then_some(*f))
+        .collect();
+        if !flags.is_empty() {
+            eprintln!(
+                "skyrun: warning: {} given, but there is no trace target: no span will be exported (give --trace console|jsonl:FILE|otlp, or set OTEL_EXPORTER_OTLP_ENDPOINT)",
+                flags.join(" and ")
+            );
+        }
+    }
     let profile = args.profile.then(ProfileProcessor::new);
     let telemetry = Telemetry::init(
         target,
@@ -61,12 +76,10 @@ impl Tracing {
     pub fn finish(self) -> anyhow::Result<Option<ProfileReport>> {
         let profile = self.profile.as_ref().map(ProfileProcessor::report);
         let exporting = *self.telemetry.target() != TraceArg::None;
-        match self.telemetry.shutdown() {
-            Ok(report) if exporting && report.spans_dropped > 0 => {
-                eprintln!("skyrun: trace export: {report}");
-            }
+        // A collector that is down or slow never fails the run: say so and go on.
+        match self.telemetry.finish() {
+            Ok(summary) if exporting && !summary.is_clean() => eprintln!("skyrun: {summary}"),
             Ok(_) => {}
-            // A collector that is down or slow never fails the run: say so and go on.
             Err(e) => eprintln!("skyrun: trace export: {e}"),
         }
         Ok(profile)

@@ -51,7 +51,9 @@ pub(crate) fn build(
                 exit_status,
                 reason,
             } => Built::CloseRun(exit_status.clone(), reason.clone()),
-            Step::Move { moves, relative } => Built::Move(
+            Step::Move {
+                moves, relative, ..
+            } => Built::Move(
                 moves
                     .iter()
                     .map(|(d, x)| Ok((d.resolve(devices)?, *x)))
