@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod callbacks;
 pub mod config;
 pub mod documents;
 mod error;
@@ -62,6 +63,7 @@ pub mod preprocessors;
 pub mod run_engine;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod timeline;
 
 pub use documents::{Document, Event, EventDescriptor, ExitStatus, RunStart, RunStop};
 pub use error::{ControlError, Interrupt, PlanError, RunError};

@@ -408,7 +408,7 @@ fn bad_usage_exits_2() {
     let out = skyrun(&["run", "examples/scan.toml", "--trace", "zipkin"]);
     assert_clean_failure(&out, 2);
     assert!(text(&out.stderr)
-        .contains("invalid trace target 'zipkin': expected none, console, jsonl:FILE or otlp"));
+        .contains("invalid trace target 'zipkin': expected none, console, jsonl:FILE, chrome:FILE or otlp"));
     let out = skyrun(&["frobnicate"]);
     assert_clean_failure(&out, 2);
 }
