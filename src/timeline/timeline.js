@@ -1,8 +1,8 @@
 // The skyrun timeline: draws the spans embedded in #data as actor lanes and
 // a virtualised waterfall on canvases, with zoom, hover and a profile table.
 // No network, no libraries. With `#selftest` in the URL it also walks every
-// row through the same drawing code and writes what it drew into
-// <pre id="selftest"> (the browser tests read it with --dump-dom).
+// row through the same drawing code and writes what it drew, as JSON, into
+// the hidden #selftest element (the browser tests read it with --dump-dom).
 (function () {
   "use strict";
   var errors = [];
@@ -18,10 +18,11 @@
 
   var D = JSON.parse(document.getElementById("data").textContent);
   var N = D.name.length;
-  var ROW = 18, LABEL = 330, LEVEL_H = 9, MAX_LEVELS = 8, TRACK_GAP = 4, RIGHT = 10;
-  var PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#b07aa1",
-    "#ff9da7", "#9c755f", "#86bcb6", "#8cd17d", "#d37295", "#a0cbe8", "#ffbe7d",
-    "#499894", "#bab0ac", "#79706e"];
+  var ROW = 18, LABEL = 300, LEVEL_H = 9, MAX_LEVELS = 8, TRACK_GAP = 4, RIGHT = 10;
+  // Distinct hues, no reds: red marks failed spans.
+  var PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2",
+    "#9c755f", "#ff9da7", "#a0cbe8", "#8cd17d", "#ffbe7d", "#d4a6c8", "#499894",
+    "#bab0ac", "#86bcb6", "#79706e"];
   var FAIL = "#d62728";
   function colour(n) {
     return n < PALETTE.length ? PALETTE[n] : "hsl(" + ((n * 137.5) % 360) + ",55%,60%)";
@@ -104,7 +105,8 @@
     ctx.fillText("started " + D.t0, 6, 12);
     var span = v1 - v0, target = span / Math.max(2, (w - LABEL) / 110);
     var step = Math.pow(10, Math.floor(Math.log10(target)));
-    if (target / step > 5) step *= 5; else if (target / step > 2) step *= 2;
+    // The smallest of 1, 2, 5 × 10^k at least as wide as the target.
+    if (target / step > 5) step *= 10; else if (target / step > 2) step *= 5; else if (target / step > 1) step *= 2;
     ctx.strokeStyle = "#b9bfca";
     for (var t = Math.ceil(v0 / step) * step; t <= v1; t += step) {
       var x = X(t);
