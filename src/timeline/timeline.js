@@ -385,6 +385,10 @@
   });
 
   drawAll();
+  // Since navigation started: reading the file, parsing, the first drawing.
+  var opened = Math.round(performance.now());
+  $("summary").textContent += " · opened in " + opened + " ms";
+  $("summary").setAttribute("data-opened-ms", opened);
 
   // ---- self-test: every row through drawRows, every span's details built.
   if (location.hash === "#selftest") {
