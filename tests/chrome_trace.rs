@@ -22,7 +22,8 @@ fn skyrun(args: &[&str]) -> Output {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chrome-{}-{name}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("chrome-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
     d
@@ -30,7 +31,12 @@ fn dir(name: &str) -> PathBuf {
 
 fn run_traced(work: &Path, plan: &str, target: &str, code: i32) {
     let out = skyrun(&["run", plan, "-q", "--trace-all", "--trace", target]);
-    assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = work;
 }
 
@@ -39,8 +45,18 @@ fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks
     let work = dir("scan");
     let chrome = work.join("trace.json");
     let jsonl = work.join("spans.jsonl");
-    run_traced(&work, "examples/scan.toml", &format!("chrome:{}", chrome.display()), 0);
-    run_traced(&work, "examples/scan.toml", &format!("jsonl:{}", jsonl.display()), 0);
+    run_traced(
+        &work,
+        "examples/scan.toml",
+        &format!("chrome:{}", chrome.display()),
+        0,
+    );
+    run_traced(
+        &work,
+        "examples/scan.toml",
+        &format!("jsonl:{}", jsonl.display()),
+        0,
+    );
 
     let trace: Value = serde_json::from_str(&fs::read_to_string(&chrome).unwrap()).unwrap();
     assert_eq!(trace["displayTimeUnit"], "ms");
@@ -58,25 +74,46 @@ fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks
     let jsonl_names = fs::read_to_string(&jsonl)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["name"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    let x_names = x.iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+    let x_names = x
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(count(x_names), count(jsonl_names));
 
     // A named track per actor.
     let tracks: HashMap<u64, &str> = events
         .iter()
         .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
-        .map(|e| (e["tid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["tid"].as_u64().unwrap(),
+                e["args"]["name"].as_str().unwrap(),
+            )
+        })
         .collect();
     for actor in ["engine", "motor", "det", "det2"] {
-        assert!(tracks.values().any(|t| *t == actor), "no track {actor}: {tracks:?}");
+        assert!(
+            tracks.values().any(|t| *t == actor),
+            "no track {actor}: {tracks:?}"
+        );
     }
-    let by_id: HashMap<&str, &Value> = x.iter().map(|e| (e["args"]["span_id"].as_str().unwrap(), *e)).collect();
+    let by_id: HashMap<&str, &Value> = x
+        .iter()
+        .map(|e| (e["args"]["span_id"].as_str().unwrap(), *e))
+        .collect();
     assert_eq!(by_id.len(), x.len(), "span ids are unique");
     for e in &x {
         let tid = e["tid"].as_u64().unwrap();
-        let track = tracks.get(&tid).unwrap_or_else(|| panic!("unnamed track {tid}"));
+        let track = tracks
+            .get(&tid)
+            .unwrap_or_else(|| panic!("unnamed track {tid}"));
         let actor = match e["name"].as_str().unwrap() {
             "Ophyd Status" => e["args"]["device_name"].as_str().unwrap(),
             _ => "engine",
@@ -97,7 +134,10 @@ fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks
     let mut per_track: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
     for e in &x {
         let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
-        per_track.entry(e["tid"].as_u64().unwrap()).or_default().push((ts, ts + dur));
+        per_track
+            .entry(e["tid"].as_u64().unwrap())
+            .or_default()
+            .push((ts, ts + dur));
     }
     for (tid, mut spans) in per_track {
         spans.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
@@ -107,7 +147,10 @@ fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks
                 open.pop();
             }
             if let Some(&outer) = open.last() {
-                assert!(end <= outer, "track {tid}: [{start}, {end}] overlaps a span ending at {outer}");
+                assert!(
+                    end <= outer,
+                    "track {tid}: [{start}, {end}] overlaps a span ending at {outer}"
+                );
             }
             open.push(end);
         }
@@ -137,14 +180,22 @@ fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks
         // The flow id is the span's index among the X events.
         let n = x.iter().position(|o| std::ptr::eq(*o, e)).unwrap() as u64;
         let _ = i;
-        let s = flows.get(&(n, "s")).unwrap_or_else(|| panic!("no flow start for {}", e["name"]));
+        let s = flows
+            .get(&(n, "s"))
+            .unwrap_or_else(|| panic!("no flow start for {}", e["name"]));
         let f = flows.get(&(n, "f")).unwrap();
         assert_eq!(s["tid"], parent["tid"]);
         assert_eq!(f["tid"], e["tid"]);
         assert_eq!(f["bp"], "e");
         let ts = s["ts"].as_f64().unwrap();
-        let (p0, p1) = (parent["ts"].as_f64().unwrap(), parent["ts"].as_f64().unwrap() + parent["dur"].as_f64().unwrap());
-        assert!(p0 <= ts && ts <= p1 + 0.001, "the arrow leaves its parent: {ts} outside [{p0}, {p1}]");
+        let (p0, p1) = (
+            parent["ts"].as_f64().unwrap(),
+            parent["ts"].as_f64().unwrap() + parent["dur"].as_f64().unwrap(),
+        );
+        assert!(
+            p0 <= ts && ts <= p1 + 0.001,
+            "the arrow leaves its parent: {ts} outside [{p0}, {p1}]"
+        );
     }
     // Every Ophyd Status (63 of them) hangs off an engine span by an arrow;
     // others cross between the engine's own tracks (the run span starts
@@ -166,7 +217,12 @@ fn failures_are_marked_and_a_bad_path_is_refused_before_running() {
     )
     .unwrap();
     let chrome = work.join("trace.json");
-    run_traced(&work, plan.to_str().unwrap(), &format!("chrome:{}", chrome.display()), 1);
+    run_traced(
+        &work,
+        plan.to_str().unwrap(),
+        &format!("chrome:{}", chrome.display()),
+        1,
+    );
     let trace: Value = serde_json::from_str(&fs::read_to_string(&chrome).unwrap()).unwrap();
     let failed: Vec<&Value> = trace["traceEvents"]
         .as_array()
@@ -175,9 +231,17 @@ fn failures_are_marked_and_a_bad_path_is_refused_before_running() {
         .filter(|e| e["cat"] == "span,error")
         .collect();
     assert!(failed.iter().any(|e| e["name"] == "Ophyd Status"
-        && e["args"]["error"].as_str().unwrap().contains("outside the limits")));
+        && e["args"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside the limits")));
 
-    let out = skyrun(&["run", "examples/scan.toml", "--trace", "chrome:/nonexistent-dir/t.json"]);
+    let out = skyrun(&[
+        "run",
+        "examples/scan.toml",
+        "--trace",
+        "chrome:/nonexistent-dir/t.json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent-dir/t.json"), "{err}");

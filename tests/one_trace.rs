@@ -26,7 +26,8 @@ fn skyrun(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("one-trace-{}-{name}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("one-trace-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
     d
@@ -39,7 +40,12 @@ fn spans_of(name: &str, plan: &str, flags: &[&str], env: &[(&str, &str)], code: 
     let mut args = vec!["run", plan, "-q", "--trace", &target];
     args.extend_from_slice(flags);
     let out = skyrun(&args, env);
-    assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -84,23 +90,36 @@ fn by_default_every_span_of_a_scan_is_in_one_trace_under_the_plan_span() {
     assert_eq!(plan["attributes"]["exit_status"], "success");
     assert_eq!(plan["status"]["status_code"], "UNSET");
 
-    let run = spans.iter().find(|s| s["name"] == "Bluesky RunEngine run").unwrap();
+    let run = spans
+        .iter()
+        .find(|s| s["name"] == "Bluesky RunEngine run")
+        .unwrap();
     assert_eq!(run["parent_id"], id(plan));
     let mut under_run = 0;
     for s in &spans {
         let name = s["name"].as_str().unwrap();
         let up = ancestors(s, &by_id);
         if s != plan {
-            assert_eq!(up.last(), Some(&"scan"), "{name} is not under the plan span");
+            assert_eq!(
+                up.last(),
+                Some(&"scan"),
+                "{name} is not under the plan span"
+            );
         }
         match name {
             // Before the run opens or after it closes: children of the plan span.
-            "Bluesky RunEngine stage" | "Bluesky RunEngine unstage" | "Bluesky RunEngine open_run" => {
+            "Bluesky RunEngine stage"
+            | "Bluesky RunEngine unstage"
+            | "Bluesky RunEngine open_run" => {
                 assert_eq!(up, vec!["scan"], "{name}")
             }
             "scan" | "Bluesky RunEngine run" => {}
             "Ophyd Status" => {
-                assert_eq!(&up[1..], ["Bluesky RunEngine run", "scan"], "{name}: {up:?}");
+                assert_eq!(
+                    &up[1..],
+                    ["Bluesky RunEngine run", "scan"],
+                    "{name}: {up:?}"
+                );
                 under_run += 1;
             }
             _ => {
@@ -111,7 +130,10 @@ fn by_default_every_span_of_a_scan_is_in_one_trace_under_the_plan_span() {
     }
     // 21 points × (checkpoint, set, wait, 2 trigger, wait, create, 3 read, save) + close_run + 63 statuses.
     assert_eq!(under_run, 21 * 11 + 1 + 63);
-    let stages = spans.iter().filter(|s| s["name"] == "Bluesky RunEngine stage").count();
+    let stages = spans
+        .iter()
+        .filter(|s| s["name"] == "Bluesky RunEngine stage")
+        .count();
     assert_eq!(stages, 3);
 }
 
@@ -119,23 +141,46 @@ fn by_default_every_span_of_a_scan_is_in_one_trace_under_the_plan_span() {
 fn bluesky_parents_keeps_bluesky_layout_of_106_traces_for_a_21_point_scan() {
     let default = spans_of("count-default", "examples/scan.toml", &[], &[], 0);
     assert_eq!(traces(&default), 1);
-    let bluesky = spans_of("count-bluesky", "examples/scan.toml", &["--bluesky-parents"], &[], 0);
+    let bluesky = spans_of(
+        "count-bluesky",
+        "examples/scan.toml",
+        &["--bluesky-parents"],
+        &[],
+        0,
+    );
     // Bluesky: the run span (1), each set (21) and wait (42) a root, each
     // trigger's status (42) a root; only the move statuses sit under their set.
     assert_eq!(traces(&bluesky), 106);
     assert!(bluesky.iter().all(|s| s["name"] != "scan"), "no plan span");
-    let run = bluesky.iter().find(|s| s["name"] == "Bluesky RunEngine run").unwrap();
-    assert!(bluesky.iter().all(|s| s["parent_id"] != id(run)), "the run span parents nothing");
+    let run = bluesky
+        .iter()
+        .find(|s| s["name"] == "Bluesky RunEngine run")
+        .unwrap();
+    assert!(
+        bluesky.iter().all(|s| s["parent_id"] != id(run)),
+        "the run span parents nothing"
+    );
     // Same spans otherwise.
     assert_eq!(default.len(), bluesky.len() + 1);
 }
 
 #[test]
 fn run_trace_and_bluesky_parents_exclude_each_other() {
-    let out = skyrun(&["run", "examples/scan.toml", "--run-trace", "--bluesky-parents"], &[]);
+    let out = skyrun(
+        &[
+            "run",
+            "examples/scan.toml",
+            "--run-trace",
+            "--bluesky-parents",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--bluesky-parents") && err.contains("cannot be used with"), "{err}");
+    assert!(
+        err.contains("--bluesky-parents") && err.contains("cannot be used with"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -155,21 +200,40 @@ fn a_traceparent_parents_the_plan_span_and_a_failed_plan_fails_it() {
         "traceparent",
         plan.to_str().unwrap(),
         &[],
-        &[("TRACEPARENT", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
+        &[(
+            "TRACEPARENT",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )],
         1,
     );
     assert!(spans
         .iter()
         .all(|s| s["context"]["trace_id"] == "0x4bf92f3577b34da6a3ce929d0e0e4736"));
-    let root = spans.iter().find(|s| s["name"] == "fail").expect("the plan span");
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == "fail")
+        .expect("the plan span");
     assert_eq!(root["parent_id"], "0x00f067aa0ba902b7");
     assert_eq!(root["status"]["status_code"], "ERROR");
-    assert!(root["status"]["description"].as_str().unwrap().contains("outside the limits"));
+    assert!(root["status"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("outside the limits"));
     assert_eq!(root["attributes"]["exit_status"], "fail");
-    let run = spans.iter().find(|s| s["name"] == "Bluesky RunEngine run").unwrap();
+    let run = spans
+        .iter()
+        .find(|s| s["name"] == "Bluesky RunEngine run")
+        .unwrap();
     assert_eq!(run["parent_id"], id(root));
-    let set = spans.iter().find(|s| s["name"] == "Bluesky RunEngine set").unwrap();
-    assert_eq!(set["parent_id"], id(run), "the TRACEPARENT does not outrank the run span");
+    let set = spans
+        .iter()
+        .find(|s| s["name"] == "Bluesky RunEngine set")
+        .unwrap();
+    assert_eq!(
+        set["parent_id"],
+        id(run),
+        "the TRACEPARENT does not outrank the run span"
+    );
 }
 
 #[test]
@@ -177,18 +241,34 @@ fn console_spans_on_a_terminal_come_after_the_live_table() {
     if !Path::new("/usr/bin/script").exists() {
         panic!("this test needs util-linux's `script` for a pseudo-terminal (apt-get install -y bsdutils)");
     }
-    let cmd = format!("{} run examples/count.toml --trace console", env!("CARGO_BIN_EXE_skyrun"));
+    let cmd = format!(
+        "{} run examples/count.toml --trace console",
+        env!("CARGO_BIN_EXE_skyrun")
+    );
     let out = Command::new("timeout")
         .args(["120", "script", "-q", "-e", "-c", &cmd, "/dev/null"])
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("TRACEPARENT")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    let last_row = text.rfind("|        10 |").expect("the live table's last row");
+    let last_row = text
+        .rfind("|        10 |")
+        .expect("the live table's last row");
     let first_span = text.find("\"trace_id\"").expect("the spans");
-    assert!(first_span > last_row, "span JSON inside the live table:\n{text}");
-    assert_eq!(text.matches("\"name\": \"count\"").count(), 1, "the plan span is printed");
+    assert!(
+        first_span > last_row,
+        "span JSON inside the live table:\n{text}"
+    );
+    assert_eq!(
+        text.matches("\"name\": \"count\"").count(),
+        1,
+        "the plan span is printed"
+    );
     assert!(text.contains("success: plan 'count' finished"));
 }

@@ -99,12 +99,19 @@ fn file_url(path: &Path) -> String {
 
 /// The page's self-test report, from the DOM Chromium dumps.
 fn selftest(work: &Path, html: &Path) -> Value {
-    let out = browser(work, &format!("{}#selftest", file_url(html)), &["--dump-dom"]);
+    let out = browser(
+        work,
+        &format!("{}#selftest", file_url(html)),
+        &["--dump-dom"],
+    );
     let dom = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "chromium failed: {stderr}");
     for bad in ["Uncaught", "SyntaxError", "TypeError", "ReferenceError"] {
-        assert!(!stderr.contains(bad), "script error in the console: {stderr}");
+        assert!(
+            !stderr.contains(bad),
+            "script error in the console: {stderr}"
+        );
     }
     let start = dom
         .find("<pre id=\"selftest\">")
@@ -118,7 +125,12 @@ fn selftest(work: &Path, html: &Path) -> Value {
     assert!(
         !text.trim().is_empty(),
         "the self-test wrote nothing (the script did not run to the end); errors box: {}",
-        dom.split("<div id=\"errors\"").nth(1).unwrap_or("").chars().take(500).collect::<String>()
+        dom.split("<div id=\"errors\"")
+            .nth(1)
+            .unwrap_or("")
+            .chars()
+            .take(500)
+            .collect::<String>()
     );
     let report: Value = serde_json::from_str(&text).expect("the self-test report is JSON");
     assert_eq!(report["errors"], serde_json::json!([]), "script errors");
@@ -141,10 +153,20 @@ fn assert_drawn_and_nested(report: &Value, spans: &[SpanRecord]) {
         assert!(!row.is_null(), "row {r} was never drawn");
         let id = row["id"].as_str().unwrap();
         assert!(seen.insert(id.to_owned()), "span {id} drawn twice");
-        let span = by_id.get(id).unwrap_or_else(|| panic!("row {r}: unknown span {id}"));
+        let span = by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("row {r}: unknown span {id}"));
         assert_eq!(row["name"], span.name.as_str());
-        assert_eq!(row["failed"], span.error.is_some(), "row {r} ({})", span.name);
-        assert!(row["actor"].as_str().unwrap().starts_with(span.lane()), "{row}");
+        assert_eq!(
+            row["failed"],
+            span.error.is_some(),
+            "row {r} ({})",
+            span.name
+        );
+        assert!(
+            row["actor"].as_str().unwrap().starts_with(span.lane()),
+            "{row}"
+        );
         let (x0, x1) = (row["x0"].as_f64().unwrap(), row["x1"].as_f64().unwrap());
         assert!(x1 >= x0, "row {r}: bar from {x0} to {x1}");
         let depth = row["depth"].as_u64().unwrap();
@@ -155,7 +177,10 @@ fn assert_drawn_and_nested(report: &Value, spans: &[SpanRecord]) {
             None => assert_eq!(depth, 0, "row {r}: a root at depth {depth}"),
             Some(parent) => {
                 let p = usize::try_from(row["parent_row"].as_i64().unwrap()).unwrap();
-                assert_eq!(rows[p]["id"], parent, "row {r}: parent_row is not its parent");
+                assert_eq!(
+                    rows[p]["id"], parent,
+                    "row {r}: parent_row is not its parent"
+                );
                 assert_eq!(
                     ancestors.last().map(|&(a, _)| a),
                     Some(p),
@@ -183,7 +208,11 @@ fn skyrun(args: &[&str]) -> Output {
 #[test]
 fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
     let work = dir("scan");
-    let (jsonl, html, viewed) = (work.join("spans.jsonl"), work.join("run.html"), work.join("view.html"));
+    let (jsonl, html, viewed) = (
+        work.join("spans.jsonl"),
+        work.join("run.html"),
+        work.join("view.html"),
+    );
     let out = skyrun(&[
         "run",
         "examples/scan.toml",
@@ -194,39 +223,78 @@ fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
         "--timeline",
         html.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let spans = read_jsonl(&jsonl).unwrap();
     assert!(spans.len() > 250, "{} spans", spans.len());
 
     let page = fs::read_to_string(&html).unwrap();
     for external in ["http://", "https://", "<link", " src="] {
-        assert!(!page.contains(external), "the page loads something: {external}");
+        assert!(
+            !page.contains(external),
+            "the page loads something: {external}"
+        );
     }
     let report = selftest(&work, &html);
     assert_drawn_and_nested(&report, &spans);
-    let tracks: Vec<&str> = report["tracks"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let tracks: Vec<&str> = report["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     for actor in ["engine", "motor", "det", "det2"] {
         assert!(tracks.contains(&actor), "no lane for {actor}: {tracks:?}");
     }
-    assert!(report["attributes"].as_u64().unwrap() > 1000, "attributes: {}", report["attributes"]);
+    assert!(
+        report["attributes"].as_u64().unwrap() > 1000,
+        "attributes: {}",
+        report["attributes"]
+    );
     assert!(report["profile_rows"].as_u64().unwrap() >= 10);
 
     // `skyrun view` on the same spans draws the same page.
-    let out = skyrun(&["view", jsonl.to_str().unwrap(), "-o", viewed.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = skyrun(&[
+        "view",
+        jsonl.to_str().unwrap(),
+        "-o",
+        viewed.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} spans", spans.len())));
     let viewed_report = selftest(&work, &viewed);
     assert_drawn_and_nested(&viewed_report, &spans);
     assert_eq!(viewed_report["rows"], report["rows"]);
 
     // A screenshot, kept as a test artifact.
-    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("timeline").join("timeline.png");
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("timeline")
+        .join("timeline.png");
     let _ = fs::remove_file(&png);
-    let out = browser(&work, &file_url(&html), &[&format!("--screenshot={}", png.display())]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = browser(
+        &work,
+        &file_url(&html),
+        &[&format!("--screenshot={}", png.display())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = fs::read(&png).expect("the screenshot was written");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(bytes.len() > 20_000, "a {}-byte screenshot is blank", bytes.len());
+    assert!(
+        bytes.len() > 20_000,
+        "a {}-byte screenshot is blank",
+        bytes.len()
+    );
     eprintln!("screenshot: {}", png.display());
 }
 
@@ -257,7 +325,12 @@ fn failed_spans_are_marked() {
         "--timeline",
         html.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let spans = read_jsonl(&jsonl).unwrap();
     let report = selftest(&work, &html);
     assert_drawn_and_nested(&report, &spans);
@@ -268,42 +341,71 @@ fn failed_spans_are_marked() {
         .filter(|r| r["failed"] == true)
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    for name in ["Ophyd Status", "Bluesky RunEngine wait", "Bluesky RunEngine run"] {
-        assert!(failed.contains(&name), "{name} not marked failed: {failed:?}");
+    for name in [
+        "Ophyd Status",
+        "Bluesky RunEngine wait",
+        "Bluesky RunEngine run",
+    ] {
+        assert!(
+            failed.contains(&name),
+            "{name} not marked failed: {failed:?}"
+        );
     }
 }
 
 /// 100,000 spans: a plan span, a run span, and 49,999 set spans each with
 /// its device's status span on one of 10 motors.
 fn many_spans() -> Vec<SpanRecord> {
-    let span = |id: u64, parent: Option<u64>, name: &str, start: u64, end: u64, device: Option<String>| {
-        let mut attributes = serde_json::Map::new();
-        if let Some(d) = device {
-            attributes.insert("device_name".into(), d.into());
-            attributes.insert("status_type".into(), "MoveStatus".into());
-        } else {
-            attributes.insert("msg.command".into(), "set".into());
-        }
-        SpanRecord {
-            name: name.into(),
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-            span_id: format!("{id:016x}"),
-            parent_id: parent.map(|p| format!("{p:016x}")),
-            start_ns: 1_800_000_000_000_000_000 + start,
-            end_ns: 1_800_000_000_000_000_000 + end,
-            error: (id % 10_007 == 0).then(|| "boom".to_owned()),
-            attributes,
-        }
-    };
+    let span =
+        |id: u64, parent: Option<u64>, name: &str, start: u64, end: u64, device: Option<String>| {
+            let mut attributes = serde_json::Map::new();
+            if let Some(d) = device {
+                attributes.insert("device_name".into(), d.into());
+                attributes.insert("status_type".into(), "MoveStatus".into());
+            } else {
+                attributes.insert("msg.command".into(), "set".into());
+            }
+            SpanRecord {
+                name: name.into(),
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                span_id: format!("{id:016x}"),
+                parent_id: parent.map(|p| format!("{p:016x}")),
+                start_ns: 1_800_000_000_000_000_000 + start,
+                end_ns: 1_800_000_000_000_000_000 + end,
+                error: (id % 10_007 == 0).then(|| "boom".to_owned()),
+                attributes,
+            }
+        };
     let n = 49_999;
     let mut v = vec![
         span(1, None, "plan", 0, 10_000 * (n + 2), None),
-        span(2, Some(1), "Bluesky RunEngine run", 1, 10_000 * (n + 1), None),
+        span(
+            2,
+            Some(1),
+            "Bluesky RunEngine run",
+            1,
+            10_000 * (n + 1),
+            None,
+        ),
     ];
     for i in 0..n {
         let t = 10_000 * (i + 1);
-        v.push(span(3 + 2 * i, Some(2), "Bluesky RunEngine set", t, t + 2_000, None));
-        v.push(span(4 + 2 * i, Some(3 + 2 * i), "Ophyd Status", t + 500, t + 9_000, Some(format!("m{}", i % 10))));
+        v.push(span(
+            3 + 2 * i,
+            Some(2),
+            "Bluesky RunEngine set",
+            t,
+            t + 2_000,
+            None,
+        ));
+        v.push(span(
+            4 + 2 * i,
+            Some(3 + 2 * i),
+            "Ophyd Status",
+            t + 500,
+            t + 9_000,
+            Some(format!("m{}", i % 10)),
+        ));
     }
     v
 }

@@ -83,8 +83,10 @@ pub fn peak_stats(x: &[f64], y: &[f64]) -> Option<Peak> {
             -y0 / m + x[i]
         })
         .collect();
-    let cen = (!crossings.is_empty()).then(|| crossings.iter().sum::<f64>() / crossings.len() as f64);
-    let fwhm = (crossings.len() >= 2).then(|| (crossings[crossings.len() - 1] - crossings[0]).abs());
+    let cen =
+        (!crossings.is_empty()).then(|| crossings.iter().sum::<f64>() / crossings.len() as f64);
+    let fwhm =
+        (crossings.len() >= 2).then(|| (crossings[crossings.len() - 1] - crossings[0]).abs());
     Some(Peak {
         max: (x[imax], y[imax]),
         min: (x[imin], y[imin]),
@@ -200,7 +202,10 @@ impl PeakSummary {
             }
             Document::Descriptor(d) => {
                 let Some(c) = &mut self.current else { return };
-                if d.name != c.stream || c.descriptor.is_some() || !d.data_keys.contains_key(&c.motor) {
+                if d.name != c.stream
+                    || c.descriptor.is_some()
+                    || !d.data_keys.contains_key(&c.motor)
+                {
                     return;
                 }
                 c.descriptor = Some(d.uid.clone());
@@ -246,13 +251,12 @@ impl PeakSummary {
                 let mut peaks = IndexMap::new();
                 for f in &c.fields {
                     let ys = c.y.get(f).map(Vec::as_slice).unwrap_or(&[]);
-                    let (x, y): (Vec<f64>, Vec<f64>) = c
-                        .x
-                        .iter()
-                        .zip(ys)
-                        .filter(|(_, y)| !y.is_nan())
-                        .map(|(x, y)| (*x, *y))
-                        .unzip();
+                    let (x, y): (Vec<f64>, Vec<f64>) =
+                        c.x.iter()
+                            .zip(ys)
+                            .filter(|(_, y)| !y.is_nan())
+                            .map(|(x, y)| (*x, *y))
+                            .unzip();
                     if let Some(p) = peak_stats(&x, &y) {
                         peaks.insert(f.clone(), p);
                     }
@@ -321,7 +325,13 @@ fn trim_zeros(s: &str) -> &str {
 impl fmt::Display for RunPeaks {
     /// The table: one row per detector, `com cen max min fwhm` along the motor.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = self.peaks.keys().map(|k| k.chars().count()).max().unwrap_or(0).max(8);
+        let w = self
+            .peaks
+            .keys()
+            .map(|k| k.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(8);
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), g6);
         let at = |(x, y): (f64, f64)| format!("{} at {}", g6(y), g6(x));
         writeln!(

@@ -105,9 +105,7 @@ impl FromStr for TraceTarget {
             "otlp" => Ok(TraceTarget::Otlp),
             _ => match (s.strip_prefix("jsonl:"), s.strip_prefix("chrome:")) {
                 (Some(path), _) if !path.is_empty() => Ok(TraceTarget::Jsonl(PathBuf::from(path))),
-                (_, Some(path)) if !path.is_empty() => {
-                    Ok(TraceTarget::Chrome(PathBuf::from(path)))
-                }
+                (_, Some(path)) if !path.is_empty() => Ok(TraceTarget::Chrome(PathBuf::from(path))),
                 _ => Err(TelemetryError::InvalidTarget(s.to_owned())),
             },
         }
@@ -537,7 +535,13 @@ mod tests {
 
     #[test]
     fn targets_parse_and_print_back() {
-        for s in ["none", "console", "otlp", "jsonl:a b/c.jsonl", "chrome:t.json"] {
+        for s in [
+            "none",
+            "console",
+            "otlp",
+            "jsonl:a b/c.jsonl",
+            "chrome:t.json",
+        ] {
             assert_eq!(s.parse::<TraceTarget>().unwrap().to_string(), s);
         }
         for bad in ["", "jsonl:", "chrome:", "Console", "otlp:x"] {

@@ -179,7 +179,10 @@ impl ProfileReport {
     pub fn from_records(spans: &[super::record::SpanRecord]) -> Self {
         let mut groups: HashMap<&str, Vec<Duration>> = HashMap::new();
         for s in spans {
-            groups.entry(s.name.as_str()).or_default().push(s.duration());
+            groups
+                .entry(s.name.as_str())
+                .or_default()
+                .push(s.duration());
         }
         Self::from_durations(groups.iter().map(|(k, v)| (*k, v.as_slice())))
     }

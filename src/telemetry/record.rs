@@ -59,8 +59,8 @@ pub struct SpanRecord {
 impl SpanRecord {
     /// The record of an SDK span.
     pub fn from_span_data(span: &SpanData) -> Self {
-        let parent_id = (span.parent_span_id != SpanId::INVALID)
-            .then(|| span.parent_span_id.to_string());
+        let parent_id =
+            (span.parent_span_id != SpanId::INVALID).then(|| span.parent_span_id.to_string());
         let error = match &span.status {
             Status::Error { description } => Some(description.to_string()),
             _ => None,

@@ -69,6 +69,7 @@
     if (a >= 1e6) return (us / 1e6).toFixed(3) + " s";
     if (a >= 1e3) return (us / 1e3).toFixed(a >= 1e5 ? 1 : 2) + " ms";
     if (a >= 1) return us.toFixed(1) + " µs";
+    if (us === 0) return "0";
     return (us * 1000).toFixed(0) + " ns";
   }
   function setup(canvas, w, h) {
