@@ -22,6 +22,9 @@
 //!   device request carries it across the actor boundary through an
 //!   OpenTelemetry propagator, so the device's "Ophyd Status" span is a child
 //!   of the engine's "Bluesky RunEngine set" span, as in Bluesky.
+//! * **Looking at a run**: [`callbacks`] has Bluesky's PeakStats as a
+//!   subscriber; [`timeline`] renders spans as a self-contained HTML page,
+//!   and [`telemetry::chrome`] as a Chrome trace (Perfetto).
 //!
 //! ```
 //! use skyrun::{plans, RunEngine, Document};

@@ -434,3 +434,54 @@ fn a_hundred_thousand_spans_open_and_every_row_is_drawn() {
     assert_drawn_and_nested(&report, &spans);
     assert_eq!(report["tracks"].as_array().unwrap().len(), 1 + 10);
 }
+
+#[test]
+fn view_names_the_line_that_is_not_a_span_and_writes_nothing() {
+    let work = dir("bad-input");
+    let bad = work.join("bad.jsonl");
+    fs::write(&bad, "\n{\"name\": \"x\"}\n").unwrap();
+    let html = work.join("bad.html");
+    let out = skyrun(&["view", bad.to_str().unwrap(), "-o", html.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:2: not a span: 'context.trace_id'",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(!html.exists());
+
+    let empty = work.join("empty.jsonl");
+    fs::write(&empty, "").unwrap();
+    let out = skyrun(&[
+        "view",
+        empty.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no spans"));
+
+    let out = skyrun(&[
+        "view",
+        "/nonexistent-dir/s.jsonl",
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read spans file /nonexistent-dir/s.jsonl"));
+
+    let out = skyrun(&[
+        "run",
+        "examples/count.toml",
+        "-q",
+        "--timeline",
+        "/nonexistent-dir/t.html",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "refused before running");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot create the timeline /nonexistent-dir/t.html"));
+}
