@@ -255,6 +255,17 @@ fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
         report["attributes"]
     );
     assert!(report["profile_rows"].as_u64().unwrap() >= 10);
+    // Zooming to half the run doubles the root's bar.
+    let zoom = report["zoom_factor"].as_f64().unwrap();
+    assert!((zoom - 2.0).abs() < 0.01, "zoom factor {zoom}");
+    // Hovering the second row shows its attributes; clicking pins them.
+    let second = &report["rows"][1];
+    let hover = report["hover"]["text"].as_str().unwrap();
+    assert_eq!(report["hover"]["shown"], true);
+    assert!(hover.contains(second["name"].as_str().unwrap()), "{hover}");
+    assert!(hover.contains(second["id"].as_str().unwrap()), "{hover}");
+    assert!(hover.contains("msg.command"), "the attributes: {hover}");
+    assert_eq!(report["pinned"].as_str().unwrap(), hover);
 
     // `skyrun view` on the same spans draws the same page.
     let out = skyrun(&[

@@ -406,6 +406,23 @@
       attributes += Object.keys(JSON.parse(D.attrs[i])).length;
       if (html.indexOf(esc(D.names[D.name[i]])) < 0) reportError("row " + i + ": details lack the name");
     }
+    // Zoom: the whole run, then its first half; row 0's bar doubles in width.
+    scroller.scrollTop = 0;
+    zoomTo(0, total);
+    drawRows();
+    var before = drawnRows[0].x1 - drawnRows[0].x0;
+    zoomTo(0, total / 2);
+    drawRows();
+    var zoomed = (drawnRows[0].x1 - drawnRows[0].x0) / before;
+    zoomTo(0, total);
+    drawRows();
+    // Hover and click on the second row, through real mouse events.
+    var box = scroller.getBoundingClientRect();
+    var at = { clientX: box.left + LABEL + 20, clientY: box.top + ROW * 1.5, bubbles: true };
+    scroller.dispatchEvent(new MouseEvent("mousemove", at));
+    var hover = { shown: !tooltip.hidden, text: tooltip.textContent };
+    scroller.dispatchEvent(new MouseEvent("click", at));
+    var pinned = $("details").textContent;
     var out = [];
     for (var row = 0; row < N; row++) {
       var d = drawnRows[row];
@@ -418,7 +435,8 @@
     var report = $("selftest");
     report.textContent = JSON.stringify({
       spans: N, rows: out, lanes_drawn: lanesDrawn, tracks: D.tracks,
-      attributes: attributes, profile_rows: $("profile").tBodies[0].rows.length, errors: errors
+      attributes: attributes, profile_rows: $("profile").tBodies[0].rows.length,
+      zoom_factor: zoomed, hover: hover, pinned: pinned, errors: errors
     });
     report.hidden = false;
   }
