@@ -16,10 +16,14 @@
 //!
 //! Output: `run` prints a live table of events and a progress bar while the
 //! plan runs (only when its output stream is a terminal, and not with
-//! `--quiet`), then a status line (`success: ...` / `fail: reason`) and, with
-//! `--profile`, a table of span durations. All of this goes to stdout, except
-//! with `--trace console`, where stdout carries the spans and this goes to
-//! stderr instead.
+//! `--quiet`), then a status line (`success: ...` / `fail: reason`), after a
+//! scan along one motor the peak summary of Bluesky's BestEffortCallback
+//! (not with `--quiet`), and, with `--profile`, a table of span durations.
+//! All of this goes to stdout, except with `--trace console`, where stdout
+//! carries the spans and this goes to stderr instead (and, when both are
+//! the terminal the live table is on, the spans are printed after it).
+//! `--timeline FILE.html` writes the spans as one self-contained HTML page;
+//! `skyrun view` makes that page from a `--trace jsonl:FILE` file.
 //!
 //! Ctrl-C pauses at the next checkpoint and asks whether to resume, abort or
 //! stop; a second Ctrl-C aborts.
