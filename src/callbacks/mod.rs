@@ -1,6 +1,6 @@
 //! Document subscribers that analyse a run, after Bluesky's callbacks:
 //! [`PeakSummary`] keeps the peak statistics of each scan, as
-//! BestEffortCallback's `bec.peaks` (see [`peak_stats`]).
+//! BestEffortCallback's `bec.peaks` (see [the definitions](mod@peak_stats)).
 
 pub mod peak_stats;
 
