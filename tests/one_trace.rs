@@ -272,3 +272,78 @@ fn console_spans_on_a_terminal_come_after_the_live_table() {
     );
     assert!(text.contains("success: plan 'count' finished"));
 }
+
+/// The engine rule the command's default rests on, through the library:
+/// with one trace per run, a remote parent (a TRACEPARENT, the command's
+/// plan span) parents the run span but never its messages, while a
+/// `trace_plan` span inside the run still parents the messages it wraps.
+#[test]
+fn with_run_trace_a_remote_parent_never_outranks_the_run_span() {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use skyrun::{plan_stubs as bps, preprocessors, telemetry::trace_plan, Plan, RunEngine};
+    use skyrun_actors::{sim::SynAxis, DeviceHandle, SpanTracer};
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let remote = SpanContext::new(
+        TraceId::from(0x4bf9_u128),
+        SpanId::from(0x00f0_u64),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    actix::System::new().block_on(async {
+        let re = RunEngine::builder()
+            .tracer(SpanTracer::from_provider(&provider, "bluesky.tracing"))
+            .run_trace(true)
+            .build();
+        let motor = DeviceHandle::spawn(SynAxis::new("motor").with_velocity(1000.0));
+        let m = motor.clone();
+        let inner = trace_plan(
+            "inner",
+            Plan::new("inner", move |ctx| async move {
+                bps::abs_set(&ctx, &m, 1.0, None, false).await?;
+                bps::wait_group(&ctx, None).await
+            }),
+        );
+        let plan = preprocessors::run_wrapper(inner, Default::default());
+        let parent = opentelemetry::Context::new().with_remote_span_context(remote);
+        re.run_with_parent(plan, parent).await.unwrap();
+    });
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let one = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let (run, inner, set) = (
+        one("Bluesky RunEngine run"),
+        one("inner"),
+        one("Bluesky RunEngine set"),
+    );
+    assert!(spans
+        .iter()
+        .all(|s| s.span_context.trace_id() == TraceId::from(0x4bf9_u128)));
+    assert_eq!(
+        run.parent_span_id,
+        SpanId::from(0x00f0_u64),
+        "the run span under the remote parent"
+    );
+    assert_eq!(
+        inner.parent_span_id,
+        run.span_context.span_id(),
+        "the plan's span under the run span"
+    );
+    assert_eq!(
+        set.parent_span_id,
+        inner.span_context.span_id(),
+        "trace_plan still parents its messages"
+    );
+}
