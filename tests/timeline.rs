@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use skyrun::telemetry::record::{read_jsonl, SpanRecord};
+use skyrun::telemetry::record::{read_spans, SpanRecord};
 
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -228,7 +228,7 @@ fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let spans = read_jsonl(&jsonl).unwrap();
+    let spans = read_spans(&jsonl).unwrap();
     assert!(spans.len() > 250, "{} spans", spans.len());
 
     let page = fs::read_to_string(&html).unwrap();
@@ -342,7 +342,7 @@ fn failed_spans_are_marked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let spans = read_jsonl(&jsonl).unwrap();
+    let spans = read_spans(&jsonl).unwrap();
     let report = selftest(&work, &html);
     assert_drawn_and_nested(&report, &spans);
     let failed: Vec<&str> = report["rows"]
@@ -495,4 +495,44 @@ fn view_names_the_line_that_is_not_a_span_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(2), "refused before running");
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("cannot create the timeline /nonexistent-dir/t.html"));
+}
+
+#[test]
+fn view_reads_console_output_too() {
+    let work = dir("console");
+    let out = skyrun(&["run", "examples/count.toml", "-q", "--trace", "console"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let printed = text.matches("\"span_id\"").count();
+    assert!(printed > 10, "{text:.500}");
+    let console = work.join("console.txt");
+    fs::write(&console, &text).unwrap();
+    let html = work.join("console.html");
+    let out = skyrun(&[
+        "view",
+        console.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("timeline: {printed} spans")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let spans = skyrun::telemetry::record::read_spans(&console).unwrap();
+    assert_eq!(spans.len(), printed);
+    assert_eq!(
+        spans.iter().filter(|s| s.parent_id.is_none()).count(),
+        1,
+        "one trace under the plan span"
+    );
 }

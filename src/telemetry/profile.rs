@@ -170,9 +170,9 @@ impl ProfileReport {
     /// or a [`SpanRecorder`](super::record::SpanRecorder)'s), by name.
     ///
     /// ```
-    /// use skyrun::telemetry::{profile::ProfileReport, record::parse_jsonl};
+    /// use skyrun::telemetry::{profile::ProfileReport, record::parse_spans};
     /// let line = |id: &str, end: &str| format!(r#"{{"name": "set", "context": {{"trace_id": "0x1", "span_id": "0x{id}"}}, "parent_id": null, "start_time": "2026-01-01T00:00:00.000000Z", "end_time": "2026-01-01T00:00:{end}Z"}}"#);
-    /// let spans = parse_jsonl(&format!("{}\n{}", line("a", "01.000000"), line("b", "03.000000"))).unwrap();
+    /// let spans = parse_spans(&format!("{}\n{}", line("a", "01.000000"), line("b", "03.000000"))).unwrap();
     /// let r = ProfileReport::from_records(&spans);
     /// assert_eq!((r.rows[0].count, r.rows[0].total.as_secs()), (2, 4));
     /// ```

@@ -201,37 +201,50 @@ pub enum ReadSpansError {
     },
 }
 
-/// Reads a `--trace jsonl:FILE` file: one span per line (blank lines are
-/// skipped). A line that is not a span is an error naming the file and line.
-pub fn read_jsonl(path: &Path) -> Result<Vec<SpanRecord>, ReadSpansError> {
+/// Reads a spans file: one span per line as `--trace jsonl:FILE` writes it,
+/// or pretty span objects one after another as `--trace console` (and
+/// OpenTelemetry Python's `ConsoleSpanExporter`) prints them. Something
+/// that is not a span is an error naming the file and line.
+pub fn read_spans(path: &Path) -> Result<Vec<SpanRecord>, ReadSpansError> {
     let text = fs::read_to_string(path).map_err(|source| ReadSpansError::Io {
         path: path.to_owned(),
         source,
     })?;
-    parse_jsonl(&text).map_err(|(line, reason)| ReadSpansError::BadLine {
+    parse_spans(&text).map_err(|(line, reason)| ReadSpansError::BadLine {
         path: path.to_owned(),
         line,
         reason,
     })
 }
 
-/// Parses JSON-lines text into records; on error, the 1-based line and why.
+/// Parses span objects (one per line, or pretty-printed one after another)
+/// into records; on error, the 1-based line where the bad object starts and why.
 ///
 /// ```
-/// let err = skyrun::telemetry::record::parse_jsonl("\n{oops\n").unwrap_err();
+/// use skyrun::telemetry::record::parse_spans;
+/// let err = parse_spans("\n{oops\n").unwrap_err();
 /// assert_eq!(err.0, 2);
-/// assert!(skyrun::telemetry::record::parse_jsonl("").unwrap().is_empty());
+/// assert!(parse_spans("").unwrap().is_empty());
+/// let span = r#"{"name": "s", "context": {"trace_id": "0x1", "span_id": "0x2"}, "parent_id": null,
+///     "start_time": "2026-01-01T00:00:00.000000Z", "end_time": "2026-01-01T00:00:00.000001Z"}"#;
+/// // Pretty objects back to back, as a console exporter prints them.
+/// assert_eq!(parse_spans(&format!("{span}\n{span}")).unwrap().len(), 2);
+/// assert_eq!(parse_spans(&format!("{span}\n[1]")).unwrap_err().0, 3);
 /// ```
-pub fn parse_jsonl(text: &str) -> Result<Vec<SpanRecord>, (usize, String)> {
+pub fn parse_spans(text: &str) -> Result<Vec<SpanRecord>, (usize, String)> {
+    let line_at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let mut spans = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        // Where the next object starts: after the whitespace that follows the last one.
+        let rest = &text[stream.byte_offset()..];
+        let start = stream.byte_offset() + (rest.len() - rest.trim_start().len());
+        match stream.next() {
+            None => return Ok(spans),
+            Some(Err(e)) => return Err((e.line(), e.to_string())),
+            Some(Ok(v)) => spans.push(SpanRecord::from_json(&v).map_err(|e| (line_at(start), e))?),
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| (i + 1, e.to_string()))?;
-        spans.push(SpanRecord::from_json(&v).map_err(|e| (i + 1, e))?);
     }
-    Ok(spans)
 }
 
 /// A [`SpanProcessor`] that keeps a [`SpanRecord`] of every span that ends,

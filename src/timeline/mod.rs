@@ -23,8 +23,8 @@
 //! at compile time.
 //!
 //! ```
-//! use skyrun::telemetry::record::parse_jsonl;
-//! let spans = parse_jsonl(r#"{"name": "scan", "context": {"trace_id": "0x1", "span_id": "0xa"}, "parent_id": null, "start_time": "2026-01-01T00:00:00.000000Z", "end_time": "2026-01-01T00:00:01.000000Z", "attributes": {"note": "</script>"}}"#).unwrap();
+//! use skyrun::telemetry::record::parse_spans;
+//! let spans = parse_spans(r#"{"name": "scan", "context": {"trace_id": "0x1", "span_id": "0xa"}, "parent_id": null, "start_time": "2026-01-01T00:00:00.000000Z", "end_time": "2026-01-01T00:00:01.000000Z", "attributes": {"note": "</script>"}}"#).unwrap();
 //! let html = skyrun::timeline::render_html(&spans, "demo");
 //! assert!(html.starts_with("<!DOCTYPE html>"));
 //! assert!(!html.contains("http://") && !html.contains("https://"));

@@ -71,7 +71,9 @@ enum Command {
 /// Arguments of `skyrun view`.
 #[derive(Debug, Args)]
 struct ViewArgs {
-    /// The spans file, one span per line (`skyrun run --trace jsonl:SPANS.jsonl`).
+    /// The spans file: one span per line (`skyrun run --trace jsonl:SPANS.jsonl`),
+    /// or console span output (`--trace console`, OpenTelemetry Python's
+    /// ConsoleSpanExporter).
     spans: PathBuf,
     /// The HTML file to write: one self-contained page, no network needed.
     #[arg(long, short = 'o', value_name = "FILE.html")]
