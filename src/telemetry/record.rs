@@ -47,7 +47,7 @@ pub struct SpanRecord {
     pub parent_id: Option<String>,
     /// Start, in nanoseconds since the Unix epoch.
     pub start_ns: u64,
-    /// End, in nanoseconds since the Unix epoch.
+    /// End, in nanoseconds since the Unix epoch (never before the start).
     pub end_ns: u64,
     /// The status description when the span ended with an ERROR status
     /// (`Some("")` when it had none).
@@ -70,13 +70,14 @@ impl SpanRecord {
             .iter()
             .map(|kv| (kv.key.as_str().to_owned(), value_to_json(&kv.value)))
             .collect();
+        let start_ns = unix_ns(span.start_time);
         SpanRecord {
             name: span.name.to_string(),
             trace_id: span.span_context.trace_id().to_string(),
             span_id: span.span_context.span_id().to_string(),
             parent_id,
-            start_ns: unix_ns(span.start_time),
-            end_ns: unix_ns(span.end_time),
+            start_ns,
+            end_ns: unix_ns(span.end_time).max(start_ns),
             error,
             attributes,
         }

@@ -138,7 +138,7 @@ pub(crate) fn page_data(spans: &[SpanRecord], title: &str) -> Value {
         "t0": chrono::DateTime::<chrono::Utc>::from(
             std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t0)
         ).format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
-        "total_us": (t1 - t0) as f64 / 1000.0,
+        "total_us": t1.saturating_sub(t0) as f64 / 1000.0,
         "traces": traces,
         "names": names,
         "tracks": tracks.names,
