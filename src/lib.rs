@@ -31,6 +31,9 @@
 //!   too: the live event table, the run summary line, Ctrl-C handling as
 //!   Bluesky's `SigintHandler`, the documents file writer and (feature `cli`,
 //!   on by default) the progress bar.
+//! * **Looking at a run**: [`callbacks`] has Bluesky's PeakStats as a
+//!   subscriber; [`timeline`] renders spans as a self-contained HTML page,
+//!   and [`telemetry::chrome`] as a Chrome trace (Perfetto).
 //!
 //! ## Where things live
 //!
@@ -52,6 +55,7 @@
 //! | plan and device files | [`config`] |
 //! | the `skyrun` command | `src/bin/skyrun/` |
 //! | what `skyrun` shows (table, summary, Ctrl-C, documents file) | [`console`] |
+//! | peak statistics, the HTML timeline, the Chrome trace | [`callbacks`], [`timeline`], [`telemetry::chrome`] |
 //!
 //! Features: `cli` (default) builds the `skyrun` binary and
 //! `console::progress`, and brings `clap`, `indicatif` and `anyhow`; a
@@ -85,6 +89,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod callbacks;
 pub mod config;
 pub mod console;
 pub mod documents;
@@ -98,6 +103,7 @@ pub mod reply;
 pub mod run_engine;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod timeline;
 
 pub use documents::{Document, Event, EventDescriptor, ExitStatus, RunStart, RunStop};
 pub use error::{ControlError, Interrupt, PlanError, RunError};

@@ -407,8 +407,9 @@ fn a_failing_plan_exits_1_and_records_the_failure() {
 fn bad_usage_exits_2() {
     let out = skyrun(&["run", "examples/scan.toml", "--trace", "zipkin"]);
     assert_clean_failure(&out, 2);
-    assert!(text(&out.stderr)
-        .contains("invalid trace target 'zipkin': expected none, console, jsonl:FILE or otlp"));
+    assert!(text(&out.stderr).contains(
+        "invalid trace target 'zipkin': expected none, console, jsonl:FILE, chrome:FILE or otlp"
+    ));
     let out = skyrun(&["frobnicate"]);
     assert_clean_failure(&out, 2);
 }

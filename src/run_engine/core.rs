@@ -115,7 +115,9 @@ impl EngineCore {
     }
 
     /// The parent for a span started on behalf of `cx`: the span in `cx`, or,
-    /// with one-trace-per-run, the run span unless `cx` is already in its trace.
+    /// with one-trace-per-run, the run span unless `cx` is a span of the
+    /// plan's own inside the run's trace (a `trace_plan` span). A remote `cx`
+    /// (a `TRACEPARENT`, or the CLI's plan span) never outranks the run span.
     pub fn span_parent(&self, cx: &Context, run: Option<&str>) -> Context {
         if !self.opts.run_trace {
             return cx.clone();
@@ -131,6 +133,7 @@ impl EngineCore {
             Some(run_cx) => {
                 let here = cx.span().span_context().trace_id();
                 if cx.span().span_context().is_valid()
+                    && !cx.span().span_context().is_remote()
                     && here == run_cx.span().span_context().trace_id()
                 {
                     cx.clone()

@@ -7,6 +7,7 @@
 //! | `none` | none | nothing; tracers are disabled and cost nothing |
 //! | `console` | simple (a span is written when it ends) | pretty JSON on stdout, as Python's `ConsoleSpanExporter` |
 //! | `jsonl:FILE` | batch | one JSON object per line in `FILE` (created or truncated at init) |
+//! | `chrome:FILE` | batch | the Chrome trace-event format in `FILE`, written at shutdown (see [`chrome`](super::chrome)) |
 //! | `otlp` | batch | OTLP over gRPC or HTTP/protobuf |
 //!
 //! OTLP is configured by the standard environment variables, which explicit
@@ -49,6 +50,7 @@ use opentelemetry_sdk::Resource;
 use skyrun_actors::propagation::{install_propagator_from_env, UnknownPropagator};
 use skyrun_actors::{SpanTracer, STATUS_TRACER_SCOPE};
 
+use super::chrome::ChromeExporter;
 use super::console::{ConsoleExporter, ConsoleOut};
 pub use super::counting::Counters;
 use super::counting::{CountingExporter, EndedCounter};
@@ -56,6 +58,7 @@ use super::jsonl::{CreateFileError, JsonLinesExporter};
 pub use super::otlp::OtlpProtocol;
 use super::otlp::{env_var, first_env, otlp_exporter, ENDPOINT_VARS};
 use super::profile::ProfileProcessor;
+use super::record::SpanRecorder;
 use super::spans::ENGINE_SCOPE;
 
 /// Where spans go.
@@ -75,6 +78,8 @@ pub enum TraceTarget {
     Console,
     /// One JSON object per line in a file.
     Jsonl(PathBuf),
+    /// The Chrome trace-event format (Perfetto, `chrome://tracing`), written at shutdown.
+    Chrome(PathBuf),
     /// An OTLP collector (gRPC or HTTP/protobuf).
     Otlp,
 }
@@ -93,14 +98,15 @@ impl TraceTarget {
 impl FromStr for TraceTarget {
     type Err = TelemetryError;
 
-    /// `none`, `console`, `jsonl:FILE` or `otlp`.
+    /// `none`, `console`, `jsonl:FILE`, `chrome:FILE` or `otlp`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "none" => Ok(TraceTarget::None),
             "console" => Ok(TraceTarget::Console),
             "otlp" => Ok(TraceTarget::Otlp),
-            _ => match s.strip_prefix("jsonl:") {
-                Some(path) if !path.is_empty() => Ok(TraceTarget::Jsonl(PathBuf::from(path))),
+            _ => match (s.strip_prefix("jsonl:"), s.strip_prefix("chrome:")) {
+                (Some(path), _) if !path.is_empty() => Ok(TraceTarget::Jsonl(PathBuf::from(path))),
+                (_, Some(path)) if !path.is_empty() => Ok(TraceTarget::Chrome(PathBuf::from(path))),
                 _ => Err(TelemetryError::InvalidTarget(s.to_owned())),
             },
         }
@@ -113,6 +119,7 @@ impl fmt::Display for TraceTarget {
             TraceTarget::None => f.write_str("none"),
             TraceTarget::Console => f.write_str("console"),
             TraceTarget::Jsonl(path) => write!(f, "jsonl:{}", path.display()),
+            TraceTarget::Chrome(path) => write!(f, "chrome:{}", path.display()),
             TraceTarget::Otlp => f.write_str("otlp"),
         }
     }
@@ -151,6 +158,9 @@ pub struct TelemetryOptions {
     /// Also record every span's duration here (for `--profile`); spans are
     /// then recorded even with [`TraceTarget::None`].
     pub profile: Option<ProfileProcessor>,
+    /// Also keep a record of every span here (for `--timeline`); spans are
+    /// then recorded even with [`TraceTarget::None`].
+    pub record: Option<SpanRecorder>,
 }
 
 impl Default for TelemetryOptions {
@@ -164,6 +174,7 @@ impl Default for TelemetryOptions {
             otlp_timeout: None,
             shutdown_timeout: Duration::from_secs(5),
             profile: None,
+            record: None,
         }
     }
 }
@@ -206,8 +217,8 @@ impl fmt::Display for ExportReport {
 /// Why the pipeline could not be set up or shut down.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    /// A trace target that is not `none`, `console`, `jsonl:FILE` or `otlp`.
-    #[error("invalid trace target '{0}': expected none, console, jsonl:FILE or otlp")]
+    /// A trace target that is not `none`, `console`, `jsonl:FILE`, `chrome:FILE` or `otlp`.
+    #[error("invalid trace target '{0}': expected none, console, jsonl:FILE, chrome:FILE or otlp")]
     InvalidTarget(String),
     /// The JSON-lines file could not be created.
     #[error(transparent)]
@@ -353,9 +364,13 @@ impl Telemetry {
         if let Some(profile) = opts.profile.clone() {
             builder = builder.with_span_processor(profile);
         }
+        if let Some(record) = opts.record.clone() {
+            builder = builder.with_span_processor(record);
+        }
         let queue = opts.max_queue_size;
+        let local = opts.profile.is_some() || opts.record.is_some();
         let provider = match target {
-            TraceTarget::None if opts.profile.is_some() => builder,
+            TraceTarget::None if local => builder,
             TraceTarget::None => return Ok(telemetry),
             TraceTarget::Console => {
                 let exporter =
@@ -367,6 +382,10 @@ impl Telemetry {
             }
             TraceTarget::Jsonl(path) => {
                 let exporter = JsonLinesExporter::create(&path)?;
+                builder.with_span_processor(batch_processor(exporter, &counters, queue))
+            }
+            TraceTarget::Chrome(path) => {
+                let exporter = ChromeExporter::create(&path)?;
                 builder.with_span_processor(batch_processor(exporter, &counters, queue))
             }
             TraceTarget::Otlp => {
@@ -563,10 +582,16 @@ mod tests {
 
     #[test]
     fn targets_parse_and_print_back() {
-        for s in ["none", "console", "otlp", "jsonl:a b/c.jsonl"] {
+        for s in [
+            "none",
+            "console",
+            "otlp",
+            "jsonl:a b/c.jsonl",
+            "chrome:t.json",
+        ] {
             assert_eq!(s.parse::<TraceTarget>().unwrap().to_string(), s);
         }
-        for bad in ["", "jsonl:", "Console", "otlp:x"] {
+        for bad in ["", "jsonl:", "chrome:", "Console", "otlp:x"] {
             let e = bad.parse::<TraceTarget>().unwrap_err();
             assert!(e.to_string().contains(&format!("'{bad}'")), "{e}");
         }
