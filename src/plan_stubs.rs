@@ -92,12 +92,9 @@ pub async fn declare_stream<D: AsRef<DeviceHandle>>(
     name: &str,
     devices: &[D],
 ) -> Result<(), PlanError> {
-    for d in devices {
-        ctx.send(Msg::declare_stream(d.as_ref(), name))
-            .await?
-            .none(&Command::DeclareStream)?;
-    }
-    Ok(())
+    ctx.send(Msg::declare_stream(devices, name))
+        .await?
+        .none(&Command::DeclareStream)
 }
 
 /// Reads `device` (into the open bundle, if any).

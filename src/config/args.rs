@@ -92,6 +92,9 @@ pub(crate) struct RawCall {
     pub md: Option<Spanned<RawMd>>,
     pub exit_status: Option<Spanned<String>>,
     pub reason: Option<Spanned<String>>,
+    pub devices: Option<Names>,
+    pub settings: Option<Spanned<RawMd>>,
+    pub defer: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +141,10 @@ impl RawCall {
             stream,
             md,
             exit_status,
-            reason
+            reason,
+            devices,
+            settings,
+            defer
         )
     }
 }
@@ -168,7 +174,7 @@ pub(crate) fn takes(name: &str) -> &'static [&'static str] {
         "trigger_and_read" => &["detectors", "stream"],
         "kickoff" | "complete" => &["flyer", "group", "wait"],
         "collect" => &["flyer"],
-        _ => &[],
+        other => super::steps::messages_takes(other),
     }
 }
 

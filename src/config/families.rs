@@ -260,6 +260,7 @@ pub(crate) fn expand_step(s: &Step, set: &DeviceSet) -> Result<Step, ConfigError
             wait: *wait,
         },
         Step::Plan(p) => Step::Plan(expand_plan(p, set)?),
+        Step::Message(m) => Step::Message(m.expand(set)?),
         other => other.clone(),
     })
 }

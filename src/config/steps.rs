@@ -13,9 +13,16 @@
 //! | `trigger_and_read` | `detectors`, `stream` (default `primary`) |
 //! | `kickoff`, `complete` | `flyer`, `group`, `wait` (default true) |
 //! | `collect` | `flyer` |
+//! | `stage`, `unstage`, `read`, `locate` (or `rd`) | `device` |
+//! | `create` | `stream` (default `primary`) |
+//! | `save`, `drop` | none |
+//! | `declare_stream` | `devices`, `stream` (default `primary`) |
+//! | `configure` | `device`, `settings = { .. }` |
+//! | `pause` | `defer` (default false: pause now) |
 //! | `count`, `scan`, `rel_scan`, `list_scan`, `grid_scan`, `fly` | the plan's arguments; the plan opens its own run |
 //!
-//! Runs must nest properly: `trigger_and_read` and `collect` need an open
+//! Runs must nest properly: `trigger_and_read`, `collect`, `create`, `save`,
+//! `drop` and `declare_stream` need an open
 //! run, a standard plan or `open_run` needs none, and every `open_run` needs a
 //! later `close_run`. This is checked when the file is parsed.
 
@@ -24,7 +31,15 @@ use std::fmt;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
+mod messages;
 mod run;
+
+pub use messages::MessageStep;
+
+/// The arguments of the one-message stubs (`stage`, `create`, ...).
+pub(crate) fn messages_takes(name: &str) -> &'static [&'static str] {
+    messages::takes(name).unwrap_or(&[])
+}
 
 pub(crate) use run::build;
 
@@ -51,6 +66,17 @@ pub const STUBS: &[&str] = &[
     "kickoff",
     "complete",
     "collect",
+    "stage",
+    "unstage",
+    "create",
+    "read",
+    "save",
+    "drop",
+    "declare_stream",
+    "configure",
+    "pause",
+    "locate",
+    "rd",
 ];
 
 /// One step of a plan file.
@@ -150,6 +176,8 @@ pub enum Step {
     },
     /// A standard plan, with its own run.
     Plan(StandardPlan),
+    /// A step that is one message (stage, create, read, save, configure, ...).
+    Message(MessageStep),
 }
 
 /// A step and where it is declared.
@@ -174,6 +202,7 @@ impl Step {
             | Step::Complete { flyer, .. }
             | Step::Collect { flyer } => vec![flyer],
             Step::Plan(p) => p.devices(),
+            Step::Message(m) => m.devices(),
             _ => Vec::new(),
         }
     }
@@ -312,6 +341,7 @@ impl fmt::Display for Step {
             } => write!(f, "complete {}{}", flyer.name, group(g, *wait)),
             Step::Collect { flyer } => write!(f, "collect {}", flyer.name),
             Step::Plan(p) => p.fmt(f),
+            Step::Message(m) => m.fmt(f),
         }
     }
 }
@@ -547,7 +577,10 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
                 flyer: a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?,
             }
         }
-        _ => return Err(StubError::Unknown),
+        other => match MessageStep::parse(other, a) {
+            Some(m) => Step::Message(m?),
+            None => return Err(StubError::Unknown),
+        },
     };
     Ok(step)
 }
@@ -569,6 +602,9 @@ fn check_runs(steps: &[StepEntry]) -> Result<(), ConfigError> {
             (Step::OpenRun { .. }, None) => open = Some(i),
             (Step::CloseRun { .. }, None) => return err(format!("step {n} (close_run) closes no run: no run is open")),
             (Step::CloseRun { .. }, Some(_)) => open = None,
+            (Step::Message(m), None) if m.needs_run() => {
+                return err(format!("step {n} ({}) needs an open run: add a step with stub = \"open_run\" before it", m.stub()))
+            }
             (Step::TriggerAndRead { .. } | Step::Collect { .. }, None) => {
                 return err(format!("step {n} ({}) needs an open run: add a step with stub = \"open_run\" before it", if matches!(s.step, Step::Collect { .. }) { "collect" } else { "trigger_and_read" }))
             }
