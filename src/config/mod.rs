@@ -45,6 +45,7 @@ mod args;
 pub mod devices;
 mod error;
 pub mod plan;
+pub mod remote;
 mod standard;
 mod steps;
 

@@ -6,6 +6,7 @@
 //!            [--trace none|console|jsonl:FILE|otlp] [--run-trace] [--trace-all]
 //!            [--profile] [--quiet]
 //! skyrun check PLAN.toml [--devices DEVICES.toml]
+//! skyrun serve DEVICES.toml --nats URL --name SERVER [--trace TARGET]
 //! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
 //! ```
 //!
@@ -32,7 +33,11 @@ mod interrupt;
 mod live;
 mod load;
 mod output;
+#[cfg(feature = "nats")]
+mod remote;
 mod run;
+#[cfg(feature = "nats")]
+mod serve;
 mod tracing;
 
 use std::path::PathBuf;
@@ -58,6 +63,9 @@ enum Command {
     Check(CheckArgs),
     /// Measure message throughput and device scaling, next to the physical limits.
     Bench(BenchArgs),
+    /// Serve the devices of a device file to other processes over NATS.
+    #[cfg(feature = "nats")]
+    Serve(serve::ServeArgs),
 }
 
 /// Arguments of `skyrun bench`.
@@ -120,6 +128,15 @@ struct RunArgs {
     /// No live table, progress bar or status line.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// The NATS server(s) of the device file's `[[remote]]` servers
+    /// (comma-separated for a cluster), and of `--documents nats:PREFIX`.
+    #[cfg(feature = "nats")]
+    #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
+    nats: Option<String>,
+    /// How long a request to a remote device may wait for its answer.
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    remote_timeout: f64,
 }
 
 /// Arguments of `skyrun check`.
@@ -160,6 +177,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&args),
         Command::Bench(args) => bench::bench(&args),
+        #[cfg(feature = "nats")]
+        Command::Serve(args) => serve::serve(&args),
     };
     match result {
         Ok(code) => code,

@@ -16,6 +16,7 @@ use skyrun::{Document, ExitStatus, RunEngine, RunError, RunSummary};
 use skyrun_actors::propagation::context_from_env;
 
 use crate::live::Live;
+#[cfg(not(feature = "nats"))]
 use crate::load::load;
 use crate::tracing::tracing_setup;
 use crate::{Failure, RunArgs};
@@ -76,6 +77,11 @@ struct Counts {
 
 /// Runs the plan file; the exit code says whether the plan succeeded.
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
+    #[cfg(feature = "nats")]
+    let (loaded, remote) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
+        crate::remote::resolve(set, args.nats.as_deref(), args.remote_timeout)
+    })?;
+    #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
@@ -96,7 +102,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
         let (engine_tracer, device_tracer) = (tracing.engine.clone(), tracing.device.clone());
         let (plan_file, set) = (&loaded.plan, &loaded.devices);
         async move {
-            let devices = set.spawn(device_tracer);
+            #[allow(unused_mut)]
+            let mut devices = set.spawn(device_tracer);
+            #[cfg(feature = "nats")]
+            remote.spawn(&mut devices);
             let built = plan_file.build(set, &devices)?;
             let mut builder = RunEngine::builder()
                 .tracer(engine_tracer)

@@ -1,0 +1,1 @@
+//! Documents to JetStream (next slice).
