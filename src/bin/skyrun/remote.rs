@@ -49,6 +49,7 @@ pub fn resolve(set: &mut DeviceSet, nats: Option<&str>, timeout: f64) -> Result<
         request_timeout: Duration::from_secs_f64(timeout),
         ..RemoteOptions::default()
     };
+    let nats = nats.filter(|u| !u.trim().is_empty());
     let found = discover_all(&tables, nats, &opts).map_err(|e| Failure::Runtime(e.into()))?;
     for d in &found {
         let table = tables
