@@ -122,8 +122,17 @@ pub fn parse_urls(url: &str) -> Result<Vec<async_nats::ServerAddr>, RemoteError>
 /// Connects to NATS at `url` (comma-separated for a cluster), reconnecting
 /// forever once connected; the first connection must succeed within `timeout`.
 pub async fn connect_nats(url: &str, name: &str, timeout: Duration) -> Result<Client, RemoteError> {
+    connect_nats_with(url, name, timeout, ConnectOptions::new()).await
+}
+
+async fn connect_nats_with(
+    url: &str,
+    name: &str,
+    timeout: Duration,
+    opts: ConnectOptions,
+) -> Result<Client, RemoteError> {
     let addrs = parse_urls(url)?;
-    let opts = ConnectOptions::new()
+    let opts = opts
         .name(name)
         .connection_timeout(timeout)
         .max_reconnects(None)
@@ -171,8 +180,30 @@ impl RemoteClient {
             .map_err(|e| RemoteError::Runtime(e.to_string()))?
             .map_err(RemoteError::Runtime)?;
         let (url_s, timeout) = (url.to_owned(), opts.connect_timeout);
+        // Answers lost with the connection never come: whatever is in flight
+        // when it drops fails at once (requests sent later go out on reconnect).
+        let slot: Arc<Mutex<std::sync::Weak<Inner>>> = Arc::new(Mutex::new(std::sync::Weak::new()));
+        let on_event = {
+            let slot = slot.clone();
+            ConnectOptions::new().event_callback(move |ev| {
+                let slot = slot.clone();
+                async move {
+                    if matches!(ev, async_nats::Event::Disconnected) {
+                        if let Some(inner) = slot.lock().upgrade() {
+                            inner.fail_where(
+                                |_| true,
+                                |p| format!(
+                                    "the connection to NATS was lost while device '{}' (device server '{}') was in {}; its outcome is unknown",
+                                    p.device, p.server, p.operation
+                                ),
+                            );
+                        }
+                    }
+                }
+            })
+        };
         let nats = run_on(&handle, timeout + Duration::from_secs(2), async move {
-            connect_nats(&url_s, "skyrun", timeout).await
+            connect_nats_with(&url_s, "skyrun", timeout, on_event).await
         })
         .unwrap_or_else(|| {
             Err(RemoteError::Connect {
@@ -195,6 +226,7 @@ impl RemoteClient {
             _stop: stop_tx,
         });
         let weak = Arc::downgrade(&inner);
+        *slot.lock() = weak.clone();
         let subs = run_on(&handle, Duration::from_secs(5), async move {
             let replies = nats.subscribe(inbox).await?;
             let alive = nats
