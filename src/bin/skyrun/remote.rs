@@ -69,3 +69,26 @@ impl Remote {
         }
     }
 }
+
+/// `--documents nats:PREFIX`: the prefix, when the documents go to NATS.
+pub fn nats_prefix(documents: Option<&std::path::Path>) -> Option<&str> {
+    documents?.to_str()?.strip_prefix("nats:")
+}
+
+/// The JetStream publisher of `--documents nats:PREFIX`, if asked for.
+pub fn document_publisher(
+    documents: Option<&std::path::Path>,
+    nats: Option<&str>,
+) -> Result<Option<skyrun_remote::documents::DocumentPublisher>, Failure> {
+    let Some(prefix) = nats_prefix(documents) else {
+        return Ok(None);
+    };
+    let Some(url) = nats.filter(|u| !u.trim().is_empty()) else {
+        return Err(Failure::Usage(anyhow!(
+            "--documents nats:{prefix} needs the NATS URL: pass --nats URL"
+        )));
+    };
+    skyrun_remote::documents::DocumentPublisher::connect(url, prefix, Default::default())
+        .map(Some)
+        .map_err(|e| Failure::Runtime(e.into()))
+}

@@ -85,7 +85,17 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let loaded = load(&args.plan, args.devices.as_deref())?;
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
-    let docs = match &args.documents {
+    #[cfg(feature = "nats")]
+    let nats_docs = crate::remote::document_publisher(args.documents.as_deref(), args.nats.as_deref())?
+        .map(Arc::new);
+    #[cfg(feature = "nats")]
+    let file_docs = args
+        .documents
+        .as_ref()
+        .filter(|p| crate::remote::nats_prefix(Some(p)).is_none());
+    #[cfg(not(feature = "nats"))]
+    let file_docs = args.documents.as_ref();
+    let docs = match file_docs {
         Some(p) => Some(Arc::new(Mutex::new(
             DocWriter::create(p).map_err(Failure::Usage)?,
         ))),
@@ -99,6 +109,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let system = actix::System::new();
     let (outcome, elapsed) = system.block_on({
         let (live, docs, counts) = (live.clone(), docs.clone(), counts.clone());
+        #[cfg(feature = "nats")]
+        let (nats_docs, doc_cx) = (nats_docs.clone(), parent.clone());
         let (engine_tracer, device_tracer) = (tracing.engine.clone(), tracing.device.clone());
         let (plan_file, set) = (&loaded.plan, &loaded.devices);
         async move {
@@ -124,6 +136,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
                 if let Some(d) = &docs {
                     d.lock().write(name, doc);
                 }
+                #[cfg(feature = "nats")]
+                if let Some(p) = &nats_docs {
+                    // Failures are counted by the publisher and reported at the end.
+                    let _ = p.publish(name, doc, &doc_cx);
+                }
                 let mut l = live.lock();
                 if l.is_active() {
                     l.on_document(doc);
@@ -141,6 +158,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let profile = tracing.finish().map_err(Failure::Runtime)?;
     if let Some(d) = &docs {
         d.lock().finish().map_err(Failure::Runtime)?;
+    }
+    #[cfg(feature = "nats")]
+    if let Some(p) = &nats_docs {
+        let report = p.finish(Duration::from_secs(30));
+        if report.failed > 0 {
+            return Err(Failure::Runtime(anyhow!("documents to NATS: {report}")));
+        }
     }
 
     let runs = counts.runs.load(Ordering::Relaxed);

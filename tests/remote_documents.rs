@@ -1,0 +1,102 @@
+//! `--documents nats:PREFIX` publishes every document to JetStream in
+//! bluesky-nats's wire format (issue 16, point 4): subject
+//! `PREFIX.<name>`, msgpack body, header `run_id` = the start uid, and the
+//! span context; the stream is created when missing. A consumer on another
+//! connection, started after the runs (a late consumer), gets every
+//! document, in order.
+#![cfg(feature = "nats")]
+
+mod remote_support;
+
+use std::time::Duration;
+
+use remote_support::*;
+
+struct Stored {
+    subject: String,
+    run_id: String,
+    traceparent: Option<String>,
+    doc: serde_json::Value,
+}
+
+/// Every message of stream `stream`, read by sequence on a fresh connection.
+fn read_stream(url: &str, stream: &str) -> Vec<Stored> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let nc = async_nats::connect(url).await.unwrap();
+            let js = async_nats::jetstream::new(nc);
+            let mut s = js.get_stream(stream).await.expect("the stream was created");
+            let n = s.info().await.unwrap().state.messages;
+            let mut out = Vec::new();
+            for seq in 1..=n {
+                let m = s.get_raw_message(seq).await.unwrap();
+                let h = |k: &str| m.headers.get(k).map(|v| v.as_str().to_owned());
+                out.push(Stored {
+                    subject: m.subject.to_string(),
+                    run_id: h("run_id").expect("a run_id header"),
+                    traceparent: h("traceparent"),
+                    doc: rmp_serde::from_slice(&m.payload).expect("a msgpack document"),
+                });
+            }
+            out
+        })
+        .await
+        .expect("reading the stream took more than 30 s")
+    })
+}
+
+#[test]
+fn every_document_reaches_jetstream_in_order_in_bluesky_nats_format() {
+    let dir = TempDir::new("remote-docs");
+    let nats = Nats::start(&dir);
+    dir.write("devices.toml", "[[motor]]\nname = 'm'\n[[detector]]\nname = 'det'\nmotor = 'm'\n");
+    let plan = dir.write(
+        "count.toml",
+        "devices = 'devices.toml'\n[plan]\nname = 'count'\ndetectors = ['det']\nnum = 500\n",
+    );
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    for _ in 0..2 {
+        let out = run_skyrun(
+            &["run", plan.to_str().unwrap(), "--nats", &nats.url(), "--documents", "nats:events.volatile", "-q"],
+            &[("TRACEPARENT", traceparent)],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let got = read_stream(&nats.url(), "bluesky");
+    assert_eq!(got.len(), 2 * 503, "start, descriptor, 500 events, stop, twice");
+    for run in got.chunks(503) {
+        let names: Vec<&str> = run.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(names[0], "events.volatile.start");
+        assert_eq!(names[1], "events.volatile.descriptor");
+        assert!(names[2..502].iter().all(|n| *n == "events.volatile.event"));
+        assert_eq!(names[502], "events.volatile.stop");
+        let uid = run[0].doc["uid"].as_str().unwrap();
+        assert!(run.iter().all(|m| m.run_id == uid), "run_id is the start uid on every document");
+        assert_eq!(run[502].doc["run_start"], uid);
+        assert_eq!(run[502].doc["exit_status"], "success");
+        let seq: Vec<u64> = run[2..502].iter().map(|m| m.doc["seq_num"].as_u64().unwrap()).collect();
+        assert_eq!(seq, (1..=500).collect::<Vec<_>>(), "events in order, none lost");
+        assert!(run[2].doc["data"]["det"].is_number());
+        let tp = run[0].traceparent.as_deref().expect("a traceparent header");
+        assert!(tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{tp}");
+    }
+    assert_ne!(got[0].run_id, got[503].run_id);
+}
+
+#[test]
+fn documents_to_nats_need_a_url_and_a_valid_prefix() {
+    let dir = TempDir::new("remote-docs-bad");
+    dir.write("devices.toml", "[[detector]]\nname = 'det'\nmotor = 'm'\n[[motor]]\nname = 'm'\n");
+    let plan = dir.write("c.toml", "devices = 'devices.toml'\n[plan]\nname = 'count'\ndetectors = ['det']\n");
+    let out = run_skyrun(&["run", plan.to_str().unwrap(), "--documents", "nats:ev"], &[("SKYRUN_NATS", "")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--documents nats:ev needs the NATS URL"), "{}", text(&out));
+    let nats = Nats::start(&dir);
+    let out = run_skyrun(
+        &["run", plan.to_str().unwrap(), "--documents", "nats:ev.>", "--nats", &nats.url()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("invalid subject prefix 'ev.>'"), "{}", text(&out));
+}
