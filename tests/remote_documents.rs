@@ -100,3 +100,90 @@ fn documents_to_nats_need_a_url_and_a_valid_prefix() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("invalid subject prefix 'ev.>'"), "{}", text(&out));
 }
+
+/// The Python with bluesky-nats installed: `$SKYRUN_BLUESKY_PYTHON`, else `python3`.
+fn bluesky_python() -> String {
+    std::env::var("SKYRUN_BLUESKY_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+const CONSUMER: &str = r#"
+import asyncio, json, sys
+from bluesky_nats.nats_dispatcher import NATSDispatcher
+
+async def main(url, want_stops):
+    got = []
+    async with NATSDispatcher(subject="events.volatile.>", servers=url, stream_name="bluesky") as d:
+        d.subscribe(lambda name, doc: got.append([str(name), doc.get("uid") or doc.get("run_start") or doc.get("descriptor"), doc.get("seq_num")]))
+        print("ready", flush=True)
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            if sum(1 for g in got if g[0] == "stop") >= want_stops:
+                break
+    print(json.dumps(got), flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"#;
+
+#[test]
+fn bluesky_nats_python_dispatcher_receives_every_document() {
+    use std::io::{BufRead, BufReader};
+    let python = bluesky_python();
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import bluesky_nats.nats_dispatcher"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        probe.status.success(),
+        "{python} cannot import bluesky_nats (pip install bluesky-nats==2.0.1, as .ci/run does, \
+         or set SKYRUN_BLUESKY_PYTHON): {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let dir = TempDir::new("remote-docs-py");
+    let nats = Nats::start(&dir);
+    dir.write("devices.toml", "[[motor]]\nname = 'm'\n[[detector]]\nname = 'det'\nmotor = 'm'\n");
+    let plan = dir.write(
+        "count.toml",
+        "devices = 'devices.toml'\n[plan]\nname = 'count'\ndetectors = ['det']\nnum = 20\n",
+    );
+    let run = || {
+        let out = run_skyrun(
+            &["run", plan.to_str().unwrap(), "--nats", &nats.url(), "--documents", "nats:events.volatile", "-q"],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    // One run before the consumer starts (it must catch up from the stream), one while it runs.
+    run();
+    let script = dir.write("consumer.py", CONSUMER);
+    let mut child = std::process::Command::new(&python)
+        .arg(&script)
+        .args([&nats.url(), "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(60));
+    assert_eq!(ready.as_deref(), Ok("ready"), "the consumer did not start");
+    run();
+    let line = rx.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let got: Vec<(String, Option<String>, Option<u64>)> =
+        serde_json::from_str(&line.expect("the consumer's result within 60 s")).unwrap();
+    let names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    let one: Vec<&str> = ["start", "descriptor"]
+        .into_iter()
+        .chain(std::iter::repeat_n("event", 20))
+        .chain(["stop"])
+        .collect();
+    assert_eq!(names, [one.clone(), one].concat(), "every document of both runs, in order");
+    let seqs: Vec<u64> = got.iter().filter_map(|g| g.2).collect();
+    assert_eq!(seqs, [(1..=20).collect::<Vec<_>>(), (1..=20).collect()].concat());
+}
