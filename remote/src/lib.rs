@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod client;
 pub mod documents;
 mod error;

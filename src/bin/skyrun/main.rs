@@ -28,6 +28,8 @@
 //! output cannot be written), 2 for usage and plan/device file errors.
 
 mod bench;
+#[cfg(feature = "nats")]
+mod bench_remote;
 mod check;
 mod interrupt;
 mod live;
@@ -72,7 +74,8 @@ enum Command {
 #[derive(Debug, Args)]
 struct BenchArgs {
     /// One scenario: null, set, count, many, idle, limit-actix-roundtrip,
-    /// limit-crossbeam, limit-actix-actors [default: the whole suite].
+    /// limit-crossbeam, limit-actix-actors, remote (device servers over NATS,
+    /// next to bare request/reply) [default: the whole suite, without remote].
     #[arg(long)]
     scenario: Option<String>,
     /// Devices (many, idle, limit-actix-actors).

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Heartbeat interval in seconds (clients fail pending requests when heartbeats stop).
     #[arg(long, value_name = "SECS", default_value_t = 0.25)]
     heartbeat: f64,
+    /// Also answer bare echo requests (the limit `skyrun bench --scenario remote` compares with).
+    #[arg(long, hide = true)]
+    echo: bool,
 }
 
 fn kind_name(k: DeviceKind) -> String {
@@ -95,8 +98,19 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
             if devices.len() == 1 { "" } else { "s" },
             args.nats
         );
+        let echo = {
+            let (nats, name, on) = (nats.clone(), args.name.clone(), args.echo);
+            async move {
+                if on {
+                    skyrun_remote::bench::serve_echo(nats, &name).await
+                } else {
+                    std::future::pending().await
+                }
+            }
+        };
         tokio::select! {
             r = server.serve(nats) => r.map_err(|e| Failure::Runtime(e.into())),
+            r = echo => r.map_err(|e| Failure::Runtime(e.into())),
             () = interrupted() => Ok(()),
         }
     });
