@@ -167,7 +167,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let system = actix::System::new();
+    let group_sizes = groups.clone();
     let (measured, big_round) = system.block_on(async move {
+        let groups = group_sizes;
         let handles: Vec<DeviceHandle> = infos
             .into_iter()
             .map(|(s, d)| client.spawn_proxy(&s, d))
