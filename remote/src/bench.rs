@@ -47,7 +47,7 @@ pub fn bare_request_reply(
         .build()
         .map_err(|e| RemoteError::Runtime(e.to_string()))?;
     let (url, subject) = (url.to_owned(), echo_subject(name));
-    rt.block_on(tokio::time::timeout(Duration::from_secs(600), async move {
+    let work = async move {
         let nc = connect_nats(&url, "skyrun bench", Duration::from_secs(5)).await?;
         let body = bytes::Bytes::from(vec![b'x'; payload]);
         // Warm up.
@@ -69,6 +69,7 @@ pub fn bare_request_reply(
             }
         }
         Ok(t0.elapsed().as_secs_f64())
-    }))
-    .unwrap_or_else(|_| Err(RemoteError::nats("bench", "took more than 600 s")))
+    };
+    rt.block_on(async move { tokio::time::timeout(Duration::from_secs(600), work).await })
+        .unwrap_or_else(|_| Err(RemoteError::nats("bench", "took more than 600 s")))
 }
