@@ -304,16 +304,20 @@ async fn handle_request(shared: &Shared, reply: Subject, payload: &[u8], headers
     };
     let msg = match answer {
         Ok(DeviceReply::Status(status)) => {
-            send(
-                shared,
-                &reply,
-                &ServerMsg::Reply {
-                    id,
-                    reply: WireReply::Status {
-                        status_type: status.status_type().to_owned(),
+            // A status that is already complete (an instantaneous move) is
+            // answered by its `Done` alone: one message back instead of two.
+            if !status.done() {
+                send(
+                    shared,
+                    &reply,
+                    &ServerMsg::Reply {
+                        id,
+                        reply: WireReply::Status {
+                            status_type: status.status_type().to_owned(),
+                        },
                     },
-                },
-            );
+                );
+            }
             let out = shared.out.clone();
             status.add_callback(move |r| {
                 let done = ServerMsg::Done {

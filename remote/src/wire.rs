@@ -11,7 +11,8 @@
 //!
 //! A status is never a blocking reply: the server answers `Reply(Status)` at
 //! once and sends `Done` when the device completes it, so any number of sets
-//! are in flight on one connection.
+//! are in flight on one connection. A status already complete when the
+//! device returns it is answered by `Done` alone.
 
 use async_nats::HeaderMap;
 use indexmap::IndexMap;
