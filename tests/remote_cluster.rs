@@ -47,7 +47,8 @@ fn cluster(dir: &TempDir) -> Cluster {
 }
 
 const DEVICES_1: &str = "[[motor]]\nname = 'a1'\nvelocity = 1000.0\n[[detector]]\nname = 'd1'\nmotor = 'a1'\n[[motor]]\nname = 'crawl'\nvelocity = 0.05\n";
-const DEVICES_2: &str = "[[motor]]\nname = 'a2'\nvelocity = 1000.0\n[[detector]]\nname = 'd2'\nmotor = 'a2'\n";
+const DEVICES_2: &str =
+    "[[motor]]\nname = 'a2'\nvelocity = 1000.0\n[[detector]]\nname = 'd2'\nmotor = 'a2'\n";
 
 const PLAN: &str = r#"
 devices = "devices.toml"
@@ -74,14 +75,21 @@ stub = "close_run"
 fn wait_for(path: &std::path::Path, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-        assert!(Instant::now() < deadline, "{} never contained {needle}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never contained {needle}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Waits until a client on node `on` sees the server `name`'s heartbeat (the cluster routes it).
 fn wait_routed(url: &str, name: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let subject = format!("skyrun.srv.{name}.alive");
     let url = url.to_owned();
     rt.block_on(async move {
@@ -98,17 +106,31 @@ fn wait_routed(url: &str, name: &str) {
 fn a_run_goes_on_when_its_nats_node_goes_down() {
     let dir = TempDir::new("remote-cluster");
     let mut c = cluster(&dir);
-    let (s1, s2) = (dir.write("s1.toml", DEVICES_1), dir.write("s2.toml", DEVICES_2));
+    let (s1, s2) = (
+        dir.write("s1.toml", DEVICES_1),
+        dir.write("s2.toml", DEVICES_2),
+    );
     let _ioc1 = Serve::start(&s1, &c.nodes[1].url(), "ioc1", &[], &[]);
     let _ioc2 = Serve::start(&s2, &c.nodes[2].url(), "ioc2", &[], &[]);
     wait_routed(&c.nodes[0].url(), "ioc1");
     wait_routed(&c.nodes[0].url(), "ioc2");
-    dir.write("devices.toml", "[[remote]]\nserver = 'ioc1'\n[[remote]]\nserver = 'ioc2'\n");
+    dir.write(
+        "devices.toml",
+        "[[remote]]\nserver = 'ioc1'\n[[remote]]\nserver = 'ioc2'\n",
+    );
     let plan = dir.write("plan.toml", PLAN);
     let docs = dir.path("docs.jsonl");
     // The client knows only node 0; the cluster tells it about the others.
     let run = start_skyrun(
-        &["run", plan.to_str().unwrap(), "--nats", &c.nodes[0].url(), "-q", "--documents", docs.to_str().unwrap()],
+        &[
+            "run",
+            plan.to_str().unwrap(),
+            "--nats",
+            &c.nodes[0].url(),
+            "-q",
+            "--documents",
+            docs.to_str().unwrap(),
+        ],
         &[],
     );
     wait_for(&docs, "\"start\"");
@@ -137,7 +159,15 @@ fn a_move_in_flight_when_the_node_goes_down_fails_and_the_next_run_works() {
     let docs = dir.path("docs.jsonl");
     let urls = format!("{},{}", c.nodes[0].url(), c.nodes[2].url());
     let run = start_skyrun(
-        &["run", plan.to_str().unwrap(), "--nats", &c.nodes[0].url(), "-q", "--documents", docs.to_str().unwrap()],
+        &[
+            "run",
+            plan.to_str().unwrap(),
+            "--nats",
+            &c.nodes[0].url(),
+            "-q",
+            "--documents",
+            docs.to_str().unwrap(),
+        ],
         &[],
     );
     wait_for(&docs, "\"start\"");

@@ -3,6 +3,7 @@
 //! and stubs work unchanged, and the server's "Ophyd Status" span is the
 //! child of the engine's set span, asserted from both processes' exported
 //! spans (issue 16, points 1 and 2).
+#![cfg(feature = "nats")]
 
 mod remote_support;
 
@@ -54,7 +55,9 @@ fn linked<'a>(
         .iter()
         .filter(|s| s["name"] == "Ophyd Status" && s["attributes"]["device_name"] == device)
         .map(|s| {
-            let parent = s["parent_id"].as_str().unwrap_or_else(|| panic!("no parent: {s}"));
+            let parent = s["parent_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no parent: {s}"));
             let p = client
                 .iter()
                 .find(|c| span_id(c) == parent)
@@ -71,7 +74,10 @@ fn scan_with_one_trace(env: &[(&str, &str)]) {
     let srv_spans = dir.path("server.jsonl");
     let trace = format!("jsonl:{}", srv_spans.display());
     let mut server = Serve::start(&srv_devices, &nats.url(), "ioc1", &["--trace", &trace], env);
-    let plan = scan_plan(&dir, "[[motor]]\nname = 'local'\n[[remote]]\nserver = 'ioc1'\n");
+    let plan = scan_plan(
+        &dir,
+        "[[motor]]\nname = 'local'\n[[remote]]\nserver = 'ioc1'\n",
+    );
     let (cli_spans, docs) = (dir.path("client.jsonl"), dir.path("docs.jsonl"));
     let out = run_skyrun(
         &[
@@ -92,7 +98,10 @@ fn scan_with_one_trace(env: &[(&str, &str)]) {
     // Documents: a scan over the remote motor, reading the remote detector.
     let docs = documents(&docs);
     let names: Vec<&str> = docs.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["start", "descriptor", "event", "event", "event", "stop"]);
+    assert_eq!(
+        names,
+        ["start", "descriptor", "event", "event", "event", "stop"]
+    );
     let positions: Vec<f64> = docs
         .iter()
         .filter(|(n, _)| n == "event")
@@ -106,7 +115,10 @@ fn scan_with_one_trace(env: &[(&str, &str)]) {
         .fold(f64::MIN, f64::max);
     assert_eq!(peak, 1.0, "the remote detector reads the remote motor");
     assert_eq!(docs[5].1["exit_status"], "success");
-    assert!(docs[1].1["data_keys"]["rdet"].is_object(), "describe came from the server");
+    assert!(
+        docs[1].1["data_keys"]["rdet"].is_object(),
+        "describe came from the server"
+    );
 
     // Spans: every move status on the server is the child of a set span of the client, in its trace.
     let (client, server) = (spans(&cli_spans), spans(&srv_spans));
@@ -187,8 +199,16 @@ stub = "close_run"
     assert!(out.status.success(), "{}", text(&out));
     server.stop();
     let docs = documents(&docs);
-    let event = docs.iter().find(|(n, _)| n == "event").expect("an event").1.clone();
-    assert_eq!(event["data"]["rm"], 2.0, "mvr moved relative to the position read from the server");
+    let event = docs
+        .iter()
+        .find(|(n, _)| n == "event")
+        .expect("an event")
+        .1
+        .clone();
+    assert_eq!(
+        event["data"]["rm"], 2.0,
+        "mvr moved relative to the position read from the server"
+    );
     assert_eq!(event["data"]["rsig"], 4.0);
     // The four slow moves (0.25 s each) were in flight together: each
     // started before any of them ended.
@@ -197,13 +217,27 @@ stub = "close_run"
         .iter()
         .filter(|s| {
             s["name"] == "Ophyd Status"
-                && s["attributes"]["device_name"].as_str().unwrap_or("").starts_with("slow")
+                && s["attributes"]["device_name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("slow")
         })
         .collect();
     assert_eq!(slow.len(), 4);
-    let last_start = slow.iter().map(|s| s["start_time"].as_str().unwrap()).max().unwrap();
-    let first_end = slow.iter().map(|s| s["end_time"].as_str().unwrap()).min().unwrap();
-    assert!(last_start < first_end, "the moves did not overlap: {slow:?}");
+    let last_start = slow
+        .iter()
+        .map(|s| s["start_time"].as_str().unwrap())
+        .max()
+        .unwrap();
+    let first_end = slow
+        .iter()
+        .map(|s| s["end_time"].as_str().unwrap())
+        .min()
+        .unwrap();
+    assert!(
+        last_start < first_end,
+        "the moves did not overlap: {slow:?}"
+    );
 }
 
 #[test]
@@ -220,16 +254,26 @@ fn discovery_errors_name_the_server_and_the_device() {
 
     let out = run("[[remote]]\nserver = 'ioc1'\ndevices = ['rm', 'nope']\n");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("device server 'ioc1' has no device 'nope'"), "{}", text(&out));
+    assert!(
+        text(&out).contains("device server 'ioc1' has no device 'nope'"),
+        "{}",
+        text(&out)
+    );
 
     let out = run("[[remote]]\nserver = 'ioc9'\n");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("device server 'ioc9' did not answer"), "{}", text(&out));
+    assert!(
+        text(&out).contains("device server 'ioc9' did not answer"),
+        "{}",
+        text(&out)
+    );
 
     let out = run("[[motor]]\nname = 'rm'\n[[remote]]\nserver = 'ioc1'\n");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("device 'rm' of device server 'ioc1' has the name of a device declared in this file"),
+        text(&out).contains(
+            "device 'rm' of device server 'ioc1' has the name of a device declared in this file"
+        ),
         "{}",
         text(&out)
     );
@@ -240,7 +284,10 @@ fn discovery_errors_name_the_server_and_the_device() {
 
     // Without a URL anywhere.
     let plan = scan_plan(&dir, "[[remote]]\nserver = 'ioc1'\n");
-    let out = run_skyrun(&["run", plan.to_str().unwrap(), "-q"], &[("SKYRUN_NATS", "")]);
+    let out = run_skyrun(
+        &["run", plan.to_str().unwrap(), "-q"],
+        &[("SKYRUN_NATS", "")],
+    );
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("needs a NATS URL"), "{}", text(&out));
 }
@@ -251,7 +298,11 @@ fn a_bad_remote_table_is_a_file_error() {
     let plan = scan_plan(&dir, "[[remote]]\nserver = 'a.b'\n");
     let out = run_skyrun(&["check", plan.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("devices.toml:2:10: invalid server name 'a.b'"), "{}", text(&out));
+    assert!(
+        text(&out).contains("devices.toml:2:10: invalid server name 'a.b'"),
+        "{}",
+        text(&out)
+    );
     let plan = scan_plan(&dir, "[[remote]]\nserver = 'x'\nport = 1\n");
     let out = run_skyrun(&["check", plan.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

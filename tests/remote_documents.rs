@@ -21,7 +21,10 @@ struct Stored {
 
 /// Every message of stream `stream`, read by sequence on a fresh connection.
 fn read_stream(url: &str, stream: &str) -> Vec<Stored> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), async {
             let nc = async_nats::connect(url).await.unwrap();
@@ -50,7 +53,10 @@ fn read_stream(url: &str, stream: &str) -> Vec<Stored> {
 fn every_document_reaches_jetstream_in_order_in_bluesky_nats_format() {
     let dir = TempDir::new("remote-docs");
     let nats = Nats::start(&dir);
-    dir.write("devices.toml", "[[motor]]\nname = 'm'\n[[detector]]\nname = 'det'\nmotor = 'm'\n");
+    dir.write(
+        "devices.toml",
+        "[[motor]]\nname = 'm'\n[[detector]]\nname = 'det'\nmotor = 'm'\n",
+    );
     let plan = dir.write(
         "count.toml",
         "devices = 'devices.toml'\n[plan]\nname = 'count'\ndetectors = ['det']\nnum = 500\n",
@@ -58,13 +64,25 @@ fn every_document_reaches_jetstream_in_order_in_bluesky_nats_format() {
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     for _ in 0..2 {
         let out = run_skyrun(
-            &["run", plan.to_str().unwrap(), "--nats", &nats.url(), "--documents", "nats:events.volatile", "-q"],
+            &[
+                "run",
+                plan.to_str().unwrap(),
+                "--nats",
+                &nats.url(),
+                "--documents",
+                "nats:events.volatile",
+                "-q",
+            ],
             &[("TRACEPARENT", traceparent)],
         );
         assert!(out.status.success(), "{}", text(&out));
     }
     let got = read_stream(&nats.url(), "bluesky");
-    assert_eq!(got.len(), 2 * 503, "start, descriptor, 500 events, stop, twice");
+    assert_eq!(
+        got.len(),
+        2 * 503,
+        "start, descriptor, 500 events, stop, twice"
+    );
     for run in got.chunks(503) {
         let names: Vec<&str> = run.iter().map(|m| m.subject.as_str()).collect();
         assert_eq!(names[0], "events.volatile.start");
@@ -72,14 +90,27 @@ fn every_document_reaches_jetstream_in_order_in_bluesky_nats_format() {
         assert!(names[2..502].iter().all(|n| *n == "events.volatile.event"));
         assert_eq!(names[502], "events.volatile.stop");
         let uid = run[0].doc["uid"].as_str().unwrap();
-        assert!(run.iter().all(|m| m.run_id == uid), "run_id is the start uid on every document");
+        assert!(
+            run.iter().all(|m| m.run_id == uid),
+            "run_id is the start uid on every document"
+        );
         assert_eq!(run[502].doc["run_start"], uid);
         assert_eq!(run[502].doc["exit_status"], "success");
-        let seq: Vec<u64> = run[2..502].iter().map(|m| m.doc["seq_num"].as_u64().unwrap()).collect();
-        assert_eq!(seq, (1..=500).collect::<Vec<_>>(), "events in order, none lost");
+        let seq: Vec<u64> = run[2..502]
+            .iter()
+            .map(|m| m.doc["seq_num"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            seq,
+            (1..=500).collect::<Vec<_>>(),
+            "events in order, none lost"
+        );
         assert!(run[2].doc["data"]["det"].is_number());
         let tp = run[0].traceparent.as_deref().expect("a traceparent header");
-        assert!(tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{tp}");
+        assert!(
+            tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+            "{tp}"
+        );
     }
     assert_ne!(got[0].run_id, got[503].run_id);
 }
@@ -87,23 +118,55 @@ fn every_document_reaches_jetstream_in_order_in_bluesky_nats_format() {
 #[test]
 fn documents_to_nats_need_a_url_and_a_valid_prefix() {
     let dir = TempDir::new("remote-docs-bad");
-    dir.write("devices.toml", "[[detector]]\nname = 'det'\nmotor = 'm'\n[[motor]]\nname = 'm'\n");
-    let plan = dir.write("c.toml", "devices = 'devices.toml'\n[plan]\nname = 'count'\ndetectors = ['det']\n");
-    let out = run_skyrun(&["run", plan.to_str().unwrap(), "--documents", "nats:ev"], &[("SKYRUN_NATS", "")]);
+    dir.write(
+        "devices.toml",
+        "[[detector]]\nname = 'det'\nmotor = 'm'\n[[motor]]\nname = 'm'\n",
+    );
+    let plan = dir.write(
+        "c.toml",
+        "devices = 'devices.toml'\n[plan]\nname = 'count'\ndetectors = ['det']\n",
+    );
+    let out = run_skyrun(
+        &["run", plan.to_str().unwrap(), "--documents", "nats:ev"],
+        &[("SKYRUN_NATS", "")],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("--documents nats:ev needs the NATS URL"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--documents nats:ev needs the NATS URL"),
+        "{}",
+        text(&out)
+    );
     let nats = Nats::start(&dir);
     let out = run_skyrun(
-        &["run", plan.to_str().unwrap(), "--documents", "nats:ev.>", "--nats", &nats.url()],
+        &[
+            "run",
+            plan.to_str().unwrap(),
+            "--documents",
+            "nats:ev.>",
+            "--nats",
+            &nats.url(),
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("invalid subject prefix 'ev.>'"), "{}", text(&out));
+    assert!(
+        text(&out).contains("invalid subject prefix 'ev.>'"),
+        "{}",
+        text(&out)
+    );
 }
 
-/// The Python with bluesky-nats installed: `$SKYRUN_BLUESKY_PYTHON`, else `python3`.
+/// The Python with bluesky-nats installed: `$SKYRUN_BLUESKY_PYTHON`, else
+/// the venv `.ci/run` makes (`.ci/venv`), else `python3`.
 fn bluesky_python() -> String {
-    std::env::var("SKYRUN_BLUESKY_PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(p) = std::env::var("SKYRUN_BLUESKY_PYTHON") {
+        return p;
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/python");
+    if venv.is_file() {
+        return venv.display().to_string();
+    }
+    "python3".into()
 }
 
 const CONSUMER: &str = r#"
@@ -140,14 +203,25 @@ fn bluesky_nats_python_dispatcher_receives_every_document() {
     );
     let dir = TempDir::new("remote-docs-py");
     let nats = Nats::start(&dir);
-    dir.write("devices.toml", "[[motor]]\nname = 'm'\n[[detector]]\nname = 'det'\nmotor = 'm'\n");
+    dir.write(
+        "devices.toml",
+        "[[motor]]\nname = 'm'\n[[detector]]\nname = 'det'\nmotor = 'm'\n",
+    );
     let plan = dir.write(
         "count.toml",
         "devices = 'devices.toml'\n[plan]\nname = 'count'\ndetectors = ['det']\nnum = 20\n",
     );
     let run = || {
         let out = run_skyrun(
-            &["run", plan.to_str().unwrap(), "--nats", &nats.url(), "--documents", "nats:events.volatile", "-q"],
+            &[
+                "run",
+                plan.to_str().unwrap(),
+                "--nats",
+                &nats.url(),
+                "--documents",
+                "nats:events.volatile",
+                "-q",
+            ],
             &[],
         );
         assert!(out.status.success(), "{}", text(&out));
@@ -183,7 +257,14 @@ fn bluesky_nats_python_dispatcher_receives_every_document() {
         .chain(std::iter::repeat_n("event", 20))
         .chain(["stop"])
         .collect();
-    assert_eq!(names, [one.clone(), one].concat(), "every document of both runs, in order");
+    assert_eq!(
+        names,
+        [one.clone(), one].concat(),
+        "every document of both runs, in order"
+    );
     let seqs: Vec<u64> = got.iter().filter_map(|g| g.2).collect();
-    assert_eq!(seqs, [(1..=20).collect::<Vec<_>>(), (1..=20).collect()].concat());
+    assert_eq!(
+        seqs,
+        [(1..=20).collect::<Vec<_>>(), (1..=20).collect()].concat()
+    );
 }

@@ -32,7 +32,11 @@ fn wait_for_file_containing(path: &std::path::Path, needle: &str, limit: Duratio
         if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
             return;
         }
-        assert!(Instant::now() < deadline, "{} never contained {needle:?}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never contained {needle:?}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -46,22 +50,41 @@ fn setup(tag: &str) -> Setup {
     let dir = TempDir::new(tag);
     let nats = Nats::start(&dir);
     dir.write("server.toml", SERVER_DEVICES);
-    dir.write("devices.toml", "[[motor]]\nname = 'local'\n[[remote]]\nserver = 'ioc1'\n");
+    dir.write(
+        "devices.toml",
+        "[[motor]]\nname = 'local'\n[[remote]]\nserver = 'ioc1'\n",
+    );
     Setup { dir, nats }
 }
 
 impl Setup {
     fn serve(&self, name: &str) -> Serve {
-        Serve::start(&self.dir.path("server.toml"), &self.nats.url(), name, &[], &[])
+        Serve::start(
+            &self.dir.path("server.toml"),
+            &self.nats.url(),
+            name,
+            &[],
+            &[],
+        )
     }
     fn plan(&self, file: &str, steps: &str) -> String {
-        let p = self.dir.write(file, &format!("devices = \"devices.toml\"\n{steps}"));
+        let p = self
+            .dir
+            .write(file, &format!("devices = \"devices.toml\"\n{steps}"));
         p.to_str().unwrap().to_owned()
     }
     fn start(&self, plan: &str, docs: &str, extra: &[&str]) -> Running {
         let url = self.nats.url();
         let docs = self.dir.path(docs);
-        let mut args = vec!["run", plan, "--nats", &url, "-q", "--documents", docs.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            plan,
+            "--nats",
+            &url,
+            "-q",
+            "--documents",
+            docs.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         start_skyrun(&args, &[])
     }
@@ -108,22 +131,34 @@ fn a_device_server_killed_mid_move_fails_the_run_naming_device_and_server() {
     let plan = s.plan("move.toml", MOVE_CRAWL);
     let run = s.start(&plan, "docs.jsonl", &[]);
     // The run has started (its start document is written) and the 100 s move is under way.
-    wait_for_file_containing(&s.dir.path("docs.jsonl"), "\"start\"", Duration::from_secs(20));
+    wait_for_file_containing(
+        &s.dir.path("docs.jsonl"),
+        "\"start\"",
+        Duration::from_secs(20),
+    );
     std::thread::sleep(Duration::from_millis(200));
     server.kill();
     let out = run.wait(Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = text(&out);
-    assert!(all.contains("device server 'ioc1' stopped answering"), "{all}");
+    assert!(
+        all.contains("device server 'ioc1' stopped answering"),
+        "{all}"
+    );
     assert!(all.contains("device 'crawl'"), "{all}");
     assert_failed_run(&s.docs("docs.jsonl"), &["ioc1", "crawl"]);
 
     // The next run, with the server back, works.
     let _server = s.serve("ioc1");
     let plan = s.plan("scan.toml", SCAN);
-    let out = s.start(&plan, "docs2.jsonl", &[]).wait(Duration::from_secs(60));
+    let out = s
+        .start(&plan, "docs2.jsonl", &[])
+        .wait(Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(s.docs("docs2.jsonl").last().unwrap().1["exit_status"], "success");
+    assert_eq!(
+        s.docs("docs2.jsonl").last().unwrap().1["exit_status"],
+        "success"
+    );
 }
 
 #[test]
@@ -145,7 +180,10 @@ fn a_request_without_an_answer_fails_after_the_request_timeout() {
         tokio::spawn(async move {
             loop {
                 let _ = hb
-                    .publish("skyrun.srv.ioc1.alive", r#"{"server":"ioc1","instance":"x"}"#.into())
+                    .publish(
+                        "skyrun.srv.ioc1.alive",
+                        r#"{"server":"ioc1","instance":"x"}"#.into(),
+                    )
                     .await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -156,7 +194,9 @@ fn a_request_without_an_answer_fails_after_the_request_timeout() {
                      "stageable": true, "configurable": true, "stoppable": true}}]});
         while let Some(m) = disc.next().await {
             if let Some(r) = m.reply {
-                nc.publish(r, serde_json::to_vec(&info).unwrap().into()).await.unwrap();
+                nc.publish(r, serde_json::to_vec(&info).unwrap().into())
+                    .await
+                    .unwrap();
             }
         }
     });
@@ -165,7 +205,9 @@ fn a_request_without_an_answer_fails_after_the_request_timeout() {
         "mv.toml",
         "[[steps]]\nstub = 'open_run'\n[[steps]]\nstub = 'mv'\nmotors = ['rm']\npositions = [1.0]\n[[steps]]\nstub = 'close_run'\n",
     );
-    let out = s.start(&plan, "docs.jsonl", &["--remote-timeout", "1"]).wait(Duration::from_secs(30));
+    let out = s
+        .start(&plan, "docs.jsonl", &["--remote-timeout", "1"])
+        .wait(Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("device 'rm' on device server 'ioc1' did not answer set within 1 s"),
@@ -204,7 +246,11 @@ stub = "close_run"
 "#,
     );
     let run = s.start(&plan, "docs.jsonl", &[]);
-    wait_for_file_containing(&s.dir.path("docs.jsonl"), "\"start\"", Duration::from_secs(20));
+    wait_for_file_containing(
+        &s.dir.path("docs.jsonl"),
+        "\"start\"",
+        Duration::from_secs(20),
+    );
     s.nats.restart();
     let out = run.wait(Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out));
@@ -220,7 +266,11 @@ fn a_nats_restart_during_a_move_fails_the_run_and_the_next_run_works() {
     let _server = s.serve("ioc1");
     let plan = s.plan("move.toml", MOVE_CRAWL);
     let run = s.start(&plan, "docs.jsonl", &[]);
-    wait_for_file_containing(&s.dir.path("docs.jsonl"), "\"start\"", Duration::from_secs(20));
+    wait_for_file_containing(
+        &s.dir.path("docs.jsonl"),
+        "\"start\"",
+        Duration::from_secs(20),
+    );
     std::thread::sleep(Duration::from_millis(200));
     s.nats.restart();
     let out = run.wait(Duration::from_secs(30));
@@ -229,7 +279,9 @@ fn a_nats_restart_during_a_move_fails_the_run_and_the_next_run_works() {
     assert_failed_run(&s.docs("docs.jsonl"), &["crawl", "ioc1"]);
     // The server reconnected by itself: the next run works.
     let plan = s.plan("scan.toml", SCAN);
-    let out = s.start(&plan, "docs2.jsonl", &[]).wait(Duration::from_secs(60));
+    let out = s
+        .start(&plan, "docs2.jsonl", &[])
+        .wait(Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -238,9 +290,14 @@ fn two_servers_offering_one_device_name_are_refused() {
     let s = setup("remote-dup");
     let _a = s.serve("ioc1");
     let _b = s.serve("ioc2");
-    s.dir.write("devices.toml", "[[remote]]\nserver = 'ioc1'\n[[remote]]\nserver = 'ioc2'\n");
+    s.dir.write(
+        "devices.toml",
+        "[[remote]]\nserver = 'ioc1'\n[[remote]]\nserver = 'ioc2'\n",
+    );
     let plan = s.plan("scan.toml", SCAN);
-    let out = s.start(&plan, "docs.jsonl", &[]).wait(Duration::from_secs(30));
+    let out = s
+        .start(&plan, "docs.jsonl", &[])
+        .wait(Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("device 'rm' is offered by two device servers, 'ioc1' and 'ioc2'"),
@@ -252,7 +309,9 @@ fn two_servers_offering_one_device_name_are_refused() {
         "devices.toml",
         "[[remote]]\nserver = 'ioc1'\ndevices = ['rm', 'rdet']\n[[remote]]\nserver = 'ioc2'\ndevices = ['crawl']\n",
     );
-    let out = s.start(&plan, "docs.jsonl", &[]).wait(Duration::from_secs(30));
+    let out = s
+        .start(&plan, "docs.jsonl", &[])
+        .wait(Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -261,11 +320,22 @@ fn a_second_server_of_the_same_name_refuses_to_start() {
     let s = setup("remote-name");
     let _a = s.serve("ioc1");
     let out = run_skyrun(
-        &["serve", s.dir.path("server.toml").to_str().unwrap(), "--nats", &s.nats.url(), "--name", "ioc1"],
+        &[
+            "serve",
+            s.dir.path("server.toml").to_str().unwrap(),
+            "--nats",
+            &s.nats.url(),
+            "--name",
+            "ioc1",
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("a device server named 'ioc1' is already running"), "{}", text(&out));
+    assert!(
+        text(&out).contains("a device server named 'ioc1' is already running"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -282,25 +352,43 @@ fn unsupported_operations_and_engine_reuse_through_the_library() {
         let rm = client.spawn_proxy("ioc1", get("rm"));
         let cx = opentelemetry::Context::new();
         let err = rm.request(DeviceOp::Trigger, &cx).await.unwrap_err();
-        assert_eq!(err.to_string(), "device 'rm' (SynAxis) does not support trigger");
+        assert_eq!(
+            err.to_string(),
+            "device 'rm' (SynAxis) does not support trigger"
+        );
         // A move outside the limits fails its status with the device's reason and the server.
-        let bad = rm.request(DeviceOp::Set(serde_json::json!("not a number")), &cx).await.unwrap();
-        let DeviceReply::Status(st) = bad else { panic!("a status") };
+        let bad = rm
+            .request(DeviceOp::Set(serde_json::json!("not a number")), &cx)
+            .await
+            .unwrap();
+        let DeviceReply::Status(st) = bad else {
+            panic!("a status")
+        };
         let e = st.wait().await.unwrap_err().to_string();
         assert!(e.contains("rm") && e.contains("ioc1"), "{e}");
         // The engine runs a failing plan, then a good one.
         let rdet = client.spawn_proxy("ioc1", get("rdet"));
         let re = skyrun::RunEngine::new();
-        let r = re.run(skyrun::plans::scan(vec![rdet.clone()], &rm, 0.0, 10.0, 2)).await;
+        let r = re
+            .run(skyrun::plans::scan(vec![rdet.clone()], &rm, 0.0, 10.0, 2))
+            .await;
         let e = r.unwrap_err().to_string();
-        assert!(e.contains("outside the limits") && e.contains("ioc1"), "{e}");
-        let r = re.run(skyrun::plans::count(vec![rdet, rm.clone()], 2, 0.0)).await;
+        assert!(
+            e.contains("outside the limits") && e.contains("ioc1"),
+            "{e}"
+        );
+        let r = re
+            .run(skyrun::plans::count(vec![rdet, rm.clone()], 2, 0.0))
+            .await;
         assert!(r.is_ok(), "{r:?}");
-        let DeviceReply::Status(st) = rm.request(DeviceOp::Set(2.0.into()), &cx).await.unwrap() else {
+        let DeviceReply::Status(st) = rm.request(DeviceOp::Set(2.0.into()), &cx).await.unwrap()
+        else {
             panic!()
         };
         st.wait().await.unwrap();
-        let DeviceReply::Readings(r) = rm.request(DeviceOp::Read, &cx).await.unwrap() else { panic!() };
+        let DeviceReply::Readings(r) = rm.request(DeviceOp::Read, &cx).await.unwrap() else {
+            panic!()
+        };
         assert_eq!(r["rm"].value, serde_json::json!(2.0));
     });
 }

@@ -22,7 +22,9 @@ pub async fn serve_echo(nats: Client, name: &str) -> Result<(), RemoteError> {
         .subscribe(echo_subject(name))
         .await
         .map_err(|e| RemoteError::nats("subscribe", e))?;
-    nats.flush().await.map_err(|e| RemoteError::nats("flush", e))?;
+    nats.flush()
+        .await
+        .map_err(|e| RemoteError::nats("flush", e))?;
     while let Some(m) = sub.next().await {
         if let Some(r) = m.reply {
             let _ = nats.publish(r, m.payload).await;

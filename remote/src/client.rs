@@ -105,10 +105,13 @@ impl std::fmt::Debug for RemoteClient {
 pub fn parse_urls(url: &str) -> Result<Vec<async_nats::ServerAddr>, RemoteError> {
     let mut out = Vec::new();
     for u in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        out.push(u.parse().map_err(|e: std::io::Error| RemoteError::InvalidUrl {
-            url: u.to_owned(),
-            reason: e.to_string(),
-        })?);
+        out.push(
+            u.parse()
+                .map_err(|e: std::io::Error| RemoteError::InvalidUrl {
+                    url: u.to_owned(),
+                    reason: e.to_string(),
+                })?,
+        );
     }
     if out.is_empty() {
         return Err(RemoteError::InvalidUrl {
@@ -246,7 +249,12 @@ impl RemoteClient {
             let mut rx = out_rx;
             while let Some(o) = rx.recv().await {
                 let _ = nats
-                    .publish_with_reply_and_headers(o.subject, reply_to.clone(), o.headers, o.payload)
+                    .publish_with_reply_and_headers(
+                        o.subject,
+                        reply_to.clone(),
+                        o.headers,
+                        o.payload,
+                    )
                     .await;
             }
         });
@@ -338,9 +346,11 @@ impl RemoteClient {
             url: self.inner.url.clone(),
             reason,
         };
-        let answer = run_on(&self.inner.handle, limit + Duration::from_secs(1), async move {
-            tokio::time::timeout(limit, nats.request(subject, body.into())).await
-        });
+        let answer = run_on(
+            &self.inner.handle,
+            limit + Duration::from_secs(1),
+            async move { tokio::time::timeout(limit, nats.request(subject, body.into())).await },
+        );
         let msg = match answer {
             Some(Ok(Ok(m))) => m,
             Some(Ok(Err(e))) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
@@ -443,7 +453,10 @@ impl Inner {
                             DeviceError::Panicked {
                                 device: p.device.to_string(),
                                 operation: p.operation,
-                                reason: format!("{} (on device server '{}')", error.reason, p.server),
+                                reason: format!(
+                                    "{} (on device server '{}')",
+                                    error.reason, p.server
+                                ),
                             }
                         } else {
                             DeviceError::Failed {

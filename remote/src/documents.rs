@@ -126,7 +126,10 @@ impl DocumentPublisher {
         std::thread::Builder::new()
             .name("skyrun-jetstream".into())
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => {
                         let _ = htx.send(Ok(rt.handle().clone()));
                         rt.block_on(async move {
@@ -154,17 +157,24 @@ impl DocumentPublisher {
                 ..Default::default()
             })
             .await
-            .map_err(|e| RemoteError::JetStream(format!("cannot create or find the stream: {e}")))?;
+            .map_err(|e| {
+                RemoteError::JetStream(format!("cannot create or find the stream: {e}"))
+            })?;
             Ok::<_, RemoteError>(js)
         })
-        .unwrap_or_else(|| Err(RemoteError::JetStream("setting up the stream timed out".into())))?;
+        .unwrap_or_else(|| {
+            Err(RemoteError::JetStream(
+                "setting up the stream timed out".into(),
+            ))
+        })?;
         let (tx, mut rx) = mpsc::channel::<Outgoing>(opts.buffer.max(1));
         let counters = Arc::new(Counters::default());
         let (done_tx, done) = std::sync::mpsc::channel();
         let c = counters.clone();
         handle.spawn(async move {
             // Acks are awaited by a second task, in order, so many are in flight.
-            let (atx, mut arx) = mpsc::channel::<(Outgoing, jetstream::context::PublishAckFuture)>(4096);
+            let (atx, mut arx) =
+                mpsc::channel::<(Outgoing, jetstream::context::PublishAckFuture)>(4096);
             let js2 = js.clone();
             let c2 = c.clone();
             let acker = tokio::spawn(async move {
@@ -175,7 +185,11 @@ impl DocumentPublisher {
                         tries += 1;
                         tokio::time::sleep(Duration::from_millis(100 * tries as u64)).await;
                         result = match js2
-                            .publish_with_headers(msg.subject.clone(), msg.headers.clone(), msg.payload.clone())
+                            .publish_with_headers(
+                                msg.subject.clone(),
+                                msg.headers.clone(),
+                                msg.payload.clone(),
+                            )
                             .await
                         {
                             Ok(f) => f.await.map(|_| ()),
@@ -195,7 +209,11 @@ impl DocumentPublisher {
             });
             while let Some(msg) = rx.recv().await {
                 match js
-                    .publish_with_headers(msg.subject.clone(), msg.headers.clone(), msg.payload.clone())
+                    .publish_with_headers(
+                        msg.subject.clone(),
+                        msg.headers.clone(),
+                        msg.payload.clone(),
+                    )
                     .await
                 {
                     Ok(ack) => {
@@ -228,7 +246,12 @@ impl DocumentPublisher {
     /// `stop`, ...), with the span context of `cx` in its headers. A start
     /// document's `uid` becomes the `run_id` of it and what follows. Waits
     /// only when the buffer is full.
-    pub fn publish<T: Serialize>(&self, name: &str, doc: &T, cx: &Context) -> Result<(), RemoteError> {
+    pub fn publish<T: Serialize>(
+        &self,
+        name: &str,
+        doc: &T,
+        cx: &Context,
+    ) -> Result<(), RemoteError> {
         let payload = rmp_serde::to_vec_named(doc)
             .map_err(|e| RemoteError::JetStream(format!("cannot encode a {name} document: {e}")))?;
         if name == "start" {
@@ -268,9 +291,9 @@ impl DocumentPublisher {
         if timed_out {
             let queued = self.seq.load(Ordering::Relaxed);
             report.failed = queued.saturating_sub(report.acked);
-            report
-                .first_error
-                .get_or_insert_with(|| format!("not all acknowledged within {} s", limit.as_secs_f64()));
+            report.first_error.get_or_insert_with(|| {
+                format!("not all acknowledged within {} s", limit.as_secs_f64())
+            });
         }
         report
     }

@@ -169,11 +169,12 @@ impl DeviceServer {
             actix::spawn(async move {
                 while let Some(msg) = discover.next().await {
                     let Some(reply) = msg.reply else { continue };
-                    let page = serde_json::from_slice::<DiscoverRequest>(&msg.payload)
-                        .unwrap_or(DiscoverRequest {
+                    let page = serde_json::from_slice::<DiscoverRequest>(&msg.payload).unwrap_or(
+                        DiscoverRequest {
                             offset: 0,
                             limit: wire::DISCOVERY_PAGE,
-                        });
+                        },
+                    );
                     let end = page
                         .offset
                         .saturating_add(page.limit.min(wire::DISCOVERY_PAGE))
@@ -263,7 +264,12 @@ fn send(shared: &Shared, to: &Subject, msg: &ServerMsg) {
     let _ = shared.out.send((to.clone(), body.into()));
 }
 
-async fn handle_request(shared: &Shared, reply: Subject, payload: &[u8], headers: Option<&HeaderMap>) {
+async fn handle_request(
+    shared: &Shared,
+    reply: Subject,
+    payload: &[u8],
+    headers: Option<&HeaderMap>,
+) {
     let req: Request = match serde_json::from_slice(payload) {
         Ok(r) => r,
         Err(e) => {
@@ -293,15 +299,15 @@ async fn handle_request(shared: &Shared, reply: Subject, payload: &[u8], headers
     let cx = wire::extract_headers(headers);
     let op: DeviceOp = req.op.into();
     let operation = op.name();
-    let answer = match tokio::time::timeout(shared.request_timeout, dev.handle.request(op, &cx)).await
-    {
-        Ok(r) => r,
-        Err(_) => Err(DeviceError::NoReply {
-            device: req.device.clone(),
-            operation,
-            after: shared.request_timeout.as_secs_f64(),
-        }),
-    };
+    let answer =
+        match tokio::time::timeout(shared.request_timeout, dev.handle.request(op, &cx)).await {
+            Ok(r) => r,
+            Err(_) => Err(DeviceError::NoReply {
+                device: req.device.clone(),
+                operation,
+                after: shared.request_timeout.as_secs_f64(),
+            }),
+        };
     let msg = match answer {
         Ok(DeviceReply::Status(status)) => {
             // A status that is already complete (an instantaneous move) is

@@ -297,7 +297,9 @@ impl WireError {
     /// The wire form of `e`.
     pub fn from_device_error(e: &DeviceError) -> Self {
         let (kind, operation, reason) = match e {
-            DeviceError::Unsupported { operation, .. } => ("unsupported", *operation, String::new()),
+            DeviceError::Unsupported { operation, .. } => {
+                ("unsupported", *operation, String::new())
+            }
             DeviceError::InvalidArgument {
                 operation, reason, ..
             } => ("invalid_argument", *operation, reason.clone()),

@@ -145,7 +145,10 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Vec<RemoteSpec>, ConfigErr
         };
         let nats = match &r.nats {
             Some(u) if u.get_ref().trim().is_empty() => {
-                return Err(src.err(&u.span(), ErrorKind::Invalid("nats = \"\" names no URL".into())))
+                return Err(src.err(
+                    &u.span(),
+                    ErrorKind::Invalid("nats = \"\" names no URL".into()),
+                ))
             }
             Some(u) => Some(u.get_ref().clone()),
             None => None,

@@ -23,7 +23,9 @@ pub fn nats_server_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let path = std::env::var("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")]) {
+    for dir in
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+    {
         let p = dir.join("nats-server");
         if p.is_file() {
             return p;
@@ -128,7 +130,14 @@ impl Nats {
 
     fn spawn(&mut self) {
         let child = Command::new(nats_server_bin())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store)
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -178,7 +187,13 @@ pub struct Serve {
 impl Serve {
     /// Starts `skyrun serve devices --nats url --name name [extra...]` and
     /// waits (at most 20 s) until it says it serves.
-    pub fn start(devices: &Path, url: &str, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Serve {
+    pub fn start(
+        devices: &Path,
+        url: &str,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let mut cmd = Command::new(skyrun());
         cmd.arg("serve")
             .arg(devices)
@@ -225,7 +240,9 @@ impl Serve {
     /// Stops it with SIGTERM (spans flushed) and waits (at most 15 s).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
                 if c.try_wait().unwrap().is_some() {
@@ -234,7 +251,10 @@ impl Serve {
                 if Instant::now() > deadline {
                     let _ = c.kill();
                     let _ = c.wait();
-                    panic!("skyrun serve '{}' did not stop within 15 s of SIGTERM", self.name);
+                    panic!(
+                        "skyrun serve '{}' did not stop within 15 s of SIGTERM",
+                        self.name
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -342,7 +362,9 @@ pub fn documents(path: &Path) -> Vec<(String, serde_json::Value)> {
 }
 
 pub fn service(span: &serde_json::Value) -> &str {
-    span["resource"]["attributes"]["service.name"].as_str().unwrap_or("")
+    span["resource"]["attributes"]["service.name"]
+        .as_str()
+        .unwrap_or("")
 }
 
 pub fn span_id(span: &serde_json::Value) -> &str {

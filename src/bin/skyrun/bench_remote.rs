@@ -49,9 +49,12 @@ fn nats_server() -> Option<PathBuf> {
 }
 
 fn start_nats(children: &mut Children, dir: &std::path::Path) -> anyhow::Result<String> {
-    let bin = nats_server()
-        .ok_or_else(|| anyhow!("nats-server not found (apt-get install nats-server, or set SKYRUN_NATS=URL)"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let bin = nats_server().ok_or_else(|| {
+        anyhow!("nats-server not found (apt-get install nats-server, or set SKYRUN_NATS=URL)")
+    })?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(&bin)
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(dir.join("js"))
@@ -63,14 +66,21 @@ fn start_nats(children: &mut Children, dir: &std::path::Path) -> anyhow::Result<
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
-            return Err(anyhow!("nats-server did not listen on port {port} within 10 s"));
+            return Err(anyhow!(
+                "nats-server did not listen on port {port} within 10 s"
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(format!("nats://127.0.0.1:{port}"))
 }
 
-fn start_server(children: &mut Children, dir: &std::path::Path, url: &str, i: usize) -> anyhow::Result<()> {
+fn start_server(
+    children: &mut Children,
+    dir: &std::path::Path,
+    url: &str,
+    i: usize,
+) -> anyhow::Result<()> {
     let file = dir.join(format!("bench{i}.toml"));
     std::fs::write(
         &file,
@@ -79,7 +89,15 @@ fn start_server(children: &mut Children, dir: &std::path::Path, url: &str, i: us
     let mut child = Command::new(std::env::current_exe()?)
         .arg("serve")
         .arg(&file)
-        .args(["--nats", url, "--name", &format!("bench{i}"), "--echo", "--trace", "none"])
+        .args([
+            "--nats",
+            url,
+            "--name",
+            &format!("bench{i}"),
+            "--echo",
+            "--trace",
+            "none",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -152,7 +170,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut limits = Vec::new();
     let lim1 = median(
         (0..repeat)
-            .map(|_| skyrun_remote::bench::bare_request_reply(&url, "bench0", 1, sequential, payload))
+            .map(|_| {
+                skyrun_remote::bench::bare_request_reply(&url, "bench0", 1, sequential, payload)
+            })
             .collect::<Result<_, _>>()?,
     );
     limits.push(sequential as f64 / lim1);
@@ -160,7 +180,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         let rounds = (20_000 / n).max(3);
         let secs = median(
             (0..repeat)
-                .map(|_| skyrun_remote::bench::bare_request_reply(&url, "bench0", n, rounds, payload))
+                .map(|_| {
+                    skyrun_remote::bench::bare_request_reply(&url, "bench0", n, rounds, payload)
+                })
                 .collect::<Result<_, _>>()?,
         );
         limits.push((n * rounds) as f64 / secs);
@@ -199,7 +221,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             for _ in 0..repeat {
                 let ms = motors.clone();
                 let t0 = Instant::now();
-                re.run(group_rounds(ms, rounds)).await.map_err(|e| anyhow!("group set+wait failed: {e}"))?;
+                re.run(group_rounds(ms, rounds))
+                    .await
+                    .map_err(|e| anyhow!("group set+wait failed: {e}"))?;
                 secs.push(t0.elapsed().as_secs_f64());
             }
             measured.push((n * rounds) as f64 / median(secs));
@@ -217,10 +241,14 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
     // Documents to JetStream.
     let docs = 100_000usize;
-    let publisher = DocumentPublisher::connect(&url, "bench.docs", PublisherOptions {
-        stream: "skyrun_bench".into(),
-        ..Default::default()
-    })?;
+    let publisher = DocumentPublisher::connect(
+        &url,
+        "bench.docs",
+        PublisherOptions {
+            stream: "skyrun_bench".into(),
+            ..Default::default()
+        },
+    )?;
     let event = serde_json::json!({
         "uid": "6f1c2a8e-0000-4000-8000-000000000000", "descriptor": "0b2e8f94-0000-4000-8000-000000000000",
         "time": 1.7e9, "seq_num": 1, "data": {"det": 0.5, "motor": 1.0},
@@ -228,7 +256,11 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     });
     let cx = opentelemetry::Context::new();
     let t0 = Instant::now();
-    publisher.publish("start", &serde_json::json!({"uid": "bench-run", "time": 1.7e9}), &cx)?;
+    publisher.publish(
+        "start",
+        &serde_json::json!({"uid": "bench-run", "time": 1.7e9}),
+        &cx,
+    )?;
     for _ in 1..docs {
         publisher.publish("event", &event, &cx)?;
     }
@@ -258,10 +290,19 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                     "limit_per_second": r.limit, "ratio": r.skyrun / r.limit})
             );
         }
-        println!("{}", serde_json::json!({"scenario": "remote", "case": "10000 motors in 4 servers, one group round", "seconds": big_round}));
-        println!("{}", serde_json::json!({"scenario": "remote", "case": "documents to JetStream", "per_second": docs as f64 / doc_secs, "acked": report.acked}));
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "remote", "case": "10000 motors in 4 servers, one group round", "seconds": big_round})
+        );
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "remote", "case": "documents to JetStream", "per_second": docs as f64 / doc_secs, "acked": report.acked})
+        );
     } else {
-        println!("{:<34} {:>14} {:>22} {:>7}", "remote (median of repeats)", "skyrun /s", "bare request/reply /s", "ratio");
+        println!(
+            "{:<34} {:>14} {:>22} {:>7}",
+            "remote (median of repeats)", "skyrun /s", "bare request/reply /s", "ratio"
+        );
         for r in &rows {
             println!(
                 "{:<34} {:>14.0} {:>22.0} {:>6.0}%",
@@ -271,7 +312,10 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 100.0 * r.skyrun / r.limit
             );
         }
-        println!("{:<34} {:>14.3} s", "10,000 motors in 4 servers, 1 round", big_round);
+        println!(
+            "{:<34} {:>14.3} s",
+            "10,000 motors in 4 servers, 1 round", big_round
+        );
         println!(
             "{:<34} {:>14.0} /s ({} acked)",
             "documents to JetStream",
@@ -287,7 +331,8 @@ fn group_rounds(motors: Vec<DeviceHandle>, rounds: usize) -> Plan {
     Plan::new("group", move |ctx| async move {
         for r in 0..rounds {
             for m in &motors {
-                ctx.send(Msg::new("set").obj(m).arg((r % 10) as f64).group("G")).await?;
+                ctx.send(Msg::new("set").obj(m).arg((r % 10) as f64).group("G"))
+                    .await?;
             }
             bps::wait_group(&ctx, Some("G")).await?;
         }

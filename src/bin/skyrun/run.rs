@@ -86,8 +86,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
     #[cfg(feature = "nats")]
-    let nats_docs = crate::remote::document_publisher(args.documents.as_deref(), args.nats.as_deref())?
-        .map(Arc::new);
+    let nats_docs =
+        crate::remote::document_publisher(args.documents.as_deref(), args.nats.as_deref())?
+            .map(Arc::new);
     #[cfg(feature = "nats")]
     let file_docs = args
         .documents

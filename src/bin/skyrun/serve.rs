@@ -60,8 +60,12 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
             args.heartbeat
         )));
     }
-    skyrun_actors::propagation::install_propagator_from_env().map_err(|e| Failure::Usage(e.into()))?;
-    let target = args.trace.clone().unwrap_or_else(TraceArg::from_env_default);
+    skyrun_actors::propagation::install_propagator_from_env()
+        .map_err(|e| Failure::Usage(e.into()))?;
+    let target = args
+        .trace
+        .clone()
+        .unwrap_or_else(TraceArg::from_env_default);
     let service_name = std::env::var("OTEL_SERVICE_NAME")
         .ok()
         .filter(|s| !s.is_empty())
@@ -88,9 +92,13 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
         let server = DeviceServer::new(&args.name, served)
             .map_err(|e| Failure::Usage(e.into()))?
             .heartbeat(Duration::from_secs_f64(args.heartbeat));
-        let nats = connect_nats(&args.nats, &format!("skyrun serve {}", args.name), Duration::from_secs(5))
-            .await
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        let nats = connect_nats(
+            &args.nats,
+            &format!("skyrun serve {}", args.name),
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|e| Failure::Runtime(e.into()))?;
         eprintln!(
             "skyrun serve: '{}' serves {} device{} on {}",
             args.name,
