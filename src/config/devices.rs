@@ -172,6 +172,8 @@ pub enum DeviceConfig {
     Signal(SignalConfig),
     /// A flyer.
     Flyer(FlyerConfig),
+    /// A device of a device server (added after discovery, see [`super::remote`]).
+    Remote(super::remote::RemoteConfig),
 }
 
 impl DeviceConfig {
@@ -182,6 +184,7 @@ impl DeviceConfig {
             DeviceConfig::Detector(_) => DeviceKind::Detector,
             DeviceConfig::Signal(_) => DeviceKind::Signal,
             DeviceConfig::Flyer(_) => DeviceKind::Flyer,
+            DeviceConfig::Remote(r) => r.kind,
         }
     }
 }
@@ -222,8 +225,9 @@ pub struct DeviceSpec {
 /// ```
 #[derive(Debug, Clone)]
 pub struct DeviceSet {
-    file: String,
-    devices: IndexMap<String, DeviceSpec>,
+    pub(super) file: String,
+    pub(super) devices: IndexMap<String, DeviceSpec>,
+    pub(super) remotes: Vec<super::remote::RemoteSpec>,
 }
 
 impl DeviceSet {
@@ -238,6 +242,7 @@ impl DeviceSet {
         Ok(DeviceSet {
             file: file.to_owned(),
             devices: parse::parse(text, file)?,
+            remotes: super::remote::parse(text, file)?,
         })
     }
 
@@ -350,6 +355,8 @@ impl DeviceSet {
                         .with_range(c.start, c.stop);
                     DeviceHandle::builder(f).tracer(t).spawn()
                 }
+                // Started by whoever discovered it (see `Devices::insert`).
+                DeviceConfig::Remote(_) => continue,
             };
             handles.insert(d.name.clone(), handle);
         }
@@ -401,5 +408,11 @@ impl Devices {
     /// All devices, in declaration order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &DeviceHandle)> {
         self.handles.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Adds a device started elsewhere (a proxy of a remote device),
+    /// replacing any of the same name.
+    pub fn insert(&mut self, handle: DeviceHandle) {
+        self.handles.insert(handle.name().to_owned(), handle);
     }
 }

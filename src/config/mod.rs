@@ -47,6 +47,7 @@ mod error;
 pub mod families;
 pub mod plan;
 pub mod preflight;
+pub mod remote;
 mod standard;
 mod steps;
 

@@ -55,6 +55,10 @@ fn default_size(s: Scenario) -> (usize, u64) {
 
 /// Runs `skyrun bench`.
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
+    #[cfg(feature = "nats")]
+    if args.scenario.as_deref() == Some("remote") {
+        return crate::bench_remote::bench_remote(args);
+    }
     if args.child {
         // One case, in this process: print its JSON line for the parent.
         let case = single_case(args)?;

@@ -18,6 +18,16 @@ pub struct Loaded {
 /// Loads `plan` and its device file (`devices`, else the plan's `devices`
 /// key) and checks them, without spawning anything.
 pub fn load(plan: &Path, devices: Option<&Path>) -> Result<Loaded, Failure> {
+    load_with(plan, devices, |_| Ok(())).map(|(l, ())| l)
+}
+
+/// As [`load`], with `resolve` run on the device set before the check
+/// (it adds the devices of `[[remote]]` servers).
+pub fn load_with<R>(
+    plan: &Path,
+    devices: Option<&Path>,
+    resolve: impl FnOnce(&mut DeviceSet) -> Result<R, Failure>,
+) -> Result<(Loaded, R), Failure> {
     let plan_file = PlanFile::load(plan)?;
     let (devices_path, named_by_plan) = match devices {
         Some(p) => (p.to_path_buf(), false),
@@ -31,7 +41,7 @@ pub fn load(plan: &Path, devices: Option<&Path>) -> Result<Loaded, Failure> {
             }
         },
     };
-    let devices = match DeviceSet::load(&devices_path) {
+    let mut devices = match DeviceSet::load(&devices_path) {
         Ok(d) => d,
         // Say where a device file that cannot be read was named.
         Err(e) if named_by_plan && matches!(e.kind(), ErrorKind::Io(_)) => {
@@ -44,11 +54,15 @@ pub fn load(plan: &Path, devices: Option<&Path>) -> Result<Loaded, Failure> {
         }
         Err(e) => return Err(e.into()),
     };
+    let resolved = resolve(&mut devices)?;
     let summary = plan_file.check(&devices)?;
-    Ok(Loaded {
-        plan: plan_file,
-        devices,
-        devices_path,
-        summary,
-    })
+    Ok((
+        Loaded {
+            plan: plan_file,
+            devices,
+            devices_path,
+            summary,
+        },
+        resolved,
+    ))
 }

@@ -7,6 +7,7 @@
 //!            [--run-trace | --bluesky-parents] [--trace-all] [--profile] [--quiet] [--table]
 //! skyrun check PLAN.toml [--devices DEVICES.toml]
 //! skyrun view SPANS.jsonl -o FILE.html [--title TITLE]
+//! skyrun serve DEVICES.toml --nats URL --name SERVER [--trace TARGET]
 //! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
 //! ```
 //!
@@ -34,11 +35,17 @@
 //! output cannot be written), 2 for usage and plan/device file errors.
 
 mod bench;
+#[cfg(feature = "nats")]
+mod bench_remote;
 mod check;
 mod live;
 mod load;
 mod output;
+#[cfg(feature = "nats")]
+mod remote;
 mod run;
+#[cfg(feature = "nats")]
+mod serve;
 mod tracing;
 mod view;
 
@@ -67,6 +74,9 @@ enum Command {
     Bench(BenchArgs),
     /// Turn a spans file (`--trace jsonl:FILE`) into an HTML timeline.
     View(ViewArgs),
+    /// Serve the devices of a device file to other processes over NATS.
+    #[cfg(feature = "nats")]
+    Serve(serve::ServeArgs),
 }
 
 /// Arguments of `skyrun view`.
@@ -88,7 +98,8 @@ struct ViewArgs {
 #[derive(Debug, Args)]
 struct BenchArgs {
     /// One scenario: null, set, count, many, idle, limit-actix-roundtrip,
-    /// limit-crossbeam, limit-actix-actors [default: the whole suite].
+    /// limit-crossbeam, limit-actix-actors, remote (device servers over NATS,
+    /// next to bare request/reply) [default: the whole suite, without remote].
     #[arg(long)]
     scenario: Option<String>,
     /// Devices (many, idle, limit-actix-actors).
@@ -158,6 +169,15 @@ struct RunArgs {
     /// Print the event table even when the output is not a terminal (CI logs, `| tee`).
     #[arg(long)]
     table: bool,
+    /// The NATS server(s) of the device file's `[[remote]]` servers
+    /// (comma-separated for a cluster), and of `--documents nats:PREFIX`.
+    #[cfg(feature = "nats")]
+    #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
+    nats: Option<String>,
+    /// How long a request to a remote device may wait for its answer.
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    remote_timeout: f64,
 }
 
 /// Arguments of `skyrun check`.
@@ -199,6 +219,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::check(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::View(args) => view::view(&args),
+        #[cfg(feature = "nats")]
+        Command::Serve(args) => serve::serve(&args),
     };
     match result {
         Ok(code) => code,

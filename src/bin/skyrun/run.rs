@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{anyhow, Context as _};
 use opentelemetry::trace::{Span as _, SpanContext, Status as SpanStatus, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 use parking_lot::Mutex;
@@ -28,12 +28,18 @@ use skyrun::{ExitStatus, RunEngine, RunError};
 use skyrun_actors::propagation::context_from_env;
 
 use crate::live::Live;
+#[cfg(not(feature = "nats"))]
 use crate::load::load;
 use crate::tracing::tracing_setup;
 use crate::{Failure, RunArgs};
 
 /// Runs the plan file; the exit code says whether the plan succeeded.
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
+    #[cfg(feature = "nats")]
+    let (loaded, remote) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
+        crate::remote::resolve(set, args.nats.as_deref(), args.remote_timeout)
+    })?;
+    #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;
     if let Some(path) = &args.timeline {
         // Fail before running, not after, when the timeline cannot be written.
@@ -48,7 +54,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     }
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
-    let docs = match &args.documents {
+    #[cfg(feature = "nats")]
+    let nats_docs =
+        crate::remote::document_publisher(args.documents.as_deref(), args.nats.as_deref())?
+            .map(Arc::new);
+    #[cfg(feature = "nats")]
+    let file_docs = args
+        .documents
+        .as_ref()
+        .filter(|p| crate::remote::nats_prefix(Some(p)).is_none());
+    #[cfg(not(feature = "nats"))]
+    let file_docs = args.documents.as_ref();
+    let docs = match file_docs {
         Some(p) => Some(Arc::new(Mutex::new(
             DocumentsWriter::create(p).map_err(|e| Failure::Usage(e.into()))?,
         ))),
@@ -67,11 +84,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let system = actix::System::new();
     let (outcome, elapsed) = system.block_on({
         let (live, docs, counts) = (live.clone(), docs.clone(), counts.clone());
+        #[cfg(feature = "nats")]
+        let (nats_docs, doc_cx) = (nats_docs.clone(), parent.clone());
         let (engine_tracer, device_tracer) = (tracing.engine.clone(), tracing.device.clone());
         let (plan_file, set) = (&loaded.plan, &loaded.devices);
         let peaks = &mut peaks;
         async move {
-            let devices = set.spawn(device_tracer);
+            #[allow(unused_mut)]
+            let mut devices = set.spawn(device_tracer);
+            #[cfg(feature = "nats")]
+            remote.spawn(&mut devices);
             let built = plan_file.build(set, &devices)?;
             let plan_span = plan_span_wanted
                 .then(|| {
@@ -83,7 +105,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
                 })
                 .flatten();
             let run_parent = match &plan_span {
-                Some(span) => remote(span.span_context()),
+                Some(span) => remote_parent(span.span_context()),
                 None => parent,
             };
             let mut builder = RunEngine::builder()
@@ -102,6 +124,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
                 counts.on_document(doc);
                 if let Some(d) = &docs {
                     d.lock().write(name, doc);
+                }
+                #[cfg(feature = "nats")]
+                if let Some(p) = &nats_docs {
+                    // Failures are counted by the publisher and reported at the end.
+                    let _ = p.publish(name, doc, &doc_cx);
                 }
                 let mut l = live.lock();
                 if l.is_active() {
@@ -140,6 +167,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let finished = tracing.finish().map_err(Failure::Runtime)?;
     if let Some(d) = &docs {
         d.lock().finish().map_err(|e| Failure::Runtime(e.into()))?;
+    }
+    #[cfg(feature = "nats")]
+    if let Some(p) = &nats_docs {
+        let report = p.finish(Duration::from_secs(30));
+        if report.failed > 0 {
+            return Err(Failure::Runtime(anyhow!("documents to NATS: {report}")));
+        }
     }
 
     let RunReport { ok, line } = RunReport::new(
@@ -184,7 +218,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
 
 /// `cx` as a context from outside the engine (remote), so that the engine's
 /// one-trace-per-run parenting puts the run span, not it, over the run's spans.
-fn remote(cx: &SpanContext) -> Context {
+fn remote_parent(cx: &SpanContext) -> Context {
     Context::new().with_remote_span_context(SpanContext::new(
         cx.trace_id(),
         cx.span_id(),

@@ -21,6 +21,10 @@ pub(super) struct RawFile {
     pub(super) signal: Vec<Spanned<Table<RawSignal>>>,
     #[serde(default)]
     pub(super) flyer: Vec<Spanned<Table<RawFlyer>>>,
+    /// `[[remote]]` tables: shape checked here, read by `config::remote`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(super) remote: Vec<Spanned<Table<crate::config::remote::RawRemote>>>,
 }
 
 /// Naming keys shared by single devices (`name`) and families (`prefix`, `count`, `first`).
