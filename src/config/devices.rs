@@ -68,7 +68,7 @@ pub const MAX_DEVICES: u64 = 1_000_000;
 /// What kind of simulated device a name declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceKind {
-    /// A `SynAxis`: readable and movable.
+    /// A `SynAxis`: readable, movable and triggerable (a finished status, as ophyd's).
     Motor,
     /// A `SynGauss`: readable and triggerable.
     Detector,
@@ -101,7 +101,7 @@ impl DeviceKind {
 
     /// Whether it can be triggered.
     pub fn triggerable(self) -> bool {
-        matches!(self, DeviceKind::Detector | DeviceKind::Signal)
+        self != DeviceKind::Flyer
     }
 }
 
