@@ -9,6 +9,8 @@ use crate::config::Table;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
+    /// The seed of every random draw (timing, faults, noise).
+    pub(super) seed: Option<Spanned<i64>>,
     #[serde(default)]
     pub(super) motor: Vec<Spanned<Table<RawMotor>>>,
     #[serde(default)]
@@ -37,6 +39,30 @@ pub(super) struct RawMotor {
     pub(super) timeout: Option<Spanned<f64>>,
     pub(super) limits: Option<Spanned<Vec<Spanned<f64>>>>,
     pub(super) units: Option<Spanned<String>>,
+    pub(super) acceleration: Option<Spanned<f64>>,
+    pub(super) latency: Option<Spanned<Table<RawLatency>>>,
+    pub(super) faults: Option<Spanned<Table<RawFaults>>>,
+}
+
+/// `latency = { read = ..., set = ... }`: each a number (fixed seconds) or a
+/// distribution table, checked in `model`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLatency {
+    pub(super) read: Option<Spanned<toml::Value>>,
+    pub(super) trigger: Option<Spanned<toml::Value>>,
+    pub(super) set: Option<Spanned<toml::Value>>,
+    pub(super) stage: Option<Spanned<toml::Value>>,
+}
+
+/// `faults = { set_fails = 0.01, ... }`: rates in [0, 1].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFaults {
+    pub(super) set_fails: Option<Spanned<f64>>,
+    pub(super) trigger_fails: Option<Spanned<f64>>,
+    pub(super) never_completes: Option<Spanned<f64>>,
+    pub(super) stops_answering: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +80,11 @@ pub(super) struct RawDetector {
     pub(super) noise: Option<Spanned<String>>,
     pub(super) noise_multiplier: Option<Spanned<f64>>,
     pub(super) exposure_time: Option<Spanned<f64>>,
+    pub(super) readout_time: Option<Spanned<f64>>,
+    pub(super) dead_time: Option<Spanned<f64>>,
+    pub(super) timeout: Option<Spanned<f64>>,
+    pub(super) latency: Option<Spanned<Table<RawLatency>>>,
+    pub(super) faults: Option<Spanned<Table<RawFaults>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +93,9 @@ pub(super) struct RawSignal {
     pub(super) name: Option<Spanned<String>>,
     pub(super) value: Option<Spanned<toml::Value>>,
     pub(super) units: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<f64>>,
+    pub(super) latency: Option<Spanned<Table<RawLatency>>>,
+    pub(super) faults: Option<Spanned<Table<RawFaults>>>,
 }
 
 #[derive(Debug, Deserialize)]
