@@ -87,7 +87,11 @@ pub(super) fn model(
 }
 
 /// A latency: a number (fixed seconds) or `{ dist = "...", ... }`.
-fn distribution(src: Src<'_>, v: &Spanned<toml::Value>, what: &str) -> Result<Latency, ConfigError> {
+fn distribution(
+    src: Src<'_>,
+    v: &Spanned<toml::Value>,
+    what: &str,
+) -> Result<Latency, ConfigError> {
     let err = |msg: String| src.err(&v.span(), ErrorKind::Invalid(format!("{what}: {msg}")));
     let number = |x: &toml::Value| match x {
         toml::Value::Float(f) => Some(*f),
@@ -108,7 +112,12 @@ fn distribution(src: Src<'_>, v: &Spanned<toml::Value>, what: &str) -> Result<La
     };
     let dist = match t.get("dist") {
         Some(toml::Value::String(s)) => s.as_str(),
-        Some(other) => return Err(err(format!("'dist' must be a string, got {}", other.type_str()))),
+        Some(other) => {
+            return Err(err(format!(
+                "'dist' must be a string, got {}",
+                other.type_str()
+            )))
+        }
         None => return Err(err(format!("missing 'dist' (one of: {DISTS})"))),
     };
     let params: &[&str] = match dist {
@@ -116,7 +125,11 @@ fn distribution(src: Src<'_>, v: &Spanned<toml::Value>, what: &str) -> Result<La
         "uniform" => &["low", "high"],
         "normal" => &["mean", "std"],
         "lognormal" => &["mu", "sigma"],
-        other => return Err(err(format!("unknown distribution '{other}' (known: {DISTS})"))),
+        other => {
+            return Err(err(format!(
+                "unknown distribution '{other}' (known: {DISTS})"
+            )))
+        }
     };
     for k in t.keys() {
         if k != "dist" && !params.contains(&k.as_str()) {
@@ -130,9 +143,8 @@ fn distribution(src: Src<'_>, v: &Spanned<toml::Value>, what: &str) -> Result<La
     for (x, p) in xs.iter_mut().zip(params) {
         *x = match t.get(*p) {
             None => return Err(err(format!("'{dist}' needs '{p}'"))),
-            Some(val) => number(val).ok_or_else(|| {
-                err(format!("'{p}' must be a number, got {}", val.type_str()))
-            })?,
+            Some(val) => number(val)
+                .ok_or_else(|| err(format!("'{p}' must be a number, got {}", val.type_str())))?,
         };
     }
     match dist {
