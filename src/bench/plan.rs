@@ -9,7 +9,7 @@
 //!   through the batch processor as `skyrun run` uses it, plus a profile of
 //!   the span durations; from those, per command the count and the p50 / p99
 //!   latency (from the plan sending the message to its reply), and the
-//!   split of the wall time between waiting on devices (`wait` for statuses,
+//!   split of the median run's wall time between waiting on devices (`wait` for statuses,
 //!   and the requests to devices: read, set, trigger, stage, ...), the plan's
 //!   own `sleep`s, and the engine itself (everything else: stepping the
 //!   plan, bookkeeping, documents).
@@ -77,7 +77,7 @@ pub struct CommandStat {
     pub total_s: f64,
 }
 
-/// Where the wall time went (seconds per run, averaged over the traced runs).
+/// Where the wall time of the median traced run went, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct TimeSplit {
     /// The engine itself: wall time minus everything below.
@@ -190,6 +190,31 @@ fn mode(trace: &'static str, runs: &[OneRun], messages: u64) -> ModeResult {
     }
 }
 
+/// The command of an engine message span's name (`None`: the run span,
+/// device spans, plan spans).
+fn message_command(span_name: &str) -> Option<&str> {
+    if span_name == RUN_SPAN {
+        return None; // the whole run, not one message
+    }
+    span_name.strip_prefix(MSG_SPAN)
+}
+
+/// The time in waits, device requests and sleeps of the spans in `report`
+/// (`engine_s` left 0).
+fn split_of(report: &crate::telemetry::profile::ProfileReport) -> TimeSplit {
+    let mut split = TimeSplit::default();
+    for row in &report.rows {
+        let t = row.total.as_secs_f64();
+        match message_command(&row.name) {
+            Some("wait") => split.waiting_on_statuses_s += t,
+            Some("sleep") => split.sleeping_s += t,
+            Some(c) if DEVICE_COMMANDS.contains(&c) => split.device_requests_s += t,
+            _ => {}
+        }
+    }
+    split
+}
+
 fn stat(row: &ProfileRow, command: &str) -> CommandStat {
     CommandStat {
         command: command.to_owned(),
@@ -215,37 +240,44 @@ pub fn bench_plan(
         .collect::<Result<_, _>>()?;
     let profile = ProfileProcessor::new();
     let tracing = BenchTracing::with_profile(SpanProcessorKind::Batch, profile.clone());
-    let traced: Vec<OneRun> = (0..repeat)
-        .map(|_| run_once(plan, devices, Some(&tracing)))
-        .collect::<Result<_, _>>()?;
+    let mut traced = Vec::with_capacity(repeat);
+    let mut splits = Vec::with_capacity(repeat);
+    let mut before = TimeSplit::default();
+    for _ in 0..repeat {
+        let run = run_once(plan, devices, Some(&tracing))?;
+        // Engine spans end on the engine thread before the run returns, so
+        // the profile now holds all of this run's message spans.
+        let now = split_of(&profile.report());
+        splits.push(TimeSplit {
+            engine_s: 0.0,
+            waiting_on_statuses_s: now.waiting_on_statuses_s - before.waiting_on_statuses_s,
+            device_requests_s: now.device_requests_s - before.device_requests_s,
+            sleeping_s: now.sleeping_s - before.sleeping_s,
+        });
+        before = now;
+        traced.push(run);
+    }
     let _ = tracing.finish();
 
     let report = profile.report();
-    let mut commands = Vec::new();
-    let mut split = TimeSplit::default();
-    for row in &report.rows {
-        let Some(command) = row.name.strip_prefix(MSG_SPAN) else {
-            continue; // device spans (Ophyd Status) and plan spans
-        };
-        if row.name == RUN_SPAN {
-            continue; // the whole run, not one message
-        }
-        let per_run = row.total.as_secs_f64() / repeat as f64;
-        match command {
-            "wait" => split.waiting_on_statuses_s += per_run,
-            "sleep" => split.sleeping_s += per_run,
-            c if DEVICE_COMMANDS.contains(&c) => split.device_requests_s += per_run,
-            _ => {}
-        }
-        commands.push(stat(row, command));
-    }
+    let commands: Vec<CommandStat> = report
+        .rows
+        .iter()
+        .filter_map(|row| message_command(&row.name).map(|c| stat(row, c)))
+        .collect();
     let messages = commands.iter().map(|c| c.count as u64).sum::<u64>() / repeat as u64;
     let untraced = mode("off", &untraced, messages);
     let mut traced_mode = mode("on", &traced, messages);
-    let wall_mean = traced_mode.walls_s.iter().sum::<f64>() / repeat as f64;
-    split.engine_s =
-        (wall_mean - split.waiting_on_statuses_s - split.device_requests_s - split.sleeping_s)
-            .max(0.0);
+    // The split of the median run (by wall time): outliers of a busy machine stay out.
+    let mut order: Vec<usize> = (0..repeat).collect();
+    order.sort_by(|&a, &b| traced_mode.walls_s[a].total_cmp(&traced_mode.walls_s[b]));
+    let mid = order[repeat / 2];
+    let mut split = splits[mid];
+    split.engine_s = (traced_mode.walls_s[mid]
+        - split.waiting_on_statuses_s
+        - split.device_requests_s
+        - split.sleeping_s)
+        .max(0.0);
     traced_mode.commands = commands;
     traced_mode.split = Some(split);
     Ok(PlanBench {

@@ -70,6 +70,8 @@ pub struct SynGauss {
     imax: f64,
     sigma: f64,
     noise: Noise,
+    /// ophyd.sim's `noise_multiplier`: kept when noise is not uniform.
+    noise_multiplier: f64,
     acquisition: Acquisition,
     timeout: Option<f64>,
     value: f64,
@@ -97,6 +99,7 @@ impl SynGauss {
             imax,
             sigma: if sigma == 0.0 { 1.0 } else { sigma },
             noise: Noise::None,
+            noise_multiplier: 1.0,
             acquisition: Acquisition::default(),
             timeout: None,
             value: 0.0,
@@ -161,6 +164,9 @@ impl SynGauss {
     /// Adds noise to readings.
     pub fn with_noise(mut self, noise: Noise) -> Self {
         self.noise = noise;
+        if let Noise::Uniform(m) = noise {
+            self.noise_multiplier = m;
+        }
         self
     }
 
@@ -257,10 +263,7 @@ impl Readable for SynGauss {
     }
 
     fn read_configuration(&self) -> Readings {
-        let multiplier = match self.noise {
-            Noise::Uniform(m) => m,
-            _ => 1.0,
-        };
+        let multiplier = self.noise_multiplier;
         Readings::from([
             (format!("{}_Imax", self.name), Reading::new(self.imax)),
             (format!("{}_center", self.name), Reading::new(self.center)),
@@ -338,10 +341,7 @@ impl Configurable for SynGauss {
         };
         // Check everything first, so a refused configure changes nothing.
         let mut next = (self.imax, self.center, self.sigma, self.noise);
-        let mut multiplier = match self.noise {
-            Noise::Uniform(m) => m,
-            _ => 1.0,
-        };
+        let mut multiplier = self.noise_multiplier;
         for (k, v) in settings {
             let number = || {
                 v.as_f64()
@@ -388,6 +388,7 @@ impl Configurable for SynGauss {
         }
         let old = self.read_configuration();
         (self.imax, self.center, self.sigma, self.noise) = next;
+        self.noise_multiplier = multiplier;
         Ok((old, self.read_configuration()))
     }
 }

@@ -125,7 +125,7 @@ fn table(r: &PlanBench, devices: &str) -> String {
                 0.0
             }
         };
-        s.push_str("\nwhere a run's time goes (traced, mean per run)\n");
+        s.push_str("\nwhere a run's time goes (the median traced run)\n");
         for (what, x) in [
             (
                 "waiting on device statuses (wait)",
