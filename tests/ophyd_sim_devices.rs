@@ -128,7 +128,7 @@ fn syn_gauss_is_configurable_with_ophyd_sims_attributes() {
                 let (old, new) =
                     bps::configure(&ctx, &d, settings.as_object().unwrap().clone()).await?;
                 *c.lock().unwrap() = Some((old, new));
-                bps::trigger_and_read(&ctx, &[d.clone()], "primary").await?;
+                bps::trigger_and_read(&ctx, std::slice::from_ref(&d), "primary").await?;
                 Ok(())
             }),
             Default::default(),
