@@ -9,8 +9,6 @@ use crate::config::Table;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
-    /// The seed of every random draw (timing, faults, noise).
-    pub(super) seed: Option<Spanned<i64>>,
     #[serde(default)]
     pub(super) motor: Vec<Spanned<Table<RawMotor>>>,
     #[serde(default)]
@@ -23,6 +21,8 @@ pub(super) struct RawFile {
     pub(super) signal: Vec<Spanned<Table<RawSignal>>>,
     #[serde(default)]
     pub(super) flyer: Vec<Spanned<Table<RawFlyer>>>,
+    /// The seed of every random draw (timing, faults, noise).
+    pub(super) seed: Option<Spanned<i64>>,
 }
 
 /// Naming keys shared by single devices (`name`) and families (`prefix`, `count`, `first`).
