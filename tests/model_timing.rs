@@ -334,3 +334,39 @@ fn bad_model_keys_are_named_with_file_line_and_column() {
         );
     }
 }
+
+#[test]
+fn a_trigger_within_the_dead_time_waits_for_it_and_readout_delays_completion() {
+    run(async {
+        let cx = opentelemetry::Context::new();
+        let trigger = |d: DeviceHandle| {
+            let cx = cx.clone();
+            async move {
+                match d
+                    .request(skyrun_actors::DeviceOp::Trigger, &cx)
+                    .await
+                    .unwrap()
+                {
+                    skyrun_actors::DeviceReply::Status(s) => s,
+                    other => panic!("a status, not {other:?}"),
+                }
+            }
+        };
+        let m = SynAxis::new("m");
+        // No exposure or readout, one minute of dead time: the first trigger
+        // completes at once, the second must wait out the dead time.
+        let dead = DeviceHandle::spawn(
+            SynGauss::new("dead", m.probe(), 0.0, 1.0, 1.0).with_dead_time(60.0),
+        );
+        assert!(trigger(dead.clone()).await.done());
+        assert!(!trigger(dead.clone()).await.done(), "inside the dead time");
+        // A minute of readout: the trigger is not done when it returns.
+        let slow = DeviceHandle::spawn(
+            SynGauss::new("slow", m.probe(), 0.0, 1.0, 1.0).with_readout_time(60.0),
+        );
+        assert!(!trigger(slow).await.done(), "still reading out");
+        // Without either, triggers complete at once, one after the other.
+        let ideal = DeviceHandle::spawn(SynGauss::new("ideal", m.probe(), 0.0, 1.0, 1.0));
+        assert!(trigger(ideal.clone()).await.done() && trigger(ideal).await.done());
+    });
+}
