@@ -102,7 +102,7 @@
 //! |---|---|---|
 //! | `set_fails` | set | the status fails after the set latency (`th: the move to 1 failed (simulated fault)`); the motor does not move |
 //! | `trigger_fails` | trigger | the status fails (`det: trigger failed (simulated fault)`) |
-//! | `never_completes` | set or trigger | the status never completes; its `timeout` fails it (`status timed out after T s`), so a `timeout` is required |
+//! | `never_completes` | set or trigger (a motor's: set only) | the status never completes; its `timeout` fails it (`status timed out after T s`), so a `timeout` is required |
 //! | `stops_answering` | read, trigger, set or stage | no reply to this request or any later one; the engine's request timeout (`EngineOptions::request_timeout`, 30 s) fails the message (`device 'det' did not answer read within 30 s`) |
 //!
 //! ```

@@ -425,6 +425,9 @@ impl Triggerable for SynAxis {
             }
             Some(t) => {
                 let (latency, fault) = (t.latency(TimedOp::Trigger), t.fault(TimedOp::Trigger));
+                // A motor's trigger does nothing: it can fail (trigger_fails),
+                // but "never completes" is about its moves.
+                let fault = fault.filter(|f| *f != Fault::NeverCompletes);
                 super::complete_after(ctx, &status, &self.name, "trigger", latency, fault);
             }
         }
