@@ -197,10 +197,12 @@ fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks
             "the arrow leaves its parent: {ts} outside [{p0}, {p1}]"
         );
     }
-    // Every Ophyd Status (63 of them) hangs off an engine span by an arrow;
+    // Every Ophyd Status hangs off an engine span by an arrow: 84 of them, per
+    // point the move, the two detectors' triggers and the motor's (motors
+    // are triggerable, as in ophyd);
     // others cross between the engine's own tracks (the run span starts
     // inside the open_run span and outlives it, so it needs a track of its own).
-    assert_eq!(status_arrows, 63);
+    assert_eq!(status_arrows, 84);
     assert_eq!(flows.len(), 2 * crossing);
 }
 

@@ -77,7 +77,7 @@ fn control_characters_in_names_are_escaped() {
     );
     assert_eq!(
         device_error("[[motor]]\n\"x\\ty\" = 1\n"),
-        "devices.toml:2:1: unknown key 'x\\ty'; expected one of: name, prefix, count, first, position, velocity, settle_time, timeout, limits, units"
+        "devices.toml:2:1: unknown key 'x\\ty'; expected one of: name, prefix, count, first, position, velocity, settle_time, timeout, limits, units, acceleration, latency, faults"
     );
     assert_eq!(
         plan_error("[plan]\nname = 'count'\ndetectors = ['det']\n[metadata]\n\"a\\rb\" = nan\n"),

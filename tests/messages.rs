@@ -145,7 +145,7 @@ fn ill_formed_messages_name_what_is_wrong() {
             (Msg::new("close_run"), "close_run: no run is open (send 'open_run' first)"),
             (Msg::new("save"), "save: no run is open (send 'open_run' first)"),
             (Msg::new("set").obj(&motor).arg(f64::NAN), "set on motor: device 'motor' rejected set: expected a finite number, got null"),
-            (Msg::new("trigger").obj(&motor), "trigger on motor: device 'motor' (SynAxis) does not support trigger"),
+            (Msg::new("kickoff").obj(&motor), "kickoff on motor: device 'motor' (SynAxis) does not support kickoff"),
         ];
         for (msg, expected) in cases {
             let m = msg.clone();

@@ -128,8 +128,10 @@ fn by_default_every_span_of_a_scan_is_in_one_trace_under_the_plan_span() {
             }
         }
     }
-    // 21 points × (checkpoint, set, wait, 2 trigger, wait, create, 3 read, save) + close_run + 63 statuses.
-    assert_eq!(under_run, 21 * 11 + 1 + 63);
+    // 21 points × (checkpoint, set, wait, 3 trigger (two detectors and the
+    // motor, triggerable as in ophyd), wait, create, 3 read, save) + close_run
+    // + 84 statuses.
+    assert_eq!(under_run, 21 * 12 + 1 + 84);
     let stages = spans
         .iter()
         .filter(|s| s["name"] == "Bluesky RunEngine stage")
@@ -138,7 +140,7 @@ fn by_default_every_span_of_a_scan_is_in_one_trace_under_the_plan_span() {
 }
 
 #[test]
-fn bluesky_parents_keeps_bluesky_layout_of_106_traces_for_a_21_point_scan() {
+fn bluesky_parents_keeps_bluesky_layout_of_127_traces_for_a_21_point_scan() {
     let default = spans_of("count-default", "examples/scan.toml", &[], &[], 0);
     assert_eq!(traces(&default), 1);
     let bluesky = spans_of(
@@ -149,8 +151,9 @@ fn bluesky_parents_keeps_bluesky_layout_of_106_traces_for_a_21_point_scan() {
         0,
     );
     // Bluesky: the run span (1), each set (21) and wait (42) a root, each
-    // trigger's status (42) a root; only the move statuses sit under their set.
-    assert_eq!(traces(&bluesky), 106);
+    // trigger's status (63: two detectors and the motor) a root; only the
+    // move statuses sit under their set.
+    assert_eq!(traces(&bluesky), 127);
     assert!(bluesky.iter().all(|s| s["name"] != "scan"), "no plan span");
     let run = bluesky
         .iter()

@@ -351,10 +351,11 @@ fn unsupported_operations_and_engine_reuse_through_the_library() {
         let get = |n: &str| found.iter().find(|d| d.name == n).unwrap().clone();
         let rm = client.spawn_proxy("ioc1", get("rm"));
         let cx = opentelemetry::Context::new();
-        let err = rm.request(DeviceOp::Trigger, &cx).await.unwrap_err();
+        // A motor is triggerable (as in ophyd), but it is no flyer.
+        let err = rm.request(DeviceOp::Kickoff, &cx).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "device 'rm' (SynAxis) does not support trigger"
+            "device 'rm' (SynAxis) does not support kickoff"
         );
         // A move outside the limits fails its status with the device's reason and the server.
         let bad = rm

@@ -259,14 +259,15 @@ fn run_trace_makes_one_run_one_trace() {
     for w in named(&spans, "Bluesky RunEngine wait") {
         assert!(child_of(w, run_span));
     }
-    // 3 move statuses under their sets, 3 trigger statuses (untraced message) under the run.
+    // 3 move statuses under their sets; 6 trigger statuses (untraced
+    // message: the detector's and, as in Bluesky, the motor's) under the run.
     let statuses = named(&spans, "Ophyd Status");
-    assert_eq!(statuses.len(), 6);
+    assert_eq!(statuses.len(), 9);
     let device_statuses: Vec<_> = statuses
         .iter()
         .filter(|s| attr(s, "status_type") == Some(Value::from("DeviceStatus")))
         .collect();
-    assert_eq!(device_statuses.len(), 3);
+    assert_eq!(device_statuses.len(), 6);
     assert!(device_statuses.iter().all(|s| child_of(s, run_span)));
 }
 

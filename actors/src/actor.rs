@@ -8,11 +8,16 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, Addr, ArbiterHandle, Context, Handler, MailboxError};
+use std::time::Duration;
+
+use actix::dev::{MessageResponse, OneshotSender};
+use actix::{
+    Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context, Handler, MailboxError,
+};
 use opentelemetry::Context as OtelContext;
 
 use crate::context::DeviceContext;
-use crate::device::{Capabilities, Device};
+use crate::device::{Answer, Capabilities, Device};
 use crate::error::DeviceError;
 use crate::propagation::TraceCarrier;
 use crate::repr::Repr;
@@ -54,10 +59,69 @@ impl actix::Supervised for DeviceActor {
 }
 
 impl Handler<DeviceRequest> for DeviceActor {
-    type Result = Result<DeviceReply, DeviceError>;
+    type Result = Answered;
 
     fn handle(&mut self, req: DeviceRequest, ctx: &mut Self::Context) -> Self::Result {
         let op_name = req.op.name();
+        let when = match catch_unwind(AssertUnwindSafe(|| self.device.answer(&req.op))) {
+            Ok(Answer::Never) => return Answered::Never,
+            Ok(when) => when,
+            Err(_) => Answer::Now,
+        };
+        let reply = self.handle_now(req, op_name, ctx);
+        match when {
+            Answer::After(d) if !d.is_zero() => Answered::After(d, reply),
+            _ => Answered::Now(reply),
+        }
+    }
+}
+
+/// The reply to a [`DeviceRequest`], sent now, later, or never (see [`Device::answer`]).
+pub enum Answered {
+    /// Sent at once.
+    Now(Result<DeviceReply, DeviceError>),
+    /// Sent after the delay.
+    After(Duration, Result<DeviceReply, DeviceError>),
+    /// Never sent: the reply channel is held until the actor stops.
+    Never,
+}
+
+impl MessageResponse<DeviceActor, DeviceRequest> for Answered {
+    fn handle(
+        self,
+        ctx: &mut Context<DeviceActor>,
+        tx: Option<OneshotSender<Result<DeviceReply, DeviceError>>>,
+    ) {
+        match self {
+            Answered::Now(r) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(r);
+                }
+            }
+            Answered::After(d, r) => {
+                ctx.run_later(d, move |_, _| {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(r);
+                    }
+                });
+            }
+            Answered::Never => {
+                ctx.spawn(actix::fut::wrap_future(async move {
+                    let _held = tx;
+                    std::future::pending::<()>().await
+                }));
+            }
+        }
+    }
+}
+
+impl DeviceActor {
+    fn handle_now(
+        &mut self,
+        req: DeviceRequest,
+        op_name: &'static str,
+        ctx: &mut Context<Self>,
+    ) -> Result<DeviceReply, DeviceError> {
         match catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
             Ok(reply) => reply,
             Err(panic) => {
@@ -148,12 +212,12 @@ impl DeviceActor {
 /// # actix_rt::System::new().block_on(async {
 /// let motor = DeviceHandle::spawn(SynAxis::new("motor"));
 /// assert_eq!(motor.name(), "motor");
-/// assert!(motor.capabilities().movable && !motor.capabilities().triggerable);
+/// assert!(motor.capabilities().movable && !motor.capabilities().flyable);
 /// let DeviceReply::Status(st) = motor.request(DeviceOp::Set(3.0.into()), &Context::new()).await.unwrap()
 ///     else { panic!() };
 /// st.wait().await.unwrap();
-/// let err = motor.request(DeviceOp::Trigger, &Context::new()).await.unwrap_err();
-/// assert_eq!(err.to_string(), "device 'motor' (SynAxis) does not support trigger");
+/// let err = motor.request(DeviceOp::Kickoff, &Context::new()).await.unwrap_err();
+/// assert_eq!(err.to_string(), "device 'motor' (SynAxis) does not support kickoff");
 /// # });
 /// ```
 #[derive(Clone)]

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::context::DeviceContext;
 use crate::error::DeviceError;
 use crate::reading::{DataKeys, Readings};
+use crate::request::DeviceOp;
 use crate::status::Status;
 
 /// A device: a name, a type, and the capabilities it supports.
@@ -91,6 +92,33 @@ pub trait Device: Send + 'static {
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
         None
     }
+    /// When the answer to `op` is sent, asked before the request is handled
+    /// (a modelled reply latency, or a device that has stopped answering).
+    /// The default answers at once.
+    ///
+    /// ```
+    /// use skyrun_actors::{sim::{SynSignal, TimedOp, Timing, Latency}, Answer, Device, DeviceOp};
+    /// let mut s = SynSignal::new("t", 1.0)
+    ///     .with_timing(Timing::seeded(42).with_latency(TimedOp::Read, Latency::fixed(0.25).unwrap()));
+    /// assert_eq!(s.answer(&DeviceOp::Read), Answer::After(std::time::Duration::from_millis(250)));
+    /// assert_eq!(s.answer(&DeviceOp::Describe), Answer::Now);
+    /// ```
+    fn answer(&mut self, op: &DeviceOp) -> Answer {
+        let _ = op;
+        Answer::Now
+    }
+}
+
+/// When a device answers a request (see [`Device::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// At once.
+    Now,
+    /// After this long (the request is handled at once; its reply waits).
+    After(std::time::Duration),
+    /// Never: the request is not handled and no reply comes (the caller's
+    /// timeout fires).
+    Never,
 }
 
 /// A device that can be read.

@@ -45,12 +45,13 @@ mod tracer;
 mod w3c;
 
 pub use actor::{
-    DeviceActor, DeviceBuilder, DeviceHandle, DEFAULT_MAILBOX_CAPACITY, STATUS_TRACER_SCOPE,
+    Answered, DeviceActor, DeviceBuilder, DeviceHandle, DEFAULT_MAILBOX_CAPACITY,
+    STATUS_TRACER_SCOPE,
 };
 pub use context::DeviceContext;
 pub use device::{
-    Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Readable, Stageable,
-    Stoppable, Triggerable,
+    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Readable,
+    Stageable, Stoppable, Triggerable,
 };
 pub use error::{DeviceError, StatusError};
 pub use propagation::TraceCarrier;

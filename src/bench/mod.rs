@@ -13,6 +13,7 @@
 //! ```
 
 mod limits;
+pub mod plan;
 mod tracing;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,12 +10,14 @@ use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     SdkTracerProvider, SimpleSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
+    TracerProviderBuilder,
 };
 use serde::Serialize;
 use skyrun_actors::SpanTracer;
 
 use crate::telemetry::counting::{Counters, CountingExporter, EndedCounter};
 use crate::telemetry::pipeline::batch_processor;
+use crate::telemetry::profile::ProfileProcessor;
 
 /// The batch queue: large enough that a benchmark burst drops nothing, small
 /// enough not to dominate memory (the SDK preallocates it).
@@ -104,8 +106,19 @@ pub(super) struct BenchTracing {
 
 impl BenchTracing {
     pub fn new(kind: SpanProcessorKind) -> Self {
+        Self::build(kind, SdkTracerProvider::builder())
+    }
+
+    /// As [`new`](Self::new), with `profile` also recording every span's duration.
+    pub fn with_profile(kind: SpanProcessorKind, profile: ProfileProcessor) -> Self {
+        Self::build(
+            kind,
+            SdkTracerProvider::builder().with_span_processor(profile),
+        )
+    }
+
+    fn build(kind: SpanProcessorKind, builder: TracerProviderBuilder) -> Self {
         let counters = Counters::default();
-        let builder = SdkTracerProvider::builder();
         let builder = match kind {
             SpanProcessorKind::Batch => {
                 builder.with_span_processor(batch_processor(NullExporter, &counters, QUEUE))

@@ -345,7 +345,7 @@ impl Need {
         match self {
             Need::Readable => "readable (a motor, detector or signal)",
             Need::Movable => "movable (a motor or signal)",
-            Need::Triggerable => "triggerable (a detector or signal)",
+            Need::Triggerable => "triggerable (a motor, detector or signal)",
             Need::Flyer => "a flyer",
             Need::PlanDetector => {
                 "a motor or detector (standard plans stage their devices, and signals cannot be staged; read signals with a trigger_and_read step)"

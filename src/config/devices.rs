@@ -10,6 +10,8 @@
 //! timeout = 5.0             # s; a longer move fails (default: none)
 //! limits = [-10.0, 10.0]    # soft limits (default: none)
 //! units = "mm"              # default "mm"
+//! acceleration = 50.0       # units/s²: trapezoid moves (default: top speed at once)
+//! latency.set = 0.01        # and faults: see "Modelling a real beamline" below
 //!
 //! [[detector]]              # a SynGauss: imax * exp(-(x - center)^2 / (2 sigma^2)) of a motor position x
 //! name = "det"
@@ -20,11 +22,15 @@
 //! noise = "poisson"         # "none" (default) | "poisson" | "uniform"
 //! noise_multiplier = 0.1    # only with noise = "uniform" (default 1)
 //! exposure_time = 0.01      # s per trigger (default 0)
+//! readout_time = 0.0        # s of readout after the exposure (default 0)
+//! dead_time = 0.0           # s after an acquisition before the next starts (default 0)
+//! timeout = 5.0             # s; a longer trigger fails (default: none)
 //!
 //! [[signal]]                # a SynSignal
 //! name = "temperature"
 //! value = 21.5              # number, string or boolean (default 0)
 //! units = "degC"
+//! timeout = 1.0             # s; a longer set or trigger fails (default: none)
 //!
 //! [[flyer]]                 # a SynFlyer
 //! name = "flyer"
@@ -47,7 +53,100 @@
 //!
 //! Names must be unique across all kinds and made of letters, digits, `_`
 //! and `-`. A device file holds at most [`MAX_DEVICES`] devices.
+//!
+//! # Modelling a real beamline: timing and faults
+//!
+//! A simulated device is ideal unless told otherwise. Motors, detectors and
+//! signals (single or families, where every member gets the same model)
+//! take a `latency` table, giving how long each `read`, `trigger`, `set` and
+//! `stage` (also `unstage`) takes, and a `faults` table, giving how often
+//! something goes wrong. Every random draw comes from the file's `seed`
+//! (each device has its own stream, seeded from the seed and its name), so
+//! a run replays exactly: the same latencies, the same faults at the same
+//! requests, the same detector noise. Without `seed`, draws differ from run
+//! to run.
+//!
+//! ```toml
+//! seed = 42                     # top level: the seed of every draw
+//!
+//! [[motor]]
+//! name = "th"
+//! velocity = 2.0                # top speed, units/s
+//! acceleration = 8.0            # units/s²: a trapezoid move (ramp up, cruise, ramp down)
+//! timeout = 10.0                # a status timeout, needed by never_completes
+//! latency.set = { dist = "lognormal", mu = -4.6, sigma = 0.5 }  # before the move starts
+//! latency.read = { dist = "uniform", low = 0.001, high = 0.003 } # before the reply
+//! latency.stage = 0.2           # a number: fixed seconds
+//! faults.set_fails = 0.01       # a set's status fails (per set)
+//! faults.never_completes = 0.001  # a set's status never completes: the timeout fires
+//!
+//! [[detector]]
+//! name = "det"
+//! motor = "th"
+//! exposure_time = 0.1           # s per trigger
+//! readout_time = 0.02           # s after the exposure before the status completes
+//! dead_time = 0.05              # s after an acquisition before the next can start
+//! latency.trigger = { dist = "normal", mean = 0.005, std = 0.001 }  # on top of exposure + readout
+//! faults.trigger_fails = 0.02   # a trigger's status fails
+//! faults.stops_answering = 0.0001 # per read/trigger/set/stage: the device hangs for good
+//! ```
+//!
+//! | distribution | parameters | draws |
+//! |---|---|---|
+//! | `fixed` (or a plain number) | `value` | always `value` s |
+//! | `uniform` | `low`, `high` | uniform in [low, high] s |
+//! | `normal` | `mean`, `std` | normal, negative draws count as 0 |
+//! | `lognormal` | `mu`, `sigma` | `exp(N(mu, sigma))` s: median `exp(mu)`, a long tail |
+//!
+//! | fault | rate per | what happens |
+//! |---|---|---|
+//! | `set_fails` | set | the status fails after the set latency (`th: the move to 1 failed (simulated fault)`); the motor does not move |
+//! | `trigger_fails` | trigger | the status fails (`det: trigger failed (simulated fault)`) |
+//! | `never_completes` | set or trigger (a motor's: set only) | the status never completes; its `timeout` fails it (`status timed out after T s`), so a `timeout` is required |
+//! | `stops_answering` | read, trigger, set or stage | no reply to this request or any later one; the engine's request timeout (`EngineOptions::request_timeout`, 30 s) fails the message (`device 'det' did not answer read within 30 s`) |
+//!
+//! ```
+//! use skyrun::config::{DeviceSet, DeviceConfig};
+//! use skyrun_actors::sim::{Latency, TimedOp};
+//! let set = DeviceSet::parse(r#"
+//! seed = 42
+//! [[motor]]
+//! name = "th"
+//! velocity = 2.0
+//! acceleration = 8.0
+//! timeout = 10.0
+//! latency.set = { dist = "lognormal", mu = -4.6, sigma = 0.5 }
+//! latency.read = { dist = "uniform", low = 0.001, high = 0.003 }
+//! latency.stage = 0.2
+//! faults = { set_fails = 0.01, never_completes = 0.001 }
+//! [[detector]]
+//! name = "det"
+//! motor = "th"
+//! readout_time = 0.02
+//! dead_time = 0.05
+//! latency.trigger = { dist = "normal", mean = 0.005, std = 0.001 }
+//! faults.trigger_fails = 0.02
+//! "#, "realistic.toml").unwrap();
+//! assert_eq!(set.seed(), Some(42));
+//! let DeviceConfig::Motor(th) = &set.get("th").unwrap().config else { panic!() };
+//! assert_eq!(th.acceleration, Some(8.0));
+//! assert_eq!(th.model.latency, [
+//!     (TimedOp::Read, Latency::uniform(0.001, 0.003).unwrap()),
+//!     (TimedOp::Set, Latency::lognormal(-4.6, 0.5).unwrap()),
+//!     (TimedOp::Stage, Latency::fixed(0.2).unwrap()),
+//! ]);
+//!
+//! // Mistakes name the key and what is wrong.
+//! let err = |t: &str| DeviceSet::parse(t, "d.toml").unwrap_err().to_string();
+//! assert_eq!(err("[[motor]]\nname = 'm'\nlatency.set = { dist = 'gauss', mean = 1 }\n"),
+//!     "d.toml:3:15: latency 'set' of [[motor]]: unknown distribution 'gauss' (known: fixed, uniform, normal, lognormal)");
+//! assert_eq!(err("[[motor]]\nname = 'm'\nfaults.never_completes = 0.1\n"),
+//!     "d.toml:3:26: 'never_completes' needs a 'timeout' in [[motor]]: without one a status that never completes hangs the plan");
+//! assert_eq!(err("[[signal]]\nname = 's'\nfaults.set_fails = 2.0\n"),
+//!     "d.toml:3:20: [[signal]] faults: the rate of 'set_fails' must be a probability in [0, 1], got 2");
+//! ```
 
+mod model;
 mod parse;
 mod raw;
 
@@ -56,7 +155,9 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 use serde_json::Value;
-use skyrun_actors::sim::{Noise, PositionProbe, SynAxis, SynFlyer, SynGauss, SynSignal};
+use skyrun_actors::sim::{
+    Faults, Latency, Noise, PositionProbe, SynAxis, SynFlyer, SynGauss, SynSignal, TimedOp, Timing,
+};
 use skyrun_actors::{DeviceHandle, SpanTracer};
 
 use super::error::{known_list, ConfigError};
@@ -68,7 +169,7 @@ pub const MAX_DEVICES: u64 = 1_000_000;
 /// What kind of simulated device a name declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceKind {
-    /// A `SynAxis`: readable and movable.
+    /// A `SynAxis`: readable, movable and triggerable (a finished status, as ophyd's).
     Motor,
     /// A `SynGauss`: readable and triggerable.
     Detector,
@@ -101,7 +202,7 @@ impl DeviceKind {
 
     /// Whether it can be triggered.
     pub fn triggerable(self) -> bool {
-        matches!(self, DeviceKind::Detector | DeviceKind::Signal)
+        self != DeviceKind::Flyer
     }
 }
 
@@ -120,6 +221,36 @@ pub struct MotorConfig {
     pub limits: Option<(f64, f64)>,
     /// Engineering units.
     pub units: Option<String>,
+    /// Units/s²: trapezoid moves; `None`: top speed at once.
+    pub acceleration: Option<f64>,
+    /// Latencies and faults.
+    pub model: ModelConfig,
+}
+
+/// The timing model of a device: latencies per operation and fault rates
+/// (the `latency` and `faults` tables; see the module docs).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelConfig {
+    /// Latency per operation, in the order read, trigger, set, stage.
+    pub latency: Vec<(TimedOp, Latency)>,
+    /// Fault rates.
+    pub faults: Faults,
+}
+
+impl ModelConfig {
+    /// Whether the device is ideal (no latency, no fault).
+    pub fn is_ideal(&self) -> bool {
+        self.latency.is_empty() && self.faults.is_none()
+    }
+
+    /// The device's [`Timing`], drawing from `seed` (`None`: not replayable).
+    pub fn timing(&self, seed: Option<u64>) -> Timing {
+        let t = seed.map_or_else(Timing::unseeded, Timing::seeded);
+        self.latency
+            .iter()
+            .fold(t, |t, (op, l)| t.with_latency(*op, *l))
+            .with_faults(self.faults)
+    }
 }
 
 /// A detector's settings (see [`SynGauss`]).
@@ -137,6 +268,14 @@ pub struct DetectorConfig {
     pub noise: Noise,
     /// Seconds per trigger.
     pub exposure_time: f64,
+    /// Seconds of readout after each exposure.
+    pub readout_time: f64,
+    /// Seconds after an acquisition before the next can start.
+    pub dead_time: f64,
+    /// A trigger's status fails after this many seconds.
+    pub timeout: Option<f64>,
+    /// Latencies and faults.
+    pub model: ModelConfig,
 }
 
 /// A signal's settings (see [`SynSignal`]).
@@ -146,6 +285,10 @@ pub struct SignalConfig {
     pub value: Value,
     /// Engineering units.
     pub units: Option<String>,
+    /// A set's or trigger's status fails after this many seconds.
+    pub timeout: Option<f64>,
+    /// Latencies and faults.
+    pub model: ModelConfig,
 }
 
 /// A flyer's settings (see [`SynFlyer`]).
@@ -228,6 +371,7 @@ pub struct DeviceSet {
     pub(super) file: String,
     pub(super) devices: IndexMap<String, DeviceSpec>,
     pub(super) remotes: Vec<super::remote::RemoteSpec>,
+    seed: Option<u64>,
 }
 
 impl DeviceSet {
@@ -239,11 +383,24 @@ impl DeviceSet {
 
     /// Parses the text of a device file; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let (devices, seed) = parse::parse(text, file)?;
         Ok(DeviceSet {
             file: file.to_owned(),
-            devices: parse::parse(text, file)?,
+            devices,
             remotes: super::remote::parse(text, file)?,
+            seed,
         })
+    }
+
+    /// The file's `seed`, if it gives one.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// Replaces the seed (`None`: draws differ from run to run).
+    pub fn with_seed(mut self, seed: Option<u64>) -> Self {
+        self.seed = seed;
+        self
     }
 
     /// The file the devices were read from, as named.
@@ -317,7 +474,7 @@ impl DeviceSet {
         let mut probes: HashMap<&str, PositionProbe> = HashMap::new();
         for d in self.iter() {
             if let DeviceConfig::Motor(m) = &d.config {
-                let axis = build_axis(&d.name, m);
+                let axis = build_axis(&d.name, m, self.seed);
                 probes.insert(&d.name, axis.probe());
                 axes.insert(&d.name, axis);
             }
@@ -337,15 +494,32 @@ impl DeviceSet {
                         .get(c.motor.as_str())
                         .cloned()
                         .unwrap_or_else(|| SynAxis::new(c.motor.clone()).probe());
-                    let det = SynGauss::new(d.name.clone(), probe, c.center, c.imax, c.sigma)
+                    let mut det = SynGauss::new(d.name.clone(), probe, c.center, c.imax, c.sigma)
                         .with_noise(c.noise)
-                        .with_exposure_time(c.exposure_time);
+                        .with_exposure_time(c.exposure_time)
+                        .with_readout_time(c.readout_time)
+                        .with_dead_time(c.dead_time);
+                    if let Some(s) = self.seed {
+                        det = det.with_seed(s);
+                    }
+                    if let Some(to) = c.timeout {
+                        det = det.with_timeout(to);
+                    }
+                    if !c.model.is_ideal() {
+                        det = det.with_timing(c.model.timing(self.seed));
+                    }
                     DeviceHandle::builder(det).tracer(t).spawn()
                 }
                 DeviceConfig::Signal(c) => {
                     let mut s = SynSignal::new(d.name.clone(), c.value.clone());
                     if let Some(u) = &c.units {
                         s = s.with_units(u.clone());
+                    }
+                    if let Some(to) = c.timeout {
+                        s = s.with_timeout(to);
+                    }
+                    if !c.model.is_ideal() {
+                        s = s.with_timing(c.model.timing(self.seed));
                     }
                     DeviceHandle::builder(s).tracer(t).spawn()
                 }
@@ -364,10 +538,16 @@ impl DeviceSet {
     }
 }
 
-fn build_axis(name: &str, m: &MotorConfig) -> SynAxis {
+fn build_axis(name: &str, m: &MotorConfig, seed: Option<u64>) -> SynAxis {
     let mut axis = SynAxis::new(name)
         .with_position(m.position)
         .with_settle_time(m.settle_time);
+    if let Some(a) = m.acceleration {
+        axis = axis.with_acceleration(a);
+    }
+    if !m.model.is_ideal() {
+        axis = axis.with_timing(m.model.timing(seed));
+    }
     if let Some(v) = m.velocity {
         axis = axis.with_velocity(v);
     }

@@ -211,7 +211,7 @@ fn step_errors() {
         ("[[steps]]\nstub = 'abs_set'\ndevice = 'motor'\nvalue = 'far'\n", "plan.toml:4:9: the value for motor 'motor' must be a number, got \"far\""),
         ("[[steps]]\nstub = 'mv'\nmotors = ['m0']\npositions = [1, 2]\n", "plan.toml:4:13: 'positions' has 2 numbers for 1 motor (m0)"),
         ("[[steps]]\nstub = 'checkpoint'\nseconds = 1\n", "plan.toml:3:11: argument 'seconds' is not used by step 1 'checkpoint' (it takes: nothing)"),
-        ("[[steps]]\nstub = 'trigger'\ndevice = 'motor'\n", "plan.toml:3:10: device 'motor' is a motor, but the device of step 1 'trigger' must be triggerable"),
+        ("[[steps]]\nstub = 'trigger'\ndevice = 'flyer'\n", "plan.toml:3:10: device 'flyer' is a flyer, but the device of step 1 'trigger' must be triggerable"),
         ("steps = []\n", "plan.toml:1:9: [[steps]] lists no step"),
     ];
     for (text, want) in cases {

@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
+use super::timing::{move_duration, move_fraction, Fault, Faults, Latency, TimedOp, Timing};
 use crate::context::DeviceContext;
-use crate::device::{Configurable, Device, Movable, Readable, Stageable, Stoppable};
+use crate::device::{
+    Answer, Configurable, Device, Movable, Readable, Stageable, Stoppable, Triggerable,
+};
 use crate::error::{DeviceError, StatusError};
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
+use crate::request::DeviceOp;
 use crate::status::{record_move_finish, Status};
 
 /// The default units, shared by every motor.
@@ -28,32 +32,49 @@ static MM: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from
 #[derive(Clone, Debug)]
 pub struct PositionProbe(Arc<Mutex<Trajectory>>);
 
+/// A move from `from` to `to` starting at `start` (possibly after a command
+/// latency, so in the future), at top speed `velocity` (0: instantaneous)
+/// with `acceleration` (none: top speed at once).
 #[derive(Debug, Clone, Copy)]
 struct Trajectory {
     from: f64,
     to: f64,
     start: Instant,
-    duration: f64,
+    velocity: f64,
+    acceleration: Option<f64>,
 }
 
 impl Trajectory {
+    fn at_rest(pos: f64) -> Self {
+        Trajectory {
+            from: pos,
+            to: pos,
+            start: Instant::now(),
+            velocity: 0.0,
+            acceleration: None,
+        }
+    }
+
     fn at(&self, t: Instant) -> f64 {
-        if self.duration <= 0.0 {
+        let Some(elapsed) = t.checked_duration_since(self.start) else {
+            return self.from;
+        };
+        if self.velocity <= 0.0 {
             return self.to;
         }
-        let frac = (t.duration_since(self.start).as_secs_f64() / self.duration).min(1.0);
+        let frac = move_fraction(
+            elapsed.as_secs_f64(),
+            self.to - self.from,
+            self.velocity,
+            self.acceleration,
+        );
         self.from + (self.to - self.from) * frac
     }
 }
 
 impl PositionProbe {
     fn new(pos: f64) -> Self {
-        PositionProbe(Arc::new(Mutex::new(Trajectory {
-            from: pos,
-            to: pos,
-            start: Instant::now(),
-            duration: 0.0,
-        })))
+        PositionProbe(Arc::new(Mutex::new(Trajectory::at_rest(pos))))
     }
 
     /// The position now.
@@ -63,16 +84,30 @@ impl PositionProbe {
 }
 
 /// A simulated motor: setpoint and readback, a velocity (moves take
-/// distance / velocity; none means instantaneous), a settle time, optional
-/// soft limits (a move outside them fails its status), and engineering units.
+/// distance / velocity; none means instantaneous), optionally an
+/// acceleration (a trapezoid move: ramp up, cruise, ramp down), a settle
+/// time, optional soft limits (a move outside them fails its status),
+/// engineering units, and a [`Timing`] model (set, read, trigger and stage
+/// latencies, faults).
 ///
 /// Readings: `NAME` (readback) and `NAME_setpoint`; configuration:
-/// `NAME_velocity`, `NAME_acceleration`.
+/// `NAME_velocity`, `NAME_acceleration` (ophyd.sim's default 1 when no
+/// acceleration is modelled). `trigger()` returns a finished status, as
+/// every ophyd `Device`'s does.
 ///
 /// ```
-/// use skyrun_actors::sim::SynAxis;
-/// let m = SynAxis::new("motor").with_velocity(10.0).with_limits(-5.0, 5.0).with_settle_time(0.01);
+/// use skyrun_actors::sim::{Faults, Latency, SynAxis, TimedOp};
+/// let m = SynAxis::new("motor")
+///     .with_velocity(10.0)
+///     .with_acceleration(50.0)
+///     .with_limits(-5.0, 5.0)
+///     .with_settle_time(0.01)
+///     .with_seed(42)
+///     .with_latency(TimedOp::Set, Latency::lognormal(-4.0, 0.3).unwrap())
+///     .with_faults(Faults::none().set_fails(0.001).unwrap());
 /// assert_eq!(m.velocity(), Some(10.0));
+/// // 0.2 s to reach 10 mm/s, 1 mm each ramp, 1 mm cruising: 0.5 s for 3 mm.
+/// assert!((m.move_time(3.0) - 0.5).abs() < 1e-12);
 /// ```
 #[derive(Debug)]
 pub struct SynAxis {
@@ -81,7 +116,7 @@ pub struct SynAxis {
     setpoint: f64,
     setpoint_ts: f64,
     velocity: Option<f64>,
-    acceleration: f64,
+    acceleration: Option<f64>,
     settle_time: f64,
     timeout: Option<f64>,
     // Boxed: rarely set, and it keeps the motor in a 128-byte allocation.
@@ -89,7 +124,12 @@ pub struct SynAxis {
     units: Arc<str>,
     staged: bool,
     moving: Option<Status>,
+    // Boxed: most motors are ideal, and it keeps the motor small.
+    timing: Option<Box<Timing>>,
 }
+
+/// ophyd.sim's `SynAxis` reports an acceleration of 1 (it models none).
+const OPHYD_DEFAULT_ACCELERATION: f64 = 1.0;
 
 impl SynAxis {
     /// A motor at 0, instantaneous, in `mm`, without limits.
@@ -100,24 +140,20 @@ impl SynAxis {
             setpoint: 0.0,
             setpoint_ts: now(),
             velocity: None,
-            acceleration: 1.0,
+            acceleration: None,
             settle_time: 0.0,
             timeout: None,
             limits: None,
             units: MM.clone(),
             staged: false,
             moving: None,
+            timing: None,
         }
     }
 
     /// Starts at `pos`.
     pub fn with_position(self, pos: f64) -> Self {
-        *self.probe.0.lock() = Trajectory {
-            from: pos,
-            to: pos,
-            start: Instant::now(),
-            duration: 0.0,
-        };
+        *self.probe.0.lock() = Trajectory::at_rest(pos);
         SynAxis {
             setpoint: pos,
             ..self
@@ -128,6 +164,53 @@ impl SynAxis {
     pub fn with_velocity(mut self, velocity: f64) -> Self {
         self.velocity = (velocity.is_finite() && velocity > 0.0).then_some(velocity);
         self
+    }
+
+    /// Accelerates and decelerates at `accel` units/s² (a trapezoid move
+    /// profile; non-positive: top speed at once). Only matters with a velocity.
+    pub fn with_acceleration(mut self, accel: f64) -> Self {
+        self.acceleration = (accel.is_finite() && accel > 0.0).then_some(accel);
+        self
+    }
+
+    /// Draws latencies and faults as `timing` says (bound to this motor's name).
+    pub fn with_timing(mut self, mut timing: Timing) -> Self {
+        timing.bind(&self.name);
+        self.timing = Some(Box::new(timing));
+        self
+    }
+
+    /// Draws from a stream seeded from `seed` and this motor's name (replayable).
+    pub fn with_seed(self, seed: u64) -> Self {
+        let t = super::signal::reseeded(self.timing.as_deref(), seed);
+        self.with_timing(t)
+    }
+
+    /// `op` takes a duration drawn from `latency` (a set: before the move starts).
+    pub fn with_latency(self, op: TimedOp, latency: Latency) -> Self {
+        let t = self.timing_or_default().with_latency(op, latency);
+        self.with_timing(t)
+    }
+
+    /// Faults strike at `faults`' rates.
+    pub fn with_faults(self, faults: Faults) -> Self {
+        let t = self.timing_or_default().with_faults(faults);
+        self.with_timing(t)
+    }
+
+    fn timing_or_default(&self) -> Timing {
+        self.timing.as_deref().cloned().unwrap_or_default()
+    }
+
+    /// The timing model, if any.
+    pub fn timing(&self) -> Option<&Timing> {
+        self.timing.as_deref()
+    }
+
+    /// How long a move of `distance` takes (velocity and acceleration; no latency, no settling).
+    pub fn move_time(&self, distance: f64) -> f64 {
+        self.velocity
+            .map_or(0.0, |v| move_duration(distance, v, self.acceleration))
     }
 
     /// Waits `secs` after arriving before the move's status completes.
@@ -191,6 +274,9 @@ impl Device for SynAxis {
     fn movable(&mut self) -> Option<&mut dyn Movable> {
         Some(self)
     }
+    fn triggerable(&mut self) -> Option<&mut dyn Triggerable> {
+        Some(self)
+    }
     fn stageable(&mut self) -> Option<&mut dyn Stageable> {
         Some(self)
     }
@@ -199,6 +285,9 @@ impl Device for SynAxis {
     }
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
         Some(self)
+    }
+    fn answer(&mut self, op: &DeviceOp) -> Answer {
+        super::answer(self.timing.as_deref_mut(), op)
     }
 }
 
@@ -234,7 +323,10 @@ impl Readable for SynAxis {
                 self.key("_velocity"),
                 Reading::new(self.velocity.unwrap_or(0.0)),
             ),
-            (self.key("_acceleration"), Reading::new(self.acceleration)),
+            (
+                self.key("_acceleration"),
+                Reading::new(self.acceleration.unwrap_or(OPHYD_DEFAULT_ACCELERATION)),
+            ),
         ])
     }
 
@@ -274,18 +366,38 @@ impl Movable for SynAxis {
                 return Ok(status);
             }
         }
-        let duration = self
-            .velocity
-            .map(|v| (target - start).abs() / v)
-            .unwrap_or(0.0);
-        *self.probe.0.lock() = Trajectory {
-            from: start,
-            to: target,
-            start: Instant::now(),
-            duration,
+        let (latency, fault) = match self.timing.as_deref_mut() {
+            Some(t) => (t.latency(TimedOp::Set), t.fault(TimedOp::Set)),
+            None => (0.0, None),
         };
         self.setpoint = target;
         self.setpoint_ts = now();
+        match fault {
+            Some(Fault::Fails) => {
+                let (done, name) = (status.clone(), self.name.clone());
+                ctx.after(Duration::from_secs_f64(latency), move || {
+                    done.set_exception(StatusError::Failed(format!(
+                        "{name}: the move to {target} failed (simulated fault)"
+                    )));
+                });
+                return Ok(status);
+            }
+            // Stuck: it never moves and its status never completes (its
+            // timeout, if any, fails it; a stop completes it).
+            Some(Fault::NeverCompletes) => {
+                self.moving = Some(status.clone());
+                return Ok(status);
+            }
+            _ => {}
+        }
+        let duration = latency + self.move_time(target - start);
+        *self.probe.0.lock() = Trajectory {
+            from: start,
+            to: target,
+            start: Instant::now() + Duration::from_secs_f64(latency),
+            velocity: self.velocity.unwrap_or(0.0),
+            acceleration: self.acceleration,
+        };
         let done = status.clone();
         ctx.after(Duration::from_secs_f64(duration), move || {
             record_move_finish(&done, target);
@@ -302,15 +414,31 @@ impl Movable for SynAxis {
     }
 }
 
+/// As every ophyd `Device`: `trigger()` returns a finished `DeviceStatus`
+/// (so `trigger_and_read` triggers motors too, as Bluesky does).
+impl Triggerable for SynAxis {
+    fn trigger(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+        let status = ctx.status().timeout(self.timeout).build();
+        match self.timing.as_deref_mut() {
+            None => {
+                status.set_finished();
+            }
+            Some(t) => {
+                let (latency, fault) = (t.latency(TimedOp::Trigger), t.fault(TimedOp::Trigger));
+                // A motor's trigger does nothing: it can fail (trigger_fails),
+                // but "never completes" is about its moves.
+                let fault = fault.filter(|f| *f != Fault::NeverCompletes);
+                super::complete_after(ctx, &status, &self.name, "trigger", latency, fault);
+            }
+        }
+        Ok(status)
+    }
+}
+
 impl Stoppable for SynAxis {
     fn stop(&mut self, success: bool) -> Result<(), DeviceError> {
         let here = self.probe.position();
-        *self.probe.0.lock() = Trajectory {
-            from: here,
-            to: here,
-            start: Instant::now(),
-            duration: 0.0,
-        };
+        *self.probe.0.lock() = Trajectory::at_rest(here);
         if let Some(st) = self.moving.take() {
             if success {
                 record_move_finish(&st, here);
@@ -354,7 +482,7 @@ impl Configurable for SynAxis {
                 .ok_or_else(|| bad(format!("'{k}' must be a finite number, got {v}")))?;
             match k.as_str() {
                 "velocity" => self.velocity = (x > 0.0).then_some(x),
-                "acceleration" => self.acceleration = x,
+                "acceleration" => self.acceleration = (x > 0.0).then_some(x),
                 "settle_time" => self.settle_time = x.max(0.0),
                 _ => {
                     return Err(bad(format!(

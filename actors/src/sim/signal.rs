@@ -2,18 +2,24 @@
 
 use serde_json::Value;
 
+use super::timing::{Faults, Latency, TimedOp, Timing};
 use crate::context::DeviceContext;
-use crate::device::{Device, Movable, Readable, Triggerable};
+use crate::device::{Answer, Device, Movable, Readable, Triggerable};
 use crate::error::DeviceError;
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
+use crate::request::DeviceOp;
 use crate::status::Status;
 
-/// A value with a timestamp: `set` replaces it at once, `trigger` completes at once.
+/// A value with a timestamp: `set` replaces it at once, `trigger` completes
+/// at once, unless a [`Timing`] model says otherwise (the status of a set or
+/// trigger then completes after its drawn latency, or as a fault says).
 ///
 /// ```
-/// use skyrun_actors::sim::SynSignal;
+/// use skyrun_actors::sim::{SynSignal, Latency, TimedOp};
 /// use skyrun_actors::Readable;
-/// let mut s = SynSignal::new("temperature", 21.5);
+/// let mut s = SynSignal::new("temperature", 21.5)
+///     .with_seed(42)
+///     .with_latency(TimedOp::Read, Latency::uniform(0.001, 0.002).unwrap());
 /// assert_eq!(s.read().unwrap()["temperature"].value, serde_json::json!(21.5));
 /// ```
 #[derive(Debug)]
@@ -22,6 +28,8 @@ pub struct SynSignal {
     value: Value,
     timestamp: f64,
     units: Option<String>,
+    timeout: Option<f64>,
+    timing: Option<Box<Timing>>,
 }
 
 impl SynSignal {
@@ -32,7 +40,54 @@ impl SynSignal {
             value: value.into(),
             timestamp: now(),
             units: None,
+            timeout: None,
+            timing: None,
         }
+    }
+
+    /// Fails a set's or trigger's status if it has not completed after `secs`.
+    pub fn with_timeout(mut self, secs: f64) -> Self {
+        self.timeout = Some(secs);
+        self
+    }
+
+    /// Draws latencies and faults as `timing` says (bound to this signal's name).
+    pub fn with_timing(mut self, mut timing: Timing) -> Self {
+        timing.bind(&self.name);
+        self.timing = Some(Box::new(timing));
+        self
+    }
+
+    /// Draws from a stream seeded from `seed` and this signal's name.
+    pub fn with_seed(self, seed: u64) -> Self {
+        let t = reseeded(self.timing.as_deref(), seed);
+        self.with_timing(t)
+    }
+
+    /// `op` takes a duration drawn from `latency`.
+    pub fn with_latency(self, op: TimedOp, latency: Latency) -> Self {
+        let t = self.timing.as_deref().cloned().unwrap_or_default();
+        self.with_timing(t.with_latency(op, latency))
+    }
+
+    /// Faults strike at `faults`' rates.
+    pub fn with_faults(self, faults: Faults) -> Self {
+        let t = self.timing.as_deref().cloned().unwrap_or_default();
+        self.with_timing(t.with_faults(faults))
+    }
+
+    fn finish(&mut self, ctx: &DeviceContext, op: TimedOp) -> Status {
+        let status = ctx.status().timeout(self.timeout).build();
+        match self.timing.as_deref_mut() {
+            None => {
+                status.set_finished();
+            }
+            Some(t) => {
+                let (latency, fault) = (t.latency(op), t.fault(op));
+                super::complete_after(ctx, &status, &self.name, op.name(), latency, fault);
+            }
+        }
+        status
     }
 
     /// Engineering units.
@@ -60,6 +115,9 @@ impl Device for SynSignal {
     }
     fn triggerable(&mut self) -> Option<&mut dyn Triggerable> {
         Some(self)
+    }
+    fn answer(&mut self, op: &DeviceOp) -> Answer {
+        super::answer(self.timing.as_deref_mut(), op)
     }
 }
 
@@ -94,9 +152,7 @@ impl Movable for SynSignal {
         }
         self.value = value.clone();
         self.timestamp = now();
-        let status = ctx.status().build();
-        status.set_finished();
-        Ok(status)
+        Ok(self.finish(ctx, TimedOp::Set))
     }
 
     fn position(&self) -> Value {
@@ -107,8 +163,18 @@ impl Movable for SynSignal {
 impl Triggerable for SynSignal {
     fn trigger(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError> {
         self.timestamp = now();
-        let status = ctx.status().build();
-        status.set_finished();
-        Ok(status)
+        Ok(self.finish(ctx, TimedOp::Trigger))
     }
+}
+
+/// `timing` (or none) with the same latencies and faults, drawing from `seed`.
+pub(crate) fn reseeded(timing: Option<&Timing>, seed: u64) -> Timing {
+    let t = timing.cloned().unwrap_or_default();
+    let mut fresh = Timing::seeded(seed).with_faults(t.faults());
+    for op in TimedOp::ALL {
+        if let Some(l) = t.latency_of(op) {
+            fresh = fresh.with_latency(op, l);
+        }
+    }
+    fresh
 }

@@ -1,7 +1,10 @@
 //! `skyrun bench`: the benchmark scenarios of [`skyrun::bench`], each case in
 //! a fresh process (so peak memory is its own), medians over repeats, shown
 //! as a table next to the physical limit measured in the same run, or as
-//! one JSON object per line with `--json`.
+//! one JSON object per line with `--json`. Given a plan file, benchmarks
+//! that plan instead (see [`plan`]).
+
+mod plan;
 
 use std::process::{Command, ExitCode};
 
@@ -55,6 +58,9 @@ fn default_size(s: Scenario) -> (usize, u64) {
 
 /// Runs `skyrun bench`.
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
+    if let Some(plan) = &args.plan {
+        return plan::bench_plan_file(plan, args);
+    }
     #[cfg(feature = "nats")]
     if args.scenario.as_deref() == Some("remote") {
         return crate::bench_remote::bench_remote(args);
@@ -122,10 +128,24 @@ fn single_case(args: &BenchArgs) -> Result<Case, Failure> {
     Ok(Case {
         scenario,
         trace,
-        devices: args.devices.unwrap_or(devices).max(1),
+        devices: device_count(args)?.unwrap_or(devices).max(1),
         messages: args.messages.unwrap_or(messages).max(1),
         span_processor: span_processor(args)?,
     })
+}
+
+/// `--devices N` of the built-in scenarios.
+pub(crate) fn device_count(args: &BenchArgs) -> Result<Option<usize>, Failure> {
+    args.devices
+        .as_deref()
+        .map(|s| {
+            s.parse::<usize>().map_err(|_| {
+                Failure::Usage(anyhow!(
+                    "--devices must be a number of devices for the built-in scenarios, not '{s}' (a device file goes with a plan file: skyrun bench PLAN.toml --devices {s})"
+                ))
+            })
+        })
+        .transpose()
 }
 
 fn span_processor(args: &BenchArgs) -> Result<SpanProcessorKind, Failure> {

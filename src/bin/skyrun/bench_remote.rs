@@ -140,7 +140,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let sequential = args.messages.unwrap_or(2000).max(1) as usize;
-    let groups: Vec<usize> = match args.devices {
+    let count = crate::bench::device_count(args).map_err(|e| match e {
+        crate::Failure::Usage(e) | crate::Failure::Runtime(e) => e,
+    })?;
+    let groups: Vec<usize> = match count {
         Some(n) => vec![n.clamp(1, MOTORS_PER_SERVER)],
         None => vec![10, 100, 1000],
     };

@@ -9,6 +9,7 @@
 //! skyrun view SPANS.jsonl -o FILE.html [--title TITLE]
 //! skyrun serve DEVICES.toml --nats URL --name SERVER [--trace TARGET]
 //! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
+//! skyrun bench PLAN.toml [--devices DEVICES.toml] [--repeat N] [--json]
 //! ```
 //!
 //! The device file is `--devices`, or else the one the plan file names with
@@ -70,7 +71,8 @@ enum Command {
     Run(RunArgs),
     /// Check a plan file and its device file, and print what would run, without running it.
     Check(CheckArgs),
-    /// Measure message throughput and device scaling, next to the physical limits.
+    /// Measure message throughput and device scaling, next to the physical
+    /// limits; or, given a plan file, benchmark that plan.
     Bench(BenchArgs),
     /// Turn a spans file (`--trace jsonl:FILE`) into an HTML timeline.
     View(ViewArgs),
@@ -97,14 +99,18 @@ struct ViewArgs {
 /// Arguments of `skyrun bench`.
 #[derive(Debug, Args)]
 struct BenchArgs {
+    /// A plan file to benchmark, untraced and traced, instead of the built-in scenarios.
+    #[arg(value_name = "PLAN.toml")]
+    plan: Option<PathBuf>,
     /// One scenario: null, set, count, many, idle, limit-actix-roundtrip,
     /// limit-crossbeam, limit-actix-actors, remote (device servers over NATS,
     /// next to bare request/reply) [default: the whole suite, without remote].
     #[arg(long)]
     scenario: Option<String>,
-    /// Devices (many, idle, limit-actix-actors).
-    #[arg(long)]
-    devices: Option<usize>,
+    /// Devices: a number (many, idle, limit-actix-actors), or with a plan
+    /// file its device file [default: the plan's `devices` key].
+    #[arg(long, value_name = "N|DEVICES.toml")]
+    devices: Option<String>,
     /// Messages (sets for many, events for count).
     #[arg(long)]
     messages: Option<u64>,
@@ -120,7 +126,7 @@ struct BenchArgs {
     /// One JSON object per line per measured case.
     #[arg(long)]
     json: bool,
-    /// Repeats per case; the median is reported.
+    /// Repeats per case (with a plan file: runs per mode); the median is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Measure one case in this process (used by the parent run).

@@ -9,10 +9,11 @@ use serde_json::Value;
 use skyrun_actors::sim::Noise;
 use toml::Spanned;
 
+use super::model;
 use super::raw::{RawDetector, RawFile, RawFlyer, RawMotor, RawSignal};
 use super::{
-    DetectorConfig, DeviceConfig, DeviceKind, DeviceSpec, FlyerConfig, MotorConfig, SignalConfig,
-    MAX_DEVICES,
+    DetectorConfig, DeviceConfig, DeviceKind, DeviceSpec, FlyerConfig, ModelConfig, MotorConfig,
+    SignalConfig, MAX_DEVICES,
 };
 use crate::config::error::{from_toml, known_list, ConfigError, ErrorKind, Src};
 use crate::config::{count, finite, non_negative, toml_to_json, Table, MAX_POINTS};
@@ -45,6 +46,16 @@ impl Builder<'_> {
     ) -> Result<f64, ConfigError> {
         v.as_ref()
             .map_or(Ok(default), |v| finite(self.src, v, what))
+    }
+
+    fn opt_timeout(
+        &self,
+        v: &Option<Spanned<f64>>,
+        what: &str,
+    ) -> Result<Option<f64>, ConfigError> {
+        v.as_ref()
+            .map(|v| non_negative(self.src, v, what))
+            .transpose()
     }
 
     fn opt_nonneg(&self, v: &Option<Spanned<f64>>, what: &str) -> Result<f64, ConfigError> {
@@ -262,13 +273,23 @@ impl Builder<'_> {
                 ));
             }
         }
+        let acceleration = match &r.acceleration {
+            Some(a) => {
+                let a2 = non_negative(self.src, a, &what("acceleration"))?;
+                (a2 > 0.0).then_some(a2)
+            }
+            None => None,
+        };
+        let model = model::model(self.src, table, &r.latency, &r.faults, timeout)?;
         let config = DeviceConfig::Motor(MotorConfig {
             position,
             velocity,
+            acceleration,
             settle_time: self.opt_nonneg(&r.settle_time, &what("settle_time"))?,
             timeout,
             limits,
             units: r.units.as_ref().map(|u| u.get_ref().clone()),
+            model,
         });
         let name_span = r.name.as_ref().or(r.prefix.as_ref()).map(|n| n.span());
         self.add(naming, &span, name_span, config)
@@ -367,6 +388,14 @@ impl Builder<'_> {
             sigma,
             noise,
             exposure_time: self.opt_nonneg(&r.exposure_time, &what("exposure_time"))?,
+            readout_time: self.opt_nonneg(&r.readout_time, &what("readout_time"))?,
+            dead_time: self.opt_nonneg(&r.dead_time, &what("dead_time"))?,
+            timeout: self.opt_timeout(&r.timeout, &what("timeout"))?,
+            model: ModelConfig::default(),
+        };
+        let base = DetectorConfig {
+            model: model::model(self.src, table, &r.latency, &r.faults, base.timeout)?,
+            ..base
         };
         let name_span = r.name.as_ref().or(r.prefix.as_ref()).map(|n| n.span());
         // `motor_family` bindings (by index) are resolved in check_bindings.
@@ -396,9 +425,12 @@ impl Builder<'_> {
                 }
             },
         };
+        let timeout = self.opt_timeout(&r.timeout, "'timeout' of [[signal]]")?;
         let config = DeviceConfig::Signal(SignalConfig {
             value,
             units: r.units.as_ref().map(|u| u.get_ref().clone()),
+            timeout,
+            model: model::model(self.src, "signal", &r.latency, &r.faults, timeout)?,
         });
         let name_span = r.name.as_ref().map(|n| n.span());
         self.add(naming, &span, name_span, config)
@@ -522,10 +554,14 @@ impl Builder<'_> {
     }
 }
 
-/// The devices declared in `text`, in declaration order.
-pub(super) fn parse(text: &str, file: &str) -> Result<IndexMap<String, DeviceSpec>, ConfigError> {
+/// What a device file declares.
+pub(super) type Parsed = (IndexMap<String, DeviceSpec>, Option<u64>);
+
+/// The devices declared in `text`, in declaration order, and the file's seed.
+pub(super) fn parse(text: &str, file: &str) -> Result<Parsed, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| from_toml(file, text, &e))?;
     let src = Src { file, text };
+    let seed = model::seed(src, &raw.seed)?;
     let mut b = Builder {
         src,
         devices: IndexMap::new(),
@@ -551,5 +587,5 @@ pub(super) fn parse(text: &str, file: &str) -> Result<IndexMap<String, DeviceSpe
     }
     // Detectors may name motors declared anywhere in the file, so bind them last.
     b.check_bindings(&raw)?;
-    Ok(b.devices)
+    Ok((b.devices, seed))
 }

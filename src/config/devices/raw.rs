@@ -25,6 +25,8 @@ pub(super) struct RawFile {
     #[serde(default)]
     #[allow(dead_code)]
     pub(super) remote: Vec<Spanned<Table<crate::config::remote::RawRemote>>>,
+    /// The seed of every random draw (timing, faults, noise).
+    pub(super) seed: Option<Spanned<i64>>,
 }
 
 /// Naming keys shared by single devices (`name`) and families (`prefix`, `count`, `first`).
@@ -41,6 +43,30 @@ pub(super) struct RawMotor {
     pub(super) timeout: Option<Spanned<f64>>,
     pub(super) limits: Option<Spanned<Vec<Spanned<f64>>>>,
     pub(super) units: Option<Spanned<String>>,
+    pub(super) acceleration: Option<Spanned<f64>>,
+    pub(super) latency: Option<Spanned<Table<RawLatency>>>,
+    pub(super) faults: Option<Spanned<Table<RawFaults>>>,
+}
+
+/// `latency = { read = ..., set = ... }`: each a number (fixed seconds) or a
+/// distribution table, checked in `model`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLatency {
+    pub(super) read: Option<Spanned<toml::Value>>,
+    pub(super) trigger: Option<Spanned<toml::Value>>,
+    pub(super) set: Option<Spanned<toml::Value>>,
+    pub(super) stage: Option<Spanned<toml::Value>>,
+}
+
+/// `faults = { set_fails = 0.01, ... }`: rates in [0, 1].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFaults {
+    pub(super) set_fails: Option<Spanned<f64>>,
+    pub(super) trigger_fails: Option<Spanned<f64>>,
+    pub(super) never_completes: Option<Spanned<f64>>,
+    pub(super) stops_answering: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +84,11 @@ pub(super) struct RawDetector {
     pub(super) noise: Option<Spanned<String>>,
     pub(super) noise_multiplier: Option<Spanned<f64>>,
     pub(super) exposure_time: Option<Spanned<f64>>,
+    pub(super) readout_time: Option<Spanned<f64>>,
+    pub(super) dead_time: Option<Spanned<f64>>,
+    pub(super) timeout: Option<Spanned<f64>>,
+    pub(super) latency: Option<Spanned<Table<RawLatency>>>,
+    pub(super) faults: Option<Spanned<Table<RawFaults>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +97,9 @@ pub(super) struct RawSignal {
     pub(super) name: Option<Spanned<String>>,
     pub(super) value: Option<Spanned<toml::Value>>,
     pub(super) units: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<f64>>,
+    pub(super) latency: Option<Spanned<Table<RawLatency>>>,
+    pub(super) faults: Option<Spanned<Table<RawFaults>>>,
 }
 
 #[derive(Debug, Deserialize)]
