@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::future::{select, Either};
 use indexmap::IndexSet;
@@ -56,7 +57,7 @@ pub(crate) struct EngineCore {
 type PauseOutcome = Result<Option<Result<Done, PlanError>>, PlanError>;
 
 /// A reply, or the error that fails the plan instead.
-type Reply_ = Result<Reply, PlanError>;
+type Answer = Result<Reply, PlanError>;
 
 /// What [`EngineCore::send_now`] did with a message.
 pub(crate) enum Sent {
@@ -317,7 +318,7 @@ impl EngineCore {
 
     /// Pauses as the handler's [`After`] asks (the pause is due), then replies.
     #[inline(never)]
-    pub fn finish(self: &Rc<Self>, done: Done) -> Pin<Box<dyn Future<Output = Reply_> + '_>> {
+    pub fn finish(self: &Rc<Self>, done: Done) -> Pin<Box<dyn Future<Output = Answer> + '_>> {
         Box::pin(async move {
             if done.after == After::PauseNow {
                 self.control.clear_pause();
@@ -369,15 +370,23 @@ impl EngineCore {
     }
 
     async fn process_interruptible(self: &Rc<Self>, msg: &Msg) -> Processed {
-        let work = std::pin::pin!(self.process(msg));
-        let stop = std::pin::pin!(self.control.interrupted());
-        match select(work, stop).await {
-            Either::Left((r, _)) => Processed::Done(r),
-            Either::Right(((), _)) => match self.control.take_interrupt() {
-                Some(i) => Processed::Interrupted(i),
-                None => Processed::Paused,
-            },
-        }
+        let mut work = std::pin::pin!(self.process(msg));
+        let mut stop = std::pin::pin!(self.control.interrupted());
+        // The message is polled first (what is done is not interrupted);
+        // a poll_fn, not a select, so that its result is moved once.
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = work.as_mut().poll(cx) {
+                return Poll::Ready(Processed::Done(r));
+            }
+            if stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(match self.control.take_interrupt() {
+                    Some(i) => Processed::Interrupted(i),
+                    None => Processed::Paused,
+                });
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// [`Self::pause_and_rewind`] on the heap: pauses are rare, and inline
