@@ -90,10 +90,10 @@ impl PlanCtx {
         // the engine's future (whose building and moving is most of a
         // message's cost).
         let core = self.core.core();
-        match core.send_now(msg) {
-            Sent::Now(reply) => reply,
-            Sent::Later(msg) => core.send(msg).await,
-            Sent::PauseFirst(done) => core.finish(done).await,
+        match core.send_now(&msg) {
+            Some(Sent::Now(reply)) => reply,
+            Some(Sent::PauseFirst(done)) => core.finish(done).await,
+            None => core.send(msg).await,
         }
     }
 

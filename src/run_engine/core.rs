@@ -63,8 +63,6 @@ type Answer = Result<Reply, PlanError>;
 pub(crate) enum Sent {
     /// Processed: its reply.
     Now(Result<Reply, PlanError>),
-    /// Not processed: it can wait, so [`EngineCore::send`] processes it.
-    Later(Msg),
     /// Processed, and its pause is due: [`EngineCore::finish`] pauses, then replies.
     PauseFirst(Done),
 }
@@ -255,34 +253,34 @@ impl EngineCore {
     /// Processes one message from the plan at once, without a future, when
     /// nothing in it can wait: no pause is pending, its command answers at
     /// once (`waits: false` in the table) and is not replaced by a
-    /// registered one. Otherwise gives the message back ([`Sent::Later`]:
-    /// for [`EngineCore::send`]), or the handler's answer when the pause its
-    /// [`After`] asks for is due ([`Sent::PauseFirst`]: for
-    /// [`EngineCore::finish`]). The same steps as `send`, in the same order.
+    /// registered one. `None` otherwise, the message untouched: for
+    /// [`EngineCore::send`]. The handler's answer is [`Sent::PauseFirst`]
+    /// when the pause its [`After`] asks for is due: for
+    /// [`EngineCore::finish`]. The same steps as `send`, in the same order.
     #[inline]
-    pub fn send_now(self: &Rc<Self>, msg: Msg) -> Sent {
+    pub fn send_now(self: &Rc<Self>, msg: &Msg) -> Option<Sent> {
         if let Some(i) = self.control.take_interrupt() {
-            return Sent::Now(Err(PlanError::Interrupted(i)));
+            return Some(Sent::Now(Err(PlanError::Interrupted(i))));
         }
         if self.control.pause_requested() == Some(false)
             || !msg.command.answers_now()
             || self.registry.handler(&msg.command).is_some()
         {
-            return Sent::Later(msg);
+            return None;
         }
-        self.cache(&msg);
-        let (parent, span) = self.start_span(&msg, false);
+        self.cache(msg);
+        let (parent, span) = self.start_span(msg, false);
         let result = {
             let cx = request_context(&parent, &span);
-            commands::dispatch_now(self, &msg, &cx)
+            commands::dispatch_now(self, msg, &cx)
                 .expect("the command answers now: the table says so")
         };
         end_span(span, &result);
-        match result {
+        Some(match result {
             Err(e) => Sent::Now(Err(e)),
             Ok(done) if self.pause_due(done.after) => Sent::PauseFirst(done),
             Ok(done) => Sent::Now(self.reply(done.reply)),
-        }
+        })
     }
 
     /// Processes one message from the plan: the whole of Bluesky's per-message loop.
