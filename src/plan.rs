@@ -11,7 +11,7 @@ use crate::error::PlanError;
 pub use crate::error::PlanResult;
 use crate::msg::Msg;
 use crate::reply::Reply;
-use crate::run_engine::{CoreHandle, Runnable};
+use crate::run_engine::{CoreHandle, Runnable, Sent};
 
 type Body = Box<dyn FnOnce(PlanCtx) -> Pin<Box<dyn Future<Output = PlanResult>>> + Send>;
 
@@ -86,7 +86,15 @@ impl PlanCtx {
     /// Sends `msg` (stamped with this plan's span context) and waits for its result.
     pub async fn send(&self, mut msg: Msg) -> Result<Reply, PlanError> {
         msg.context = self.cx.clone();
-        self.core.send(msg).await
+        // A message whose handler cannot wait is answered at once, without
+        // the engine's future (whose building and moving is most of a
+        // message's cost).
+        let core = self.core.core();
+        match core.send_now(&msg) {
+            Some(Sent::Now(reply)) => reply,
+            Some(Sent::PauseFirst(done)) => core.finish(done).await,
+            None => core.send(msg).await,
+        }
     }
 
     /// Sends `msg` and checks that its reply is of the kind its command gives,

@@ -24,7 +24,7 @@ use skyrun_actors::{DeviceHandle, Readings, Status};
 use crate::error::PlanError;
 use crate::msg::{Command, Msg};
 use crate::plan::PlanCtx;
-use crate::reply::{Location, Reply};
+use crate::reply::Location;
 
 /// A fresh group name with `prefix`, as Bluesky's `short_uid("set")`:
 /// `set-1a2b3c`, six hex digits of a random uuid4, so groups of different
@@ -129,8 +129,9 @@ pub async fn abs_set(
         (None, false) => None,
     };
     let status = ctx
-        .call(Msg::set(device, value, group.clone()), Reply::status)
-        .await?;
+        .send(Msg::set(device, value, group.clone()))
+        .await?
+        .status(&Command::Set)?;
     if wait {
         wait_group(ctx, group.as_deref()).await?;
     }
@@ -200,11 +201,9 @@ pub async fn trigger(
     wait: bool,
 ) -> Result<Status, PlanError> {
     let status = ctx
-        .call(
-            Msg::trigger(device, group.map(str::to_owned)),
-            Reply::status,
-        )
-        .await?;
+        .send(Msg::trigger(device, group.map(str::to_owned)))
+        .await?
+        .status(&Command::Trigger)?;
     if wait {
         wait_group(ctx, group).await?;
     }

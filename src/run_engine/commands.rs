@@ -6,7 +6,10 @@
 //! error naming the command and the argument), the kind of reply it gives,
 //! whether it is replayed on a rewind, whether it is traced by default
 //! (under the span name `Bluesky RunEngine <name>`) or only with
-//! `trace_all_messages`, whether it takes a status `group`, and its handler.
+//! `trace_all_messages`, whether it takes a status `group`, whether its
+//! handler can wait (`waits: true`, an async fn) or answers at once
+//! (`waits: false`, a plain fn the engine runs on its fast path, without
+//! building a future), and its handler.
 //! Handlers return an explicit `After` effect (continue, pause now, pause
 //! if a deferred pause is pending), so the engine loop has no per-command
 //! special case. Adding a command is one entry here and its handler.
@@ -50,6 +53,26 @@ pub struct CommandInfo {
     pub reply: ReplyKind,
 }
 
+/// Calls a handler: awaited when it can wait (`waits: true`), called when not.
+macro_rules! handler_call {
+    (true, $call:expr) => {
+        $call.await
+    };
+    (false, $call:expr) => {
+        $call
+    };
+}
+
+/// The answer of a handler that does not wait; `None` for one that can.
+macro_rules! handler_now {
+    (true, $body:block) => {
+        None
+    };
+    (false, $body:block) => {
+        Some($body)
+    };
+}
+
 macro_rules! command_table {
     ($(
         $(#[doc = $doc:literal])+
@@ -59,6 +82,7 @@ macro_rules! command_table {
             cached: $cached:literal,
             trace: $trace:ident,
             group: $group:literal,
+            waits: $waits:tt,
             handler: $handler:path $(,)?
         }
     )*) => {
@@ -142,9 +166,39 @@ macro_rules! command_table {
             match &msg.command {
                 $(Command::$variant => {
                     let args = <$args as FromMsg>::from_msg(msg)?;
-                    $handler(core, msg, args, cx).await
+                    handler_call!($waits, $handler(core, msg, args, cx))
                 })*
                 Command::Other(name) => Err(PlanError::UnknownCommand(name.clone())),
+            }
+        }
+
+        impl Command {
+            /// Its handler answers at once (`waits: false`, a plain fn): the
+            /// engine's fast path runs it without building a future.
+            #[inline]
+            pub(crate) fn answers_now(&self) -> bool {
+                match self {
+                    $(Command::$variant => !$waits,)*
+                    Command::Other(_) => false,
+                }
+            }
+        }
+
+        /// Parses `msg`'s arguments and runs the table's handler, if it
+        /// answers at once (see [`Command::answers_now`]); `None` otherwise.
+        pub(crate) fn dispatch_now(
+            core: &std::rc::Rc<EngineCore>,
+            msg: &Msg,
+            cx: &RequestContext<'_>,
+        ) -> Option<Result<Done, PlanError>> {
+            match &msg.command {
+                $(Command::$variant => handler_now!($waits, {
+                    match <$args as FromMsg>::from_msg(msg) {
+                        Ok(args) => $handler(core, msg, args, cx),
+                        Err(e) => Err(e),
+                    }
+                }),)*
+                Command::Other(_) => None,
             }
         }
     };
@@ -153,112 +207,112 @@ macro_rules! command_table {
 command_table! {
     /// Open a run: emit the start document.
     OpenRun => "open_run" {
-        args: runs::OpenRunArgs, reply: RunUid, cached: false, trace: All, group: false,
+        args: runs::OpenRunArgs, reply: RunUid, cached: false, trace: All, group: false, waits: false,
         handler: runs::open_run,
     }
     /// Close a run: emit the stop document.
     CloseRun => "close_run" {
-        args: runs::CloseRunArgs, reply: RunUid, cached: false, trace: All, group: false,
+        args: runs::CloseRunArgs, reply: RunUid, cached: false, trace: All, group: false, waits: false,
         handler: runs::close_run,
     }
     /// Emit a stream's descriptor before any event.
     DeclareStream => "declare_stream" {
-        args: bundling::DeclareStreamArgs, reply: None, cached: true, trace: All, group: false,
+        args: bundling::DeclareStreamArgs, reply: None, cached: true, trace: All, group: false, waits: true,
         handler: bundling::declare_stream,
     }
     /// Start bundling readings into an event.
     Create => "create" {
-        args: bundling::CreateArgs, reply: None, cached: true, trace: All, group: false,
+        args: bundling::CreateArgs, reply: None, cached: true, trace: All, group: false, waits: false,
         handler: bundling::create,
     }
     /// Emit the bundled readings as an event.
     Save => "save" {
-        args: bundling::NoArgs, reply: None, cached: true, trace: All, group: false,
+        args: bundling::NoArgs, reply: None, cached: true, trace: All, group: false, waits: true,
         handler: bundling::save,
     }
     /// Discard the bundled readings.
     Drop => "drop" {
-        args: bundling::NoArgs, reply: None, cached: true, trace: All, group: false,
+        args: bundling::NoArgs, reply: None, cached: true, trace: All, group: false, waits: false,
         handler: bundling::drop_bundle,
     }
     /// Read a device (into the bundle, if one is open).
     Read => "read" {
-        args: bundling::ReadArgs, reply: Readings, cached: true, trace: All, group: false,
+        args: bundling::ReadArgs, reply: Readings, cached: true, trace: All, group: false, waits: true,
         handler: bundling::read,
     }
     /// Locate movable devices: where each was asked to go and where it is.
     Locate => "locate" {
-        args: devices::LocateArgs, reply: Locations, cached: true, trace: All, group: false,
+        args: devices::LocateArgs, reply: Locations, cached: true, trace: All, group: false, waits: true,
         handler: devices::locate,
     }
     /// Set a device to a value; returns a Status.
     Set => "set" {
-        args: statuses::SetArgs, reply: Status, cached: true, trace: Bluesky, group: true,
+        args: statuses::SetArgs, reply: Status, cached: true, trace: Bluesky, group: true, waits: true,
         handler: statuses::set,
     }
     /// Trigger a device; returns a Status.
     Trigger => "trigger" {
-        args: statuses::StatusArgs, reply: Status, cached: true, trace: All, group: true,
+        args: statuses::StatusArgs, reply: Status, cached: true, trace: All, group: true, waits: true,
         handler: statuses::trigger,
     }
     /// Wait for the statuses of a group.
     Wait => "wait" {
-        args: statuses::WaitArgs, reply: None, cached: true, trace: Bluesky, group: true,
+        args: statuses::WaitArgs, reply: None, cached: true, trace: Bluesky, group: true, waits: true,
         handler: statuses::wait,
     }
     /// Sleep for a number of seconds.
     Sleep => "sleep" {
-        args: flow::SleepArgs, reply: None, cached: true, trace: All, group: false,
+        args: flow::SleepArgs, reply: None, cached: true, trace: All, group: false, waits: true,
         handler: flow::sleep,
     }
     /// Mark a point a paused plan can rewind to; deferred pauses happen here.
     Checkpoint => "checkpoint" {
-        args: bundling::NoArgs, reply: None, cached: false, trace: All, group: false,
+        args: bundling::NoArgs, reply: None, cached: false, trace: All, group: false, waits: false,
         handler: flow::checkpoint,
     }
     /// Mark the plan as not rewindable until the next checkpoint.
     ClearCheckpoint => "clear_checkpoint" {
-        args: bundling::NoArgs, reply: None, cached: false, trace: All, group: false,
+        args: bundling::NoArgs, reply: None, cached: false, trace: All, group: false, waits: false,
         handler: flow::clear_checkpoint,
     }
     /// Pause the engine from inside the plan.
     Pause => "pause" {
-        args: flow::PauseArgs, reply: None, cached: false, trace: All, group: false,
+        args: flow::PauseArgs, reply: None, cached: false, trace: All, group: false, waits: false,
         handler: flow::pause,
     }
     /// Stage a device.
     Stage => "stage" {
-        args: devices::StageArgs, reply: None, cached: true, trace: All, group: false,
+        args: devices::StageArgs, reply: None, cached: true, trace: All, group: false, waits: true,
         handler: devices::stage,
     }
     /// Unstage a device.
     Unstage => "unstage" {
-        args: devices::StageArgs, reply: None, cached: true, trace: All, group: false,
+        args: devices::StageArgs, reply: None, cached: true, trace: All, group: false, waits: true,
         handler: devices::unstage,
     }
     /// Start a flyer; returns a Status.
     Kickoff => "kickoff" {
-        args: statuses::StatusArgs, reply: Status, cached: true, trace: All, group: true,
+        args: statuses::StatusArgs, reply: Status, cached: true, trace: All, group: true, waits: true,
         handler: statuses::kickoff,
     }
     /// Ask a flyer to finish; returns a Status.
     Complete => "complete" {
-        args: statuses::CompleteArgs, reply: Status, cached: true, trace: Bluesky, group: true,
+        args: statuses::CompleteArgs, reply: Status, cached: true, trace: Bluesky, group: true, waits: true,
         handler: statuses::complete,
     }
     /// Collect a flyer's events and emit them.
     Collect => "collect" {
-        args: devices::CollectArgs, reply: Collected, cached: true, trace: Bluesky, group: false,
+        args: devices::CollectArgs, reply: Collected, cached: true, trace: Bluesky, group: false, waits: true,
         handler: devices::collect,
     }
     /// Configure a device.
     Configure => "configure" {
-        args: devices::ConfigureArgs, reply: Configured, cached: true, trace: All, group: false,
+        args: devices::ConfigureArgs, reply: Configured, cached: true, trace: All, group: false, waits: true,
         handler: devices::configure,
     }
     /// Do nothing.
     Null => "null" {
-        args: bundling::NoArgs, reply: None, cached: false, trace: All, group: false,
+        args: bundling::NoArgs, reply: None, cached: false, trace: All, group: false, waits: false,
         handler: flow::null,
     }
 }

@@ -2,14 +2,17 @@
 //! (interruptibly), pauses and rewinds, and closes everything on every exit path.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::future::{select, Either};
 use indexmap::IndexSet;
 use opentelemetry::trace::{Span as _, Status as SpanStatus, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
-use skyrun_actors::{DeviceHandle, DeviceOp, SpanTracer};
+use skyrun_actors::{ActiveSpan, DeviceHandle, DeviceOp, SpanTracer};
 
 use super::bundler::OpenRun;
 use super::commands::{self, Trace};
@@ -48,6 +51,20 @@ pub(crate) struct EngineCore {
     tracer: SpanTracer,
     opts: EngineOptions,
     registry: Arc<Registry>,
+}
+
+/// What a pause ends with: the reply to the last message replayed, if any.
+type PauseOutcome = Result<Option<Result<Done, PlanError>>, PlanError>;
+
+/// A reply, or the error that fails the plan instead.
+type Answer = Result<Reply, PlanError>;
+
+/// What [`EngineCore::send_now`] did with a message.
+pub(crate) enum Sent {
+    /// Processed: its reply.
+    Now(Result<Reply, PlanError>),
+    /// Processed, and its pause is due: [`EngineCore::finish`] pauses, then replies.
+    PauseFirst(Done),
 }
 
 enum Processed {
@@ -236,15 +253,86 @@ impl EngineCore {
         }
     }
 
+    /// Processes one message from the plan at once, without a future, when
+    /// nothing in it can wait: no pause is pending, its command answers at
+    /// once (`waits: false` in the table) and is not replaced by a
+    /// registered one. `None` otherwise, the message untouched: for
+    /// [`EngineCore::send`]. The handler's answer is [`Sent::PauseFirst`]
+    /// when the pause its [`After`] asks for is due: for
+    /// [`EngineCore::finish`]. The same steps as `send`, in the same order.
+    #[inline]
+    pub fn send_now(self: &Rc<Self>, msg: &Msg) -> Option<Sent> {
+        if let Some(i) = self.control.take_interrupt() {
+            return Some(Sent::Now(Err(PlanError::Interrupted(i))));
+        }
+        if self.control.pause_requested() == Some(false)
+            || !msg.command.answers_now()
+            || self.registry.handler(&msg.command).is_some()
+        {
+            return None;
+        }
+        self.cache(msg);
+        let (parent, span) = self.start_span(msg, false);
+        let result = {
+            let cx = request_context(&parent, &span);
+            commands::dispatch_now(self, msg, &cx)
+                .expect("the command answers now: the table says so")
+        };
+        end_span(span, &result);
+        Some(match result {
+            Err(e) => Sent::Now(Err(e)),
+            Ok(done) if self.pause_due(done.after) => Sent::PauseFirst(done),
+            Ok(done) => Sent::Now(self.reply(done.reply)),
+        })
+    }
+
     /// Processes one message from the plan: the whole of Bluesky's per-message loop.
     pub async fn send(self: &Rc<Self>, msg: Msg) -> Result<Reply, PlanError> {
         if let Some(i) = self.control.take_interrupt() {
             return Err(PlanError::Interrupted(i));
         }
         if self.control.pause_requested() == Some(false) {
-            self.pause_and_rewind().await?;
+            self.pause_and_rewind_boxed().await?;
         }
-        // The table says what a rewind replays (registered commands are replayed).
+        let cacheable = self.cache(&msg);
+        let done = loop {
+            match self.process_interruptible(&msg).await {
+                Processed::Done(r) => break r,
+                Processed::Interrupted(i) => return Err(PlanError::Interrupted(i)),
+                Processed::Paused => {
+                    // Rewinding replays the cache, which ends with this message
+                    // (or, when not rewindable, we process it again).
+                    let rewindable = self.st.borrow().msg_cache.is_some();
+                    if let Some(last) = self.pause_and_rewind_boxed().await? {
+                        if rewindable && cacheable {
+                            break last;
+                        }
+                    }
+                }
+            }
+        }?;
+        if self.pause_due(done.after) {
+            return self.finish(done).await;
+        }
+        self.reply(done.reply)
+    }
+
+    /// Pauses as the handler's [`After`] asks (the pause is due), then replies.
+    #[inline(never)]
+    pub fn finish(self: &Rc<Self>, done: Done) -> Pin<Box<dyn Future<Output = Answer> + '_>> {
+        Box::pin(async move {
+            if done.after == After::PauseNow {
+                self.control.clear_pause();
+            }
+            self.pause_and_rewind().await?;
+            self.reply(done.reply)
+        })
+    }
+
+    /// The table says what a rewind replays (registered commands are
+    /// replayed): caches `msg` if so; whether it is cacheable.
+    #[inline]
+    fn cache(&self, msg: &Msg) -> bool {
         let cacheable = msg.command.info().is_none_or(|i| i.cached);
         if cacheable {
             let mut st = self.st.borrow_mut();
@@ -256,61 +344,63 @@ impl EngineCore {
                 }
             }
         }
-        let done = loop {
-            match self.process_interruptible(&msg).await {
-                Processed::Done(r) => break r,
-                Processed::Interrupted(i) => return Err(PlanError::Interrupted(i)),
-                Processed::Paused => {
-                    // Rewinding replays the cache, which ends with this message
-                    // (or, when not rewindable, we process it again).
-                    let rewindable = self.st.borrow().msg_cache.is_some();
-                    if let Some(last) = self.pause_and_rewind().await? {
-                        if rewindable && cacheable {
-                            break last;
-                        }
-                    }
-                }
-            }
-        }?;
-        match done.after {
-            After::Continue => {}
-            After::PauseIfRequested => {
-                if self.control.pause_requested() == Some(true) {
-                    self.pause_and_rewind().await?;
-                }
-            }
-            After::PauseNow => {
-                self.control.clear_pause();
-                self.pause_and_rewind().await?;
-            }
+        cacheable
+    }
+
+    /// Whether the pause a handler's `after` asks for is due now.
+    #[inline]
+    fn pause_due(&self, after: After) -> bool {
+        match after {
+            After::Continue => false,
+            After::PauseIfRequested => self.control.pause_requested() == Some(true),
+            After::PauseNow => true,
         }
-        // A status that failed since the plan was last told fails it now,
-        // instead of this message's reply (Bluesky throws it into the plan
-        // before sending the response back), even if nobody waits on it.
+    }
+
+    /// The reply to the plan: a status that failed since the plan was last
+    /// told fails it now, instead of this message's reply (Bluesky throws it
+    /// into the plan before sending the response back), even if nobody
+    /// waits on it.
+    #[inline]
+    fn reply(&self, reply: Reply) -> Result<Reply, PlanError> {
         let failed = self.st.borrow().groups.failures().take();
-        if let Some(e) = failed {
-            return Err(e);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(reply),
         }
-        Ok(done.reply)
     }
 
     async fn process_interruptible(self: &Rc<Self>, msg: &Msg) -> Processed {
-        let work = std::pin::pin!(self.process(msg));
-        let stop = std::pin::pin!(self.control.interrupted());
-        match select(work, stop).await {
-            Either::Left((r, _)) => Processed::Done(r),
-            Either::Right(((), _)) => match self.control.take_interrupt() {
-                Some(i) => Processed::Interrupted(i),
-                None => Processed::Paused,
-            },
-        }
+        let mut work = std::pin::pin!(self.process(msg));
+        let mut stop = std::pin::pin!(self.control.interrupted());
+        // The message is polled first (what is done is not interrupted);
+        // a poll_fn, not a select, so that its result is moved once.
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = work.as_mut().poll(cx) {
+                return Poll::Ready(Processed::Done(r));
+            }
+            if stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(match self.control.take_interrupt() {
+                    Some(i) => Processed::Interrupted(i),
+                    None => Processed::Paused,
+                });
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// [`Self::pause_and_rewind`] on the heap: pauses are rare, and inline
+    /// its future would make every message's future (which the plan holds
+    /// and copies) larger.
+    #[inline(never)]
+    fn pause_and_rewind_boxed(self: &Rc<Self>) -> Pin<Box<dyn Future<Output = PauseOutcome> + '_>> {
+        Box::pin(self.pause_and_rewind())
     }
 
     /// Pauses until resumed; then replays the messages since the last
     /// checkpoint and returns the reply to the last one, if any.
-    async fn pause_and_rewind(
-        self: &Rc<Self>,
-    ) -> Result<Option<Result<Done, PlanError>>, PlanError> {
+    async fn pause_and_rewind(self: &Rc<Self>) -> PauseOutcome {
         'paused: loop {
             self.control.clear_pause();
             // Subscribers have seen every document up to the pause once it is reported.
@@ -344,10 +434,24 @@ impl EngineCore {
     /// Processes one message, in a span when it is traced.
     async fn process(self: &Rc<Self>, msg: &Msg) -> Result<Done, PlanError> {
         let registered = self.registry.handler(&msg.command);
-        let by_default = match (&registered, msg.command.info()) {
-            (None, Some(info)) => info.trace == Trace::Bluesky,
-            _ => false,
+        let (parent, span) = self.start_span(msg, registered.is_some());
+        let result = {
+            let cx = request_context(&parent, &span);
+            commands::dispatch(self, msg, registered, &cx).await
         };
+        end_span(span, &result);
+        result
+    }
+
+    /// The parent of `msg`'s span, and the span when it is traced (a
+    /// `registered` command only with `trace_all_messages`).
+    #[inline]
+    fn start_span(&self, msg: &Msg, registered: bool) -> (Context, Option<ActiveSpan>) {
+        let by_default = !registered
+            && msg
+                .command
+                .info()
+                .is_some_and(|info| info.trace == Trace::Bluesky);
         let traced = self.tracer.is_enabled() && (self.opts.trace_all_messages || by_default);
         let parent = self.span_parent(&msg.context, msg.run.as_deref());
         let span = traced
@@ -356,20 +460,30 @@ impl EngineCore {
                     .start(span_name(&msg.command), &parent, msg_attributes(msg))
             })
             .flatten();
-        let Some(mut span) = span else {
-            return commands::dispatch(self, msg, registered, &RequestContext::of(&parent)).await;
-        };
-        // What runs under the span (device requests, their Status spans) needs
-        // its context only, built if a request asks: the span itself stays
-        // here, unboxed and unshared.
-        let cx = RequestContext::under(&parent, span.span_context().clone());
-        let result = commands::dispatch(self, msg, registered, &cx).await;
-        if let Err(e) = &result {
+        (parent, span)
+    }
+}
+
+/// What runs under a message's span (device requests, their Status spans)
+/// needs its context only, built if a request asks: the span itself stays
+/// with the engine, unboxed and unshared.
+#[inline]
+fn request_context<'a>(parent: &'a Context, span: &Option<ActiveSpan>) -> RequestContext<'a> {
+    match span {
+        Some(span) => RequestContext::under(parent, span.span_context().clone()),
+        None => RequestContext::of(parent),
+    }
+}
+
+/// Ends a message's span, recording its error.
+#[inline]
+fn end_span(span: Option<ActiveSpan>, result: &Result<Done, PlanError>) {
+    if let Some(mut span) = span {
+        if let Err(e) = result {
             skyrun_actors::record_exception(&mut span, e.kind(), e.to_string(), true);
             span.set_status(SpanStatus::error(format!("{}: {e}", e.kind())));
         }
         span.end();
-        result
     }
 }
 
@@ -379,5 +493,75 @@ async fn stop_devices(devices: &IndexSet<DeviceHandle>) {
     let cx = Context::new();
     for dev in devices.iter().filter(|d| d.capabilities().stoppable) {
         let _ = dev.request(DeviceOp::Stop { success: true }, &cx).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::msg::{Command, Msg};
+    use crate::reply::Reply;
+    use crate::{Plan, RunEngine};
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        actix::System::new().block_on(async {
+            match tokio::time::timeout(Duration::from_secs(60), f).await {
+                Ok(v) => v,
+                Err(_) => panic!("the test did not end within 60 s"),
+            }
+        })
+    }
+
+    #[test]
+    fn the_commands_answered_at_once_are_those_whose_handler_cannot_wait() {
+        let now: Vec<&str> = Command::ALL
+            .iter()
+            .filter(|c| c.answers_now())
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(
+            now,
+            [
+                "open_run",
+                "close_run",
+                "create",
+                "drop",
+                "checkpoint",
+                "clear_checkpoint",
+                "pause",
+                "null"
+            ]
+        );
+        assert!(!Command::Other("null2".into()).answers_now());
+    }
+
+    #[test]
+    fn a_registered_command_replaces_one_answered_at_once() {
+        run(async {
+            let re = RunEngine::new();
+            re.register_command("null", |_msg, _cx| async { Ok(Reply::Value(7.into())) });
+            let got = Arc::new(AtomicI64::new(0));
+            let g = got.clone();
+            let plan = Plan::new("null", move |ctx| async move {
+                let reply = ctx.send(Msg::null()).await?;
+                let Reply::Value(v) = reply else {
+                    panic!("the registered handler's reply, got {reply:?}");
+                };
+                g.store(v.as_i64().unwrap_or(-1), Ordering::SeqCst);
+                Ok(())
+            });
+            re.run(plan).await.unwrap();
+            assert_eq!(got.load(Ordering::SeqCst), 7);
+            // The table's `null` answers again once the replacement is removed.
+            assert!(re.unregister_command("null"));
+            let plan = Plan::new("null", |ctx| async move {
+                let reply = ctx.send(Msg::null()).await?;
+                reply.none(&Command::Null)
+            });
+            re.run(plan).await.unwrap();
+        });
     }
 }

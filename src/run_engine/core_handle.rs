@@ -6,9 +6,6 @@ use std::rc::Rc;
 use opentelemetry::Context;
 
 use super::core::EngineCore;
-use crate::error::PlanError;
-use crate::msg::Msg;
-use crate::reply::Reply;
 
 #[derive(Clone)]
 pub(crate) struct CoreHandle(Rc<EngineCore>);
@@ -18,8 +15,10 @@ impl CoreHandle {
         CoreHandle(core)
     }
 
-    pub async fn send(&self, msg: Msg) -> Result<Reply, PlanError> {
-        self.0.send(msg).await
+    /// The engine core (plans await its `send` directly: one future layer less).
+    #[inline]
+    pub fn core(&self) -> &Rc<EngineCore> {
+        &self.0
     }
 
     pub fn start_span(&self, name: String, cx: &Context) -> Option<skyrun_actors::ActiveSpan> {

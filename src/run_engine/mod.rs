@@ -32,6 +32,7 @@ pub use self::commands::{Command, CommandInfo, Trace};
 use self::control::AtomicState;
 pub use self::control::EngineState;
 use self::core::EngineCore;
+pub(crate) use self::core::Sent;
 pub(crate) use self::core_handle::CoreHandle;
 pub use self::registry::CommandContext;
 use self::registry::Registry;

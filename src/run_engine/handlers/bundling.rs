@@ -125,7 +125,7 @@ impl<'m> FromMsg<'m> for CreateArgs<'m> {
     }
 }
 
-pub(crate) async fn create(
+pub(crate) fn create(
     core: &Core,
     msg: &Msg,
     a: CreateArgs<'_>,
@@ -148,7 +148,7 @@ pub(crate) async fn save(
     Ok(Reply::None.into())
 }
 
-pub(crate) async fn drop_bundle(
+pub(crate) fn drop_bundle(
     core: &Core,
     msg: &Msg,
     _: NoArgs,

@@ -46,7 +46,7 @@ pub(crate) async fn sleep(
     Ok(Reply::None.into())
 }
 
-pub(crate) async fn checkpoint(
+pub(crate) fn checkpoint(
     core: &Core,
     msg: &Msg,
     _: NoArgs,
@@ -70,7 +70,7 @@ pub(crate) async fn checkpoint(
     })
 }
 
-pub(crate) async fn clear_checkpoint(
+pub(crate) fn clear_checkpoint(
     core: &Core,
     _: &Msg,
     _: NoArgs,
@@ -103,7 +103,7 @@ impl<'m> FromMsg<'m> for PauseArgs {
     }
 }
 
-pub(crate) async fn pause(
+pub(crate) fn pause(
     core: &Core,
     msg: &Msg,
     a: PauseArgs,
@@ -121,7 +121,7 @@ pub(crate) async fn pause(
     })
 }
 
-pub(crate) async fn null(
+pub(crate) fn null(
     _: &Core,
     _: &Msg,
     _: NoArgs,

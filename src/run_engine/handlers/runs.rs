@@ -27,7 +27,7 @@ impl<'m> FromMsg<'m> for OpenRunArgs<'m> {
     }
 }
 
-pub(crate) async fn open_run(
+pub(crate) fn open_run(
     core: &Core,
     msg: &Msg,
     a: OpenRunArgs<'_>,
@@ -97,7 +97,7 @@ impl<'m> FromMsg<'m> for CloseRunArgs<'m> {
     }
 }
 
-pub(crate) async fn close_run(
+pub(crate) fn close_run(
     core: &Core,
     msg: &Msg,
     a: CloseRunArgs<'_>,
