@@ -1,0 +1,166 @@
+//! The plan driver: a skyrun [`Plan`] that steps a Python generator of
+//! Bluesky messages with Bluesky's protocol. Each message goes to the engine
+//! (in the span context Python had when it was yielded); its result is sent
+//! back into the generator, a failure is thrown into it (so
+//! `finalize_wrapper` cleanup and the plan's own `except` run), and on halt
+//! the generator is closed. Commands the engine does not process (callbacks,
+//! `RE.register_command`'s) are handed to the Python RunEngine.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pyo3::intern;
+use pyo3::prelude::*;
+use skyrun::{Interrupt, Plan, PlanError, Reply};
+
+use crate::convert::ser_to_py;
+use crate::device::readings_to_py;
+use crate::msg;
+use crate::otel::PlanContext;
+use crate::status::PyStatus;
+
+/// The plan's uncaught Python exception, for `RE()` to raise.
+pub type ErrorSlot = Arc<Mutex<Option<PyErr>>>;
+
+enum Incoming {
+    Value(Py<PyAny>),
+    Reply(Result<Reply, PlanError>),
+    Throw(PyErr),
+}
+
+enum Step {
+    Engine(skyrun::Msg, opentelemetry::Context),
+    Local(Incoming),
+    Done(Result<(), PlanError>),
+}
+
+/// Closes the generator if the plan is dropped before it finished (halt).
+struct Generator {
+    gen: Option<Py<PyAny>>,
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        if let Some(gen) = self.gen.take() {
+            Python::try_attach(|py| {
+                if let Err(e) = gen.call_method0(py, intern!(py, "close")) {
+                    e.print(py);
+                }
+            });
+        }
+    }
+}
+
+fn reply_to_py(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+    Ok(match r {
+        Reply::None => py.None(),
+        Reply::Status(s) => Py::new(py, PyStatus { inner: s })?.into_any(),
+        Reply::Readings(r) => readings_to_py(py, &r)?.unbind(),
+        Reply::RunUid(u) => u.into_pyobject(py)?.into_any().unbind(),
+        Reply::Collected(n) => n.into_pyobject(py)?.into_any().unbind(),
+        Reply::Configured { old, new } => (ser_to_py(py, &old)?, ser_to_py(py, &new)?).into_pyobject(py)?.into_any().unbind(),
+    })
+}
+
+/// The Python exception for an engine failure (Bluesky's classes when installed).
+pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
+    let kind = match e {
+        PlanError::Interrupted(Interrupt::Abort(_)) => "abort",
+        PlanError::Interrupted(Interrupt::Stop) => "stop",
+        PlanError::Interrupted(Interrupt::Halt) => "halt",
+        PlanError::Status { .. } => "status",
+        PlanError::WaitTimeout { .. } => "timeout",
+        PlanError::UnknownCommand(_) => "unknown",
+        PlanError::IllFormed { .. } => "ill_formed",
+        PlanError::Illegal { .. } => "illegal",
+        PlanError::Device { .. } => "device",
+        PlanError::Failed(_) => "failed",
+    };
+    match py
+        .import("skyrun.errors")
+        .and_then(|m| m.call_method1("from_engine", (kind, e.to_string())))
+    {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+fn describe(py: Python<'_>, e: &PyErr) -> String {
+    let v = e.value(py);
+    let name = v.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    format!("{name}: {v}")
+}
+
+/// One step: send or throw `incoming` into the generator; classify what it yields.
+fn step(py: Python<'_>, gen: &Bound<'_, PyAny>, hooks: &Bound<'_, PyAny>, incoming: Incoming, pcx: &mut PlanContext, errors: &ErrorSlot) -> Step {
+    let yielded = match incoming {
+        Incoming::Value(v) => gen.call_method1(intern!(py, "send"), (v,)),
+        Incoming::Reply(Ok(r)) => match reply_to_py(py, r) {
+            Ok(v) => gen.call_method1(intern!(py, "send"), (v,)),
+            Err(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
+        },
+        Incoming::Reply(Err(e)) => gen.call_method1(intern!(py, "throw"), (error_to_py(py, &e).into_value(py),)),
+        Incoming::Throw(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
+    };
+    let m = match yielded {
+        Ok(m) => m,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => return Step::Done(Ok(())),
+        Err(e) => {
+            let text = describe(py, &e);
+            *errors.lock() = Some(e);
+            return Step::Done(Err(PlanError::Failed(text)));
+        }
+    };
+    let f = match msg::fields(&m) {
+        Ok(f) => f,
+        Err(e) => return Step::Local(Incoming::Throw(e)),
+    };
+    // Commands the Python RunEngine handles itself (subscribe, registered commands, ...).
+    let local = hooks
+        .getattr(intern!(py, "_local_commands"))
+        .and_then(|s| s.contains(&f.command))
+        .unwrap_or(false);
+    if local {
+        return Step::Local(match hooks.call_method1(intern!(py, "_handle_local"), (&m,)) {
+            Ok(v) => Incoming::Value(v.unbind()),
+            Err(e) => Incoming::Throw(e),
+        });
+    }
+    let kwargs = if f.command.to_str().map(|c| c == "open_run").unwrap_or(false) {
+        match hooks.call_method1(intern!(py, "_open_run_kwargs"), (&f.kwargs,)) {
+            Ok(k) => Some(k),
+            Err(e) => return Step::Local(Incoming::Throw(e)),
+        }
+    } else {
+        None
+    };
+    match msg::to_msg(&f, kwargs.as_ref()) {
+        Ok(msg) => Step::Engine(msg, pcx.current(py)),
+        Err(e) => Step::Local(Incoming::Throw(e)),
+    }
+}
+
+/// The skyrun plan stepping `gen` (a started-or-not Python generator).
+pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan {
+    Plan::new("python plan", move |ctx| async move {
+        let mut guard = Generator { gen: Some(gen) };
+        let mut pcx = Python::attach(PlanContext::new);
+        let mut incoming = Incoming::Value(Python::attach(|py| py.None()));
+        loop {
+            let next = Python::attach(|py| {
+                let gen = guard.gen.as_ref().expect("the generator is held until the plan ends").bind(py);
+                step(py, gen, hooks.bind(py), incoming, &mut pcx, &errors)
+            });
+            incoming = match next {
+                Step::Engine(msg, cx) => Incoming::Reply(ctx.with_context(cx).send(msg).await),
+                Step::Local(i) => i,
+                Step::Done(r) => {
+                    // Finished (or raised): nothing to close.
+                    guard.gen = None;
+                    return r;
+                }
+            };
+        }
+    })
+}
+
