@@ -356,3 +356,56 @@ pub fn readings_to_py<'py>(py: Python<'py>, r: &skyrun_actors::Readings) -> PyRe
     Ok(d.into_any())
 }
 
+
+/// The devices a skyrun device file (TOML) declares, checked, as dicts
+/// (`name`, `kind` and the settings) in declaration order, motors first.
+#[pyfunction]
+pub fn parse_device_file<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    use skyrun::config::{DeviceConfig, DeviceSet};
+    let set = DeviceSet::load(&path).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let mut out = Vec::with_capacity(set.len());
+    for spec in set.iter() {
+        let d = PyDict::new(py);
+        d.set_item("name", &spec.name)?;
+        match &spec.config {
+            DeviceConfig::Motor(m) => {
+                d.set_item("kind", "motor")?;
+                d.set_item("position", m.position)?;
+                d.set_item("velocity", m.velocity)?;
+                d.set_item("settle_time", m.settle_time)?;
+                d.set_item("timeout", m.timeout)?;
+                d.set_item("limits", m.limits)?;
+                d.set_item("units", &m.units)?;
+            }
+            DeviceConfig::Detector(c) => {
+                d.set_item("kind", "detector")?;
+                d.set_item("motor", &c.motor)?;
+                d.set_item("center", c.center)?;
+                d.set_item("imax", c.imax)?;
+                d.set_item("sigma", c.sigma)?;
+                let (noise, mult) = match c.noise {
+                    Noise::None => ("none", 1.0),
+                    Noise::Poisson => ("poisson", 1.0),
+                    Noise::Uniform(m) => ("uniform", m),
+                };
+                d.set_item("noise", noise)?;
+                d.set_item("noise_multiplier", mult)?;
+                d.set_item("exposure_time", c.exposure_time)?;
+            }
+            DeviceConfig::Signal(c) => {
+                d.set_item("kind", "signal")?;
+                d.set_item("value", crate::convert::to_py(py, &c.value)?)?;
+                d.set_item("units", &c.units)?;
+            }
+            DeviceConfig::Flyer(c) => {
+                d.set_item("kind", "flyer")?;
+                d.set_item("num_points", c.num_points)?;
+                d.set_item("duration", c.duration)?;
+                d.set_item("start", c.start)?;
+                d.set_item("stop", c.stop)?;
+            }
+        }
+        out.push(d);
+    }
+    Ok(out)
+}

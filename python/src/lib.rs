@@ -64,6 +64,7 @@ fn _skyrun(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(device::spawn_gauss, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_signal, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_flyer, m)?)?;
+    m.add_function(wrap_pyfunction!(device::parse_device_file, m)?)?;
     m.add_function(wrap_pyfunction!(bridge_spans_to, m)?)?;
     m.add_function(wrap_pyfunction!(flush_spans, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_spans, m)?)?;
