@@ -35,7 +35,7 @@ _SLICE = 0.05
 
 def _versions():
     v = {"skyrun": _skyrun.__version__}
-    for mod in ("bluesky", "ophyd"):
+    for mod in ("bluesky", "ophyd", "event_model"):
         m = sys.modules.get(mod)
         if m is None:
             try:
@@ -53,7 +53,9 @@ def _ensure_generator(plan):
         return plan
 
     def gen():
-        return (yield from iter(plan))
+        # A list or other iterator cannot take results back: they are dropped.
+        for msg in plan:
+            yield msg
 
     return gen()
 
@@ -98,6 +100,8 @@ class RunEngine:
         self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "locate", "rewindable", "input"}
         self._local_commands = set(self._builtin_local)
         self._call_md = {}
+        self._plan = None
+        self._temporary = []
         self._callback_errors = []
         self._sigint = context_managers is None or len(context_managers) > 0
         self.call_returns_result = call_returns_result
@@ -197,8 +201,13 @@ class RunEngine:
         if command == "subscribe":
             return self.subscribe(*msg.args, **msg.kwargs)
         if command == "unsubscribe":
+            # Documents reach subscribers on skyrun's document thread, a little
+            # behind the plan: the subscription ends when the run's documents
+            # have all been delivered (when RE() returns), so it sees every
+            # document emitted while it was subscribed, as in Bluesky.
             token = msg.kwargs.get("token", msg.args[0] if msg.args else None)
-            return self.unsubscribe(token)
+            self._temporary.append(token)
+            return None
         if command == "RE_class":
             return type(self)
         if command == "rewindable":
@@ -217,12 +226,13 @@ class RunEngine:
         raise KeyError(f"unknown command {command!r}")
 
     def _open_run_kwargs(self, kwargs):
+        # Bluesky's precedence: per-call metadata, the open_run message, the plan's type and name, RE.md.
+        self.md["scan_id"] = self.scan_id_source(self.md)
         md = dict(self.md)
-        md.update(self._call_md)
+        md["plan_type"] = type(self._plan).__name__
+        md["plan_name"] = getattr(self._plan, "__name__", "")
         md.update(kwargs or {})
-        scan_id = self.scan_id_source(self.md)
-        self.md["scan_id"] = scan_id
-        md["scan_id"] = scan_id
+        md.update(self._call_md)
         return md
 
     # -- running ----------------------------------------------------------
@@ -250,6 +260,7 @@ class RunEngine:
             for s in subs:
                 tokens.append(self.subscribe(*s) if isinstance(s, tuple) else self.subscribe(s))
         self._temporary = tokens
+        self._plan = plan
         self._engine.start(_ensure_generator(plan), self)
         return self._wait()
 
@@ -288,7 +299,7 @@ class RunEngine:
                     pass
 
     def _finish(self, r):
-        for t in getattr(self, "_temporary", []):
+        for t in self._temporary:
             self.unsubscribe(t)
         self._temporary = []
         error = self._engine.take_error()
