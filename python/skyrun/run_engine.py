@@ -102,6 +102,7 @@ class RunEngine:
         self._call_md = {}
         self._plan = None
         self._temporary = []
+        self._abort_reason = ""
         self._callback_errors = []
         self._sigint = context_managers is None or len(context_managers) > 0
         self.call_returns_result = call_returns_result
@@ -129,6 +130,7 @@ class RunEngine:
 
     def abort(self, reason=""):
         """Stop the plan, let it clean up, mark its runs ``abort`` with ``reason``."""
+        self._abort_reason = reason
         self._engine.abort(reason)
         return self._wait()
 
@@ -225,6 +227,13 @@ class RunEngine:
             return found
         raise KeyError(f"unknown command {command!r}")
 
+    def _close_run_kwargs(self, kwargs):
+        # skyrun keeps an abort's reason in the stop document (Bluesky leaves it empty).
+        kwargs = dict(kwargs or {})
+        if kwargs.get("exit_status") == "abort" and not kwargs.get("reason") and self._abort_reason:
+            kwargs["reason"] = self._abort_reason
+        return kwargs
+
     def _open_run_kwargs(self, kwargs):
         # Bluesky's precedence: per-call metadata, the open_run message, the plan's type and name, RE.md.
         self.md["scan_id"] = self.scan_id_source(self.md)
@@ -251,6 +260,7 @@ class RunEngine:
         self._configure_tracing()
         self._call_md = metadata_kw
         self._callback_errors = []
+        self._abort_reason = ""
         tokens = []
         if subs is not None:
             if callable(subs):

@@ -126,8 +126,14 @@ fn step(py: Python<'_>, gen: &Bound<'_, PyAny>, hooks: &Bound<'_, PyAny>, incomi
             Err(e) => Incoming::Throw(e),
         });
     }
-    let kwargs = if f.command.to_str().map(|c| c == "open_run").unwrap_or(false) {
-        match hooks.call_method1(intern!(py, "_open_run_kwargs"), (&f.kwargs,)) {
+    // Runs take their metadata (RE.md, scan_id) and an abort's reason from the Python RunEngine.
+    let amend = match f.command.to_str() {
+        Ok("open_run") => Some(intern!(py, "_open_run_kwargs")),
+        Ok("close_run") => Some(intern!(py, "_close_run_kwargs")),
+        _ => None,
+    };
+    let kwargs = if let Some(amend) = amend {
+        match hooks.call_method1(amend, (&f.kwargs,)) {
             Ok(k) => Some(k),
             Err(e) => return Step::Local(Incoming::Throw(e)),
         }

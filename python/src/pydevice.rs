@@ -173,7 +173,7 @@ fn pair(py: Python<'_>, st: &Bound<'_, PyAny>, status: Status) -> PyResult<()> {
         }
         Ok(())
     })?;
-    st.call_method1("add_callback", (cb,))?;
+    py.import("skyrun._pydevice")?.call_method1("add_callback", (st, cb))?;
     Ok(())
 }
 
