@@ -61,6 +61,16 @@ def _ensure_generator(plan):
 
 
 _atexit_registered = False
+_own_pipeline = False
+
+
+def use_skyrun_pipeline(target=None, profile=False):
+    """Send skyrun's spans to skyrun's own pipeline: ``target`` is ``none``,
+    ``console``, ``jsonl:FILE`` or ``otlp`` (None: from the OTEL_* variables);
+    ``profile`` also records every span's duration (see ``profile_report``)."""
+    global _own_pipeline
+    _own_pipeline = True
+    return _skyrun.init_telemetry(target, profile)
 
 
 def _flush_at_exit():
@@ -247,11 +257,14 @@ class RunEngine:
     # -- running ----------------------------------------------------------
 
     def _configure_tracing(self):
+        global _own_pipeline
         provider = _otel.sdk_provider()
         if provider is not None:
             _skyrun.bridge_spans_to(provider)
-        else:
+        elif not _own_pipeline:
+            # No Python provider: skyrun's own pipeline, from the OTEL_* variables (OTLP when an endpoint is set).
             _skyrun.init_telemetry(None)
+            _own_pipeline = True
 
     def __call__(self, plan, subs=None, /, **metadata_kw):
         """Run ``plan``; returns the uids of the runs it opened (a tuple)."""

@@ -42,10 +42,16 @@ fn shutdown_spans(py: Python<'_>) {
 /// Starts skyrun's own span pipeline from the `OTEL_*` variables (OTLP), for
 /// when no Python TracerProvider is set; a no-op without an endpoint.
 #[pyfunction]
-#[pyo3(signature = (target=None))]
-fn init_telemetry(py: Python<'_>, target: Option<&str>) -> PyResult<bool> {
+#[pyo3(signature = (target=None, profile=false))]
+fn init_telemetry(py: Python<'_>, target: Option<&str>, profile: bool) -> PyResult<bool> {
     runtime::get(py);
-    otel::init_target(py, target)
+    otel::init_target(py, target, profile)
+}
+
+/// The span profile (`--profile`): `(span count, table)`, or None when not profiling.
+#[pyfunction]
+fn profile_report() -> Option<(usize, String)> {
+    otel::profile_report()
 }
 
 /// Flushes skyrun's own span pipeline and stops it; its export report, if one ran.
@@ -70,6 +76,7 @@ fn _skyrun(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown_spans, m)?)?;
     m.add_function(wrap_pyfunction!(init_telemetry, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_telemetry, m)?)?;
+    m.add_function(wrap_pyfunction!(profile_report, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

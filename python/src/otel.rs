@@ -239,11 +239,12 @@ pub fn shutdown(py: Python<'_>) {
 }
 
 static OWN: Mutex<Option<skyrun::telemetry::Telemetry>> = Mutex::new(None);
+static PROFILE: Mutex<Option<skyrun::telemetry::profile::ProfileProcessor>> = Mutex::new(None);
 
 /// Starts skyrun's own pipeline for `target` (`none`, `console`,
 /// `jsonl:FILE`, `otlp`; `None`: OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
 /// set) as the global provider. Returns whether one was started.
-pub fn init_target(py: Python<'_>, target: Option<&str>) -> PyResult<bool> {
+pub fn init_target(py: Python<'_>, target: Option<&str>, profile: bool) -> PyResult<bool> {
     use skyrun::telemetry::{Telemetry, TelemetryOptions, TraceTarget};
     let target = match target {
         Some(t) => t
@@ -251,11 +252,14 @@ pub fn init_target(py: Python<'_>, target: Option<&str>) -> PyResult<bool> {
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
         None => TraceTarget::from_env_default(),
     };
-    if matches!(target, TraceTarget::None) {
+    if matches!(target, TraceTarget::None) && !profile {
         return Ok(false);
     }
+    let prof = profile.then(skyrun::telemetry::profile::ProfileProcessor::new);
+    *PROFILE.lock() = prof.clone();
+    let opts = TelemetryOptions { profile: prof, ..Default::default() };
     let t = py
-        .detach(|| Telemetry::init(target, TelemetryOptions::default()))
+        .detach(|| Telemetry::init(target, opts))
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
     t.install_global();
     if let Some(old) = OWN.lock().replace(t) {
@@ -276,4 +280,11 @@ pub fn flush_own(py: Python<'_>) {
 pub fn shutdown_own(py: Python<'_>) -> Option<String> {
     let t = OWN.lock().take()?;
     py.detach(|| t.shutdown().ok().map(|r| format!("{r}")))
+}
+
+/// The `--profile` table (per span name: count, total, mean, p50, p99, max), if profiling.
+pub fn profile_report() -> Option<(usize, String)> {
+    let p = PROFILE.lock();
+    let r = p.as_ref()?.report();
+    Some((r.span_count(), if r.is_empty() { String::new() } else { r.to_string() }))
 }
