@@ -3,7 +3,10 @@
 use skyrun_actors::{DeviceError, StatusError};
 use thiserror::Error;
 
-use crate::run_engine::RunSummary;
+use crate::reply::RunSummary;
+
+/// What a plan returns.
+pub type PlanResult = Result<(), PlanError>;
 
 /// How a run was interrupted from outside the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,17 @@ pub enum PlanError {
         #[source]
         source: StatusError,
     },
+    /// A message's reply was not of the kind its command gives (a plan
+    /// reading the wrong variant, or a registered command answering otherwise).
+    #[error("{command}: expected {expected} as its reply, got {got}")]
+    WrongReply {
+        /// The command.
+        command: String,
+        /// The kind the plan expected.
+        expected: &'static str,
+        /// The kind that came back.
+        got: &'static str,
+    },
     /// `wait` timed out.
     #[error("wait for group {group} timed out after {timeout} s")]
     WaitTimeout {
@@ -86,6 +100,27 @@ impl PlanError {
     /// A plan failure with `reason`, as a plan raises an exception.
     pub fn failed(reason: impl Into<String>) -> Self {
         PlanError::Failed(reason.into())
+    }
+
+    /// The error's type name, as Bluesky names its exceptions where it has one
+    /// (`FailedStatus`, `WaitForTimeoutError`, ...).
+    ///
+    /// ```
+    /// use skyrun::PlanError;
+    /// assert_eq!(PlanError::UnknownCommand("x".into()).kind(), "UnknownCommand");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanError::UnknownCommand(_) => "UnknownCommand",
+            PlanError::IllFormed { .. } => "IllFormedMessage",
+            PlanError::Illegal { .. } => "IllegalMessageSequence",
+            PlanError::Device { .. } => "DeviceError",
+            PlanError::Status { .. } => "FailedStatus",
+            PlanError::WrongReply { .. } => "WrongReply",
+            PlanError::WaitTimeout { .. } => "WaitForTimeoutError",
+            PlanError::Interrupted(_) => "RunInterrupted",
+            PlanError::Failed(_) => "PlanFailed",
+        }
     }
 }
 

@@ -22,6 +22,31 @@
 //!   device request carries it across the actor boundary through an
 //!   OpenTelemetry propagator, so the device's "Ophyd Status" span is a child
 //!   of the engine's "Bluesky RunEngine set" span, as in Bluesky.
+//! * **Commands**: a [`Msg`] is untyped, in Bluesky's form (command, obj,
+//!   args, kwargs). The engine's command table checks it once and turns it
+//!   into typed arguments; each command declares its reply kind, whether a
+//!   rewind replays it, how it is traced and its handler.
+//!   [`RunEngine::register_command`] adds commands at run time.
+//!
+//! ## Where things live
+//!
+//! Data flows one way: plan → engine → device → Status → span.
+//!
+//! | what | where |
+//! |---|---|
+//! | messages, replies, errors | [`msg`], [`reply`], `error.rs` |
+//! | plans, stubs, standard plans, wrappers | [`plan`], [`plan_stubs`], [`plans`], [`preprocessors`] |
+//! | the engine loop (pause, rewind, interrupts, cleanup) | `run_engine/core.rs` |
+//! | the command table (one entry per command) | [`run_engine::commands`] |
+//! | the command handlers | `run_engine/handlers/` (runs, bundling, statuses, devices, flow) |
+//! | registered commands | `run_engine/registry.rs` |
+//! | documents and the event bundle | [`documents`], `run_engine/bundler.rs` |
+//! | engine-side tracing (span names, attributes, the propagated context) | [`telemetry::spans`], `run_engine/request_context.rs` |
+//! | exporters (OTLP, console, jsonl), profile | [`telemetry`] |
+//! | device-side tracing (Status spans, propagation) | `skyrun_actors::{status, propagation, tracer}` |
+//! | each simulated device | [`skyrun_actors::sim`] (`axis.rs`, `gauss.rs`, `signal.rs`, `flyer.rs`) |
+//! | plan and device files | [`config`] |
+//! | the `skyrun` command | `src/bin/skyrun/` |
 //!
 //! ```
 //! use skyrun::{plans, RunEngine, Document};
@@ -59,6 +84,7 @@ pub mod plan;
 pub mod plan_stubs;
 pub mod plans;
 pub mod preprocessors;
+pub mod reply;
 pub mod run_engine;
 pub mod subscriptions;
 pub mod telemetry;
@@ -67,6 +93,9 @@ pub use documents::{Document, Event, EventDescriptor, ExitStatus, RunStart, RunS
 pub use error::{ControlError, Interrupt, PlanError, RunError};
 pub use msg::{Command, Msg};
 pub use plan::{Plan, PlanCtx, PlanResult};
-pub use run_engine::{EngineOptions, EngineState, Reply, RunEngine, RunEngineBuilder, RunSummary};
+pub use reply::{Location, Reply, ReplyKind, RunSummary};
+pub use run_engine::{
+    CommandContext, EngineOptions, EngineState, NoSystem, RunEngine, RunEngineBuilder, Runnable,
+};
 pub use skyrun_actors::{self as actors, Status};
 pub use subscriptions::SubscriptionId;

@@ -1,94 +1,20 @@
 //! Plan messages: what a plan asks the RunEngine to do, one [`Msg`] at a time,
-//! with Bluesky's commands and the span context of the plan that sent it.
+//! in Bluesky's form (command, obj, args, kwargs), with the span context of
+//! the plan that sent it.
+//!
+//! A `Msg` is untyped, as Bluesky's are; the engine's command table
+//! (`run_engine/commands.rs`, which also generates [`Command`]) checks it once
+//! and turns it into typed arguments. Plans build messages with the typed
+//! constructors here ([`Msg::set`], [`Msg::wait`], ...), or with
+//! [`Msg::new`] for a registered command.
 
 use std::fmt;
-use std::str::FromStr;
 
 use opentelemetry::Context;
 use serde_json::{Map, Value};
 use skyrun_actors::DeviceHandle;
 
-macro_rules! commands {
-    ($($variant:ident => $name:literal, $doc:literal;)*) => {
-        /// A message command, as Bluesky names it.
-        ///
-        /// ```
-        /// use skyrun::Command;
-        /// assert_eq!("set".parse::<Command>().unwrap(), Command::Set);
-        /// assert_eq!(Command::OpenRun.as_str(), "open_run");
-        /// assert_eq!("frobnicate".parse::<Command>().unwrap(), Command::Other("frobnicate".into()));
-        /// ```
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum Command {
-            $(#[doc = $doc] $variant,)*
-            /// A command skyrun does not know; dispatching it fails the run.
-            Other(String),
-        }
-
-        impl Command {
-            /// Every known command.
-            pub const ALL: &'static [Command] = &[$(Command::$variant,)*];
-
-            /// The command's name.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Command::$variant => $name,)*
-                    Command::Other(s) => s,
-                }
-            }
-
-            /// The name of a known command, `None` for [`Command::Other`].
-            pub fn static_str(&self) -> Option<&'static str> {
-                match self {
-                    $(Command::$variant => Some($name),)*
-                    Command::Other(_) => None,
-                }
-            }
-
-            /// `Bluesky RunEngine <command>` for a known command.
-            pub(crate) fn static_span_name(&self) -> Option<&'static str> {
-                match self {
-                    $(Command::$variant => Some(concat!("Bluesky RunEngine ", $name)),)*
-                    Command::Other(_) => None,
-                }
-            }
-        }
-
-        impl FromStr for Command {
-            type Err = std::convert::Infallible;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Ok(match s {
-                    $($name => Command::$variant,)*
-                    other => Command::Other(other.to_owned()),
-                })
-            }
-        }
-    };
-}
-
-commands! {
-    OpenRun => "open_run", "Open a run: emit the start document.";
-    CloseRun => "close_run", "Close a run: emit the stop document.";
-    DeclareStream => "declare_stream", "Emit a stream's descriptor before any event.";
-    Create => "create", "Start bundling readings into an event.";
-    Save => "save", "Emit the bundled readings as an event.";
-    Drop => "drop", "Discard the bundled readings.";
-    Read => "read", "Read a device (into the bundle, if one is open).";
-    Set => "set", "Set a device to a value; returns a Status.";
-    Trigger => "trigger", "Trigger a device; returns a Status.";
-    Wait => "wait", "Wait for the statuses of a group.";
-    Sleep => "sleep", "Sleep for a number of seconds.";
-    Checkpoint => "checkpoint", "Mark a point a paused plan can rewind to; deferred pauses happen here.";
-    ClearCheckpoint => "clear_checkpoint", "Mark the plan as not rewindable until the next checkpoint.";
-    Pause => "pause", "Pause the engine from inside the plan.";
-    Stage => "stage", "Stage a device.";
-    Unstage => "unstage", "Unstage a device.";
-    Kickoff => "kickoff", "Start a flyer; returns a Status.";
-    Complete => "complete", "Ask a flyer to finish; returns a Status.";
-    Collect => "collect", "Collect a flyer's events and emit them.";
-    Configure => "configure", "Configure a device.";
-    Null => "null", "Do nothing.";
-}
+pub use crate::run_engine::commands::Command;
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,6 +43,9 @@ pub struct Msg {
     pub command: Command,
     /// The device it targets, if any.
     pub obj: Option<DeviceHandle>,
+    /// More devices given among the positional arguments, as in Bluesky's
+    /// `Msg('locate', obj1, obj2)` or `Msg('declare_stream', None, *objs)`.
+    pub objs: Vec<DeviceHandle>,
     /// Positional arguments.
     pub args: Vec<Value>,
     /// Keyword arguments.
@@ -150,6 +79,7 @@ impl Msg {
         Msg {
             command: command.into(),
             obj: None,
+            objs: Vec::new(),
             args: Vec::new(),
             kwargs: Map::new(),
             run: None,
@@ -161,6 +91,12 @@ impl Msg {
     /// Targets `device`.
     pub fn obj(mut self, device: &DeviceHandle) -> Self {
         self.obj = Some(device.clone());
+        self
+    }
+
+    /// Adds a device among the positional arguments (see [`Msg::objs`](Msg#structfield.objs)).
+    pub fn device_arg(mut self, device: &DeviceHandle) -> Self {
+        self.objs.push(device.clone());
         self
     }
 
@@ -203,5 +139,146 @@ impl Msg {
     /// The keyword argument `key`, if present and not null.
     pub fn kw(&self, key: &str) -> Option<&Value> {
         self.kwargs.get(key).filter(|v| !v.is_null())
+    }
+}
+
+/// Typed constructors, one per command of the table: what plan stubs send.
+///
+/// ```
+/// use skyrun::{Command, Msg};
+/// let m = Msg::wait(Some("g"), Some(1.0));
+/// assert_eq!(m.command, Command::Wait);
+/// assert_eq!(m.group.as_deref(), Some("g"));
+/// assert_eq!(m.kwargs["timeout"], 1.0);
+/// ```
+impl Msg {
+    /// `open_run(**md)`.
+    pub fn open_run(md: Map<String, Value>) -> Self {
+        Msg::new(Command::OpenRun).kwargs(md)
+    }
+
+    /// `close_run(exit_status=, reason=)` (only those given).
+    pub fn close_run(exit_status: Option<&str>, reason: Option<&str>) -> Self {
+        let mut m = Msg::new(Command::CloseRun);
+        if let Some(e) = exit_status {
+            m = m.kwarg("exit_status", e);
+        }
+        if let Some(r) = reason {
+            m = m.kwarg("reason", r);
+        }
+        m
+    }
+
+    /// `declare_stream(device, name=)`.
+    pub fn declare_stream(device: &DeviceHandle, name: &str) -> Self {
+        Msg::new(Command::DeclareStream)
+            .obj(device)
+            .kwarg("name", name)
+    }
+
+    /// `create(name=)`.
+    pub fn create(name: &str) -> Self {
+        Msg::new(Command::Create).kwarg("name", name)
+    }
+
+    /// `save()`.
+    pub fn save() -> Self {
+        Msg::new(Command::Save)
+    }
+
+    /// `drop()`.
+    pub fn drop_bundle() -> Self {
+        Msg::new(Command::Drop)
+    }
+
+    /// `read(device)`.
+    pub fn read(device: &DeviceHandle) -> Self {
+        Msg::new(Command::Read).obj(device)
+    }
+
+    /// `locate(device)`.
+    pub fn locate(device: &DeviceHandle) -> Self {
+        Msg::new(Command::Locate).obj(device)
+    }
+
+    /// `set(device, value, group=)`.
+    pub fn set(device: &DeviceHandle, value: impl Into<Value>, group: Option<String>) -> Self {
+        Msg::new(Command::Set)
+            .obj(device)
+            .arg(value)
+            .maybe_group(group)
+    }
+
+    /// `trigger(device, group=)`.
+    pub fn trigger(device: &DeviceHandle, group: Option<String>) -> Self {
+        Msg::new(Command::Trigger).obj(device).maybe_group(group)
+    }
+
+    /// `wait(group=, timeout=)`: `timeout` is written only when given.
+    pub fn wait(group: Option<&str>, timeout: Option<f64>) -> Self {
+        let m = Msg::new(Command::Wait).maybe_group(group.map(str::to_owned));
+        match timeout {
+            Some(t) => m.kwarg("timeout", t),
+            None => m,
+        }
+    }
+
+    /// `sleep(seconds)`.
+    pub fn sleep(secs: f64) -> Self {
+        Msg::new(Command::Sleep).arg(secs)
+    }
+
+    /// `checkpoint()`.
+    pub fn checkpoint() -> Self {
+        Msg::new(Command::Checkpoint)
+    }
+
+    /// `clear_checkpoint()`.
+    pub fn clear_checkpoint() -> Self {
+        Msg::new(Command::ClearCheckpoint)
+    }
+
+    /// `pause(defer=)`.
+    pub fn pause(defer: bool) -> Self {
+        Msg::new(Command::Pause).kwarg("defer", defer)
+    }
+
+    /// `stage(device)`.
+    pub fn stage(device: &DeviceHandle) -> Self {
+        Msg::new(Command::Stage).obj(device)
+    }
+
+    /// `unstage(device)`.
+    pub fn unstage(device: &DeviceHandle) -> Self {
+        Msg::new(Command::Unstage).obj(device)
+    }
+
+    /// `kickoff(flyer, group=)`.
+    pub fn kickoff(flyer: &DeviceHandle, group: Option<String>) -> Self {
+        Msg::new(Command::Kickoff).obj(flyer).maybe_group(group)
+    }
+
+    /// `complete(flyer, group=)`.
+    pub fn complete(flyer: &DeviceHandle, group: Option<String>) -> Self {
+        Msg::new(Command::Complete).obj(flyer).maybe_group(group)
+    }
+
+    /// `collect(flyer, stream=False, return_payload=True, name=None)`.
+    pub fn collect(flyer: &DeviceHandle) -> Self {
+        Msg::new(Command::Collect)
+            .obj(flyer)
+            .kwarg("stream", false)
+            .kwarg("return_payload", true)
+            .kwarg("name", Value::Null)
+    }
+
+    /// `configure(device, **settings)`.
+    pub fn configure(device: &DeviceHandle, settings: Map<String, Value>) -> Self {
+        Msg::new(Command::Configure).obj(device).kwargs(settings)
+    }
+
+    /// `null()`.
+    pub fn null() -> Self {
+        Msg::new(Command::Null)
     }
 }

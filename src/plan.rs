@@ -8,12 +8,10 @@ use std::pin::Pin;
 use opentelemetry::Context;
 
 use crate::error::PlanError;
+pub use crate::error::PlanResult;
 use crate::msg::Msg;
-use crate::run_engine::core_handle::CoreHandle;
-use crate::run_engine::Reply;
-
-/// What a plan returns.
-pub type PlanResult = Result<(), PlanError>;
+use crate::reply::Reply;
+use crate::run_engine::{CoreHandle, Runnable};
 
 type Body = Box<dyn FnOnce(PlanCtx) -> Pin<Box<dyn Future<Output = PlanResult>>> + Send>;
 
@@ -58,6 +56,15 @@ impl Plan {
     }
 }
 
+impl From<Plan> for Runnable {
+    fn from(plan: Plan) -> Runnable {
+        let body = plan.body;
+        Runnable {
+            body: Box::new(move |core, cx| body(PlanCtx::new(core, cx))),
+        }
+    }
+}
+
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Plan({:?})", self.name)
@@ -80,6 +87,20 @@ impl PlanCtx {
     pub async fn send(&self, mut msg: Msg) -> Result<Reply, PlanError> {
         msg.context = self.cx.clone();
         self.core.send(msg).await
+    }
+
+    /// Sends `msg` and checks that its reply is of the kind its command gives,
+    /// with `expect` (one of [`Reply`]'s typed accessors, such as
+    /// [`Reply::status`]): a reply of another kind is a
+    /// [`PlanError::WrongReply`] naming the command.
+    pub async fn call<T>(
+        &self,
+        msg: Msg,
+        expect: impl FnOnce(Reply, &crate::Command) -> Result<T, PlanError>,
+    ) -> Result<T, PlanError> {
+        let command = msg.command.clone();
+        let reply = self.send(msg).await?;
+        expect(reply, &command)
     }
 
     /// The span context the plan's messages carry.

@@ -19,43 +19,43 @@
 //! ```
 
 use serde_json::{Map, Value};
-use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply, Readings, Status};
+use skyrun_actors::{DeviceHandle, Readings, Status};
 
 use crate::error::PlanError;
 use crate::msg::Msg;
 use crate::plan::PlanCtx;
-use crate::run_engine::Reply;
+use crate::reply::{Location, Reply};
 
-/// A fresh group name with `prefix`, as Bluesky's `set-1a2b3c` (unique in the process).
+/// A fresh group name with `prefix`, as Bluesky's `short_uid("set")`:
+/// `set-1a2b3c`, six hex digits of a random uuid4, so groups of different
+/// processes exporting to one backend do not collide.
 ///
 /// ```
 /// let (a, b) = (skyrun::plan_stubs::new_group("set"), skyrun::plan_stubs::new_group("set"));
-/// assert!(a.starts_with("set-") && a != b);
+/// assert!(a.starts_with("set-") && a.len() == 10 && a != b);
 /// ```
 pub fn new_group(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{:06x}", NEXT.fetch_add(1, Ordering::Relaxed))
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..6])
 }
 
-fn expect_status(reply: Reply) -> Status {
-    match reply {
-        Reply::Status(s) => s,
-        _ => Status::finished(),
-    }
+/// A fresh group name as Bluesky's `mv` and `abs_set(wait=True)` make them: a whole uuid4.
+///
+/// ```
+/// assert_eq!(skyrun::plan_stubs::new_uuid_group().len(), 36);
+/// ```
+pub fn new_uuid_group() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Does nothing (a message round trip).
 pub async fn null(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.send(Msg::new("null")).await.map(|_| ())
+    ctx.call(Msg::null(), Reply::none).await
 }
 
 /// Opens a run with metadata `md`; returns its uid.
 pub async fn open_run(ctx: &PlanCtx, md: Map<String, Value>) -> Result<String, PlanError> {
-    match ctx.send(Msg::new("open_run").kwargs(md)).await? {
-        Reply::RunUid(uid) => Ok(uid),
-        _ => Ok(String::new()),
-    }
+    ctx.call(Msg::open_run(md), Reply::run_uid).await
 }
 
 /// Closes the run with `exit_status` (`success`, `fail`, `abort`) and `reason`.
@@ -64,44 +64,33 @@ pub async fn close_run(
     exit_status: Option<&str>,
     reason: Option<&str>,
 ) -> Result<String, PlanError> {
-    let mut m = Msg::new("close_run");
-    if let Some(e) = exit_status {
-        m = m.kwarg("exit_status", e);
-    }
-    if let Some(r) = reason {
-        m = m.kwarg("reason", r);
-    }
-    match ctx.send(m).await? {
-        Reply::RunUid(uid) => Ok(uid),
-        _ => Ok(String::new()),
-    }
+    ctx.call(Msg::close_run(exit_status, reason), Reply::run_uid)
+        .await
 }
 
 /// Starts bundling readings into an event of stream `name`.
 pub async fn create(ctx: &PlanCtx, name: &str) -> Result<(), PlanError> {
-    ctx.send(Msg::new("create").kwarg("name", name))
-        .await
-        .map(|_| ())
+    ctx.call(Msg::create(name), Reply::none).await
 }
 
 /// Emits the bundled readings as an event.
 pub async fn save(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.send(Msg::new("save")).await.map(|_| ())
+    ctx.call(Msg::save(), Reply::none).await
 }
 
 /// Discards the bundled readings.
 pub async fn drop(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.send(Msg::new("drop")).await.map(|_| ())
+    ctx.call(Msg::drop_bundle(), Reply::none).await
 }
 
 /// Emits the descriptor of stream `name` for `devices` before any event.
-pub async fn declare_stream(
+pub async fn declare_stream<D: AsRef<DeviceHandle>>(
     ctx: &PlanCtx,
     name: &str,
-    devices: &[&DeviceHandle],
+    devices: &[D],
 ) -> Result<(), PlanError> {
     for d in devices {
-        ctx.send(Msg::new("declare_stream").obj(d).kwarg("name", name))
+        ctx.call(Msg::declare_stream(d.as_ref(), name), Reply::none)
             .await?;
     }
     Ok(())
@@ -109,10 +98,17 @@ pub async fn declare_stream(
 
 /// Reads `device` (into the open bundle, if any).
 pub async fn read(ctx: &PlanCtx, device: &DeviceHandle) -> Result<Readings, PlanError> {
-    match ctx.send(Msg::new("read").obj(device)).await? {
-        Reply::Readings(r) => Ok(r),
-        _ => Ok(Readings::new()),
-    }
+    ctx.call(Msg::read(device), Reply::readings).await
+}
+
+/// Where `device` is (Bluesky's `locate`): its setpoint and readback.
+pub async fn locate(ctx: &PlanCtx, device: &DeviceHandle) -> Result<Location, PlanError> {
+    let mut all = ctx.call(Msg::locate(device), Reply::locations).await?;
+    all.pop().ok_or_else(|| PlanError::WrongReply {
+        command: "locate".into(),
+        expected: "one location",
+        got: "none",
+    })
 }
 
 /// Sets `device` to `value` in `group`; waits for it when `wait`. Returns the status.
@@ -125,46 +121,29 @@ pub async fn abs_set(
 ) -> Result<Status, PlanError> {
     let group = match (group, wait) {
         (Some(g), _) => Some(g.to_owned()),
-        (None, true) => Some(new_group("set")),
+        (None, true) => Some(new_uuid_group()),
         (None, false) => None,
     };
-    let status = expect_status(
-        ctx.send(
-            Msg::new("set")
-                .obj(device)
-                .arg(value)
-                .maybe_group(group.clone()),
-        )
-        .await?,
-    );
+    let status = ctx
+        .call(Msg::set(device, value, group.clone()), Reply::status)
+        .await?;
     if wait {
         wait_group(ctx, group.as_deref()).await?;
     }
     Ok(status)
 }
 
-/// The current position of a movable device.
+/// The current position of a movable device (its readback, through `locate`).
 pub async fn position(ctx: &PlanCtx, device: &DeviceHandle) -> Result<f64, PlanError> {
-    let err = |reason: String| PlanError::Device {
-        command: "rel_set".into(),
-        device: device.name().to_owned(),
-        source: skyrun_actors::DeviceError::Failed {
-            device: device.name().to_owned(),
-            operation: "position",
-            reason,
-        },
-    };
-    match device.request(DeviceOp::Position, ctx.context()).await {
-        Ok(DeviceReply::Position(v)) => v
-            .as_f64()
-            .ok_or_else(|| err(format!("position {v} is not a number"))),
-        Ok(_) => Err(err("no position returned".into())),
-        Err(source) => Err(PlanError::Device {
-            command: "rel_set".into(),
-            device: device.name().to_owned(),
-            source,
-        }),
-    }
+    let at = locate(ctx, device).await?;
+    at.readback.as_f64().ok_or_else(|| PlanError::Illegal {
+        command: "locate".into(),
+        reason: format!(
+            "{} is at {}, which is not a number",
+            device.name(),
+            at.readback
+        ),
+    })
 }
 
 /// Sets `device` to its current position plus `delta`.
@@ -180,51 +159,62 @@ pub async fn rel_set(
 }
 
 /// Moves each device to its target, all at once, and waits for all.
-pub async fn mv(ctx: &PlanCtx, moves: &[(&DeviceHandle, f64)]) -> Result<(), PlanError> {
-    let group = new_group("set");
+pub async fn mv<D: AsRef<DeviceHandle>>(
+    ctx: &PlanCtx,
+    moves: &[(D, f64)],
+) -> Result<(), PlanError> {
+    let group = new_uuid_group();
     for (dev, target) in moves {
-        ctx.send(Msg::new("set").obj(dev).arg(*target).group(group.clone()))
-            .await?;
+        ctx.call(
+            Msg::set(dev.as_ref(), *target, Some(group.clone())),
+            Reply::status,
+        )
+        .await?;
     }
-    wait_group(ctx, Some(&group)).await
+    // Bluesky's mv waits with `timeout=None` spelled out.
+    ctx.call(
+        Msg::wait(Some(&group), None).kwarg("timeout", Value::Null),
+        Reply::none,
+    )
+    .await
 }
 
 /// Moves each device by its delta, all at once, and waits for all.
-pub async fn mvr(ctx: &PlanCtx, moves: &[(&DeviceHandle, f64)]) -> Result<(), PlanError> {
+pub async fn mvr<D: AsRef<DeviceHandle>>(
+    ctx: &PlanCtx,
+    moves: &[(D, f64)],
+) -> Result<(), PlanError> {
     let mut abs = Vec::with_capacity(moves.len());
     for (dev, delta) in moves {
-        abs.push((*dev, position(ctx, dev).await? + delta));
+        abs.push((dev.as_ref(), position(ctx, dev.as_ref()).await? + delta));
     }
     mv(ctx, &abs).await
 }
 
-/// Triggers `device` in `group`; waits for it when `wait`.
+/// Triggers `device` in `group`; waits for that group when `wait` (as
+/// Bluesky, the ungrouped statuses when no group is given).
 pub async fn trigger(
     ctx: &PlanCtx,
     device: &DeviceHandle,
     group: Option<&str>,
     wait: bool,
 ) -> Result<Status, PlanError> {
-    let group = match (group, wait) {
-        (Some(g), _) => Some(g.to_owned()),
-        (None, true) => Some(new_group("trigger")),
-        (None, false) => None,
-    };
-    let status = expect_status(
-        ctx.send(Msg::new("trigger").obj(device).maybe_group(group.clone()))
-            .await?,
-    );
+    let status = ctx
+        .call(
+            Msg::trigger(device, group.map(str::to_owned)),
+            Reply::status,
+        )
+        .await?;
     if wait {
-        wait_group(ctx, group.as_deref()).await?;
+        wait_group(ctx, group).await?;
     }
     Ok(status)
 }
 
-/// Waits for the statuses of `group` (`None`: the ungrouped ones).
+/// Waits for the statuses of `group` (`None`: the ungrouped ones), as the
+/// `Msg("wait", None, group=group)` of Bluesky's `abs_set` and `trigger`.
 pub async fn wait_group(ctx: &PlanCtx, group: Option<&str>) -> Result<(), PlanError> {
-    ctx.send(Msg::new("wait").maybe_group(group.map(str::to_owned)))
-        .await
-        .map(|_| ())
+    ctx.call(Msg::wait(group, None), Reply::none).await
 }
 
 /// Waits for `group` as `bps.wait` does, with a timeout (in seconds) after which the plan fails.
@@ -233,97 +223,80 @@ pub async fn wait(
     group: Option<&str>,
     timeout: Option<f64>,
 ) -> Result<(), PlanError> {
-    ctx.send(
-        Msg::new("wait")
-            .maybe_group(group.map(str::to_owned))
+    ctx.call(
+        Msg::wait(group, None)
             .kwarg("error_on_timeout", true)
             .kwarg("timeout", timeout.map(Value::from).unwrap_or(Value::Null))
             .kwarg("watch", Value::Array(vec![])),
+        Reply::none,
     )
     .await
-    .map(|_| ())
 }
 
 /// Sleeps for `secs` seconds (interruptible by pause and abort).
 pub async fn sleep(ctx: &PlanCtx, secs: f64) -> Result<(), PlanError> {
-    ctx.send(Msg::new("sleep").arg(secs)).await.map(|_| ())
+    ctx.call(Msg::sleep(secs), Reply::none).await
 }
 
 /// Marks a point the plan can rewind to; a deferred pause happens here.
 pub async fn checkpoint(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.send(Msg::new("checkpoint")).await.map(|_| ())
+    ctx.call(Msg::checkpoint(), Reply::none).await
 }
 
 /// Marks the plan not rewindable until the next checkpoint.
 pub async fn clear_checkpoint(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.send(Msg::new("clear_checkpoint")).await.map(|_| ())
+    ctx.call(Msg::clear_checkpoint(), Reply::none).await
 }
 
 /// Pauses the engine from inside the plan (at the next checkpoint when `defer`).
 pub async fn pause(ctx: &PlanCtx, defer: bool) -> Result<(), PlanError> {
-    ctx.send(Msg::new("pause").kwarg("defer", defer))
-        .await
-        .map(|_| ())
+    ctx.call(Msg::pause(defer), Reply::none).await
 }
 
 /// Stages `device`.
 pub async fn stage(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanError> {
-    ctx.send(Msg::new("stage").obj(device)).await.map(|_| ())
+    ctx.call(Msg::stage(device), Reply::none).await
 }
 
 /// Unstages `device`.
 pub async fn unstage(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanError> {
-    ctx.send(Msg::new("unstage").obj(device)).await.map(|_| ())
+    ctx.call(Msg::unstage(device), Reply::none).await
 }
 
-/// Kicks off a flyer; waits for the kickoff when `wait`.
+/// Kicks off a flyer; when `wait`, waits for `group` as `bps.wait` does
+/// (Bluesky's `kickoff(wait=True)`, on `group=None` when none is given).
 pub async fn kickoff(
     ctx: &PlanCtx,
     flyer: &DeviceHandle,
     group: Option<&str>,
     wait: bool,
 ) -> Result<Status, PlanError> {
-    flyer_status(ctx, "kickoff", flyer, group, wait).await
+    let msg = Msg::kickoff(flyer, group.map(str::to_owned));
+    let status = ctx.call(msg, Reply::status).await?;
+    if wait {
+        self::wait(ctx, group, None).await?;
+    }
+    Ok(status)
 }
 
-/// Asks a flyer to complete; waits for completion when `wait`.
+/// Asks a flyer to complete; when `wait`, waits for `group` as `bps.wait` does.
 pub async fn complete(
     ctx: &PlanCtx,
     flyer: &DeviceHandle,
     group: Option<&str>,
     wait: bool,
 ) -> Result<Status, PlanError> {
-    flyer_status(ctx, "complete", flyer, group, wait).await
-}
-
-async fn flyer_status(
-    ctx: &PlanCtx,
-    command: &str,
-    flyer: &DeviceHandle,
-    group: Option<&str>,
-    wait: bool,
-) -> Result<Status, PlanError> {
-    let msg = Msg::new(command)
-        .obj(flyer)
-        .maybe_group(group.map(str::to_owned));
-    let status = expect_status(ctx.send(msg).await?);
+    let msg = Msg::complete(flyer, group.map(str::to_owned));
+    let status = ctx.call(msg, Reply::status).await?;
     if wait {
-        wait_group(ctx, group).await?;
+        self::wait(ctx, group, None).await?;
     }
     Ok(status)
 }
 
 /// Collects a flyer's events into the run; returns how many.
 pub async fn collect(ctx: &PlanCtx, flyer: &DeviceHandle) -> Result<usize, PlanError> {
-    let msg = Msg::new("collect")
-        .obj(flyer)
-        .kwarg("stream", false)
-        .kwarg("return_payload", true)
-        .kwarg("name", Value::Null);
-    match ctx.send(msg).await? {
-        Reply::Collected(n) => Ok(n),
-        _ => Ok(0),
-    }
+    ctx.call(Msg::collect(flyer), Reply::collected).await
 }
 
 /// Configures `device`; returns its configuration before and after.
@@ -332,36 +305,35 @@ pub async fn configure(
     device: &DeviceHandle,
     settings: Map<String, Value>,
 ) -> Result<(Readings, Readings), PlanError> {
-    match ctx
-        .send(Msg::new("configure").obj(device).kwargs(settings))
-        .await?
-    {
-        Reply::Configured { old, new } => Ok((old, new)),
-        _ => Ok(Default::default()),
-    }
+    ctx.call(Msg::configure(device, settings), Reply::configured)
+        .await
 }
 
 /// Triggers every triggerable device, waits, and reads them all into one
 /// event of stream `name` (Bluesky's `trigger_and_read`). Returns the readings.
-pub async fn trigger_and_read(
+pub async fn trigger_and_read<D: AsRef<DeviceHandle>>(
     ctx: &PlanCtx,
-    devices: &[DeviceHandle],
+    devices: &[D],
     name: &str,
 ) -> Result<Readings, PlanError> {
     let group = new_group("trigger");
     let mut any = false;
-    for d in devices.iter().filter(|d| d.capabilities().triggerable) {
-        ctx.send(Msg::new("trigger").obj(d).group(group.clone()))
+    for d in devices
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|d| d.capabilities().triggerable)
+    {
+        ctx.call(Msg::trigger(d, Some(group.clone())), Reply::status)
             .await?;
         any = true;
     }
     if any {
-        wait_group(ctx, Some(&group)).await?;
+        wait(ctx, Some(&group), None).await?;
     }
     create(ctx, name).await?;
     let mut all = Readings::new();
     for d in devices {
-        match read(ctx, d).await {
+        match read(ctx, d.as_ref()).await {
             Ok(r) => all.extend(r),
             Err(e) => {
                 let _ = drop(ctx).await;
@@ -389,9 +361,14 @@ pub async fn one_nd_step(
         .filter(|((_, to), prev)| **prev != Some(*to))
         .map(|((d, to), _)| (*d, *to))
         .collect();
-    if !moves.is_empty() {
-        mv(ctx, &moves).await?;
+    // Bluesky's move_per_step: one short-uid "set" group, and its wait even
+    // when no motor moves.
+    let group = new_group("set");
+    for (dev, to) in &moves {
+        ctx.call(Msg::set(dev, *to, Some(group.clone())), Reply::status)
+            .await?;
     }
+    wait_group(ctx, Some(&group)).await?;
     for (slot, (_, to)) in last.iter_mut().zip(step) {
         *slot = Some(*to);
     }

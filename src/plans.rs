@@ -51,6 +51,27 @@ fn metadata(
     md
 }
 
+/// Bluesky's `plan_pattern`, `plan_pattern_module` and `plan_pattern_args`,
+/// from which its consumers rebuild a scan's points.
+fn pattern(md: &mut Map<String, Value>, name: &str, args: Value) {
+    md.insert("plan_pattern".into(), name.into());
+    md.insert("plan_pattern_module".into(), "bluesky.plan_patterns".into());
+    md.insert("plan_pattern_args".into(), args);
+}
+
+/// grid_scan's `args` as Bluesky records them: motor, start, stop, num, and
+/// each axis after the first its snake flag.
+fn grid_args(axes: &[(DeviceHandle, f64, f64, usize)], snake: bool) -> Value {
+    let mut out = Vec::new();
+    for (i, (m, a, b, n)) in axes.iter().enumerate() {
+        out.extend([Value::from(m.repr()), (*a).into(), (*b).into(), (*n).into()]);
+        if i > 0 {
+            out.push(snake.into());
+        }
+    }
+    Value::Array(out)
+}
+
 fn check_finite(plan: &str, what: &str, x: f64) -> Result<(), PlanError> {
     if x.is_finite() {
         Ok(())
@@ -149,9 +170,14 @@ pub fn list_scan_with(
         positions.len(),
         Map::from_iter([
             ("detectors".into(), reprs(&detectors).into()),
-            ("motor".into(), motor.repr().into()),
-            ("positions".into(), positions.clone().into()),
+            ("args".into(), json!([motor.repr(), positions.clone()])),
+            ("per_step".into(), "None".into()),
         ]),
+    );
+    pattern(
+        &mut md,
+        "inner_list_product",
+        json!({"args": [motor.repr(), positions.clone()]}),
     );
     md.extend(user_md);
     points_plan(
@@ -233,6 +259,11 @@ pub fn scan_with(
             ("per_step".into(), "None".into()),
         ]),
     );
+    pattern(
+        &mut md,
+        "inner_product",
+        json!({"num": num, "args": [motor.repr(), start, stop]}),
+    );
     md.extend(user_md);
     if !(start.is_finite() && stop.is_finite()) {
         return Plan::new("scan", move |_| async move {
@@ -260,8 +291,22 @@ pub fn rel_scan(
     let m2 = motor.clone();
     let plan = Plan::new("rel_scan", move |ctx| async move {
         let here = bps::position(&ctx, &motor).await?;
+        // Bluesky's rel_scan records the relative start and stop.
         let mut md = Map::new();
         md.insert("plan_name".into(), "rel_scan".into());
+        md.insert(
+            "plan_args".into(),
+            json!({
+                "detectors": reprs(&detectors),
+                "num": num,
+                "args": [motor.repr(), start, stop],
+                "per_step": "None",
+            }),
+        );
+        md.insert(
+            "plan_pattern_args".into(),
+            json!({"num": num, "args": [motor.repr(), start, stop]}),
+        );
         scan_with(detectors, &motor, here + start, here + stop, num, md)
             .run(&ctx)
             .await
@@ -287,20 +332,26 @@ pub fn grid_scan(
         total,
         Map::from_iter([
             ("detectors".into(), reprs(&detectors).into()),
-            (
-                "args".into(),
-                Value::Array(
-                    axes.iter()
-                        .flat_map(|(m, a, b, n)| {
-                            [Value::from(m.repr()), (*a).into(), (*b).into(), (*n).into()]
-                        })
-                        .collect(),
-                ),
-            ),
-            ("snake_axes".into(), snake.into()),
+            ("args".into(), grid_args(&axes, snake)),
+            ("per_step".into(), "None".into()),
         ]),
     );
     md.insert("shape".into(), shape.clone().into());
+    md.insert(
+        "extents".into(),
+        axes.iter().map(|(_, a, b, _)| json!([a, b])).collect(),
+    );
+    md.insert(
+        "snaking".into(),
+        (0..axes.len())
+            .map(|i| Value::from(snake && i > 0))
+            .collect(),
+    );
+    pattern(
+        &mut md,
+        "outer_product",
+        json!({ "args": grid_args(&axes, snake) }),
+    );
     if axes
         .iter()
         .any(|(_, a, b, _)| !(a.is_finite() && b.is_finite()))
@@ -354,15 +405,14 @@ pub fn fly(flyers: Vec<DeviceHandle>) -> Plan {
     ]);
     let f2 = flyers.clone();
     let body = Plan::new("fly", move |ctx| async move {
-        let group = bps::new_group("kickoff");
+        // As bluesky.plans.fly: kickoff(wait=True) for each flyer, then
+        // complete(wait=True) for each, each waiting on group=None.
         for f in &f2 {
-            bps::kickoff(&ctx, f, Some(&group), false).await?;
+            bps::kickoff(&ctx, f, None, true).await?;
         }
-        bps::wait_group(&ctx, Some(&group)).await?;
         for f in &f2 {
-            bps::complete(&ctx, f, None, false).await?;
+            bps::complete(&ctx, f, None, true).await?;
         }
-        bps::wait_group(&ctx, None).await?;
         for f in &f2 {
             bps::collect(&ctx, f).await?;
         }

@@ -6,14 +6,21 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{motor_det, run, Docs};
+use common::{bounded, eventually, motor_det, run, Docs};
 use skyrun::{
     plan_stubs as bps, plans, EngineState, ExitStatus, Interrupt, Plan, RunEngine, RunError,
 };
 use skyrun_actors::{sim::SynAxis, Device, DeviceHandle};
 
+/// Waits until the engine is in `state`; fails after 10 s, saying which state it is in.
 async fn until(re: &RunEngine, state: EngineState) {
+    let t0 = std::time::Instant::now();
     while re.state() != state {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "the engine did not become {state:?} within 10 s (it is {:?})",
+            re.state()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
@@ -44,11 +51,12 @@ fn abort_while_running_keeps_the_reason_in_the_stop_document() {
             let n = n.clone();
             async move { re2.run(stepping(1000, n)).await }
         });
-        while n.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        eventually("the plan to count 2", || n.load(Ordering::SeqCst) >= 2).await;
         re.abort("sample fell off").await.unwrap();
-        let err = handle.await.unwrap().unwrap_err();
+        let err = bounded("the plan to end", handle)
+            .await
+            .unwrap()
+            .unwrap_err();
         let RunError::Aborted { summary } = err else {
             panic!("{err:?}")
         };
@@ -89,11 +97,9 @@ fn stop_ends_with_success_and_runs_cleanup() {
         );
         let re2 = re.clone();
         let handle = actix::spawn(async move { re2.run(plan).await });
-        while n.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        eventually("the plan to count 2", || n.load(Ordering::SeqCst) >= 2).await;
         re.stop().await.unwrap();
-        let summary = handle.await.unwrap().unwrap();
+        let summary = bounded("the plan to end", handle).await.unwrap().unwrap();
         assert_eq!(summary.exit_status, ExitStatus::Success);
         assert_eq!(summary.interrupted, Some(Interrupt::Stop));
         assert_eq!(cleaned.load(Ordering::SeqCst), 1, "finalize cleanup ran");
@@ -118,11 +124,12 @@ fn halt_drops_the_plan_without_cleanup_but_still_emits_stop() {
         );
         let re2 = re.clone();
         let handle = actix::spawn(async move { re2.run(plan).await });
-        while n.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        eventually("the plan to count 2", || n.load(Ordering::SeqCst) >= 2).await;
         re.halt().await.unwrap();
-        let err = handle.await.unwrap().unwrap_err();
+        let err = bounded("the plan to end", handle)
+            .await
+            .unwrap()
+            .unwrap_err();
         assert!(matches!(err, RunError::Aborted { .. }));
         assert_eq!(
             cleaned.load(Ordering::SeqCst),
@@ -142,7 +149,11 @@ fn deferred_pause_waits_for_a_checkpoint_and_resume_continues() {
     run(async {
         let re = RunEngine::new();
         let docs = Docs::subscribe(&re);
-        let (motor, det) = motor_det();
+        // Each point settles for 50 ms, so the scan is still running when the
+        // pause is asked for (a zero-delay scan could end first).
+        let motor = SynAxis::new("motor").with_settle_time(0.05);
+        let det = skyrun_actors::sim::SynGauss::new("det", motor.probe(), 0.0, 1.0, 1.0);
+        let (motor, det) = (DeviceHandle::spawn(motor), DeviceHandle::spawn(det));
         let re2 = re.clone();
         let handle =
             actix::spawn(
@@ -164,7 +175,7 @@ fn deferred_pause_waits_for_a_checkpoint_and_resume_continues() {
             "cannot pause while the RunEngine is paused"
         );
         re.resume().await.unwrap();
-        let summary = handle.await.unwrap().unwrap();
+        let summary = bounded("the plan to end", handle).await.unwrap().unwrap();
         assert_eq!(summary.exit_status, ExitStatus::Success);
         let events = docs.events();
         assert_eq!(events.len(), 50, "a pause at a checkpoint replays nothing");
@@ -236,14 +247,12 @@ fn immediate_pause_interrupts_a_wait_and_resume_rewinds_to_the_checkpoint() {
         );
         let re2 = re.clone();
         let handle = actix::spawn(async move { re2.run(plan).await });
-        while sets.load(Ordering::SeqCst) < 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        eventually("the plan to count 1", || sets.load(Ordering::SeqCst) >= 1).await;
         re.pause(false).await.unwrap();
         until(&re, EngineState::Paused).await;
         assert_eq!(docs.events().len(), 1);
         re.resume().await.unwrap();
-        handle.await.unwrap().unwrap();
+        bounded("the plan to end", handle).await.unwrap().unwrap();
         assert_eq!(
             sets.load(Ordering::SeqCst),
             2,
@@ -275,13 +284,15 @@ fn abort_while_paused_and_control_errors() {
             let n = n.clone();
             async move { re2.run(stepping(1000, n)).await }
         });
-        while n.load(Ordering::SeqCst) < 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        eventually("the plan to count 1", || n.load(Ordering::SeqCst) >= 1).await;
         re.pause(false).await.unwrap();
         until(&re, EngineState::Paused).await;
         re.abort("operator decided").await.unwrap();
-        let RunError::Aborted { summary } = handle.await.unwrap().unwrap_err() else {
+        let RunError::Aborted { summary } = bounded("the plan to end", handle)
+            .await
+            .unwrap()
+            .unwrap_err()
+        else {
             panic!()
         };
         assert_eq!(summary.reason, "operator decided");
@@ -308,7 +319,7 @@ fn a_plan_can_pause_itself_and_be_resumed() {
         until(&re, EngineState::Paused).await;
         assert_eq!(reached.load(Ordering::SeqCst), 0);
         re.resume().await.unwrap();
-        handle.await.unwrap().unwrap();
+        bounded("the plan to end", handle).await.unwrap().unwrap();
         assert_eq!(reached.load(Ordering::SeqCst), 1);
     });
 }
@@ -332,7 +343,7 @@ fn abort_stops_moving_devices_and_unstages() {
         until(&re, EngineState::Running).await;
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         re.abort("too slow").await.unwrap();
-        assert!(handle.await.unwrap().is_err());
+        assert!(bounded("the plan to end", handle).await.unwrap().is_err());
         let here = probe.position();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(probe.position(), here, "the motor was stopped");

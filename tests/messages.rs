@@ -83,7 +83,10 @@ fn every_command_is_handled() {
         let re2 = re.clone();
         let run = actix::spawn(async move { re2.run(plan).await });
         // the deferred pause never hits a checkpoint after it, so the plan finishes.
-        let summary = run.await.unwrap().unwrap();
+        let summary = common::bounded("the plan to end", run)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(summary.exit_status, ExitStatus::Success);
         assert_eq!(
             docs.names(),
@@ -312,9 +315,10 @@ fn a_second_plan_while_one_runs_is_refused() {
             }))
             .await
         });
-        while re.state() == skyrun::EngineState::Idle {
-            tokio::task::yield_now().await;
-        }
+        common::eventually("the plan to start", || {
+            re.state() != skyrun::EngineState::Idle
+        })
+        .await;
         let err = re
             .run(Plan::new(
                 "second",
@@ -326,6 +330,9 @@ fn a_second_plan_while_one_runs_is_refused() {
             err.to_string(),
             "the RunEngine is busy: a plan is already running"
         );
-        long.await.unwrap().unwrap();
+        common::bounded("the plan to end", long)
+            .await
+            .unwrap()
+            .unwrap();
     });
 }

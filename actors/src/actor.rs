@@ -183,6 +183,13 @@ impl PartialEq for DeviceHandle {
 
 impl Eq for DeviceHandle {}
 
+/// So stubs take `&[DeviceHandle]` and `&[&DeviceHandle]` alike.
+impl AsRef<DeviceHandle> for DeviceHandle {
+    fn as_ref(&self) -> &DeviceHandle {
+        self
+    }
+}
+
 impl std::hash::Hash for DeviceHandle {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         std::ptr::hash(Arc::as_ptr(&self.inner), state)

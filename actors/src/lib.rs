@@ -59,7 +59,7 @@ pub use request::{DeviceOp, DeviceReply, DeviceRequest};
 pub use status::{
     record_move_finish, Status, StatusBuilder, StatusResult, StatusWait, STATUS_SPAN_NAME,
 };
-pub use tracer::{ActiveSpan, SpanTracer};
+pub use tracer::{record_exception, ActiveSpan, SpanTracer};
 pub use w3c::W3cTraceContext;
 
 pub use serde_json::{json, Map, Value};

@@ -231,3 +231,40 @@ impl Span for ActiveSpan {
         each!(self, s => s.end_with_timestamp(timestamp))
     }
 }
+
+/// Records an error on `span` as the OpenTelemetry semantic conventions
+/// describe it: an `exception` event with `exception.type` (Bluesky's or
+/// ophyd's exception name where it has one, such as `FailedStatus`),
+/// `exception.message` and `exception.escaped` (whether the error left the
+/// span's scope, as a failed message does; a Status that fails is only
+/// marked). Rust errors carry no stack trace, so there is no
+/// `exception.stacktrace`.
+///
+/// ```
+/// use opentelemetry::trace::{Tracer, TracerProvider};
+/// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+/// let exporter = InMemorySpanExporter::default();
+/// let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+/// let mut span = provider.tracer("t").start("s");
+/// skyrun_actors::record_exception(&mut span, "FailedStatus", "it broke".into(), true);
+/// drop(span);
+/// let ev = &exporter.get_finished_spans().unwrap()[0].events.events[0];
+/// assert_eq!(ev.name, "exception");
+/// let ty = ev.attributes.iter().find(|kv| kv.key.as_str() == "exception.type").unwrap();
+/// assert_eq!(ty.value.as_str(), "FailedStatus");
+/// ```
+pub fn record_exception<S: Span + ?Sized>(
+    span: &mut S,
+    type_name: &'static str,
+    message: String,
+    escaped: bool,
+) {
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", type_name),
+            KeyValue::new("exception.message", message),
+            KeyValue::new("exception.escaped", escaped),
+        ],
+    );
+}

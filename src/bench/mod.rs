@@ -196,7 +196,7 @@ async fn engine_case(case: &Case, engine_tracer: SpanTracer, device_tracer: Span
                 &re,
                 Plan::new("null", move |ctx| async move {
                     for _ in 0..n {
-                        ctx.send(Msg::new("null")).await?;
+                        ctx.send(Msg::null()).await?;
                     }
                     Ok(())
                 }),
@@ -246,7 +246,7 @@ async fn engine_case(case: &Case, engine_tracer: SpanTracer, device_tracer: Span
                 Plan::new("many", move |ctx| async move {
                     for r in 0..rounds {
                         for m in &motors {
-                            ctx.send(Msg::new("set").obj(m).arg(r as f64).group("G"))
+                            ctx.send(Msg::set(m, r as f64, Some("G".to_owned())))
                                 .await?;
                         }
                         bps::wait_group(&ctx, Some("G")).await?;

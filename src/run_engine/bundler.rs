@@ -127,6 +127,31 @@ impl OpenRun {
         self.descriptions.insert(device.to_owned(), desc);
     }
 
+    /// Whether `device` has been described in this run.
+    pub fn is_described(&self, device: &str) -> bool {
+        self.descriptions.contains_key(device)
+    }
+
+    /// New descriptors, emitted at once, for every stream with a descriptor
+    /// that includes `device` (after `configure` re-described it), as
+    /// Bluesky's bundler does.
+    pub fn redescribe(&mut self, device: &str) -> Result<Vec<Document>, PlanError> {
+        let affected: Vec<(String, Vec<String>)> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.descriptor.is_some() && s.objects.iter().any(|o| o == device))
+            .map(|(name, s)| (name.clone(), s.objects.clone()))
+            .collect();
+        let mut docs = Vec::new();
+        for (name, objects) in affected {
+            if let Some(s) = self.streams.get_mut(&name) {
+                s.descriptor = None;
+            }
+            self.descriptor_for(&name, &objects, &mut docs)?;
+        }
+        Ok(docs)
+    }
+
     /// Forgets `device`'s description (after `configure`), so its streams get a new descriptor.
     pub fn invalidate(&mut self, device: &str) {
         if self.descriptions.remove(device).is_some() {

@@ -12,17 +12,20 @@ use opentelemetry::{Context, KeyValue};
 use skyrun_actors::{DeviceHandle, DeviceOp, SpanTracer};
 
 use super::bundler::OpenRun;
+use super::commands::{self, Trace};
 use super::control::{AtomicState, Control, EngineState};
+use super::core_handle::CoreHandle;
 use super::groups::Groups;
-use super::handlers;
-use super::scope::Scope;
-use super::{EngineOptions, Reply, RunSummary};
+use super::handlers::{After, Done};
+use super::registry::{CommandContext, Registry};
+use super::request_context::RequestContext;
+use super::{EngineOptions, Runnable};
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
 use crate::error::{Interrupt, PlanError};
-use crate::msg::{Command, Msg};
-use crate::plan::{Plan, PlanCtx};
+use crate::msg::Msg;
+use crate::reply::{Reply, RunSummary};
 use crate::subscriptions::Dispatcher;
-use crate::telemetry::spans::{msg_attributes, span_name, traced_by_default};
+use crate::telemetry::spans::{msg_attributes, span_name};
 
 /// Mutable state of the engine, only touched on its own thread.
 #[derive(Default)]
@@ -38,21 +41,66 @@ pub(crate) struct State {
 }
 
 pub(crate) struct EngineCore {
-    pub st: RefCell<State>,
-    pub control: Control,
-    pub state: Arc<AtomicState>,
-    pub docs: Arc<Dispatcher>,
-    pub tracer: SpanTracer,
-    pub opts: EngineOptions,
+    st: RefCell<State>,
+    control: Control,
+    state: Arc<AtomicState>,
+    docs: Arc<Dispatcher>,
+    tracer: SpanTracer,
+    opts: EngineOptions,
+    registry: Arc<Registry>,
 }
 
 enum Processed {
-    Done(Result<Reply, PlanError>),
+    Done(Result<Done, PlanError>),
     Paused,
     Interrupted(Interrupt),
 }
 
 impl EngineCore {
+    pub fn new(
+        state: Arc<AtomicState>,
+        docs: Arc<Dispatcher>,
+        tracer: SpanTracer,
+        opts: EngineOptions,
+        registry: Arc<Registry>,
+    ) -> Self {
+        EngineCore {
+            st: RefCell::new(State::default()),
+            control: Control::default(),
+            state,
+            docs,
+            tracer,
+            opts,
+            registry,
+        }
+    }
+
+    /// The engine's mutable state (borrowed for the caller's statement).
+    pub fn st(&self) -> std::cell::RefMut<'_, State> {
+        self.st.borrow_mut()
+    }
+
+    pub fn opts(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    pub fn tracer(&self) -> &SpanTracer {
+        &self.tracer
+    }
+
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    pub fn engine_state(&self) -> EngineState {
+        self.state.get()
+    }
+
+    /// Marks the engine running (a plan was accepted and is about to start).
+    pub fn mark_running(&self) {
+        self.state.set(EngineState::Running);
+    }
+
     pub fn emit(&self, doc: Document) {
         self.docs.emit(doc);
     }
@@ -97,7 +145,7 @@ impl EngineCore {
     /// Runs `plan` to the end and closes whatever it left open.
     pub async fn execute(
         self: Rc<Self>,
-        plan: Plan,
+        plan: Runnable,
         parent: Context,
     ) -> (RunSummary, Option<PlanError>) {
         self.control.reset();
@@ -105,12 +153,14 @@ impl EngineCore {
             let mut st = self.st.borrow_mut();
             st.msg_cache = Some(Vec::new());
             st.run_uids.clear();
+            // Statuses that failed after the last plan ended (stopped in its
+            // cleanup) are not this plan's.
+            st.groups.clear();
         }
         self.state.set(EngineState::Running);
-        let ctx = PlanCtx::new(super::core_handle::CoreHandle::new(self.clone()), parent);
         let result = {
             // The halt is polled first, so a halted plan never runs another step.
-            let plan_fut = std::pin::pin!(plan.run(&ctx));
+            let plan_fut = std::pin::pin!((plan.body)(CoreHandle::new(self.clone()), parent));
             let halt = std::pin::pin!(self.control.halted());
             match select(halt, plan_fut).await {
                 Either::Left(((), _)) => Err(PlanError::Interrupted(Interrupt::Halt)),
@@ -191,16 +241,8 @@ impl EngineCore {
         if self.control.pause_requested() == Some(false) {
             self.pause_and_rewind().await?;
         }
-        // Replaying these would change nothing (null) or is not rewindable (runs, pauses).
-        let cacheable = !matches!(
-            msg.command,
-            Command::Null
-                | Command::Checkpoint
-                | Command::ClearCheckpoint
-                | Command::Pause
-                | Command::OpenRun
-                | Command::CloseRun
-        );
+        // The table says what a rewind replays (registered commands are replayed).
+        let cacheable = msg.command.info().is_none_or(|i| i.cached);
         if cacheable {
             let mut st = self.st.borrow_mut();
             if let Some(cache) = st.msg_cache.as_mut() {
@@ -211,7 +253,7 @@ impl EngineCore {
                 }
             }
         }
-        let reply = loop {
+        let done = loop {
             match self.process_interruptible(&msg).await {
                 Processed::Done(r) => break r,
                 Processed::Interrupted(i) => return Err(PlanError::Interrupted(i)),
@@ -227,20 +269,26 @@ impl EngineCore {
                 }
             }
         }?;
-        match msg.command {
-            Command::Checkpoint if self.control.pause_requested() == Some(true) => {
-                self.pause_and_rewind().await?;
-            }
-            Command::Pause => {
-                let defer = msg.kw("defer").and_then(|v| v.as_bool()).unwrap_or(false);
-                if !defer {
-                    self.control.clear_pause();
+        match done.after {
+            After::Continue => {}
+            After::PauseIfRequested => {
+                if self.control.pause_requested() == Some(true) {
                     self.pause_and_rewind().await?;
                 }
             }
-            _ => {}
+            After::PauseNow => {
+                self.control.clear_pause();
+                self.pause_and_rewind().await?;
+            }
         }
-        Ok(reply)
+        // A status that failed since the plan was last told fails it now,
+        // instead of this message's reply (Bluesky throws it into the plan
+        // before sending the response back), even if nobody waits on it.
+        let failed = self.st.borrow().groups.failures().take();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(done.reply)
     }
 
     async fn process_interruptible(self: &Rc<Self>, msg: &Msg) -> Processed {
@@ -259,7 +307,7 @@ impl EngineCore {
     /// checkpoint and returns the reply to the last one, if any.
     async fn pause_and_rewind(
         self: &Rc<Self>,
-    ) -> Result<Option<Result<Reply, PlanError>>, PlanError> {
+    ) -> Result<Option<Result<Done, PlanError>>, PlanError> {
         'paused: loop {
             self.control.clear_pause();
             // Subscribers have seen every document up to the pause once it is reported.
@@ -291,9 +339,13 @@ impl EngineCore {
     }
 
     /// Processes one message, in a span when it is traced.
-    async fn process(self: &Rc<Self>, msg: &Msg) -> Result<Reply, PlanError> {
-        let traced = self.tracer.is_enabled()
-            && (self.opts.trace_all_messages || traced_by_default(&msg.command));
+    async fn process(self: &Rc<Self>, msg: &Msg) -> Result<Done, PlanError> {
+        let registered = self.registry.handler(&msg.command);
+        let by_default = match (&registered, msg.command.info()) {
+            (None, Some(info)) => info.trace == Trace::Bluesky,
+            _ => false,
+        };
+        let traced = self.tracer.is_enabled() && (self.opts.trace_all_messages || by_default);
         let parent = self.span_parent(&msg.context, msg.run.as_deref());
         let span = traced
             .then(|| {
@@ -302,19 +354,36 @@ impl EngineCore {
             })
             .flatten();
         let Some(mut span) = span else {
-            return handlers::dispatch(self, msg, &Scope::of(&parent)).await;
+            return self
+                .dispatch(msg, registered, &RequestContext::of(&parent))
+                .await;
         };
         // What runs under the span (device requests, their Status spans) needs
         // its context only, built if a request asks: the span itself stays
         // here, unboxed and unshared.
-        let scope = Scope::under(&parent, span.span_context().clone());
-        let result = handlers::dispatch(self, msg, &scope).await;
+        let cx = RequestContext::under(&parent, span.span_context().clone());
+        let result = self.dispatch(msg, registered, &cx).await;
         if let Err(e) = &result {
-            span.record_error(e);
-            span.set_status(SpanStatus::error(format!("{}: {e}", error_kind(e))));
+            skyrun_actors::record_exception(&mut span, e.kind(), e.to_string(), true);
+            span.set_status(SpanStatus::error(format!("{}: {e}", e.kind())));
         }
         span.end();
         result
+    }
+
+    async fn dispatch(
+        self: &Rc<Self>,
+        msg: &Msg,
+        registered: Option<super::registry::Handler>,
+        cx: &RequestContext<'_>,
+    ) -> Result<Done, PlanError> {
+        match registered {
+            None => commands::dispatch_builtin(self, msg, cx).await,
+            Some(handler) => {
+                let cmd_cx = CommandContext::new(cx.context().clone(), self.opts.request_timeout);
+                handler(msg.clone(), cmd_cx).await.map(Done::from)
+            }
+        }
     }
 }
 
@@ -324,18 +393,5 @@ async fn stop_devices(devices: &IndexSet<DeviceHandle>) {
     let cx = Context::new();
     for dev in devices.iter().filter(|d| d.capabilities().stoppable) {
         let _ = dev.request(DeviceOp::Stop { success: true }, &cx).await;
-    }
-}
-
-fn error_kind(e: &PlanError) -> &'static str {
-    match e {
-        PlanError::UnknownCommand(_) => "UnknownCommand",
-        PlanError::IllFormed { .. } => "IllFormedMessage",
-        PlanError::Illegal { .. } => "IllegalMessageSequence",
-        PlanError::Device { .. } => "DeviceError",
-        PlanError::Status { .. } => "FailedStatus",
-        PlanError::WaitTimeout { .. } => "WaitTimeoutError",
-        PlanError::Interrupted(_) => "RunInterrupted",
-        PlanError::Failed(_) => "PlanFailed",
     }
 }

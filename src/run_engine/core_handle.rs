@@ -1,19 +1,20 @@
-//! The engine core as plans see it: a cheap handle on the engine's thread.
+//! The engine core as plans see it: a cheap handle on the engine's thread,
+//! through which a plan's messages reach the engine loop.
 
 use std::rc::Rc;
 
 use opentelemetry::Context;
 
-pub(crate) use super::core::EngineCore as Core;
-use super::Reply;
+use super::core::EngineCore;
 use crate::error::PlanError;
 use crate::msg::Msg;
+use crate::reply::Reply;
 
 #[derive(Clone)]
-pub(crate) struct CoreHandle(Rc<Core>);
+pub(crate) struct CoreHandle(Rc<EngineCore>);
 
 impl CoreHandle {
-    pub fn new(core: Rc<Core>) -> Self {
+    pub fn new(core: Rc<EngineCore>) -> Self {
         CoreHandle(core)
     }
 
@@ -23,6 +24,6 @@ impl CoreHandle {
 
     pub fn start_span(&self, name: String, cx: &Context) -> Option<skyrun_actors::ActiveSpan> {
         let parent = self.0.span_parent(cx, None);
-        self.0.tracer.start(name, &parent, Vec::new())
+        self.0.tracer().start(name, &parent, Vec::new())
     }
 }

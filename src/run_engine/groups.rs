@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -25,6 +25,50 @@ pub(crate) struct Origin {
 struct Inner {
     pending: AtomicUsize,
     shared: Mutex<Shared>,
+    /// The engine's record of failed statuses, waited on or not.
+    failures: Arc<Failures>,
+}
+
+/// The first status that failed since the plan was last told of one, as
+/// Bluesky's `_status_object_completed` records it: the engine throws it into
+/// the plan at its next message, so a failed status that is never waited on
+/// still fails the run.
+#[derive(Default)]
+pub(crate) struct Failures {
+    any: AtomicBool,
+    first: Mutex<Option<(Origin, StatusError)>>,
+}
+
+impl Failures {
+    fn record(&self, origin: &Origin, e: &StatusError) {
+        let mut first = self.first.lock();
+        if first.is_none() {
+            *first = Some((origin.clone(), e.clone()));
+        }
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// The failure to report, if any (cheap when there is none).
+    pub fn take(&self) -> Option<PlanError> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.any.store(false, Ordering::Release);
+        self.first
+            .lock()
+            .take()
+            .map(|(origin, source)| PlanError::Status {
+                command: origin.command.into(),
+                device: origin.device,
+                source,
+            })
+    }
+
+    /// Forgets what failed (the plan was told, or it rewinds).
+    pub fn clear(&self) {
+        self.any.store(false, Ordering::Release);
+        *self.first.lock() = None;
+    }
 }
 
 #[derive(Default)]
@@ -37,6 +81,7 @@ impl Inner {
     fn finished(&self, origin: &Origin, result: &Result<(), StatusError>) {
         let mut sh = self.shared.lock();
         if let Err(e) = result {
+            self.failures.record(origin, e);
             if sh.failure.is_none() {
                 sh.failure = Some((origin.clone(), e.clone()));
             }
@@ -55,6 +100,13 @@ impl Inner {
 pub(crate) struct Group(Arc<Inner>);
 
 impl Group {
+    fn new(failures: &Arc<Failures>) -> Self {
+        Group(Arc::new(Inner {
+            failures: failures.clone(),
+            ..Inner::default()
+        }))
+    }
+
     fn add(&self, status: &Status, origin: Origin) {
         if let Some(result) = status.result() {
             self.0.pending.fetch_add(1, Ordering::AcqRel);
@@ -88,10 +140,21 @@ impl Future for Group {
 }
 
 /// All groups with statuses not yet waited on.
-#[derive(Default)]
 pub(crate) struct Groups {
     ungrouped: Group,
     named: HashMap<String, Group>,
+    failures: Arc<Failures>,
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        let failures = Arc::new(Failures::default());
+        Groups {
+            ungrouped: Group::new(&failures),
+            named: HashMap::new(),
+            failures,
+        }
+    }
 }
 
 impl Groups {
@@ -101,7 +164,10 @@ impl Groups {
             None => &self.ungrouped,
             Some(name) => match self.named.get(name) {
                 Some(g) => g,
-                None => self.named.entry(name.to_owned()).or_default(),
+                None => self
+                    .named
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Group::new(&self.failures)),
             },
         };
         g.add(status, origin);
@@ -110,14 +176,20 @@ impl Groups {
     /// Takes `group` out for waiting (an empty group if nothing was added).
     pub fn take(&mut self, group: Option<&str>) -> Group {
         match group {
-            None => std::mem::take(&mut self.ungrouped),
+            None => std::mem::replace(&mut self.ungrouped, Group::new(&self.failures)),
             Some(name) => self.named.remove(name).unwrap_or_default(),
         }
     }
 
-    /// Forgets every group.
+    /// The record of failed statuses (shared with every group).
+    pub fn failures(&self) -> &Arc<Failures> {
+        &self.failures
+    }
+
+    /// Forgets every group, and what failed.
     pub fn clear(&mut self) {
-        self.ungrouped = Group::default();
+        self.ungrouped = Group::new(&self.failures);
         self.named.clear();
+        self.failures.clear();
     }
 }

@@ -8,14 +8,15 @@
 //! complete from their side.
 
 mod bundler;
+pub mod commands;
 mod control;
 mod core;
 pub(crate) mod core_handle;
 mod groups;
 mod handlers;
-mod scope;
+mod registry;
+mod request_context;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -25,50 +26,35 @@ use actix::{
 };
 use opentelemetry::Context;
 use serde_json::{Map, Value};
-use skyrun_actors::{Readings, SpanTracer, Status};
+use skyrun_actors::SpanTracer;
 
+pub use self::commands::{Command, CommandInfo, Trace};
+use self::control::AtomicState;
 pub use self::control::EngineState;
-use self::control::{AtomicState, Control};
-use self::core::{EngineCore, State};
+use self::core::EngineCore;
+pub(crate) use self::core_handle::CoreHandle;
+pub use self::registry::CommandContext;
+use self::registry::Registry;
 use crate::documents::{Document, ExitStatus};
-use crate::error::{ControlError, Interrupt, PlanError, RunError};
-use crate::plan::Plan;
+use crate::error::{ControlError, Interrupt, PlanError, PlanResult, RunError};
+use crate::msg::Msg;
+use crate::reply::{Reply, RunSummary};
 use crate::subscriptions::{Dispatcher, SubscriptionId, DEFAULT_DOCUMENT_BUFFER};
 use crate::telemetry::spans::ENGINE_SCOPE;
 
-/// What a message returns to the plan.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    /// Nothing.
-    None,
-    /// The Status of a set, trigger, kickoff or complete.
-    Status(Status),
-    /// The readings of a read.
-    Readings(Readings),
-    /// The uid of the run opened or closed.
-    RunUid(String),
-    /// The number of events a collect emitted.
-    Collected(usize),
-    /// Configuration before and after a configure.
-    Configured {
-        /// Before.
-        old: Readings,
-        /// After.
-        new: Readings,
-    },
+/// A plan as the engine runs it: given the engine's port and the parent
+/// span context, a future. A [`Plan`](crate::Plan) converts into one; the
+/// engine itself knows nothing of plans.
+pub struct Runnable {
+    pub(crate) body: Box<dyn FnOnce(CoreHandle, Context) -> LocalPlanFuture + Send>,
 }
 
-/// How a plan ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
-    /// The exit status of its runs.
-    pub exit_status: ExitStatus,
-    /// Why it did not succeed (empty on success).
-    pub reason: String,
-    /// The uids of the runs it opened.
-    pub run_uids: Vec<String>,
-    /// The interrupt that ended it, if any.
-    pub interrupted: Option<Interrupt>,
+pub(crate) type LocalPlanFuture = std::pin::Pin<Box<dyn std::future::Future<Output = PlanResult>>>;
+
+impl std::fmt::Debug for Runnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runnable")
+    }
 }
 
 /// Default of [`EngineOptions::request_timeout`].
@@ -162,19 +148,46 @@ impl RunEngineBuilder {
     }
 
     /// Starts the engine actor on the current arbiter (inside an actix system).
+    ///
+    /// # Panics
+    /// Outside an actix system, with a message saying so; [`try_build`](Self::try_build)
+    /// returns that as an error instead.
     pub fn build(self) -> RunEngine {
+        match self.try_build() {
+            Ok(re) => re,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Starts the engine actor, or says why it cannot: it needs to run inside
+    /// an actix system (`actix::System::new().block_on(async { ... })`, or
+    /// `#[actix::main]`).
+    ///
+    /// ```
+    /// let Err(e) = skyrun::RunEngine::builder().try_build() else { panic!("no system here") };
+    /// assert!(e.to_string().contains("actix::System"));
+    /// ```
+    pub fn try_build(self) -> Result<RunEngine, NoSystem> {
+        if actix::System::try_current().is_none() || !in_local_set() {
+            return Err(NoSystem);
+        }
         let state = Arc::new(AtomicState::default());
         let docs = Arc::new(Dispatcher::new(self.opts.document_buffer));
-        let core = Rc::new(EngineCore {
-            st: RefCell::new(State::default()),
-            control: Control::default(),
-            state: state.clone(),
-            docs: docs.clone(),
-            tracer: self.tracer,
-            opts: self.opts,
-        });
+        let registry = Arc::new(Registry::default());
+        let core = Rc::new(EngineCore::new(
+            state.clone(),
+            docs.clone(),
+            self.tracer,
+            self.opts,
+            registry.clone(),
+        ));
         let addr = EngineActor { core }.start();
-        RunEngine { addr, state, docs }
+        Ok(RunEngine {
+            addr,
+            state,
+            docs,
+            registry,
+        })
     }
 }
 
@@ -203,12 +216,80 @@ pub struct RunEngine {
     addr: Addr<EngineActor>,
     state: Arc<AtomicState>,
     docs: Arc<Dispatcher>,
+    registry: Arc<Registry>,
+}
+
+/// [`RunEngine`]s are actix actors: they start only inside an actix system.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a RunEngine must be created inside an actix::System: wrap the code in \
+     `actix::System::new().block_on(async {{ ... }})` (or use `#[actix::main]`)"
+)]
+pub struct NoSystem;
+
+/// Whether we are inside a tokio LocalSet (where actix spawns its actors).
+fn in_local_set() -> bool {
+    // `spawn_local` panics outside a LocalSet; a LocalSet is current when
+    // the runtime handle exists and actix's arbiter is running on this thread.
+    tokio::runtime::Handle::try_current().is_ok() && actix::Arbiter::try_current().is_some()
 }
 
 impl RunEngine {
     /// An engine with default options (call inside an actix system).
+    ///
+    /// # Panics
+    /// Outside an actix system, with a message naming what is needed; see
+    /// [`RunEngine::try_new`].
     pub fn new() -> Self {
         Self::builder().build()
+    }
+
+    /// An engine with default options, or [`NoSystem`] outside an actix system.
+    pub fn try_new() -> Result<Self, NoSystem> {
+        Self::builder().try_build()
+    }
+
+    /// Registers `handler` for messages with command `name`, as Bluesky's
+    /// `RE.register_command`: it gets the message and a [`CommandContext`],
+    /// and its reply goes back to the plan. A name of the table is replaced.
+    /// Registered commands are replayed on rewind and traced only with
+    /// `trace_all_messages`.
+    ///
+    /// ```
+    /// use skyrun::{Msg, Plan, Reply, RunEngine};
+    /// actix::System::new().block_on(async {
+    ///     let re = RunEngine::new();
+    ///     re.register_command("answer", |_msg, _cx| async { Ok(Reply::Value(42.into())) });
+    ///     assert!(re.commands().contains(&"answer".to_string()));
+    ///     re.run(Plan::new("ask", |ctx| async move {
+    ///         let Reply::Value(v) = ctx.send(Msg::new("answer")).await? else { unreachable!() };
+    ///         assert_eq!(v, 42);
+    ///         Ok(())
+    ///     })).await.unwrap();
+    /// });
+    /// ```
+    pub fn register_command<F, Fut>(&self, name: &str, handler: F)
+    where
+        F: Fn(Msg, CommandContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Reply, PlanError>> + 'static,
+    {
+        self.registry.register(name, handler);
+    }
+
+    /// Removes a registered command; `false` if none was registered as `name`
+    /// (the table's own commands cannot be removed).
+    pub fn unregister_command(&self, name: &str) -> bool {
+        self.registry.unregister(name)
+    }
+
+    /// Every command the engine answers (Bluesky's `RE.commands`): the table's
+    /// and the registered ones, sorted.
+    pub fn commands(&self) -> Vec<String> {
+        let mut all: Vec<String> = Command::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+        all.extend(self.registry.names());
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Options for a new engine.
@@ -220,7 +301,7 @@ impl RunEngine {
     }
 
     /// Runs `plan` to its end; documents have all been delivered when this returns.
-    pub async fn run(&self, plan: Plan) -> Result<RunSummary, RunError> {
+    pub async fn run(&self, plan: impl Into<Runnable>) -> Result<RunSummary, RunError> {
         self.run_with_parent(plan, Context::new()).await
     }
 
@@ -228,9 +309,10 @@ impl RunEngine {
     /// example the context a launcher passed in `TRACEPARENT`).
     pub async fn run_with_parent(
         &self,
-        plan: Plan,
+        plan: impl Into<Runnable>,
         parent: Context,
     ) -> Result<RunSummary, RunError> {
+        let plan = plan.into();
         let (summary, error) = self
             .addr
             .send(RunPlan { plan, parent })
@@ -306,6 +388,14 @@ impl RunEngine {
     }
 }
 
+impl std::fmt::Debug for RunEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunEngine")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for RunEngine {
     fn default() -> Self {
         Self::new()
@@ -323,7 +413,7 @@ impl Actor for EngineActor {
 type RunResult = Result<(RunSummary, Option<PlanError>), RunError>;
 
 struct RunPlan {
-    plan: Plan,
+    plan: Runnable,
     parent: Context,
 }
 
@@ -335,12 +425,12 @@ impl Handler<RunPlan> for EngineActor {
     type Result = ResponseFuture<RunResult>;
 
     fn handle(&mut self, msg: RunPlan, ctx: &mut Self::Context) -> Self::Result {
-        let state = self.core.state.get();
+        let state = self.core.engine_state();
         if state != EngineState::Idle {
             return Box::pin(async move { Err(RunError::Busy(state.as_str())) });
         }
         // Mark running now, so a second submission is refused before the plan starts.
-        self.core.state.set(EngineState::Running);
+        self.core.mark_running();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let core = self.core.clone();
         ctx.spawn(
@@ -368,8 +458,8 @@ impl Handler<ControlMsg> for EngineActor {
     type Result = Result<(), ControlError>;
 
     fn handle(&mut self, msg: ControlMsg, _: &mut Self::Context) -> Self::Result {
-        let state = self.core.state.get();
-        let c = &self.core.control;
+        let state = self.core.engine_state();
+        let c = self.core.control();
         match msg {
             ControlMsg::Pause(defer) => c.request_pause(state, defer),
             ControlMsg::Resume => c.request_resume(state),

@@ -22,25 +22,21 @@ pub const RUN_SPAN: &str = "Bluesky RunEngine run";
 /// assert_eq!(span_name(&Command::Other("calibrate".into())), "Bluesky RunEngine calibrate");
 /// ```
 pub fn span_name(command: &Command) -> Cow<'static, str> {
-    match command.static_span_name() {
-        Some(name) => Cow::Borrowed(name),
+    match command.info() {
+        Some(info) => Cow::Borrowed(info.span_name),
         None => Cow::Owned(format!("Bluesky RunEngine {}", command.as_str())),
     }
 }
 
-/// Whether Bluesky traces `command` (set, wait, complete, collect).
+/// Whether Bluesky traces `command` (the command table says: set, wait, complete, collect).
 pub fn traced_by_default(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Set | Command::Wait | Command::Complete | Command::Collect
-    )
+    command
+        .info()
+        .is_some_and(|i| i.trace == crate::run_engine::Trace::Bluesky)
 }
 
 fn has_group_kwarg(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Set | Command::Trigger | Command::Wait | Command::Kickoff | Command::Complete
-    )
+    command.info().is_some_and(|i| i.takes_group)
 }
 
 /// `msg.kwargs` as Bluesky records it: `json.dumps` of the keyword arguments

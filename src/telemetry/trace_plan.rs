@@ -28,7 +28,14 @@ pub fn trace_plan(name: impl Into<String>, plan: Plan) -> Plan {
                 let inner = ctx.with_context(cx.clone());
                 let result = plan.run(&inner).await;
                 if let Err(e) = &result {
-                    cx.span().record_error(e);
+                    cx.span().add_event(
+                        "exception",
+                        vec![
+                            opentelemetry::KeyValue::new("exception.type", e.kind()),
+                            opentelemetry::KeyValue::new("exception.message", e.to_string()),
+                            opentelemetry::KeyValue::new("exception.escaped", true),
+                        ],
+                    );
                     cx.span()
                         .set_status(opentelemetry::trace::Status::error(e.to_string()));
                 }

@@ -85,7 +85,34 @@ pub fn motor_det() -> (DeviceHandle, DeviceHandle) {
     (DeviceHandle::spawn(motor), DeviceHandle::spawn(det))
 }
 
-/// Runs `f` inside an actix system.
+/// Runs `f` inside an actix system; fails the test if it has not ended
+/// within 120 s, so no test can hang.
 pub fn run<F: std::future::Future>(f: F) -> F::Output {
-    actix::System::new().block_on(f)
+    actix::System::new().block_on(async {
+        match tokio::time::timeout(std::time::Duration::from_secs(120), f).await {
+            Ok(v) => v,
+            Err(_) => panic!("the test did not end within 120 s"),
+        }
+    })
+}
+
+/// Waits (polling every millisecond) until `cond` holds; fails the test after
+/// 10 s with `what`, so no test can hang on a condition that never comes.
+pub async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "timed out after 10 s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Awaits `f`, failing the test after 30 s (a plan that should have ended).
+pub async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(std::time::Duration::from_secs(30), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after 30 s waiting for {what}"),
+    }
 }

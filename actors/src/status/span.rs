@@ -121,7 +121,7 @@ impl PendingSpan {
             return;
         };
         if let Err(e) = outcome {
-            span.record_error(e);
+            crate::tracer::record_exception(&mut span, error_type(e), e.to_string(), false);
             span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
         }
         match end {

@@ -4,7 +4,7 @@
 //! makes propagates that span's context. Building that `Context` costs an
 //! allocation; most messages that are traced by default (`wait`, and with
 //! `trace_all_messages` also `sleep`, `checkpoint`, `create`, …) never ask a
-//! device anything, so [`Scope`] builds it only when a request needs it.
+//! device anything, so [`RequestContext`] builds it only when a request needs it.
 
 use std::cell::OnceCell;
 
@@ -12,16 +12,16 @@ use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry::Context;
 
 /// The context device requests of one message propagate.
-pub(crate) struct Scope<'a> {
+pub(crate) struct RequestContext<'a> {
     parent: &'a Context,
     span: Option<SpanContext>,
     built: OnceCell<Context>,
 }
 
-impl<'a> Scope<'a> {
+impl<'a> RequestContext<'a> {
     /// Requests propagate `parent` as it is (the message has no span).
     pub(crate) fn of(parent: &'a Context) -> Self {
-        Scope {
+        RequestContext {
             parent,
             span: None,
             built: OnceCell::new(),
@@ -30,7 +30,7 @@ impl<'a> Scope<'a> {
 
     /// Requests propagate `span`, a child of `parent`.
     pub(crate) fn under(parent: &'a Context, span: SpanContext) -> Self {
-        Scope {
+        RequestContext {
             parent,
             span: Some(span),
             built: OnceCell::new(),
@@ -54,7 +54,7 @@ mod tests {
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
     #[test]
-    fn a_scope_propagates_its_span_or_its_parent() {
+    fn a_request_context_propagates_its_span_or_its_parent() {
         let sc = |span: u64| {
             SpanContext::new(
                 TraceId::from(7_u128),
@@ -65,14 +65,14 @@ mod tests {
             )
         };
         let parent = Context::new().with_remote_span_context(sc(1));
-        let own = Scope::under(&parent, sc(2));
+        let own = RequestContext::under(&parent, sc(2));
         assert_eq!(
             own.context().span().span_context().span_id(),
             SpanId::from(2)
         );
         // Built once: the same context on every call.
         assert!(std::ptr::eq(own.context(), own.context()));
-        let plain = Scope::of(&parent);
+        let plain = RequestContext::of(&parent);
         assert_eq!(
             plain.context().span().span_context().span_id(),
             SpanId::from(1)

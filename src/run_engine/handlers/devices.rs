@@ -1,0 +1,207 @@
+//! Commands addressed to one device (or a few) that are not about statuses:
+//! `stage`, `unstage`, `locate`, `collect` and `configure`.
+
+use serde_json::{Map, Value};
+use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply};
+
+use super::bundling::describe_all;
+use super::{
+    ill_formed, illegal, no_args, obj, request, run_of, with_run, Core, Done, FromMsg, Kwargs,
+};
+use crate::error::PlanError;
+use crate::msg::Msg;
+use crate::reply::{Location, Reply};
+use crate::run_engine::request_context::RequestContext;
+
+/// `stage(obj, group=None)`, `unstage(obj, group=None)`.
+pub(crate) struct StageArgs<'m> {
+    obj: &'m DeviceHandle,
+}
+
+impl<'m> FromMsg<'m> for StageArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        Kwargs::only(msg, &["group"])?;
+        Ok(StageArgs { obj: obj(msg)? })
+    }
+}
+
+pub(crate) async fn stage(
+    core: &Core,
+    msg: &Msg,
+    a: StageArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    // Devices that have nothing to stage are skipped, as ophyd devices without stage() are.
+    if !dev.capabilities().stageable || core.st().staged.contains(dev) {
+        return Ok(Reply::None.into());
+    }
+    request(core, msg, dev, DeviceOp::Stage, cx).await?;
+    core.st().staged.insert(dev.clone());
+    Ok(Reply::None.into())
+}
+
+pub(crate) async fn unstage(
+    core: &Core,
+    msg: &Msg,
+    a: StageArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    if !dev.capabilities().stageable {
+        return Ok(Reply::None.into());
+    }
+    request(core, msg, dev, DeviceOp::Unstage, cx).await?;
+    core.st().staged.shift_remove(dev);
+    Ok(Reply::None.into())
+}
+
+/// `locate(obj1, ..., objn, squeeze=True)`: the target and the positional device arguments.
+pub(crate) struct LocateArgs<'m> {
+    devices: Vec<&'m DeviceHandle>,
+}
+
+impl<'m> FromMsg<'m> for LocateArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        let kw = Kwargs::only(msg, &["squeeze"])?;
+        kw.bool("squeeze", true)?;
+        let devices: Vec<&DeviceHandle> = msg.obj.iter().chain(&msg.objs).collect();
+        if devices.is_empty() {
+            return Err(ill_formed(msg, "it needs at least one device to locate"));
+        }
+        Ok(LocateArgs { devices })
+    }
+}
+
+pub(crate) async fn locate(
+    core: &Core,
+    msg: &Msg,
+    a: LocateArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let mut out = Vec::with_capacity(a.devices.len());
+    for dev in a.devices {
+        let DeviceReply::Position(v) = request(core, msg, dev, DeviceOp::Position, cx).await?
+        else {
+            return Err(illegal(
+                msg,
+                format!("{} answered locate without a position", dev.name()),
+            ));
+        };
+        out.push(Location {
+            setpoint: v.clone(),
+            readback: v,
+        });
+    }
+    Ok(Reply::Locations(out).into())
+}
+
+/// `collect(obj, stream=False, return_payload=True, name=None)`.
+pub(crate) struct CollectArgs<'m> {
+    obj: &'m DeviceHandle,
+}
+
+impl<'m> FromMsg<'m> for CollectArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        let kw = Kwargs::only(msg, &["stream", "return_payload", "name"])?;
+        kw.bool("stream", false)?;
+        kw.bool("return_payload", true)?;
+        kw.str("name")?;
+        Ok(CollectArgs { obj: obj(msg)? })
+    }
+}
+
+pub(crate) async fn collect(
+    core: &Core,
+    msg: &Msg,
+    a: CollectArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    run_of(core, msg)?;
+    let DeviceReply::CollectKeys(keys) =
+        request(core, msg, dev, DeviceOp::DescribeCollect, cx).await?
+    else {
+        return Err(illegal(
+            msg,
+            format!(
+                "{} answered describe_collect with something else",
+                dev.name()
+            ),
+        ));
+    };
+    let DeviceReply::Collected(events) = request(core, msg, dev, DeviceOp::Collect, cx).await?
+    else {
+        return Err(illegal(
+            msg,
+            format!("{} answered collect with something else", dev.name()),
+        ));
+    };
+    let n = events.len();
+    let docs = with_run(core, msg, |run| run.collected(dev.name(), keys, events))?;
+    docs.into_iter().for_each(|d| core.emit(d));
+    Ok(Reply::Collected(n).into())
+}
+
+/// `configure(obj, {settings}, **settings)`.
+pub(crate) struct ConfigureArgs<'m> {
+    obj: &'m DeviceHandle,
+    settings: Map<String, Value>,
+}
+
+impl<'m> FromMsg<'m> for ConfigureArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        let mut settings = match msg.args.as_slice() {
+            [] => Map::new(),
+            [Value::Object(d)] => d.clone(),
+            [v, ..] => {
+                return Err(ill_formed(
+                    msg,
+                    format!("argument 'd': expected one dictionary of settings, got {v}"),
+                ))
+            }
+        };
+        settings.extend(msg.kwargs.clone());
+        Ok(ConfigureArgs {
+            obj: obj(msg)?,
+            settings,
+        })
+    }
+}
+
+pub(crate) async fn configure(
+    core: &Core,
+    msg: &Msg,
+    a: ConfigureArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    let DeviceReply::Configured { old, new } =
+        request(core, msg, dev, DeviceOp::Configure(a.settings), cx).await?
+    else {
+        return Err(illegal(
+            msg,
+            format!("{} answered configure with something else", dev.name()),
+        ));
+    };
+    // The run the message addresses re-describes the device and emits new
+    // descriptors for its streams at once (Bluesky's bundler); other runs
+    // describe it again when they next need it.
+    let here = core.run_index(msg.run.as_deref());
+    for (i, run) in core.st().runs.iter_mut().enumerate() {
+        if Some(i) != here {
+            run.invalidate(dev.name());
+        }
+    }
+    if let Some(i) = here {
+        if core.st().runs[i].is_described(dev.name()) {
+            describe_all(core, msg, vec![dev.clone()], cx).await?;
+            let docs = with_run(core, msg, |run| run.redescribe(dev.name()))?;
+            docs.into_iter().for_each(|d| core.emit(d));
+        }
+    }
+    Ok(Reply::Configured { old, new }.into())
+}

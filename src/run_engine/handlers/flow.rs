@@ -1,0 +1,131 @@
+//! Commands that steer the plan itself: `sleep`, `checkpoint`,
+//! `clear_checkpoint`, `pause` and `null`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::bundling::NoArgs;
+use super::{ill_formed, illegal, After, Core, Done, FromMsg, Kwargs};
+use crate::error::PlanError;
+use crate::msg::Msg;
+use crate::reply::Reply;
+use crate::run_engine::request_context::RequestContext;
+
+/// `sleep(None, seconds)`.
+pub(crate) struct SleepArgs {
+    secs: f64,
+}
+
+impl<'m> FromMsg<'m> for SleepArgs {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        Kwargs::only(msg, &[])?;
+        match msg.args.as_slice() {
+            [v] => v
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|secs| SleepArgs { secs }),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            ill_formed(
+                msg,
+                "it needs a non-negative number of seconds as its argument",
+            )
+        })
+    }
+}
+
+pub(crate) async fn sleep(
+    _: &Core,
+    _: &Msg,
+    a: SleepArgs,
+    _: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    tokio::time::sleep(Duration::from_secs_f64(a.secs)).await;
+    Ok(Reply::None.into())
+}
+
+pub(crate) async fn checkpoint(
+    core: &Core,
+    msg: &Msg,
+    _: NoArgs,
+    _: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let mut st = core.st();
+    if st.runs.iter().any(|r| r.is_bundling()) {
+        return Err(illegal(
+            msg,
+            "not allowed in the middle of an event bundle (between 'create' and 'save')",
+        ));
+    }
+    st.msg_cache = Some(Vec::new());
+    st.touched.clear();
+    for run in st.runs.iter_mut() {
+        run.checkpoint();
+    }
+    Ok(Done {
+        reply: Reply::None,
+        after: After::PauseIfRequested,
+    })
+}
+
+pub(crate) async fn clear_checkpoint(
+    core: &Core,
+    _: &Msg,
+    _: NoArgs,
+    _: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    core.st().msg_cache = None;
+    Ok(Reply::None.into())
+}
+
+/// `pause(None, defer=False)`.
+pub(crate) struct PauseArgs {
+    defer: bool,
+}
+
+impl<'m> FromMsg<'m> for PauseArgs {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        match msg.args.as_slice() {
+            [] | [Value::Null] => {}
+            [v, ..] => {
+                return Err(ill_formed(
+                    msg,
+                    format!("it takes no positional arguments, got {v}"),
+                ))
+            }
+        }
+        let kw = Kwargs::only(msg, &["defer"])?;
+        Ok(PauseArgs {
+            defer: kw.bool("defer", false)?,
+        })
+    }
+}
+
+pub(crate) async fn pause(
+    core: &Core,
+    msg: &Msg,
+    a: PauseArgs,
+    _: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    if a.defer {
+        core.control()
+            .request_pause(core.engine_state(), true)
+            .map_err(|e| illegal(msg, e.to_string()))?;
+        return Ok(Reply::None.into());
+    }
+    Ok(Done {
+        reply: Reply::None,
+        after: After::PauseNow,
+    })
+}
+
+pub(crate) async fn null(
+    _: &Core,
+    _: &Msg,
+    _: NoArgs,
+    _: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    Ok(Reply::None.into())
+}

@@ -1,0 +1,119 @@
+//! Commands registered at run time, as Bluesky's `RE.register_command(name,
+//! handler)`: a handler receives the message and a [`CommandContext`] (to ask
+//! devices, with the engine's request timeout and the message's span
+//! context) and returns a [`Reply`]. A registered name may replace a command
+//! of the table, as in Bluesky.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::Context;
+use parking_lot::RwLock;
+use skyrun_actors::{DeviceError, DeviceHandle, DeviceOp, DeviceReply};
+
+use crate::error::PlanError;
+use crate::msg::{Command, Msg};
+use crate::reply::Reply;
+
+type BoxedFuture = Pin<Box<dyn Future<Output = Result<Reply, PlanError>>>>;
+pub(crate) type Handler = Arc<dyn Fn(Msg, CommandContext) -> BoxedFuture + Send + Sync>;
+
+/// What a registered command's handler can use: the engine's way of asking devices.
+#[derive(Clone)]
+pub struct CommandContext {
+    context: Context,
+    request_timeout: Option<std::time::Duration>,
+}
+
+impl CommandContext {
+    pub(crate) fn new(context: Context, request_timeout: Option<std::time::Duration>) -> Self {
+        CommandContext {
+            context,
+            request_timeout,
+        }
+    }
+
+    /// The span context the message's device requests carry.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Sends `op` to `device`, carrying the message's span context, within
+    /// the engine's request timeout; errors name `command` and the device.
+    pub async fn request(
+        &self,
+        command: &str,
+        device: &DeviceHandle,
+        op: DeviceOp,
+    ) -> Result<DeviceReply, PlanError> {
+        let operation = op.name();
+        let reply = match self.request_timeout {
+            None => device.request(op, &self.context).await,
+            Some(limit) => tokio::time::timeout(limit, device.request(op, &self.context))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DeviceError::NoReply {
+                        device: device.name().to_owned(),
+                        operation,
+                        after: limit.as_secs_f64(),
+                    })
+                }),
+        };
+        reply.map_err(|source| PlanError::Device {
+            command: command.to_owned(),
+            device: device.name().to_owned(),
+            source,
+        })
+    }
+}
+
+/// The commands registered on one engine.
+#[derive(Default)]
+pub(crate) struct Registry {
+    handlers: RwLock<HashMap<String, Handler>>,
+    /// Some registered name is also a command of the table (checked per message only then).
+    overrides: AtomicBool,
+}
+
+impl Registry {
+    pub fn register<F, Fut>(&self, name: &str, handler: F)
+    where
+        F: Fn(Msg, CommandContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Reply, PlanError>> + 'static,
+    {
+        let h: Handler = Arc::new(move |m, cx| Box::pin(handler(m, cx)));
+        let mut map = self.handlers.write();
+        map.insert(name.to_owned(), h);
+        self.recompute(&map);
+    }
+
+    pub fn unregister(&self, name: &str) -> bool {
+        let mut map = self.handlers.write();
+        let removed = map.remove(name).is_some();
+        self.recompute(&map);
+        removed
+    }
+
+    fn recompute(&self, map: &HashMap<String, Handler>) {
+        let any = map
+            .keys()
+            .any(|k| !matches!(k.parse::<Command>(), Ok(Command::Other(_))));
+        self.overrides.store(any, Ordering::Release);
+    }
+
+    /// The handler for `command`, if one is registered (fast for the table's
+    /// commands when none is replaced).
+    pub fn handler(&self, command: &Command) -> Option<Handler> {
+        if !matches!(command, Command::Other(_)) && !self.overrides.load(Ordering::Acquire) {
+            return None;
+        }
+        self.handlers.read().get(command.as_str()).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.handlers.read().keys().cloned().collect()
+    }
+}

@@ -1,0 +1,360 @@
+//! The command table's boundary: malformed messages fail the run with an
+//! error naming the command and the argument, registered commands answer
+//! like built-in ones, a reply of the wrong kind is an error, and `locate`
+//! goes through the engine (request timeout, pause).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{motor_det, run, Docs};
+use serde_json::Value;
+use skyrun::{
+    plan_stubs as bps, preprocessors::run_wrapper, EngineState, ExitStatus, Msg, Plan, PlanError,
+    Reply, RunEngine, RunError,
+};
+use skyrun_actors::{
+    sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp, DeviceReply, Movable,
+    Status,
+};
+
+fn failure(err: RunError) -> (String, skyrun::RunSummary) {
+    match err {
+        RunError::Failed { error, summary } => (error.to_string(), summary),
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+}
+
+/// Runs `msg` inside an open run and returns the failure text; checks the
+/// stop document carries it and the engine runs the next plan.
+async fn fails_with(re: &RunEngine, msg: Msg) -> String {
+    let docs = Docs::subscribe(re);
+    let plan = run_wrapper(
+        Plan::new("one message", move |ctx| async move {
+            ctx.send(msg).await?;
+            Ok(())
+        }),
+        Default::default(),
+    );
+    let (text, summary) = failure(re.run(plan).await.unwrap_err());
+    assert_eq!(summary.exit_status, ExitStatus::Fail);
+    let stop = docs.stops().pop().expect("a stop document");
+    assert_eq!(
+        (stop.exit_status, stop.reason.as_str()),
+        (ExitStatus::Fail, text.as_str())
+    );
+    re.run(Plan::new(
+        "after",
+        |ctx| async move { bps::null(&ctx).await },
+    ))
+    .await
+    .expect("the engine is usable after a malformed message");
+    text
+}
+
+#[test]
+fn malformed_messages_name_the_command_and_the_argument() {
+    run(async {
+        let re = RunEngine::new();
+        let (motor, _det) = motor_det();
+        // Wrong argument type.
+        assert_eq!(
+            fails_with(&re, Msg::new("wait").kwarg("timeout", "soon")).await,
+            "ill-formed 'wait' message: timeout must be a non-negative number of seconds, got \"soon\""
+        );
+        assert_eq!(
+            fails_with(&re, Msg::new("pause").kwarg("defer", 1)).await,
+            "ill-formed 'pause' message: argument 'defer' must be true or false, got 1"
+        );
+        assert_eq!(
+            fails_with(&re, Msg::new("set").obj(&motor).arg(1.0).kwarg("group", 7)).await,
+            "ill-formed 'set' message: argument 'group' must be a string, got 7"
+        );
+        // Missing argument.
+        assert_eq!(
+            fails_with(&re, Msg::new("set").obj(&motor)).await,
+            "ill-formed 'set' message: it needs the value to set as its one argument"
+        );
+        assert_eq!(
+            fails_with(&re, Msg::new("read")).await,
+            "ill-formed 'read' message: it needs a target device (obj)"
+        );
+        assert_eq!(
+            fails_with(&re, Msg::new("locate")).await,
+            "ill-formed 'locate' message: it needs at least one device to locate"
+        );
+        // Unknown command.
+        assert_eq!(
+            fails_with(&re, Msg::new("frobnicate")).await,
+            "unknown message command 'frobnicate'"
+        );
+        // Unknown keyword.
+        assert_eq!(
+            fails_with(&re, Msg::new("set").obj(&motor).arg(1.0).kwarg("speed", 3)).await,
+            "ill-formed 'set' message: unknown keyword argument 'speed' (it takes group)"
+        );
+        assert_eq!(
+            fails_with(&re, Msg::new("save").kwarg("name", "primary")).await,
+            "ill-formed 'save' message: unknown keyword argument 'name' (it takes no keyword arguments)"
+        );
+    });
+}
+
+#[test]
+fn bluesky_forms_are_accepted_group_as_keyword_and_devices_among_the_arguments() {
+    run(async {
+        let re = RunEngine::new();
+        let a = DeviceHandle::spawn(SynAxis::new("a"));
+        let b = DeviceHandle::spawn(SynAxis::new("b"));
+        let (a2, b2) = (a.clone(), b.clone());
+        re.run(Plan::new("bluesky form", move |ctx| async move {
+            // Msg('set', a, 2, group='g'); Msg('wait', None, group='g')
+            ctx.send(Msg::new("set").obj(&a2).arg(2.0).kwarg("group", "g"))
+                .await?;
+            ctx.send(Msg::new("set").obj(&b2).arg(-1.0).kwarg("group", "g"))
+                .await?;
+            ctx.send(Msg::new("wait").kwarg("group", "g")).await?;
+            // Msg('locate', a, b, squeeze=False)
+            let Reply::Locations(at) = ctx
+                .send(
+                    Msg::new("locate")
+                        .obj(&a2)
+                        .device_arg(&b2)
+                        .kwarg("squeeze", false),
+                )
+                .await?
+            else {
+                panic!("locate answers locations");
+            };
+            let readbacks: Vec<Value> = at.into_iter().map(|l| l.readback).collect();
+            assert_eq!(readbacks, [Value::from(2.0), Value::from(-1.0)]);
+            Ok(())
+        }))
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_registered_command_answers_with_device_access_and_is_listed() {
+    run(async {
+        let re = RunEngine::new();
+        assert!(!re.commands().contains(&"double".to_string()));
+        assert!(re.commands().contains(&"locate".to_string()));
+        // `double`: reads the target's position through the engine's device access.
+        re.register_command("double", |msg: Msg, cx| async move {
+            let dev = msg.obj.clone().expect("a target");
+            let DeviceReply::Position(p) = cx.request("double", &dev, DeviceOp::Position).await?
+            else {
+                return Err(PlanError::failed("no position"));
+            };
+            Ok(Reply::Value((p.as_f64().unwrap_or(0.0) * 2.0).into()))
+        });
+        assert!(re.commands().contains(&"double".to_string()));
+        let motor = DeviceHandle::spawn(SynAxis::new("motor"));
+        let seen = Arc::new(Mutex::new(None));
+        let (m, s) = (motor.clone(), seen.clone());
+        re.run(Plan::new("uses double", move |ctx| async move {
+            bps::mv(&ctx, &[(&m, 1.5)]).await?;
+            let Reply::Value(v) = ctx.send(Msg::new("double").obj(&m)).await? else {
+                panic!("a value");
+            };
+            *s.lock().unwrap() = Some(v);
+            Ok(())
+        }))
+        .await
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), Some(Value::from(3.0)));
+        // Unregistered, the command is unknown again and fails the run naming it.
+        assert!(re.unregister_command("double"));
+        assert!(!re.unregister_command("double"));
+        assert_eq!(
+            fails_with(&re, Msg::new("double").obj(&motor)).await,
+            "unknown message command 'double'"
+        );
+    });
+}
+
+#[test]
+fn a_reply_of_the_wrong_kind_is_an_error_naming_the_command() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        // Replaces the table's `read` with one that answers nothing.
+        re.register_command("read", |_msg, _cx| async { Ok(Reply::None) });
+        let (_motor, det) = motor_det();
+        let plan = run_wrapper(
+            Plan::new("reads", move |ctx| async move {
+                bps::read(&ctx, &det).await?;
+                Ok(())
+            }),
+            Default::default(),
+        );
+        let err = re.run(plan).await.unwrap_err();
+        let RunError::Failed { error, .. } = &err else {
+            panic!("a failed run, got {err:?}");
+        };
+        assert_eq!(
+            *error,
+            PlanError::WrongReply {
+                command: "read".into(),
+                expected: "readings",
+                got: "nothing",
+            }
+        );
+        assert_eq!(
+            docs.stops()[0].reason,
+            "read: expected readings as its reply, got nothing"
+        );
+        // The table's `read` is back once the replacement is removed.
+        assert!(re.unregister_command("read"));
+        let (_motor, det) = motor_det();
+        re.run(Plan::new("reads", move |ctx| async move {
+            bps::read(&ctx, &det).await.map(|_| ())
+        }))
+        .await
+        .unwrap();
+    });
+}
+
+/// A motor whose position takes `delay` to answer (it blocks its own thread).
+struct SlowToLocate {
+    axis: SynAxis,
+    delay: Duration,
+    /// How many times `position` was entered.
+    entered: Arc<AtomicUsize>,
+}
+
+impl Device for SlowToLocate {
+    fn name(&self) -> &str {
+        self.axis.name()
+    }
+    fn type_name(&self) -> &'static str {
+        "SlowToLocate"
+    }
+    fn movable(&mut self) -> Option<&mut dyn Movable> {
+        Some(self)
+    }
+}
+
+impl Movable for SlowToLocate {
+    fn set(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+        self.axis.movable().unwrap().set(value, ctx)
+    }
+    fn position(&self) -> Value {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        self.axis.position()
+    }
+}
+
+#[test]
+fn locate_has_the_request_timeout_and_its_errors_name_locate() {
+    run(async {
+        let re = RunEngine::builder()
+            .request_timeout(Some(Duration::from_millis(50)))
+            .build();
+        let arbiter = actix::Arbiter::new();
+        let slow = DeviceHandle::builder(SlowToLocate {
+            axis: SynAxis::new("slow"),
+            delay: Duration::from_millis(400),
+            entered: Arc::default(),
+        })
+        .arbiter(arbiter.handle())
+        .spawn();
+        let s = slow.clone();
+        let plan = run_wrapper(
+            Plan::new("relative", move |ctx| async move {
+                bps::mvr(&ctx, &[(&s, 1.0)]).await
+            }),
+            Default::default(),
+        );
+        let (msg, _) = failure(re.run(plan).await.unwrap_err());
+        assert_eq!(
+            msg,
+            "locate on slow: device 'slow' did not answer position within 0.05 s"
+        );
+        arbiter.stop();
+    });
+}
+
+#[test]
+fn a_pause_interrupts_a_pending_locate_and_resume_replays_it() {
+    run(async {
+        let re = RunEngine::builder().request_timeout(None).build();
+        let arbiter = actix::Arbiter::new();
+        let entered = Arc::new(AtomicUsize::new(0));
+        let slow = DeviceHandle::builder(SlowToLocate {
+            axis: SynAxis::new("slow"),
+            delay: Duration::from_millis(1000),
+            entered: entered.clone(),
+        })
+        .arbiter(arbiter.handle())
+        .spawn();
+        let s = slow.clone();
+        let located = Arc::new(Mutex::new(Vec::new()));
+        let l = located.clone();
+        let plan = Plan::new("locate", move |ctx| async move {
+            bps::checkpoint(&ctx).await?;
+            let p = bps::position(&ctx, &s).await?;
+            l.lock().unwrap().push(p);
+            Ok(())
+        });
+        let re2 = re.clone();
+        let runner = actix::spawn(async move { re2.run(plan).await });
+        // Pause while the locate is pending (the device takes 1 s to answer).
+        let t0 = std::time::Instant::now();
+        while entered.load(Ordering::SeqCst) == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "locate never reached the device"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        re.pause(false).await.expect("pause while running");
+        wait_for(&re, EngineState::Paused).await;
+        assert!(
+            located.lock().unwrap().is_empty(),
+            "the locate was interrupted"
+        );
+        re.resume().await.expect("resume");
+        let summary = tokio::time::timeout(Duration::from_secs(10), runner)
+            .await
+            .expect("the plan ends within 10 s")
+            .expect("the plan task")
+            .expect("the plan succeeds");
+        assert_eq!(summary.exit_status, ExitStatus::Success);
+        assert_eq!(*located.lock().unwrap(), [0.0]);
+        arbiter.stop();
+    });
+}
+
+async fn wait_for(re: &RunEngine, state: EngineState) {
+    let t0 = std::time::Instant::now();
+    while re.state() != state {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the engine did not become {state:?} within 10 s (it is {:?})",
+            re.state()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[test]
+fn a_run_engine_outside_an_actix_system_is_a_clear_error() {
+    let Err(e) = RunEngine::try_new() else {
+        panic!("no actix system here, yet an engine was created");
+    };
+    assert_eq!(
+        e.to_string(),
+        "a RunEngine must be created inside an actix::System: wrap the code in \
+         `actix::System::new().block_on(async { ... })` (or use `#[actix::main]`)"
+    );
+    let panic =
+        std::panic::catch_unwind(RunEngine::new).expect_err("new() panics outside a system");
+    let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("inside an actix::System"), "{text}");
+}
