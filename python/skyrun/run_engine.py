@@ -107,7 +107,7 @@ class RunEngine:
         self._next_token = 0
         self._engine_subscribed = False
         self._commands = {}
-        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "locate", "rewindable", "input"}
+        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "rewindable", "input"}
         self._local_commands = set(self._builtin_local)
         self._call_md = {}
         self._plan = None
@@ -226,15 +226,6 @@ class RunEngine:
             return True
         if command == "input":
             return input(msg.kwargs.get("prompt", ""))
-        if command == "locate":
-            objs = (msg.obj,) + tuple(msg.args)
-            for o in objs:
-                if not hasattr(o, "locate"):
-                    raise TypeError(f"{getattr(o, 'name', o)!r} is not Locatable (it has no locate())")
-            found = [o.locate() for o in objs]
-            if len(found) == 1 and msg.kwargs.get("squeeze", True):
-                return found[0]
-            return found
         raise KeyError(f"unknown command {command!r}")
 
     def _close_run_kwargs(self, kwargs):

@@ -2,16 +2,16 @@
 //! `bluesky.utils.Msg` (or anything with `command`, `obj`, `args`, `kwargs`,
 //! `run`) becomes a [`skyrun::Msg`].
 //!
-//! Bluesky carries a message's status group as the `group` keyword argument;
-//! skyrun's `Msg` has it as a field, so it is moved there. When the engine's
-//! command table (which parses Bluesky's form directly) is available, this
-//! file is what changes.
+//! The engine's command table parses Bluesky's form directly (a status
+//! `group` given as a keyword argument, devices among the positional
+//! arguments as in `Msg('locate', obj1, obj2)`), so the conversion is field by
+//! field: Python values become JSON values, devices become device handles
+//! (`obj`, and `objs` for devices among `args`).
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use serde_json::Value;
 use skyrun::Msg;
 use skyrun_actors::DeviceHandle;
 
@@ -82,30 +82,46 @@ pub fn to_msg(f: &Fields<'_>, kwargs: Option<&Bound<'_, PyAny>>) -> PyResult<Msg
     let mut msg = Msg::new(command);
     msg.obj = device_of(&f.obj)?;
     let args = f.args.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("Msg.args must be a tuple"))?;
-    if !args.is_empty() {
-        msg.args = args
-            .iter()
-            .map(|a| to_value(&a).map_err(|e| arg_error(command, e)))
-            .collect::<PyResult<_>>()?;
+    for a in args.iter() {
+        if is_device(&a) {
+            msg.objs.extend(device_of(&a)?);
+        } else {
+            msg.args.push(to_value(&a).map_err(|e| arg_error(command, e))?);
+        }
     }
     let kwargs = kwargs.unwrap_or(&f.kwargs);
     if let Ok(d) = kwargs.cast::<PyDict>() {
         if !d.is_empty() {
-            let mut map = dict_to_map(d).map_err(|e| arg_error(command, e))?;
-            if let Some(g) = map.shift_remove("group") {
-                msg.group = match g {
-                    Value::Null => None,
-                    Value::String(s) => Some(s),
-                    other => Some(other.to_string()),
-                };
-            }
-            msg.kwargs = map;
+            msg.kwargs = dict_to_map(d).map_err(|e| arg_error(command, e))?;
         }
     }
     if !f.run.is_none() {
         msg.run = Some(f.run.str()?.to_str()?.to_owned());
     }
     Ok(msg)
+}
+
+/// Whether a positional argument is a device rather than a value: a skyrun
+/// device, or an object with a `name` and a device method.
+fn is_device(a: &Bound<'_, PyAny>) -> bool {
+    use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+    if a.is_none()
+        || a.is_instance_of::<PyInt>()
+        || a.is_instance_of::<PyFloat>()
+        || a.is_instance_of::<PyString>()
+        || a.is_instance_of::<PyBool>()
+        || a.is_instance_of::<PyList>()
+        || a.is_instance_of::<PyTuple>()
+        || a.is_instance_of::<PyDict>()
+    {
+        return false;
+    }
+    let py = a.py();
+    a.hasattr(intern!(py, "_skyrun_core")).unwrap_or(false)
+        || (a.hasattr(intern!(py, "name")).unwrap_or(false)
+            && ["read", "set", "locate", "kickoff", "trigger"]
+                .iter()
+                .any(|m| a.hasattr(*m).unwrap_or(false)))
 }
 
 fn arg_error(command: &str, e: PyErr) -> PyErr {

@@ -24,7 +24,8 @@ pub type ErrorSlot = Arc<Mutex<Option<PyErr>>>;
 
 enum Incoming {
     Value(Py<PyAny>),
-    Reply(Result<Reply, PlanError>),
+    /// The engine's reply; `squeeze` for a locate of one device with `squeeze=True`.
+    Reply(Result<Reply, PlanError>, bool),
     Throw(PyErr),
 }
 
@@ -51,7 +52,7 @@ impl Drop for Generator {
     }
 }
 
-fn reply_to_py(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
+fn reply_to_py(py: Python<'_>, r: Reply, squeeze: bool) -> PyResult<Py<PyAny>> {
     Ok(match r {
         Reply::None => py.None(),
         Reply::Status(s) => Py::new(py, PyStatus { inner: s })?.into_any(),
@@ -59,7 +60,24 @@ fn reply_to_py(py: Python<'_>, r: Reply) -> PyResult<Py<PyAny>> {
         Reply::RunUid(u) => u.into_pyobject(py)?.into_any().unbind(),
         Reply::Collected(n) => n.into_pyobject(py)?.into_any().unbind(),
         Reply::Configured { old, new } => (ser_to_py(py, &old)?, ser_to_py(py, &new)?).into_pyobject(py)?.into_any().unbind(),
+        // Bluesky's `locate` answers one location for one device (squeeze), else a list.
+        Reply::Locations(l) if l.len() == 1 && squeeze => location_to_py(py, &l[0])?.into_any().unbind(),
+        Reply::Locations(l) => {
+            let out = pyo3::types::PyList::empty(py);
+            for x in &l {
+                out.append(location_to_py(py, x)?)?;
+            }
+            out.into_any().unbind()
+        }
+        Reply::Value(v) => crate::convert::to_py(py, &v)?.unbind(),
     })
+}
+
+fn location_to_py<'py>(py: Python<'py>, l: &skyrun::Location) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("setpoint", crate::convert::to_py(py, &l.setpoint)?)?;
+    d.set_item("readback", crate::convert::to_py(py, &l.readback)?)?;
+    Ok(d)
 }
 
 /// The Python exception for an engine failure (Bluesky's classes when installed).
@@ -74,6 +92,7 @@ pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
         PlanError::IllFormed { .. } => "ill_formed",
         PlanError::Illegal { .. } => "illegal",
         PlanError::Device { .. } => "device",
+        PlanError::WrongReply { .. } => "failed",
         PlanError::Failed(_) => "failed",
     };
     match py
@@ -95,11 +114,11 @@ fn describe(py: Python<'_>, e: &PyErr) -> String {
 fn step(py: Python<'_>, gen: &Bound<'_, PyAny>, hooks: &Bound<'_, PyAny>, incoming: Incoming, pcx: &mut PlanContext, errors: &ErrorSlot) -> Step {
     let yielded = match incoming {
         Incoming::Value(v) => gen.call_method1(intern!(py, "send"), (v,)),
-        Incoming::Reply(Ok(r)) => match reply_to_py(py, r) {
+        Incoming::Reply(Ok(r), squeeze) => match reply_to_py(py, r, squeeze) {
             Ok(v) => gen.call_method1(intern!(py, "send"), (v,)),
             Err(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
         },
-        Incoming::Reply(Err(e)) => gen.call_method1(intern!(py, "throw"), (error_to_py(py, &e).into_value(py),)),
+        Incoming::Reply(Err(e), _) => gen.call_method1(intern!(py, "throw"), (error_to_py(py, &e).into_value(py),)),
         Incoming::Throw(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
     };
     let m = match yielded {
@@ -158,7 +177,11 @@ pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan 
                 step(py, gen, hooks.bind(py), incoming, &mut pcx, &errors)
             });
             incoming = match next {
-                Step::Engine(msg, cx) => Incoming::Reply(ctx.with_context(cx).send(msg).await),
+                Step::Engine(msg, cx) => {
+                    let squeeze = msg.command.as_str() == "locate"
+                        && msg.kw("squeeze").and_then(|v| v.as_bool()).unwrap_or(true);
+                    Incoming::Reply(ctx.with_context(cx).send(msg).await, squeeze)
+                }
                 Step::Local(i) => i,
                 Step::Done(r) => {
                     // Finished (or raised): nothing to close.
