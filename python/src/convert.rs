@@ -35,10 +35,18 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         return dict_to_map(d).map(Value::Object);
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        return l.iter().map(|x| to_value(&x)).collect::<PyResult<_>>().map(Value::Array);
+        return l
+            .iter()
+            .map(|x| to_value(&x))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        return t.iter().map(|x| to_value(&x)).collect::<PyResult<_>>().map(Value::Array);
+        return t
+            .iter()
+            .map(|x| to_value(&x))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
     if obj.hasattr("tolist")? {
         return to_value(&obj.call_method0("tolist")?);
@@ -64,7 +72,13 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
 fn float(f: f64) -> Value {
     Number::from_f64(f).map(Value::Number).unwrap_or_else(|| {
         // JSON has no NaN/inf; keep them as Python's repr so the engine can name them.
-        Value::String(if f.is_nan() { "nan".into() } else if f > 0.0 { "inf".into() } else { "-inf".into() })
+        Value::String(if f.is_nan() {
+            "nan".into()
+        } else if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        })
     })
 }
 

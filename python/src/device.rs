@@ -173,7 +173,9 @@ impl DeviceCore {
         settings: &Bound<'py, PyDict>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         match self.request(py, DeviceOp::Configure(dict_to_map(settings)?))? {
-            DeviceReply::Configured { old, new } => Ok((ser_to_py(py, &old)?, ser_to_py(py, &new)?)),
+            DeviceReply::Configured { old, new } => {
+                Ok((ser_to_py(py, &old)?, ser_to_py(py, &new)?))
+            }
             _ => Err(unexpected("configure")),
         }
     }
@@ -219,13 +221,16 @@ fn finite(name: &str, what: &str, x: f64) -> PyResult<f64> {
     if x.is_finite() {
         Ok(x)
     } else {
-        Err(PyValueError::new_err(format!("{name}: {what} must be a finite number, got {x}")))
+        Err(PyValueError::new_err(format!(
+            "{name}: {what} must be a finite number, got {x}"
+        )))
     }
 }
 
 /// Spawns a skyrun `SynAxis` actor.
 #[pyfunction]
 #[pyo3(signature = (name, value=0.0, velocity=None, settle_time=0.0, limits=None, units=None, timeout=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_axis(
     py: Python<'_>,
     name: String,
@@ -239,11 +244,15 @@ pub fn spawn_axis(
     finite(&name, "value", value)?;
     finite(&name, "settle_time", settle_time)?;
     if settle_time < 0.0 {
-        return Err(PyValueError::new_err(format!("{name}: settle_time must not be negative, got {settle_time}")));
+        return Err(PyValueError::new_err(format!(
+            "{name}: settle_time must not be negative, got {settle_time}"
+        )));
     }
     let what = format!("SynAxis(name={name:?})");
     spawn_on_runtime(py, &what, move || {
-        let mut m = SynAxis::new(name).with_position(value).with_settle_time(settle_time);
+        let mut m = SynAxis::new(name)
+            .with_position(value)
+            .with_settle_time(settle_time);
         if let Some(v) = velocity {
             m = m.with_velocity(v);
         }
@@ -292,7 +301,12 @@ pub fn spawn_gauss(
             )))
         }
     };
-    for (what, x) in [("center", center), ("Imax", imax), ("sigma", sigma), ("exposure_time", exposure_time)] {
+    for (what, x) in [
+        ("center", center),
+        ("Imax", imax),
+        ("sigma", sigma),
+        ("exposure_time", exposure_time),
+    ] {
         finite(&name, what, x)?;
     }
     let what = format!("SynGauss(name={name:?})");
@@ -340,12 +354,20 @@ pub fn spawn_flyer(
 ) -> PyResult<DeviceCore> {
     let what = format!("SynFlyer(name={name:?})");
     spawn_on_runtime(py, &what, move || {
-        (SynFlyer::new(name, num_points).with_range(start, stop).with_duration(duration), None)
+        (
+            SynFlyer::new(name, num_points)
+                .with_range(start, stop)
+                .with_duration(duration),
+            None,
+        )
     })
 }
 
 /// Readings as a Python dict (used by the plan driver for `read` replies).
-pub fn readings_to_py<'py>(py: Python<'py>, r: &skyrun_actors::Readings) -> PyResult<Bound<'py, PyAny>> {
+pub fn readings_to_py<'py>(
+    py: Python<'py>,
+    r: &skyrun_actors::Readings,
+) -> PyResult<Bound<'py, PyAny>> {
     let d = PyDict::new(py);
     for (k, reading) in r {
         let inner = PyDict::new(py);
@@ -356,11 +378,13 @@ pub fn readings_to_py<'py>(py: Python<'py>, r: &skyrun_actors::Readings) -> PyRe
     Ok(d.into_any())
 }
 
-
 /// The devices a skyrun device file (TOML) declares, checked, as dicts
 /// (`name`, `kind` and the settings) in declaration order, motors first.
 #[pyfunction]
-pub fn parse_device_file<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Vec<Bound<'py, PyDict>>> {
+pub fn parse_device_file<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
     use skyrun::config::{DeviceConfig, DeviceSet};
     let set = DeviceSet::load(&path).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let mut out = Vec::with_capacity(set.len());

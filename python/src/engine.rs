@@ -39,13 +39,15 @@ fn outcome(r: Result<RunSummary, RunError>) -> Outcome {
 
 fn control_err(e: skyrun::ControlError) -> PyErr {
     // Bluesky raises its TransitionError (a RuntimeError) here.
-    Python::attach(|py| match py
-        .import("skyrun.errors")
-        .and_then(|m| m.getattr("TransitionError"))
-        .and_then(|c| c.call1((e.to_string(),)))
-    {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(_) => PyRuntimeError::new_err(e.to_string()),
+    Python::attach(|py| {
+        match py
+            .import("skyrun.errors")
+            .and_then(|m| m.getattr("TransitionError"))
+            .and_then(|c| c.call1((e.to_string(),)))
+        {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(_) => PyRuntimeError::new_err(e.to_string()),
+        }
     })
 }
 
@@ -65,7 +67,11 @@ impl Engine {
                 .trace_all_messages(trace_all_messages)
                 .build()
         })?;
-        Ok(Engine { re, done: Mutex::new(None), errors: Arc::new(Mutex::new(None)) })
+        Ok(Engine {
+            re,
+            done: Mutex::new(None),
+            errors: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// Starts running the Python generator `gen`; `hooks` is the Python RunEngine.
@@ -90,13 +96,27 @@ impl Engine {
 
     /// Runs skyrun's native `count` (a Rust plan) on skyrun devices, to the end.
     #[pyo3(signature = (detectors, num=1, delay=0.0))]
-    fn run_count<'py>(&self, py: Python<'py>, detectors: Vec<PyRef<'py, DeviceCore>>, num: usize, delay: f64) -> PyResult<Bound<'py, PyDict>> {
+    fn run_count<'py>(
+        &self,
+        py: Python<'py>,
+        detectors: Vec<PyRef<'py, DeviceCore>>,
+        num: usize,
+        delay: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let dets = handles(detectors);
         self.run_native(py, move || plans::count(dets, num, delay))
     }
 
     /// Runs skyrun's native `scan` (a Rust plan) on skyrun devices, to the end.
-    fn run_scan<'py>(&self, py: Python<'py>, detectors: Vec<PyRef<'py, DeviceCore>>, motor: PyRef<'py, DeviceCore>, start: f64, stop: f64, num: usize) -> PyResult<Bound<'py, PyDict>> {
+    fn run_scan<'py>(
+        &self,
+        py: Python<'py>,
+        detectors: Vec<PyRef<'py, DeviceCore>>,
+        motor: PyRef<'py, DeviceCore>,
+        start: f64,
+        stop: f64,
+        num: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let dets = handles(detectors);
         let motor = motor.handle.clone();
         self.run_native(py, move || plans::scan(dets, &motor, start, stop, num))
@@ -118,7 +138,9 @@ impl Engine {
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => {
                 *self.done.lock() = None;
-                Err(PyRuntimeError::new_err("the skyrun runtime dropped the plan"))
+                Err(PyRuntimeError::new_err(
+                    "the skyrun runtime dropped the plan",
+                ))
             }
         }
     }
@@ -144,32 +166,42 @@ impl Engine {
     #[pyo3(signature = (defer=false))]
     fn pause(&self, py: Python<'_>, defer: bool) -> PyResult<()> {
         let re = self.re.clone();
-        runtime::get(py).block_on(py, "pause", move || async move { re.pause(defer).await })?.map_err(control_err)
+        runtime::get(py)
+            .block_on(py, "pause", move || async move { re.pause(defer).await })?
+            .map_err(control_err)
     }
 
     /// Resumes a paused plan (rewinding to its last checkpoint).
     fn resume(&self, py: Python<'_>) -> PyResult<()> {
         let re = self.re.clone();
-        runtime::get(py).block_on(py, "resume", move || async move { re.resume().await })?.map_err(control_err)
+        runtime::get(py)
+            .block_on(py, "resume", move || async move { re.resume().await })?
+            .map_err(control_err)
     }
 
     /// Aborts: the plan cleans up, its runs end `abort` with `reason`.
     #[pyo3(signature = (reason=String::new()))]
     fn abort(&self, py: Python<'_>, reason: String) -> PyResult<()> {
         let re = self.re.clone();
-        runtime::get(py).block_on(py, "abort", move || async move { re.abort(reason).await })?.map_err(control_err)
+        runtime::get(py)
+            .block_on(py, "abort", move || async move { re.abort(reason).await })?
+            .map_err(control_err)
     }
 
     /// Stops: the plan cleans up, its runs end `success`.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let re = self.re.clone();
-        runtime::get(py).block_on(py, "stop", move || async move { re.stop().await })?.map_err(control_err)
+        runtime::get(py)
+            .block_on(py, "stop", move || async move { re.stop().await })?
+            .map_err(control_err)
     }
 
     /// Halts: no cleanup by the plan, runs end `abort`.
     fn halt(&self, py: Python<'_>) -> PyResult<()> {
         let re = self.re.clone();
-        runtime::get(py).block_on(py, "halt", move || async move { re.halt().await })?.map_err(control_err)
+        runtime::get(py)
+            .block_on(py, "halt", move || async move { re.halt().await })?
+            .map_err(control_err)
     }
 
     /// Calls `dispatch(name, doc)` (doc a plain dict) for every document, in
@@ -195,7 +227,12 @@ impl Engine {
             return Err(PyRuntimeError::new_err("the RunEngine is busy"));
         }
         let re = self.re.clone();
-        let r = runtime::get(py).block_on(py, "run", move || async move { outcome(re.run(make()).await) });
+        let r =
+            runtime::get(py).block_on(
+                py,
+                "run",
+                move || async move { outcome(re.run(make()).await) },
+            );
         crate::otel::flush(py);
         summary_to_py(py, r?)
     }
@@ -218,4 +255,3 @@ fn summary_to_py(py: Python<'_>, r: Outcome) -> PyResult<Bound<'_, PyDict>> {
     )?;
     Ok(d)
 }
-

@@ -33,7 +33,13 @@ pub struct Fields<'py> {
 pub fn fields<'py>(m: &Bound<'py, PyAny>) -> PyResult<Fields<'py>> {
     let py = m.py();
     let (command, obj, args, kwargs, run) = match m.cast::<PyTuple>() {
-        Ok(t) if t.len() == 5 => (t.get_item(0)?, t.get_item(1)?, t.get_item(2)?, t.get_item(3)?, t.get_item(4)?),
+        Ok(t) if t.len() == 5 => (
+            t.get_item(0)?,
+            t.get_item(1)?,
+            t.get_item(2)?,
+            t.get_item(3)?,
+            t.get_item(4)?,
+        ),
         _ => {
             if m.is_none() {
                 return Err(PyTypeError::new_err("the plan yielded None, not a Msg"));
@@ -52,14 +58,24 @@ pub fn fields<'py>(m: &Bound<'py, PyAny>) -> PyResult<Fields<'py>> {
                 get(intern!(py, "obj"))?,
                 get(intern!(py, "args"))?,
                 get(intern!(py, "kwargs"))?,
-                m.getattr(intern!(py, "run")).unwrap_or_else(|_| py.None().into_bound(py)),
+                m.getattr(intern!(py, "run"))
+                    .unwrap_or_else(|_| py.None().into_bound(py)),
             )
         }
     };
-    let command = command
-        .cast_into::<PyString>()
-        .map_err(|e| PyTypeError::new_err(format!("a message command must be a str, got {}", e.into_inner())))?;
-    Ok(Fields { command, obj, args, kwargs, run })
+    let command = command.cast_into::<PyString>().map_err(|e| {
+        PyTypeError::new_err(format!(
+            "a message command must be a str, got {}",
+            e.into_inner()
+        ))
+    })?;
+    Ok(Fields {
+        command,
+        obj,
+        args,
+        kwargs,
+        run,
+    })
 }
 
 /// The device actor of a message's `obj`: a skyrun device's own, or one
@@ -81,12 +97,16 @@ pub fn to_msg(f: &Fields<'_>, kwargs: Option<&Bound<'_, PyAny>>) -> PyResult<Msg
     let command = f.command.to_str()?;
     let mut msg = Msg::new(command);
     msg.obj = device_of(&f.obj)?;
-    let args = f.args.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("Msg.args must be a tuple"))?;
+    let args = f
+        .args
+        .cast::<PyTuple>()
+        .map_err(|_| PyTypeError::new_err("Msg.args must be a tuple"))?;
     for a in args.iter() {
         if is_device(&a) {
             msg.objs.extend(device_of(&a)?);
         } else {
-            msg.args.push(to_value(&a).map_err(|e| arg_error(command, e))?);
+            msg.args
+                .push(to_value(&a).map_err(|e| arg_error(command, e))?);
         }
     }
     let kwargs = kwargs.unwrap_or(&f.kwargs);

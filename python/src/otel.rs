@@ -58,15 +58,23 @@ impl PlanContext {
             .and_then(|m| m.getattr("CONTEXT_VAR").ok())
             .filter(|v| !v.is_none())
             .map(Bound::unbind);
-        PlanContext { var, last: None, cx: Context::new() }
+        PlanContext {
+            var,
+            last: None,
+            cx: Context::new(),
+        }
     }
 
     /// The skyrun context for Python's current context: the same as last time
     /// when Python's has not changed (one ContextVar read), else extracted
     /// from what Python's propagator injects.
     pub fn current(&mut self, py: Python<'_>) -> Context {
-        let Some(var) = &self.var else { return Context::new() };
-        let Ok(now) = var.bind(py).call_method0("get") else { return Context::new() };
+        let Some(var) = &self.var else {
+            return Context::new();
+        };
+        let Ok(now) = var.bind(py).call_method0("get") else {
+            return Context::new();
+        };
         if let Some(last) = &self.last {
             if last.as_ptr() == now.as_ptr() {
                 return self.cx.clone();
@@ -76,7 +84,11 @@ impl PlanContext {
             .and_then(|m| m.call_method1("inject", (&now,)))
             .and_then(|c| c.extract())
             .unwrap_or_default();
-        self.cx = if carrier.is_empty() { Context::new() } else { extract(&carrier) };
+        self.cx = if carrier.is_empty() {
+            Context::new()
+        } else {
+            extract(&carrier)
+        };
         self.last = Some(now.unbind());
         self.cx.clone()
     }
@@ -109,7 +121,9 @@ impl std::fmt::Debug for PyExporter {
 }
 
 fn ns(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn value_to_py<'py>(py: Python<'py>, v: &OtelValue) -> PyResult<Bound<'py, PyAny>> {
@@ -129,7 +143,10 @@ fn value_to_py<'py>(py: Python<'py>, v: &OtelValue) -> PyResult<Bound<'py, PyAny
     })
 }
 
-fn attrs_to_py<'py>(py: Python<'py>, kvs: &[opentelemetry::KeyValue]) -> PyResult<Bound<'py, PyDict>> {
+fn attrs_to_py<'py>(
+    py: Python<'py>,
+    kvs: &[opentelemetry::KeyValue],
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for kv in kvs {
         d.set_item(kv.key.as_str(), value_to_py(py, &kv.value)?)?;
@@ -145,14 +162,21 @@ fn span_to_py<'py>(py: Python<'py>, s: &SpanData) -> PyResult<Bound<'py, PyDict>
     d.set_item("span_id", u64::from_be_bytes(sc.span_id().to_bytes()))?;
     d.set_item("trace_flags", sc.trace_flags().to_u8())?;
     let parent = u64::from_be_bytes(s.parent_span_id.to_bytes());
-    d.set_item("parent_span_id", if parent == 0 { None } else { Some(parent) })?;
+    d.set_item(
+        "parent_span_id",
+        if parent == 0 { None } else { Some(parent) },
+    )?;
     d.set_item("parent_is_remote", s.parent_span_is_remote)?;
     d.set_item("start_time", ns(s.start_time))?;
     d.set_item("end_time", ns(s.end_time))?;
     d.set_item("attributes", attrs_to_py(py, &s.attributes)?)?;
     let events = PyList::empty(py);
     for e in s.events.iter() {
-        events.append((e.name.as_ref(), ns(e.timestamp), attrs_to_py(py, &e.attributes)?))?;
+        events.append((
+            e.name.as_ref(),
+            ns(e.timestamp),
+            attrs_to_py(py, &e.attributes)?,
+        ))?;
     }
     d.set_item("events", events)?;
     let (code, desc) = match &s.status {
@@ -168,7 +192,10 @@ fn span_to_py<'py>(py: Python<'py>, s: &SpanData) -> PyResult<Bound<'py, PyDict>
 }
 
 impl SpanExporter for PyExporter {
-    fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let r = Python::try_attach(|py| -> PyResult<()> {
             let spans = PyList::empty(py);
             for s in &batch {
@@ -181,7 +208,9 @@ impl SpanExporter for PyExporter {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => {
                 Python::try_attach(|py| e.print(py));
-                Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(e.to_string()))
+                Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                    e.to_string(),
+                ))
             }
             None => Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
                 "the Python interpreter is shutting down".into(),
@@ -207,10 +236,15 @@ pub fn bridge_to(py: Python<'_>, provider: &Bound<'_, PyAny>) {
         }
     }
     let rust = SdkTracerProvider::builder()
-        .with_batch_exporter(PyExporter { provider: provider.clone().unbind() })
+        .with_batch_exporter(PyExporter {
+            provider: provider.clone().unbind(),
+        })
         .build();
     global::set_tracer_provider(rust.clone());
-    if let Some(old) = b.replace(Bridge { python: provider.clone().unbind(), rust }) {
+    if let Some(old) = b.replace(Bridge {
+        python: provider.clone().unbind(),
+        rust,
+    }) {
         py.detach(|| {
             let _ = old.rust.shutdown();
         });
@@ -257,7 +291,10 @@ pub fn init_target(py: Python<'_>, target: Option<&str>, profile: bool) -> PyRes
     }
     let prof = profile.then(skyrun::telemetry::profile::ProfileProcessor::new);
     *PROFILE.lock() = prof.clone();
-    let opts = TelemetryOptions { profile: prof, ..Default::default() };
+    let opts = TelemetryOptions {
+        profile: prof,
+        ..Default::default()
+    };
     let t = py
         .detach(|| Telemetry::init(target, opts))
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
@@ -286,5 +323,12 @@ pub fn shutdown_own(py: Python<'_>) -> Option<String> {
 pub fn profile_report() -> Option<(usize, String)> {
     let p = PROFILE.lock();
     let r = p.as_ref()?.report();
-    Some((r.span_count(), if r.is_empty() { String::new() } else { r.to_string() }))
+    Some((
+        r.span_count(),
+        if r.is_empty() {
+            String::new()
+        } else {
+            r.to_string()
+        },
+    ))
 }

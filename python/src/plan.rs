@@ -59,9 +59,14 @@ fn reply_to_py(py: Python<'_>, r: Reply, squeeze: bool) -> PyResult<Py<PyAny>> {
         Reply::Readings(r) => readings_to_py(py, &r)?.unbind(),
         Reply::RunUid(u) => u.into_pyobject(py)?.into_any().unbind(),
         Reply::Collected(n) => n.into_pyobject(py)?.into_any().unbind(),
-        Reply::Configured { old, new } => (ser_to_py(py, &old)?, ser_to_py(py, &new)?).into_pyobject(py)?.into_any().unbind(),
+        Reply::Configured { old, new } => (ser_to_py(py, &old)?, ser_to_py(py, &new)?)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
         // Bluesky's `locate` answers one location for one device (squeeze), else a list.
-        Reply::Locations(l) if l.len() == 1 && squeeze => location_to_py(py, &l[0])?.into_any().unbind(),
+        Reply::Locations(l) if l.len() == 1 && squeeze => {
+            location_to_py(py, &l[0])?.into_any().unbind()
+        }
         Reply::Locations(l) => {
             let out = pyo3::types::PyList::empty(py);
             for x in &l {
@@ -73,7 +78,10 @@ fn reply_to_py(py: Python<'_>, r: Reply, squeeze: bool) -> PyResult<Py<PyAny>> {
     })
 }
 
-fn location_to_py<'py>(py: Python<'py>, l: &skyrun::Location) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+fn location_to_py<'py>(
+    py: Python<'py>,
+    l: &skyrun::Location,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
     d.set_item("setpoint", crate::convert::to_py(py, &l.setpoint)?)?;
     d.set_item("readback", crate::convert::to_py(py, &l.readback)?)?;
@@ -106,24 +114,39 @@ pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
 
 fn describe(py: Python<'_>, e: &PyErr) -> String {
     let v = e.value(py);
-    let name = v.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    let name = v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     format!("{name}: {v}")
 }
 
 /// One step: send or throw `incoming` into the generator; classify what it yields.
-fn step(py: Python<'_>, gen: &Bound<'_, PyAny>, hooks: &Bound<'_, PyAny>, incoming: Incoming, pcx: &mut PlanContext, errors: &ErrorSlot) -> Step {
+fn step(
+    py: Python<'_>,
+    gen: &Bound<'_, PyAny>,
+    hooks: &Bound<'_, PyAny>,
+    incoming: Incoming,
+    pcx: &mut PlanContext,
+    errors: &ErrorSlot,
+) -> Step {
     let yielded = match incoming {
         Incoming::Value(v) => gen.call_method1(intern!(py, "send"), (v,)),
         Incoming::Reply(Ok(r), squeeze) => match reply_to_py(py, r, squeeze) {
             Ok(v) => gen.call_method1(intern!(py, "send"), (v,)),
             Err(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
         },
-        Incoming::Reply(Err(e), _) => gen.call_method1(intern!(py, "throw"), (error_to_py(py, &e).into_value(py),)),
+        Incoming::Reply(Err(e), _) => {
+            gen.call_method1(intern!(py, "throw"), (error_to_py(py, &e).into_value(py),))
+        }
         Incoming::Throw(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
     };
     let m = match yielded {
         Ok(m) => m,
-        Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => return Step::Done(Ok(())),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
+            return Step::Done(Ok(()))
+        }
         Err(e) => {
             let text = describe(py, &e);
             *errors.lock() = Some(e);
@@ -140,10 +163,12 @@ fn step(py: Python<'_>, gen: &Bound<'_, PyAny>, hooks: &Bound<'_, PyAny>, incomi
         .and_then(|s| s.contains(&f.command))
         .unwrap_or(false);
     if local {
-        return Step::Local(match hooks.call_method1(intern!(py, "_handle_local"), (&m,)) {
-            Ok(v) => Incoming::Value(v.unbind()),
-            Err(e) => Incoming::Throw(e),
-        });
+        return Step::Local(
+            match hooks.call_method1(intern!(py, "_handle_local"), (&m,)) {
+                Ok(v) => Incoming::Value(v.unbind()),
+                Err(e) => Incoming::Throw(e),
+            },
+        );
     }
     // Runs take their metadata (RE.md, scan_id) and an abort's reason from the Python RunEngine.
     let amend = match f.command.to_str() {
@@ -173,7 +198,11 @@ pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan 
         let mut incoming = Incoming::Value(Python::attach(|py| py.None()));
         loop {
             let next = Python::attach(|py| {
-                let gen = guard.gen.as_ref().expect("the generator is held until the plan ends").bind(py);
+                let gen = guard
+                    .gen
+                    .as_ref()
+                    .expect("the generator is held until the plan ends")
+                    .bind(py);
                 step(py, gen, hooks.bind(py), incoming, &mut pcx, &errors)
             });
             incoming = match next {
@@ -192,4 +221,3 @@ pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan 
         }
     })
 }
-

@@ -22,7 +22,8 @@ use crate::otel;
 
 /// Python objects already running as actors, by identity (kept alive here so
 /// an identity is never reused).
-static REGISTRY: Mutex<Option<HashMap<usize, (Py<PyAny>, DeviceHandle)>>> = Mutex::new(None);
+type Registry = HashMap<usize, (Py<PyAny>, DeviceHandle)>;
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 /// The actor of Python object `obj`, spawned on first use. Must run on the runtime thread.
 pub fn handle_for(obj: &Bound<'_, PyAny>) -> PyResult<DeviceHandle> {
@@ -73,7 +74,11 @@ fn py_err(device: &str, operation: &'static str, py: Python<'_>, e: PyErr) -> De
     DeviceError::Failed {
         device: device.to_owned(),
         operation,
-        reason: e.value(py).repr().map(|r| r.to_string()).unwrap_or_else(|_| e.to_string()),
+        reason: e
+            .value(py)
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| e.to_string()),
     }
 }
 
@@ -107,7 +112,9 @@ impl PyDevice {
         parent: Option<&Context>,
     ) -> Result<Bound<'py, PyAny>, DeviceError> {
         let obj = self.obj.bind(py);
-        let f = obj.getattr(method).map_err(|e| py_err(&self.name, method, py, e))?;
+        let f = obj
+            .getattr(method)
+            .map_err(|e| py_err(&self.name, method, py, e))?;
         let args = PyTuple::new(py, args).map_err(|e| py_err(&self.name, method, py, e))?;
         let r = match parent {
             Some(cx) => otel::call_in_context(py, cx, &f, &args),
@@ -126,7 +133,9 @@ impl PyDevice {
     fn data_keys(&self, method: &'static str) -> DataKeys {
         Python::attach(|py| {
             self.call(py, method, vec![], None)
-                .and_then(|r| from_py::<DataKeys>(&r, method).map_err(|e| py_err(&self.name, method, py, e)))
+                .and_then(|r| {
+                    from_py::<DataKeys>(&r, method).map_err(|e| py_err(&self.name, method, py, e))
+                })
                 .unwrap_or_else(|e| {
                     eprintln!("skyrun: {e}");
                     DataKeys::new()
@@ -135,7 +144,12 @@ impl PyDevice {
     }
 
     /// Calls a Status-returning method and pairs the ophyd Status with a skyrun one.
-    fn status_call(&self, method: &'static str, args: Vec<Value>, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+    fn status_call(
+        &self,
+        method: &'static str,
+        args: Vec<Value>,
+        ctx: &DeviceContext,
+    ) -> Result<Status, DeviceError> {
         let parent = ctx.parent();
         Python::attach(|py| {
             let mut pyargs = Vec::with_capacity(args.len());
@@ -144,7 +158,11 @@ impl PyDevice {
             }
             let st = self.call(py, method, pyargs, Some(&parent))?;
             let status = Status::builder()
-                .status_type(if method == "set" { "MoveStatus" } else { "Status" })
+                .status_type(if method == "set" {
+                    "MoveStatus"
+                } else {
+                    "Status"
+                })
                 .device(self.name.clone(), self.type_name)
                 .build();
             pair(py, &st, status.clone()).map_err(|e| py_err(&self.name, method, py, e))?;
@@ -159,21 +177,30 @@ fn pair(py: Python<'_>, st: &Bound<'_, PyAny>, status: Status) -> PyResult<()> {
         status.set_finished();
         return Ok(());
     }
-    let cb = pyo3::types::PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
-        let st = args.get_item(0)?;
-        let success: bool = st.getattr("success").and_then(|s| s.extract()).unwrap_or(false);
-        if success {
-            status.set_finished();
-        } else {
-            let why = match st.call_method0("exception") {
-                Ok(e) if !e.is_none() => e.repr().map(|r| r.to_string()).unwrap_or_default(),
-                _ => "the ophyd status failed".to_owned(),
-            };
-            status.set_exception(StatusError::Failed(why));
-        }
-        Ok(())
-    })?;
-    py.import("skyrun._pydevice")?.call_method1("add_callback", (st, cb))?;
+    let cb = pyo3::types::PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let st = args.get_item(0)?;
+            let success: bool = st
+                .getattr("success")
+                .and_then(|s| s.extract())
+                .unwrap_or(false);
+            if success {
+                status.set_finished();
+            } else {
+                let why = match st.call_method0("exception") {
+                    Ok(e) if !e.is_none() => e.repr().map(|r| r.to_string()).unwrap_or_default(),
+                    _ => "the ophyd status failed".to_owned(),
+                };
+                status.set_exception(StatusError::Failed(why));
+            }
+            Ok(())
+        },
+    )?;
+    py.import("skyrun._pydevice")?
+        .call_method1("add_callback", (st, cb))?;
     Ok(())
 }
 
@@ -218,12 +245,25 @@ impl Readable for PyDevice {
         self.data_keys("describe")
     }
     fn read_configuration(&self) -> Readings {
-        Python::attach(|py| self.obj.bind(py).hasattr("read_configuration").unwrap_or(false))
-            .then(|| self.readings("read_configuration").unwrap_or_default())
-            .unwrap_or_default()
+        let has = Python::attach(|py| {
+            self.obj
+                .bind(py)
+                .hasattr("read_configuration")
+                .unwrap_or(false)
+        });
+        if has {
+            self.readings("read_configuration").unwrap_or_default()
+        } else {
+            Readings::new()
+        }
     }
     fn describe_configuration(&self) -> DataKeys {
-        if Python::attach(|py| self.obj.bind(py).hasattr("describe_configuration").unwrap_or(false)) {
+        if Python::attach(|py| {
+            self.obj
+                .bind(py)
+                .hasattr("describe_configuration")
+                .unwrap_or(false)
+        }) {
             self.data_keys("describe_configuration")
         } else {
             DataKeys::new()
@@ -269,11 +309,18 @@ impl Flyable for PyDevice {
         self.status_call("complete", vec![], ctx)
     }
     fn collect(&mut self) -> Result<Vec<CollectedEvent>, DeviceError> {
-        let stream = self.describe_collect().keys().next().cloned().unwrap_or_else(|| self.name.clone());
+        let stream = self
+            .describe_collect()
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| self.name.clone());
         Python::attach(|py| {
             let it = self.call(py, "collect", vec![], None)?;
             let mut out = Vec::new();
-            let iter = it.try_iter().map_err(|e| py_err(&self.name, "collect", py, e))?;
+            let iter = it
+                .try_iter()
+                .map_err(|e| py_err(&self.name, "collect", py, e))?;
             for ev in iter {
                 let ev = ev.map_err(|e| py_err(&self.name, "collect", py, e))?;
                 let v = to_value(&ev).map_err(|e| py_err(&self.name, "collect", py, e))?;
@@ -287,12 +334,14 @@ impl Flyable for PyDevice {
                         })
                     }
                 };
-                m.entry("stream").or_insert_with(|| Value::String(stream.clone()));
-                let ev: CollectedEvent = serde_json::from_value(Value::Object(m)).map_err(|e| DeviceError::Failed {
-                    device: self.name.clone(),
-                    operation: "collect",
-                    reason: e.to_string(),
-                })?;
+                m.entry("stream")
+                    .or_insert_with(|| Value::String(stream.clone()));
+                let ev: CollectedEvent =
+                    serde_json::from_value(Value::Object(m)).map_err(|e| DeviceError::Failed {
+                        device: self.name.clone(),
+                        operation: "collect",
+                        reason: e.to_string(),
+                    })?;
                 out.push(ev);
             }
             Ok(out)
@@ -318,11 +367,15 @@ impl Stageable for PyDevice {
 }
 
 impl Configurable for PyDevice {
-    fn configure(&mut self, settings: &Map<String, Value>) -> Result<(Readings, Readings), DeviceError> {
+    fn configure(
+        &mut self,
+        settings: &Map<String, Value>,
+    ) -> Result<(Readings, Readings), DeviceError> {
         Python::attach(|py| {
             let d = map_to_py(py, settings).map_err(|e| py_err(&self.name, "configure", py, e))?;
             let r = self.call(py, "configure", vec![d.into_any()], None)?;
-            from_py::<(Readings, Readings)>(&r, "configure").map_err(|e| py_err(&self.name, "configure", py, e))
+            from_py::<(Readings, Readings)>(&r, "configure")
+                .map_err(|e| py_err(&self.name, "configure", py, e))
         })
     }
 }

@@ -61,7 +61,9 @@ impl PyStatus {
         self.inner.add_callback(move |r| {
             let _ = tx.send(r.clone());
         });
-        let limit = timeout.map(Duration::from_secs_f64).unwrap_or(Duration::from_secs(86_400));
+        let limit = timeout
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(86_400));
         match py.detach(|| rx.recv_timeout(limit)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(PyRuntimeError::new_err(e.to_string())),
