@@ -133,6 +133,10 @@ class RunEngine:
         """Pause now, or at the next checkpoint when ``defer``."""
         self._engine.pause(defer)
 
+    def pause(self, defer=False):
+        """Same as ``request_pause``."""
+        self._engine.pause(defer)
+
     def resume(self):
         """Resume a paused plan (rewinding to its last checkpoint); returns as ``RE()``."""
         self._engine.resume()

@@ -45,7 +45,7 @@ fn extract(carrier: &HashMap<String, String>) -> Context {
 
 /// Follows the Python OpenTelemetry context of a plan, message by message.
 pub struct PlanContext {
-    /// `contextvars.ContextVar` holding Python's current context (None without opentelemetry).
+    /// `get` of the `contextvars.ContextVar` holding Python's current context (None without opentelemetry).
     var: Option<Py<PyAny>>,
     last: Option<Py<PyAny>>,
     cx: Context,
@@ -53,10 +53,12 @@ pub struct PlanContext {
 
 impl PlanContext {
     pub fn new(py: Python<'_>) -> Self {
+        // The bound `ContextVar.get`, called once per message.
         let var = helpers(py)
             .ok()
             .and_then(|m| m.getattr("CONTEXT_VAR").ok())
             .filter(|v| !v.is_none())
+            .and_then(|v| v.getattr("get").ok())
             .map(Bound::unbind);
         PlanContext {
             var,
@@ -72,7 +74,7 @@ impl PlanContext {
         let Some(var) = &self.var else {
             return Context::new();
         };
-        let Ok(now) = var.bind(py).call_method0("get") else {
+        let Ok(now) = var.bind(py).call0() else {
             return Context::new();
         };
         if let Some(last) = &self.last {

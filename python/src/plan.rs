@@ -123,14 +123,23 @@ fn describe(py: Python<'_>, e: &PyErr) -> String {
 }
 
 /// One step: send or throw `incoming` into the generator; classify what it yields.
+/// What a step needs besides the generator: the Python RunEngine, and the
+/// set of commands it handles (read once; `register_command` adds to it).
+struct Hooks<'py> {
+    re: Bound<'py, PyAny>,
+    local: Option<Bound<'py, PyAny>>,
+}
+
 fn step(
     py: Python<'_>,
     gen: &Bound<'_, PyAny>,
-    hooks: &Bound<'_, PyAny>,
+    hooks: &Hooks<'_>,
     incoming: Incoming,
     pcx: &mut PlanContext,
     errors: &ErrorSlot,
 ) -> Step {
+    let local_set = hooks.local.as_ref();
+    let hooks = &hooks.re;
     let yielded = match incoming {
         Incoming::Value(v) => gen.call_method1(intern!(py, "send"), (v,)),
         Incoming::Reply(Ok(r), squeeze) => match reply_to_py(py, r, squeeze) {
@@ -158,9 +167,8 @@ fn step(
         Err(e) => return Step::Local(Incoming::Throw(e)),
     };
     // Commands the Python RunEngine handles itself (subscribe, registered commands, ...).
-    let local = hooks
-        .getattr(intern!(py, "_local_commands"))
-        .and_then(|s| s.contains(&f.command))
+    let local = local_set
+        .map(|s| s.contains(&f.command).unwrap_or(false))
         .unwrap_or(false);
     if local {
         return Step::Local(
@@ -196,6 +204,13 @@ pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan 
         let mut guard = Generator { gen: Some(gen) };
         let mut pcx = Python::attach(PlanContext::new);
         let mut incoming = Incoming::Value(Python::attach(|py| py.None()));
+        let local = Python::attach(|py| {
+            hooks
+                .bind(py)
+                .getattr(intern!(py, "_local_commands"))
+                .ok()
+                .map(Bound::unbind)
+        });
         loop {
             let next = Python::attach(|py| {
                 let gen = guard
@@ -203,7 +218,11 @@ pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan 
                     .as_ref()
                     .expect("the generator is held until the plan ends")
                     .bind(py);
-                step(py, gen, hooks.bind(py), incoming, &mut pcx, &errors)
+                let h = Hooks {
+                    re: hooks.bind(py).clone(),
+                    local: local.as_ref().map(|l| l.bind(py).clone()),
+                };
+                step(py, gen, &h, incoming, &mut pcx, &errors)
             });
             incoming = match next {
                 Step::Engine(msg, cx) => {

@@ -3,6 +3,8 @@ failures thrown into it (a plan may catch them; finalize_wrapper cleanup
 runs), adaptive plans decide from what they read, and commands the engine
 does not know are handled as Bluesky handles them."""
 
+import math
+
 import bluesky.plan_stubs as bps
 import bluesky.plans as bp
 import bluesky.preprocessors as bpp
@@ -182,3 +184,21 @@ def test_bluesky_callbacks_work_unchanged(skyrun_RE, capsys):
     out = capsys.readouterr().out
     assert "motor" in out and "det" in out and out.count("|") > 10
     assert started == list(uids)
+
+
+def test_locate_answers_setpoint_and_readback(skyrun_RE):
+    got = []
+
+    def plan():
+        yield from bps.mv(ssim.motor1, 1.5, ssim.motor2, -2)
+        got.append((yield from bps.locate(ssim.motor1)))
+        got.append((yield Msg("locate", ssim.motor1, ssim.motor2)))
+        yield from bps.trigger(ssim.det1, wait=True)  # a detector's value changes on trigger, as in ophyd.sim
+        got.append((yield from bps.rd(ssim.det1)))
+
+    skyrun_RE(plan())
+    assert got[0] == {"setpoint": 1.5, "readback": 1.5}
+    assert got[1] == [{"setpoint": 1.5, "readback": 1.5}, {"setpoint": -2.0, "readback": -2.0}]
+    assert got[2] == pytest.approx(5 * math.exp(-(1.5**2) / (2 * 0.5**2)))
+    for m in (ssim.motor1, ssim.motor2):
+        m.set(0).wait(5)
