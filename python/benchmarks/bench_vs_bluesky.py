@@ -2,7 +2,9 @@
 
     python python/benchmarks/bench_vs_bluesky.py [--quick] [--json FILE]
 
-Each figure is the median of 3 runs. For each case the plan's own Python
+Each figure is the median of 3 runs; the runs of skyrun, Bluesky and the bare
+driver alternate (s, b, p, s, b, p, ...) so that load from elsewhere on the
+machine hits them alike. For each case the plan's own Python
 cost is measured too, by driving the same generator with a minimal Python
 loop that answers every message at once (no engine): "plan Python" is that
 time, "engine" is the rest (skyrun's: stepping the generator from Rust,
@@ -92,9 +94,14 @@ def main():
     rows = []
 
     def case(name, unit, n_s, n_b, make_s, make_b, bare=None):
-        t_s = median_time(lambda: sky(make_s(n_s)))
-        t_b = median_time(lambda: blue(make_b(n_b)))
-        t_p = median_time(lambda: drive_bare(bare(n_s))) if bare else None
+        ts, tb, tp = [], [], []
+        for _ in range(3):
+            ts.append(median_time(lambda: sky(make_s(n_s)), reps=1))
+            tb.append(median_time(lambda: blue(make_b(n_b)), reps=1))
+            if bare:
+                tp.append(median_time(lambda: drive_bare(bare(n_s)), reps=1))
+        t_s, t_b = statistics.median(ts), statistics.median(tb)
+        t_p = statistics.median(tp) if bare else None
         rate_s, rate_b = n_s / t_s, n_b / t_b
         row = {"case": name, "unit": unit, "skyrun_per_s": rate_s, "bluesky_per_s": rate_b, "ratio": rate_s / rate_b,
                "skyrun_us": 1e6 * t_s / n_s, "bluesky_us": 1e6 * t_b / n_b}
@@ -124,8 +131,11 @@ def main():
     sky_n, blue_n = SkyrunRE(), BlueskyRE(context_managers=[])
     sky_n.subscribe(sub)
     blue_n.subscribe(sub)
-    t_s = median_time(lambda: sky_n.run_native_count([ssim.det], num=N_NATIVE))
-    t_b = median_time(lambda: blue_n(bp.count([osim.det], num=N_COUNT_B)))
+    ts, tb = [], []
+    for _ in range(3):
+        ts.append(median_time(lambda: sky_n.run_native_count([ssim.det], num=N_NATIVE), reps=1))
+        tb.append(median_time(lambda: blue_n(bp.count([osim.det], num=N_COUNT_B)), reps=1))
+    t_s, t_b = statistics.median(ts), statistics.median(tb)
     rate_s, rate_b = N_NATIVE / t_s, N_COUNT_B / t_b
     rows.append({"case": "native count + Python subscriber", "unit": "event", "skyrun_per_s": rate_s,
                  "bluesky_per_s": rate_b, "ratio": rate_s / rate_b, "skyrun_us": 1e6 * t_s / N_NATIVE,
