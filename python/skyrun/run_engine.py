@@ -113,6 +113,7 @@ class RunEngine:
         self._plan = None
         self._temporary = []
         self._abort_reason = ""
+        self._waiting = False
         self._callback_errors = []
         self._sigint = context_managers is None or len(context_managers) > 0
         self.call_returns_result = call_returns_result
@@ -146,17 +147,17 @@ class RunEngine:
         """Stop the plan, let it clean up, mark its runs ``abort`` with ``reason``."""
         self._abort_reason = reason
         self._engine.abort(reason)
-        return self._wait()
+        return self._wait_unless_waited()
 
     def stop(self):
         """Stop the plan, let it clean up, mark its runs ``success``."""
         self._engine.stop()
-        return self._wait()
+        return self._wait_unless_waited()
 
     def halt(self):
         """Stop the plan at once without cleanup; runs end ``abort``."""
         self._engine.halt()
-        return self._wait()
+        return self._wait_unless_waited()
 
     # -- documents --------------------------------------------------------
 
@@ -282,7 +283,20 @@ class RunEngine:
         self._engine.start(_ensure_generator(plan), self)
         return self._wait()
 
+    def _wait_unless_waited(self):
+        # From another thread (or a callback) while RE() waits: that RE() returns the uids.
+        if self._waiting:
+            return ()
+        return self._wait()
+
     def _wait(self):
+        self._waiting = True
+        try:
+            return self._wait_loop()
+        finally:
+            self._waiting = False
+
+    def _wait_loop(self):
         hits = []
         while True:
             try:

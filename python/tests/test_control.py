@@ -188,3 +188,23 @@ def test_a_second_ctrl_c_pauses_at_once(tmp_path):
         p.kill()
     assert "A 'hard pause' has been requested." in out, out
     assert "interrupted; state paused" in out, out
+
+
+def test_abort_from_another_thread_while_RE_runs():
+    RE = RunEngine()
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+
+    def go():
+        deadline = time.monotonic() + 10
+        while RE.state != "running" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        assert RE.abort("from a thread") == ()
+
+    t = threading.Thread(target=go)
+    t.start()
+    uids = RE(bp.count([ssim.det], num=500, delay=0.01))
+    t.join(10)
+    assert docs[-1][1]["exit_status"] == "abort" and docs[-1][1]["reason"] == "from a thread"
+    assert uids == (docs[0][1]["uid"],) and RE.state == "idle"
