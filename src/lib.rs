@@ -27,6 +27,13 @@
 //!   into typed arguments; each command declares its reply kind, whether a
 //!   rewind replays it, how it is traced and its handler.
 //!   [`RunEngine::register_command`] adds commands at run time.
+//! * **[`console`]**: what the `skyrun` command shows, for your own programs
+//!   too: the live event table, the run summary line, Ctrl-C handling as
+//!   Bluesky's `SigintHandler`, the documents file writer and (feature `cli`,
+//!   on by default) the progress bar.
+//! * **Looking at a run**: [`callbacks`] has Bluesky's PeakStats as a
+//!   subscriber; [`timeline`] renders spans as a self-contained HTML page,
+//!   and [`telemetry::chrome`] as a Chrome trace (Perfetto).
 //!
 //! ## Where things live
 //!
@@ -47,6 +54,12 @@
 //! | each simulated device | [`skyrun_actors::sim`] (`axis.rs`, `gauss.rs`, `signal.rs`, `flyer.rs`) |
 //! | plan and device files | [`config`] |
 //! | the `skyrun` command | `src/bin/skyrun/` |
+//! | what `skyrun` shows (table, summary, Ctrl-C, documents file) | [`console`] |
+//! | peak statistics, the HTML timeline, the Chrome trace | [`callbacks`], [`timeline`], [`telemetry::chrome`] |
+//!
+//! Features: `cli` (default) builds the `skyrun` binary and
+//! `console::progress`, and brings `clap`, `indicatif` and `anyhow`; a
+//! library user can leave it out with `default-features = false`.
 //!
 //! ```
 //! use skyrun::{plans, RunEngine, Document};
@@ -76,7 +89,9 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod callbacks;
 pub mod config;
+pub mod console;
 pub mod documents;
 mod error;
 pub mod msg;
@@ -88,6 +103,7 @@ pub mod reply;
 pub mod run_engine;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod timeline;
 
 pub use documents::{Document, Event, EventDescriptor, ExitStatus, RunStart, RunStop};
 pub use error::{ControlError, Interrupt, PlanError, RunError};

@@ -169,11 +169,12 @@ impl Msg {
         m
     }
 
-    /// `declare_stream(device, name=)`.
-    pub fn declare_stream(device: &DeviceHandle, name: &str) -> Self {
-        Msg::new(Command::DeclareStream)
-            .obj(device)
-            .kwarg("name", name)
+    /// `declare_stream(*devices, name=)`: one message for all the stream's
+    /// devices, as Bluesky's (`Msg('declare_stream', None, *objs, name=name)`).
+    pub fn declare_stream<D: AsRef<DeviceHandle>>(devices: &[D], name: &str) -> Self {
+        let mut m = Msg::new(Command::DeclareStream).kwarg("name", name);
+        m.objs = devices.iter().map(|d| d.as_ref().clone()).collect();
+        m
     }
 
     /// `create(name=)`.

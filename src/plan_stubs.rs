@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use skyrun_actors::{DeviceHandle, Readings, Status};
 
 use crate::error::PlanError;
-use crate::msg::Msg;
+use crate::msg::{Command, Msg};
 use crate::plan::PlanCtx;
 use crate::reply::{Location, Reply};
 
@@ -50,12 +50,14 @@ pub fn new_uuid_group() -> String {
 
 /// Does nothing (a message round trip).
 pub async fn null(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.call(Msg::null(), Reply::none).await
+    ctx.send(Msg::null()).await?.none(&Command::Null)
 }
 
 /// Opens a run with metadata `md`; returns its uid.
 pub async fn open_run(ctx: &PlanCtx, md: Map<String, Value>) -> Result<String, PlanError> {
-    ctx.call(Msg::open_run(md), Reply::run_uid).await
+    ctx.send(Msg::open_run(md))
+        .await?
+        .run_uid(&Command::OpenRun)
 }
 
 /// Closes the run with `exit_status` (`success`, `fail`, `abort`) and `reason`.
@@ -64,23 +66,24 @@ pub async fn close_run(
     exit_status: Option<&str>,
     reason: Option<&str>,
 ) -> Result<String, PlanError> {
-    ctx.call(Msg::close_run(exit_status, reason), Reply::run_uid)
-        .await
+    ctx.send(Msg::close_run(exit_status, reason))
+        .await?
+        .run_uid(&Command::CloseRun)
 }
 
 /// Starts bundling readings into an event of stream `name`.
 pub async fn create(ctx: &PlanCtx, name: &str) -> Result<(), PlanError> {
-    ctx.call(Msg::create(name), Reply::none).await
+    ctx.send(Msg::create(name)).await?.none(&Command::Create)
 }
 
 /// Emits the bundled readings as an event.
 pub async fn save(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.call(Msg::save(), Reply::none).await
+    ctx.send(Msg::save()).await?.none(&Command::Save)
 }
 
 /// Discards the bundled readings.
 pub async fn drop(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.call(Msg::drop_bundle(), Reply::none).await
+    ctx.send(Msg::drop_bundle()).await?.none(&Command::Drop)
 }
 
 /// Emits the descriptor of stream `name` for `devices` before any event.
@@ -89,21 +92,22 @@ pub async fn declare_stream<D: AsRef<DeviceHandle>>(
     name: &str,
     devices: &[D],
 ) -> Result<(), PlanError> {
-    for d in devices {
-        ctx.call(Msg::declare_stream(d.as_ref(), name), Reply::none)
-            .await?;
-    }
-    Ok(())
+    ctx.send(Msg::declare_stream(devices, name))
+        .await?
+        .none(&Command::DeclareStream)
 }
 
 /// Reads `device` (into the open bundle, if any).
 pub async fn read(ctx: &PlanCtx, device: &DeviceHandle) -> Result<Readings, PlanError> {
-    ctx.call(Msg::read(device), Reply::readings).await
+    ctx.send(Msg::read(device)).await?.readings(&Command::Read)
 }
 
 /// Where `device` is (Bluesky's `locate`): its setpoint and readback.
 pub async fn locate(ctx: &PlanCtx, device: &DeviceHandle) -> Result<Location, PlanError> {
-    let mut all = ctx.call(Msg::locate(device), Reply::locations).await?;
+    let mut all = ctx
+        .send(Msg::locate(device))
+        .await?
+        .locations(&Command::Locate)?;
     all.pop().ok_or_else(|| PlanError::WrongReply {
         command: "locate".into(),
         expected: "one location",
@@ -165,18 +169,14 @@ pub async fn mv<D: AsRef<DeviceHandle>>(
 ) -> Result<(), PlanError> {
     let group = new_uuid_group();
     for (dev, target) in moves {
-        ctx.call(
-            Msg::set(dev.as_ref(), *target, Some(group.clone())),
-            Reply::status,
-        )
-        .await?;
+        ctx.send(Msg::set(dev.as_ref(), *target, Some(group.clone())))
+            .await?
+            .status(&Command::Set)?;
     }
     // Bluesky's mv waits with `timeout=None` spelled out.
-    ctx.call(
-        Msg::wait(Some(&group), None).kwarg("timeout", Value::Null),
-        Reply::none,
-    )
-    .await
+    ctx.send(Msg::wait(Some(&group), None).kwarg("timeout", Value::Null))
+        .await?
+        .none(&Command::Wait)
 }
 
 /// Moves each device by its delta, all at once, and waits for all.
@@ -214,7 +214,7 @@ pub async fn trigger(
 /// Waits for the statuses of `group` (`None`: the ungrouped ones), as the
 /// `Msg("wait", None, group=group)` of Bluesky's `abs_set` and `trigger`.
 pub async fn wait_group(ctx: &PlanCtx, group: Option<&str>) -> Result<(), PlanError> {
-    ctx.call(Msg::wait(group, None), Reply::none).await
+    ctx.send(Msg::wait(group, None)).await?.none(&Command::Wait)
 }
 
 /// Waits for `group` as `bps.wait` does, with a timeout (in seconds) after which the plan fails.
@@ -223,44 +223,50 @@ pub async fn wait(
     group: Option<&str>,
     timeout: Option<f64>,
 ) -> Result<(), PlanError> {
-    ctx.call(
+    ctx.send(
         Msg::wait(group, None)
             .kwarg("error_on_timeout", true)
             .kwarg("timeout", timeout.map(Value::from).unwrap_or(Value::Null))
             .kwarg("watch", Value::Array(vec![])),
-        Reply::none,
     )
-    .await
+    .await?
+    .none(&Command::Wait)
 }
 
 /// Sleeps for `secs` seconds (interruptible by pause and abort).
 pub async fn sleep(ctx: &PlanCtx, secs: f64) -> Result<(), PlanError> {
-    ctx.call(Msg::sleep(secs), Reply::none).await
+    ctx.send(Msg::sleep(secs)).await?.none(&Command::Sleep)
 }
 
 /// Marks a point the plan can rewind to; a deferred pause happens here.
 pub async fn checkpoint(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.call(Msg::checkpoint(), Reply::none).await
+    ctx.send(Msg::checkpoint())
+        .await?
+        .none(&Command::Checkpoint)
 }
 
 /// Marks the plan not rewindable until the next checkpoint.
 pub async fn clear_checkpoint(ctx: &PlanCtx) -> Result<(), PlanError> {
-    ctx.call(Msg::clear_checkpoint(), Reply::none).await
+    ctx.send(Msg::clear_checkpoint())
+        .await?
+        .none(&Command::ClearCheckpoint)
 }
 
 /// Pauses the engine from inside the plan (at the next checkpoint when `defer`).
 pub async fn pause(ctx: &PlanCtx, defer: bool) -> Result<(), PlanError> {
-    ctx.call(Msg::pause(defer), Reply::none).await
+    ctx.send(Msg::pause(defer)).await?.none(&Command::Pause)
 }
 
 /// Stages `device`.
 pub async fn stage(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanError> {
-    ctx.call(Msg::stage(device), Reply::none).await
+    ctx.send(Msg::stage(device)).await?.none(&Command::Stage)
 }
 
 /// Unstages `device`.
 pub async fn unstage(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanError> {
-    ctx.call(Msg::unstage(device), Reply::none).await
+    ctx.send(Msg::unstage(device))
+        .await?
+        .none(&Command::Unstage)
 }
 
 /// Kicks off a flyer; when `wait`, waits for `group` as `bps.wait` does
@@ -272,7 +278,7 @@ pub async fn kickoff(
     wait: bool,
 ) -> Result<Status, PlanError> {
     let msg = Msg::kickoff(flyer, group.map(str::to_owned));
-    let status = ctx.call(msg, Reply::status).await?;
+    let status = ctx.send(msg).await?.status(&Command::Kickoff)?;
     if wait {
         self::wait(ctx, group, None).await?;
     }
@@ -287,7 +293,7 @@ pub async fn complete(
     wait: bool,
 ) -> Result<Status, PlanError> {
     let msg = Msg::complete(flyer, group.map(str::to_owned));
-    let status = ctx.call(msg, Reply::status).await?;
+    let status = ctx.send(msg).await?.status(&Command::Complete)?;
     if wait {
         self::wait(ctx, group, None).await?;
     }
@@ -296,7 +302,9 @@ pub async fn complete(
 
 /// Collects a flyer's events into the run; returns how many.
 pub async fn collect(ctx: &PlanCtx, flyer: &DeviceHandle) -> Result<usize, PlanError> {
-    ctx.call(Msg::collect(flyer), Reply::collected).await
+    ctx.send(Msg::collect(flyer))
+        .await?
+        .collected(&Command::Collect)
 }
 
 /// Configures `device`; returns its configuration before and after.
@@ -305,8 +313,9 @@ pub async fn configure(
     device: &DeviceHandle,
     settings: Map<String, Value>,
 ) -> Result<(Readings, Readings), PlanError> {
-    ctx.call(Msg::configure(device, settings), Reply::configured)
-        .await
+    ctx.send(Msg::configure(device, settings))
+        .await?
+        .configured(&Command::Configure)
 }
 
 /// Triggers every triggerable device, waits, and reads them all into one
@@ -323,8 +332,9 @@ pub async fn trigger_and_read<D: AsRef<DeviceHandle>>(
         .map(AsRef::as_ref)
         .filter(|d| d.capabilities().triggerable)
     {
-        ctx.call(Msg::trigger(d, Some(group.clone())), Reply::status)
-            .await?;
+        ctx.send(Msg::trigger(d, Some(group.clone())))
+            .await?
+            .status(&Command::Trigger)?;
         any = true;
     }
     if any {
@@ -365,8 +375,9 @@ pub async fn one_nd_step(
     // when no motor moves.
     let group = new_group("set");
     for (dev, to) in &moves {
-        ctx.call(Msg::set(dev, *to, Some(group.clone())), Reply::status)
-            .await?;
+        ctx.send(Msg::set(dev, *to, Some(group.clone())))
+            .await?
+            .status(&Command::Set)?;
     }
     wait_group(ctx, Some(&group)).await?;
     for (slot, (_, to)) in last.iter_mut().zip(step) {

@@ -1,9 +1,9 @@
-//! The `skyrun` binary end to end: every shipped example checks and runs,
+//! The `skyrun` binary end to end (Ctrl-C in `cli_ctrl_c.rs`, what it reports in
+//! `cli_reports.rs`): every shipped example checks and runs,
 //! broken plan and device files fail with `FILE:LINE:COLUMN: what is wrong`
 //! and exit status 2, and the documents file round-trips.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -296,7 +296,7 @@ fn broken_files_name_file_line_and_problem() {
     // (test, device file, plan file, which file is broken, "LINE:COL: message")
     let cases: Vec<(&str, String, String, &str, &str)> = vec![
         ("unknown-device", DEVICES.into(), SCAN.replace("motor = \"motor\"", "motor = \"mtr\""), "plan",
-         "6:9: unknown device 'mtr' (did you mean 'motor'? known: motor, det, temperature)"),
+         "6:9: unknown device 'mtr' (did you mean 'motor'? motors: motor)"),
         ("wrong-type", DEVICES.into(), SCAN.replace("num = 3", "num = \"three\""), "plan",
          "9:7: invalid type: string \"three\", expected an integer"),
         ("missing-argument", DEVICES.into(), SCAN.replace("stop = 1.0\n", ""), "plan",
@@ -407,8 +407,9 @@ fn a_failing_plan_exits_1_and_records_the_failure() {
 fn bad_usage_exits_2() {
     let out = skyrun(&["run", "examples/scan.toml", "--trace", "zipkin"]);
     assert_clean_failure(&out, 2);
-    assert!(text(&out.stderr)
-        .contains("invalid trace target 'zipkin': expected none, console, jsonl:FILE or otlp"));
+    assert!(text(&out.stderr).contains(
+        "invalid trace target 'zipkin': expected none, console, jsonl:FILE, chrome:FILE or otlp"
+    ));
     let out = skyrun(&["frobnicate"]);
     assert_clean_failure(&out, 2);
 }
@@ -634,114 +635,4 @@ fn bench_span_processors_export_or_drop_every_span() {
         "{}",
         text(&bad.stderr)
     );
-}
-
-/// Starts a long count (100 points, 50 ms apart) with stdin piped; returns
-/// the child and its documents file once the plan is under way.
-fn long_count(name: &str) -> (std::process::Child, PathBuf) {
-    use std::process::Stdio;
-    let dir = tmpdir(name);
-    let plan = dir.join("long.toml");
-    fs::write(
-        &plan,
-        "[plan]\nname = \"count\"\ndetectors = [\"det\"]\nnum = 100\ndelay = 0.05\n",
-    )
-    .unwrap();
-    let docs = dir.join("docs.jsonl");
-    let child = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--devices",
-            "examples/beamline.toml",
-            "-q",
-        ])
-        .args(["--documents", docs.to_str().unwrap()])
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("skyrun starts");
-    // The start document is flushed as soon as it is emitted: by then the
-    // plan runs and Ctrl-C is handled.
-    for _ in 0..3000 {
-        if fs::read_to_string(&docs).is_ok_and(|s| s.starts_with("[\"start\"")) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    (child, docs)
-}
-
-fn sigint(child: &std::process::Child) {
-    // The shell's builtin kill: no procps needed.
-    let ok = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok);
-}
-
-fn last_stop(docs: &Path) -> skyrun::RunStop {
-    match read_documents(docs).pop() {
-        Some((_, Document::Stop(stop))) => stop,
-        other => panic!("the last document is not a stop: {other:?}"),
-    }
-}
-
-/// Starts a long count, presses Ctrl-C and answers the prompt with `answer`;
-/// returns how the program ended and its documents file.
-fn ctrl_c_then(name: &str, answer: &[u8]) -> (std::process::Output, PathBuf) {
-    let (mut child, docs) = long_count(name);
-    sigint(&child);
-    child.stdin.as_mut().unwrap().write_all(answer).unwrap();
-    (child.wait_with_output().unwrap(), docs)
-}
-
-#[test]
-fn ctrl_c_pauses_and_asks_then_stop_ends_the_run_cleanly() {
-    let (out, docs) = ctrl_c_then("ctrl_c_stop", b"s\n");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("resume, abort or stop?"),
-        "{}",
-        text(&out.stderr)
-    );
-    let stop = last_stop(&docs);
-    assert_eq!(stop.exit_status, ExitStatus::Success);
-    assert!(stop.num_events["primary"] < 100);
-}
-
-#[test]
-fn ctrl_c_then_abort_writes_an_abort_stop_document() {
-    let (out, docs) = ctrl_c_then("ctrl_c_abort", b"a\n");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let stop = last_stop(&docs);
-    assert_eq!(stop.exit_status, ExitStatus::Abort);
-    assert_eq!(
-        stop.reason,
-        "interrupted: aborted at the operator's request"
-    );
-}
-
-#[test]
-fn ctrl_c_then_resume_finishes_the_plan() {
-    let (out, docs) = ctrl_c_then("ctrl_c_resume", b"r\n");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let stop = last_stop(&docs);
-    assert_eq!(stop.exit_status, ExitStatus::Success);
-    assert_eq!(stop.num_events["primary"], 100);
-}
-
-#[test]
-fn a_second_ctrl_c_aborts() {
-    let (child, docs) = long_count("ctrl_c_twice");
-    sigint(&child);
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert_eq!(last_stop(&docs).exit_status, ExitStatus::Abort);
 }

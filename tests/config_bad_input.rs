@@ -58,12 +58,13 @@ fn scan(from: &str, to: &str) -> String {
 
 #[test]
 fn unknown_keys() {
-    let plan_keys = "name, stub, detectors, motor, motors, device, flyer, flyers, start, stop, num, delay, position, positions, axes, snake, value, group, wait, timeout, seconds, stream, md, exit_status, reason";
     plan_cases(&[
         (&format!("device = 'beamline.toml'\n{SCAN}"), "plan.toml:1:1: unknown key 'device' (did you mean 'devices'?); expected one of: devices, plan, steps, metadata"),
-        (&scan("detectors =", "detector ="), &format!("plan.toml:3:1: unknown key 'detector' (did you mean 'detectors'?); expected one of: {plan_keys}")),
+        // Only the keys of the plan at hand, not every key of every plan and stub.
+        (&scan("detectors =", "detector ="), "plan.toml:3:1: unknown key 'detector' (did you mean 'detectors'?); plan 'scan' takes: name, detectors, motor, start, stop, num"),
         ("[plan]\nname = 'grid_scan'\ndetectors = ['det']\n[[plan.axes]]\nmotor = 'sample_x'\nstart = 0\nstop = 1\nnm = 3\n", "plan.toml:8:1: unknown key 'nm' (did you mean 'num'?); expected one of: motor, start, stop, num"),
-        ("[[steps]]\nstub = 'mv'\nmotor = 'motor'\npositon = 1\n", &format!("plan.toml:4:1: unknown key 'positon' (did you mean 'position'?); expected one of: {plan_keys}")),
+        ("[[steps]]\nstub = 'mv'\nmotor = 'motor'\npositon = 1\n", "plan.toml:4:1: unknown key 'positon' (did you mean 'position'?); step 1 'mv' takes: stub, motor, position, motors, positions"),
+        ("[[steps]]\nstub = 'open_run'\n[[steps]]\nstub = 'trigger_and_read'\ndetectors = ['det']\nstrem = 'baseline'\n", "plan.toml:6:1: unknown key 'strem' (did you mean 'stream'?); step 2 'trigger_and_read' takes: stub, detectors, stream"),
         // A key the schema knows, where this plan does not take it.
         (&scan("num = 5", "num = 5\nsnake = true"), "plan.toml:8:9: argument 'snake' is not used by plan 'scan' (it takes: detectors, motor, start, stop, num)"),
     ]);
@@ -87,8 +88,8 @@ fn wrong_types() {
             "plan.toml:7:7: invalid type: floating point `10000000000.0`, expected an integer",
         ),
         (
-            &scan("['det']", "'det'"),
-            "plan.toml:3:13: invalid type: string \"det\", expected an array",
+            &scan("['det']", "3"),
+            "plan.toml:3:13: invalid type: integer `3`, expected a device name, family or glob, or an array of them",
         ),
         (
             &scan("'motor'", "3"),
@@ -275,7 +276,7 @@ fn the_binary_reports_bad_input_on_one_line() {
     fs::write(&devices, BEAMLINE).unwrap();
     let cases = [
         ("array-of-plans", scan("[plan]", "[[plan]]"), "1:1: invalid type: array, expected a table"),
-        ("newline-in-name", scan("'motor'", "\"mo\\ntor\""), "4:9: unknown device 'mo\\ntor' (did you mean 'motor'? known: motor, sample_x, sample_y, m0, m1, m2, m3, m4, m5, m6, m7, m8, ... (197 more))"),
+        ("newline-in-name", scan("'motor'", "\"mo\\ntor\""), "4:9: unknown device 'mo\\ntor' (did you mean 'motor'? motors: motor, sample_x, sample_y, m0..m99 (family 'm', 100))"),
         ("steps-too-long", "[[steps]]\nstub = 'count'\ndetectors = ['det']\nnum = 10000000\n[[steps]]\nstub = 'count'\ndetectors = ['det']\n".into(), "5:1: the number of points up to step 2 is 10000001, more than the limit of 10000000"),
     ];
     for (name, text, want) in cases {

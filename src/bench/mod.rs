@@ -196,7 +196,7 @@ async fn engine_case(case: &Case, engine_tracer: SpanTracer, device_tracer: Span
                 &re,
                 Plan::new("null", move |ctx| async move {
                     for _ in 0..n {
-                        ctx.send(Msg::null()).await?;
+                        ctx.send(Msg::new("null")).await?;
                     }
                     Ok(())
                 }),

@@ -11,7 +11,56 @@ use super::devices::{DeviceKind, DeviceSet, Devices};
 use super::error::{ConfigError, ErrorKind, Location, Src};
 use super::{count, finite, non_negative, RawMd, Table, MAX_POINTS};
 
-type Names = Spanned<Vec<Spanned<String>>>;
+type Names = Spanned<NameList>;
+
+/// Device names as written where a list of devices goes: one string
+/// (`motors = "m*"`) or a list of them (`detectors = ["det", "d1*"]`). Each
+/// may be a device, a family or a glob (see [`families`](super::families)).
+#[derive(Debug, Default)]
+pub(crate) struct NameList {
+    /// The names, with their spans (`None`: the single string, whose span is the value's).
+    pub items: Vec<(String, Option<Range<usize>>)>,
+}
+
+impl NameList {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for NameList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NameList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a device name, family or glob, or an array of them")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NameList, E> {
+                Ok(NameList {
+                    items: vec![(v.to_owned(), None)],
+                })
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NameList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(n) = seq.next_element::<Spanned<String>>()? {
+                    let span = n.span();
+                    items.push((n.into_inner(), Some(span)));
+                }
+                Ok(NameList { items })
+            }
+        }
+
+        d.deserialize_any(V)
+    }
+}
 
 /// The arguments of `[plan]` or of one `[[steps]]` entry (a superset; each
 /// plan and stub says which it takes).
@@ -43,6 +92,9 @@ pub(crate) struct RawCall {
     pub md: Option<Spanned<RawMd>>,
     pub exit_status: Option<Spanned<String>>,
     pub reason: Option<Spanned<String>>,
+    pub devices: Option<Names>,
+    pub settings: Option<Spanned<RawMd>>,
+    pub defer: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,8 +141,40 @@ impl RawCall {
             stream,
             md,
             exit_status,
-            reason
+            reason,
+            devices,
+            settings,
+            defer
         )
+    }
+}
+
+/// The arguments a standard plan or stub takes (besides `name`/`stub`);
+/// nothing for a name that is neither.
+///
+/// ```
+/// # // A crate-private table, shown through the error it makes:
+/// let e = skyrun::config::PlanFile::parse("[[steps]]\nstub = 'mv'\nmotor = 'm0'\npositon = 1\n", "p.toml").unwrap_err();
+/// assert_eq!(e.to_string(), "p.toml:4:1: unknown key 'positon' (did you mean 'position'?); step 1 'mv' takes: stub, motor, position, motors, positions");
+/// ```
+pub(crate) fn takes(name: &str) -> &'static [&'static str] {
+    match name {
+        "count" => &["detectors", "num", "delay"],
+        "scan" | "rel_scan" => &["detectors", "motor", "start", "stop", "num"],
+        "list_scan" => &["detectors", "motor", "positions"],
+        "grid_scan" => &["detectors", "axes", "snake"],
+        "fly" => &["flyers"],
+        "sleep" => &["seconds"],
+        "wait" => &["group", "timeout"],
+        "open_run" => &["md"],
+        "close_run" => &["exit_status", "reason"],
+        "mv" | "mvr" => &["motor", "position", "motors", "positions"],
+        "abs_set" => &["device", "value", "group", "wait"],
+        "trigger" => &["device", "group", "wait"],
+        "trigger_and_read" => &["detectors", "stream"],
+        "kickoff" | "complete" => &["flyer", "group", "wait"],
+        "collect" => &["flyer"],
+        other => super::steps::messages_takes(other),
     }
 }
 
@@ -171,6 +255,7 @@ impl Args<'_> {
             location: self.src.loc(&v.span()),
             need,
             role: format!("{role} of {}", self.context),
+            family: None,
         }
     }
 
@@ -200,11 +285,23 @@ impl Args<'_> {
                 ErrorKind::Invalid(format!("{} must name at least one device", self.what(arg))),
             ));
         }
-        Ok(list
-            .get_ref()
+        Ok(self.names(list, need, role))
+    }
+
+    /// The devices of a name list (patterns are expanded at check time).
+    pub fn names(&self, list: &Names, need: Need, role: &str) -> Vec<DeviceRef> {
+        let whole = list.span();
+        list.get_ref()
+            .items
             .iter()
-            .map(|n| self.device(n, need, role))
-            .collect())
+            .map(|(name, span)| DeviceRef {
+                name: name.clone(),
+                location: self.src.loc(span.as_ref().unwrap_or(&whole)),
+                need,
+                role: format!("{role} of {}", self.context),
+                family: None,
+            })
+            .collect()
     }
 
     pub fn string(&self, v: &Option<Spanned<String>>) -> Option<String> {
@@ -269,16 +366,59 @@ pub struct DeviceRef {
     pub need: Need,
     /// What it is used as (`a detector of plan 'scan'`).
     pub role: String,
+    /// The device file family it belongs to (known once checked against a device file).
+    pub family: Option<String>,
+}
+
+impl Need {
+    /// The devices that fit, in the plural: `motors`, `motors and detectors`, ...
+    fn fitting(self) -> &'static str {
+        match self {
+            Need::Readable => "readable devices",
+            Need::Movable => "motors and signals",
+            Need::Triggerable => "detectors and signals",
+            Need::Flyer => "flyers",
+            Need::PlanDetector => "motors and detectors",
+            Need::PlanMotor => "motors",
+        }
+    }
 }
 
 impl DeviceRef {
+    /// "did you mean ...? motors: ..." for an unknown name: only the
+    /// devices that would fit where it is written.
+    fn known(&self, set: &DeviceSet) -> String {
+        const SHOWN: usize = 12;
+        let fits: Vec<String> = set
+            .iter()
+            .filter(|d| self.need.allows(d.config.kind()))
+            .map(|d| d.name.clone())
+            .collect();
+        if fits.is_empty() {
+            return format!("no {} are declared", self.need.fitting());
+        }
+        let hint = super::error::known_list(&self.name, fits.iter().map(String::as_str));
+        let mut out = match hint.split_once("? ") {
+            Some((mean, _)) if mean.starts_with("did you mean") => format!("{mean}? "),
+            _ => String::new(),
+        };
+        // Families said once each: readable for a beamline of 1000 motors.
+        let listed = super::families::summarize(&fits, set);
+        out.push_str(&format!("{}: ", self.need.fitting()));
+        out.push_str(&listed[..listed.len().min(SHOWN)].join(", "));
+        if listed.len() > SHOWN {
+            out.push_str(&format!(", ... ({} more)", listed.len() - SHOWN));
+        }
+        out
+    }
+
     /// Checks the name against `set`: known, and of a kind that fits.
     pub fn check(&self, set: &DeviceSet) -> Result<DeviceKind, ConfigError> {
         let err = |kind| ConfigError::new(self.location.clone(), kind);
         match set.kind(&self.name) {
             None => Err(err(ErrorKind::UnknownDevice {
                 name: self.name.clone(),
-                known: set.known_names(&self.name),
+                known: self.known(set),
             })),
             Some(k) if !self.need.allows(k) => Err(err(ErrorKind::WrongKind {
                 name: self.name.clone(),

@@ -195,6 +195,8 @@ pub struct DeviceSpec {
     pub config: DeviceConfig,
     /// The line of the table that declares it.
     pub line: usize,
+    /// The prefix of the `[[..._family]]` that declares it, if one does.
+    pub family: Option<String>,
 }
 
 /// The devices a device file declares, in declaration order (motors, then

@@ -4,7 +4,7 @@
 //! the line and column (1-based), as compilers do:
 //!
 //! ```text
-//! examples/scan.toml:4:9: unknown device 'mtr' (did you mean 'motor'? known: motor, det, det2, ...)
+//! examples/scan.toml:4:9: unknown device 'mtr' (did you mean 'motor'? motors: motor, sample_x, ...)
 //! ```
 //!
 //! An error is always one line: control characters in text quoted from the

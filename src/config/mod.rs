@@ -38,13 +38,15 @@
 //!
 //! let bad = PlanFile::parse("[plan]\nname = 'scan'\ndetectors = ['det']\nmotor = 'mtr'\nstart = 0\nstop = 1\nnum = 3\n", "scan.toml").unwrap();
 //! assert_eq!(bad.check(&devices).unwrap_err().to_string(),
-//!     "scan.toml:4:9: unknown device 'mtr' (did you mean 'motor'? known: motor, det)");
+//!     "scan.toml:4:9: unknown device 'mtr' (did you mean 'motor'? motors: motor)");
 //! ```
 
 mod args;
 pub mod devices;
 mod error;
+pub mod families;
 pub mod plan;
+pub mod preflight;
 mod standard;
 mod steps;
 

@@ -65,8 +65,10 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::args::{Args, DeviceRef, Need, RawCall};
-use super::devices::{DeviceSet, Devices};
+use super::devices::{DeviceKind, DeviceSet, Devices};
 use super::error::{from_toml, ConfigError, ErrorKind, Location, Src};
+use super::families;
+use super::preflight::ArgLocations;
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::steps::{self, StepEntry};
 use super::{metadata, read_file, RawMd, Table, MAX_POINTS};
@@ -82,6 +84,80 @@ struct RawPlanFile {
     plan: Option<Spanned<Table<RawCall>>>,
     steps: Option<Spanned<Vec<Spanned<Table<RawCall>>>>>,
     metadata: Option<RawMd>,
+}
+
+/// `[plan]` or a `[[steps]]` entry, read only for its name, to say which
+/// keys it takes when it has one it does not.
+#[derive(Debug, Deserialize)]
+struct LooseCall {
+    name: Option<String>,
+    stub: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LooseFile {
+    plan: Option<Spanned<LooseCall>>,
+    steps: Option<Vec<Spanned<LooseCall>>>,
+}
+
+/// The error of `e`; an unknown key in `[plan]` or a step lists the keys
+/// of that plan or stub, not every key any of them takes.
+fn unknown_key_of_call(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let err = from_toml(file, text, e);
+    let (Some(span), Some(rest)) = (e.span(), e.message().strip_prefix("unknown field `")) else {
+        return err;
+    };
+    // Only the errors of a call's table (its keys include `stub`).
+    if !rest.contains("`stub`") {
+        return err;
+    }
+    let Some(key) = rest.split('`').next() else {
+        return err;
+    };
+    let Ok(loose) = toml::from_str::<LooseFile>(text) else {
+        return err;
+    };
+    // The table the key is in: the last header before it (a table's span
+    // is its header).
+    let steps = loose.steps.unwrap_or_default();
+    let mut best: Option<(usize, Option<usize>)> = None;
+    if let Some(p) = &loose.plan {
+        if p.span().start <= span.start {
+            best = Some((p.span().start, None));
+        }
+    }
+    for (i, st) in steps.iter().enumerate() {
+        if st.span().start <= span.start && best.is_none_or(|(b, _)| st.span().start >= b) {
+            best = Some((st.span().start, Some(i)));
+        }
+    }
+    let (context, head, name) = match best {
+        Some((_, None)) => match loose.plan.as_ref().and_then(|p| p.get_ref().name.clone()) {
+            Some(n) => (format!("plan '{n}'"), "name", n),
+            None => return err,
+        },
+        Some((_, Some(i))) => match &steps[i].get_ref().stub {
+            Some(n) => (format!("step {} '{n}'", i + 1), "stub", n.clone()),
+            None => return err,
+        },
+        None => return err,
+    };
+    let takes = super::args::takes(&name);
+    if takes.is_empty()
+        && !STANDARD_PLANS.contains(&name.as_str())
+        && !super::steps::STUBS.contains(&name.as_str())
+    {
+        return err;
+    }
+    let keys: Vec<&str> = std::iter::once(head).chain(takes.iter().copied()).collect();
+    let mut msg = format!("unknown key '{key}'");
+    let hint = super::error::known_list(key, keys.iter().copied());
+    if let Some(rest) = hint.strip_prefix("did you mean") {
+        let (suggestion, _) = rest.split_once('?').unwrap_or((rest, ""));
+        msg.push_str(&format!(" (did you mean{suggestion}?)"));
+    }
+    msg.push_str(&format!("; {context} takes: {}", keys.join(", ")));
+    ConfigError::new(err.location().clone(), ErrorKind::Toml(msg))
 }
 
 // ---------------------------------------------------------------------------
@@ -106,6 +182,7 @@ pub struct PlanFile {
     devices: Option<(String, Location)>,
     body: PlanBody,
     metadata: Map<String, Value>,
+    plan_args: ArgLocations,
 }
 
 /// What a checked plan would do (for `skyrun check`).
@@ -119,6 +196,8 @@ pub struct PlanSummary {
     pub detectors: Vec<String>,
     /// Devices moved.
     pub motors: Vec<String>,
+    /// Signals read or set.
+    pub signals: Vec<String>,
     /// Flyers.
     pub flyers: Vec<String>,
     /// Events the plan is expected to emit.
@@ -154,12 +233,14 @@ impl PlanFile {
 
     /// Parses the text of a plan file; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let raw: RawPlanFile = toml::from_str(text).map_err(|e| from_toml(file, text, &e))?;
+        let raw: RawPlanFile =
+            toml::from_str(text).map_err(|e| unknown_key_of_call(file, text, &e))?;
         let src = Src { file, text };
         let metadata = match &raw.metadata {
             Some(md) => metadata(src, md, "metadata")?,
             None => Map::new(),
         };
+        let mut plan_args = ArgLocations::default();
         let (name, body) = match (&raw.plan, &raw.steps) {
             (Some(_), Some(s)) => {
                 return Err(src.err(
@@ -211,6 +292,7 @@ impl PlanFile {
                     context: format!("plan '{n}'"),
                     span: p.span(),
                 };
+                plan_args = ArgLocations::of(src, r);
                 (
                     n.to_owned(),
                     PlanBody::Standard(StandardPlan::parse(n, &args)?),
@@ -228,7 +310,13 @@ impl PlanFile {
                 .map(|d| (d.get_ref().clone(), src.loc(&d.span()))),
             body,
             metadata,
+            plan_args,
         })
+    }
+
+    /// Where the arguments of `[plan]` are written (empty for `[[steps]]`).
+    pub fn plan_args(&self) -> &ArgLocations {
+        &self.plan_args
     }
 
     /// The file, as named.
@@ -261,23 +349,53 @@ impl PlanFile {
         self.devices.as_ref().map(|(_, loc)| loc)
     }
 
-    /// Checks every device name against `set` and describes what would run.
+    /// The plan with the families and globs of its device lists replaced by
+    /// the devices of `set` they name (see [`super::families`]).
+    pub fn expanded(&self, set: &DeviceSet) -> Result<PlanFile, ConfigError> {
+        let body = match &self.body {
+            PlanBody::Standard(p) => PlanBody::Standard(families::expand_plan(p, set)?),
+            PlanBody::Steps(steps) => PlanBody::Steps(
+                steps
+                    .iter()
+                    .map(|s| {
+                        Ok(StepEntry {
+                            step: families::expand_step(&s.step, set)?,
+                            ..s.clone()
+                        })
+                    })
+                    .collect::<Result<_, ConfigError>>()?,
+            ),
+        };
+        Ok(PlanFile {
+            body,
+            ..self.clone()
+        })
+    }
+
+    /// Checks every device name against `set` (families and globs
+    /// expanded) and describes what would run.
     pub fn check(&self, set: &DeviceSet) -> Result<PlanSummary, ConfigError> {
+        self.expanded(set)?.check_expanded(set)
+    }
+
+    fn check_expanded(&self, set: &DeviceSet) -> Result<PlanSummary, ConfigError> {
         let mut s = PlanSummary {
             plan: self.name.clone(),
             description: Vec::new(),
             detectors: Vec::new(),
             motors: Vec::new(),
+            signals: Vec::new(),
             flyers: Vec::new(),
             num_points: 0,
             runs: 0,
         };
         let mut note = |d: &DeviceRef, set: &DeviceSet| -> Result<(), ConfigError> {
-            d.check(set)?;
-            let list = match d.need {
-                Need::Readable | Need::Triggerable | Need::PlanDetector => &mut s.detectors,
-                Need::Movable | Need::PlanMotor => &mut s.motors,
-                Need::Flyer => &mut s.flyers,
+            let kind = d.check(set)?;
+            let list = match (kind, d.need) {
+                (DeviceKind::Signal, _) => &mut s.signals,
+                (_, Need::Readable | Need::Triggerable | Need::PlanDetector) => &mut s.detectors,
+                (_, Need::Movable | Need::PlanMotor) => &mut s.motors,
+                (_, Need::Flyer) => &mut s.flyers,
             };
             if !list.contains(&d.name) {
                 list.push(d.name.clone());
@@ -344,8 +462,9 @@ impl PlanFile {
     /// Checks the file against `set` and builds the plan on the `devices`
     /// spawned from it.
     pub fn build(&self, set: &DeviceSet, devices: &Devices) -> Result<BuiltPlan, ConfigError> {
-        self.check(set)?;
-        let plan = match &self.body {
+        let me = self.expanded(set)?;
+        me.check_expanded(set)?;
+        let plan = match &me.body {
             PlanBody::Standard(p) => p.build(devices, &self.metadata)?,
             PlanBody::Steps(s) => steps::build(&self.name, s, devices, &self.metadata)?,
         };

@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 use skyrun_actors::DeviceHandle;
 
-use super::args::{Args, DeviceRef, Need};
+use super::args::{takes, Args, DeviceRef, Need};
 use super::devices::{DeviceSet, Devices};
 use super::error::{ConfigError, ErrorKind};
 use super::{finite, MAX_POINTS};
@@ -19,10 +19,7 @@ use crate::preprocessors::reset_positions_wrapper;
 pub const STANDARD_PLANS: &[&str] = &["count", "scan", "rel_scan", "list_scan", "grid_scan", "fly"];
 
 fn names(refs: &[DeviceRef]) -> String {
-    refs.iter()
-        .map(|d| d.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    super::families::ref_names(refs)
 }
 
 /// One axis of a grid scan.
@@ -119,7 +116,7 @@ impl StandardPlan {
         };
         Ok(match name {
             "count" => {
-                a.only(&["detectors", "num", "delay"])?;
+                a.only(takes(name))?;
                 StandardPlan::Count {
                     detectors: a.devices(
                         &r.detectors,
@@ -133,7 +130,7 @@ impl StandardPlan {
                 }
             }
             "scan" | "rel_scan" => {
-                a.only(&["detectors", "motor", "start", "stop", "num"])?;
+                a.only(takes(name))?;
                 StandardPlan::Scan {
                     detectors: det(a)?,
                     motor: a.req_device(&r.motor, "motor", Need::PlanMotor, "the motor")?,
@@ -144,7 +141,7 @@ impl StandardPlan {
                 }
             }
             "list_scan" => {
-                a.only(&["detectors", "motor", "positions"])?;
+                a.only(takes(name))?;
                 let ps = a.req(&r.positions, "positions")?;
                 if ps.get_ref().len() as u64 > MAX_POINTS {
                     return Err(a.src.err(
@@ -167,7 +164,7 @@ impl StandardPlan {
                 }
             }
             "grid_scan" => {
-                a.only(&["detectors", "axes", "snake"])?;
+                a.only(takes(name))?;
                 let raw_axes = a.req(&r.axes, "axes")?;
                 if raw_axes.get_ref().is_empty() {
                     return Err(a.src.err(
@@ -214,7 +211,7 @@ impl StandardPlan {
                 }
             }
             "fly" => {
-                a.only(&["flyers"])?;
+                a.only(takes(name))?;
                 StandardPlan::Fly {
                     flyers: a.devices(&r.flyers, "flyers", Need::Flyer, "a flyer", true)?,
                 }

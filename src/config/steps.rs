@@ -13,9 +13,16 @@
 //! | `trigger_and_read` | `detectors`, `stream` (default `primary`) |
 //! | `kickoff`, `complete` | `flyer`, `group`, `wait` (default true) |
 //! | `collect` | `flyer` |
+//! | `stage`, `unstage`, `read`, `locate` (or `rd`) | `device` |
+//! | `create` | `stream` (default `primary`) |
+//! | `save`, `drop` | none |
+//! | `declare_stream` | `devices`, `stream` (default `primary`) |
+//! | `configure` | `device`, `settings = { .. }` |
+//! | `pause` | `defer` (default false: pause now) |
 //! | `count`, `scan`, `rel_scan`, `list_scan`, `grid_scan`, `fly` | the plan's arguments; the plan opens its own run |
 //!
-//! Runs must nest properly: `trigger_and_read` and `collect` need an open
+//! Runs must nest properly: `trigger_and_read`, `collect`, `create`, `save`,
+//! `drop` and `declare_stream` need an open
 //! run, a standard plan or `open_run` needs none, and every `open_run` needs a
 //! later `close_run`. This is checked when the file is parsed.
 
@@ -24,13 +31,22 @@ use std::fmt;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
+mod messages;
 mod run;
+
+pub use messages::MessageStep;
+
+/// The arguments of the one-message stubs (`stage`, `create`, ...).
+pub(crate) fn messages_takes(name: &str) -> &'static [&'static str] {
+    messages::takes(name).unwrap_or(&[])
+}
 
 pub(crate) use run::build;
 
-use super::args::{Args, DeviceRef, Need, RawCall};
+use super::args::{takes, Args, DeviceRef, Need, RawCall};
 use super::devices::{DeviceKind, DeviceSet};
 use super::error::{ConfigError, ErrorKind, Location, Src};
+use super::preflight::ArgLocations;
 use super::standard::{StandardPlan, STANDARD_PLANS};
 use super::{metadata, toml_to_json, Table};
 
@@ -50,6 +66,17 @@ pub const STUBS: &[&str] = &[
     "kickoff",
     "complete",
     "collect",
+    "stage",
+    "unstage",
+    "create",
+    "read",
+    "save",
+    "drop",
+    "declare_stream",
+    "configure",
+    "pause",
+    "locate",
+    "rd",
 ];
 
 /// One step of a plan file.
@@ -89,6 +116,11 @@ pub enum Step {
         moves: Vec<(DeviceRef, f64)>,
         /// Offsets from the current positions.
         relative: bool,
+        /// As parsed from `positions = [..]`: the numbers to pair with the
+        /// motors once their families and globs are expanded (the numbers
+        /// in `moves` are unused until then), and where the list is
+        /// written. `None` once checked.
+        spread: Option<(Vec<f64>, Location)>,
     },
     /// `abs_set`.
     AbsSet {
@@ -144,6 +176,8 @@ pub enum Step {
     },
     /// A standard plan, with its own run.
     Plan(StandardPlan),
+    /// A step that is one message (stage, create, read, save, configure, ...).
+    Message(MessageStep),
 }
 
 /// A step and where it is declared.
@@ -153,6 +187,8 @@ pub struct StepEntry {
     pub step: Step,
     /// The `[[steps]]` table.
     pub location: Location,
+    /// Where each of its arguments is written.
+    pub args: ArgLocations,
 }
 
 impl Step {
@@ -166,6 +202,7 @@ impl Step {
             | Step::Complete { flyer, .. }
             | Step::Collect { flyer } => vec![flyer],
             Step::Plan(p) => p.devices(),
+            Step::Message(m) => m.devices(),
             _ => Vec::new(),
         }
     }
@@ -253,17 +290,25 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
-            Step::Move { moves, relative } => {
+            Step::Move {
+                moves,
+                relative,
+                spread,
+            } => {
                 let (stub, arrow) = if *relative {
                     ("mvr", "by")
                 } else {
                     ("mv", "to")
                 };
-                let list: Vec<String> = moves
-                    .iter()
-                    .map(|(d, x)| format!("{} {arrow} {x}", d.name))
-                    .collect();
-                write!(f, "{stub} {}", list.join(", "))
+                if let Some((xs, _)) = spread {
+                    let names: Vec<&str> = moves.iter().map(|(d, _)| d.name.as_str()).collect();
+                    return write!(f, "{stub} [{}] {arrow} {xs:?}", names.join(", "));
+                }
+                write!(
+                    f,
+                    "{stub} {}",
+                    super::families::describe_moves(moves, arrow)
+                )
             }
             Step::AbsSet {
                 device,
@@ -279,14 +324,11 @@ impl fmt::Display for Step {
                 group: g,
                 wait,
             } => write!(f, "trigger {}{}", device.name, group(g, *wait)),
-            Step::TriggerAndRead { detectors, stream } => {
-                let names: Vec<&str> = detectors.iter().map(|d| d.name.as_str()).collect();
-                write!(
-                    f,
-                    "trigger_and_read [{}] into stream '{stream}'",
-                    names.join(", ")
-                )
-            }
+            Step::TriggerAndRead { detectors, stream } => write!(
+                f,
+                "trigger_and_read [{}] into stream '{stream}'",
+                super::families::ref_names(detectors)
+            ),
             Step::Kickoff {
                 flyer,
                 group: g,
@@ -299,6 +341,7 @@ impl fmt::Display for Step {
             } => write!(f, "complete {}{}", flyer.name, group(g, *wait)),
             Step::Collect { flyer } => write!(f, "collect {}", flyer.name),
             Step::Plan(p) => p.fmt(f),
+            Step::Message(m) => m.fmt(f),
         }
     }
 }
@@ -361,6 +404,7 @@ pub(crate) fn parse(
         out.push(StepEntry {
             step,
             location: src.loc(&s.span()),
+            args: ArgLocations::of(src, r),
         });
     }
     check_runs(&out)?;
@@ -374,7 +418,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
     let wait = r.wait.as_ref().is_none_or(|w| *w.get_ref());
     let step = match name {
         "null" | "checkpoint" => {
-            a.only(&[])?;
+            a.only(takes(name))?;
             if name == "null" {
                 Step::Null
             } else {
@@ -382,7 +426,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "sleep" => {
-            a.only(&["seconds"])?;
+            a.only(takes(name))?;
             Step::Sleep {
                 seconds: a
                     .opt_nonneg(&r.seconds, "seconds")?
@@ -390,14 +434,14 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "wait" => {
-            a.only(&["group", "timeout"])?;
+            a.only(takes(name))?;
             Step::Wait {
                 group,
                 timeout: a.opt_nonneg(&r.timeout, "timeout")?,
             }
         }
         "open_run" => {
-            a.only(&["md"])?;
+            a.only(takes(name))?;
             let md = match &r.md {
                 Some(md) => metadata(a.src, md.get_ref(), &format!("md of {}", a.context))?,
                 None => Map::new(),
@@ -405,7 +449,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             Step::OpenRun { md }
         }
         "close_run" => {
-            a.only(&["exit_status", "reason"])?;
+            a.only(takes(name))?;
             if let Some(e) = &r.exit_status {
                 if !["success", "fail", "abort"].contains(&e.get_ref().as_str()) {
                     return Err(StubError::Bad(a.src.err(
@@ -423,7 +467,8 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "mv" | "mvr" => {
-            a.only(&["motor", "position", "motors", "positions"])?;
+            a.only(takes(name))?;
+            let mut spread = None;
             let moves = match (&r.motor, &r.motors) {
                 (Some(m), None) => {
                     if let Some(p) = &r.positions {
@@ -443,31 +488,33 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
                     )]
                 }
                 (None, Some(ms)) => {
-                    if let Some(p) = &r.position {
-                        return Err(StubError::Bad(a.src.err(
-                            &p.span(),
-                            ErrorKind::Invalid(
-                                "with 'motors', give 'positions' (a list), not 'position'".into(),
-                            ),
-                        )));
+                    let motors = a.names(ms, Need::Movable, "a motor");
+                    match (&r.position, &r.positions) {
+                        // One position for every motor (of the families and globs too).
+                        (Some(_), None) => {
+                            let x = a.f64(&r.position, "position")?;
+                            motors.into_iter().map(|m| (m, x)).collect()
+                        }
+                        (None, Some(ps)) => {
+                            let xs = ps
+                                .get_ref()
+                                .iter()
+                                .map(|p| super::finite(a.src, p, &format!("'positions' of {}", a.context)))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            // Paired with the motors once families and globs are expanded.
+                            spread = Some((xs, a.src.loc(&ps.span())));
+                            motors.into_iter().map(|m| (m, f64::NAN)).collect()
+                        }
+                        (Some(p), Some(_)) => {
+                            return Err(StubError::Bad(a.src.err(
+                                &p.span(),
+                                ErrorKind::Invalid(
+                                    "give either 'position' (one for every motor) or 'positions' (one per motor), not both".into(),
+                                ),
+                            )))
+                        }
+                        (None, None) => return Err(a.missing("positions").into()),
                     }
-                    let ps = a.req(&r.positions, "positions")?;
-                    if ps.get_ref().len() != ms.get_ref().len() {
-                        return Err(StubError::Bad(a.src.err(
-                            &ps.span(),
-                            ErrorKind::Invalid(format!(
-                                "'positions' has {} numbers for {} motors",
-                                ps.get_ref().len(),
-                                ms.get_ref().len()
-                            )),
-                        )));
-                    }
-                    let mut moves = Vec::new();
-                    for (m, p) in ms.get_ref().iter().zip(ps.get_ref()) {
-                        let x = super::finite(a.src, p, &format!("'positions' of {}", a.context))?;
-                        moves.push((a.device(m, Need::Movable, "a motor"), x));
-                    }
-                    moves
                 }
                 (Some(_), Some(ms)) => {
                     return Err(StubError::Bad(a.src.err(
@@ -480,10 +527,11 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             Step::Move {
                 moves,
                 relative: name == "mvr",
+                spread,
             }
         }
         "abs_set" => {
-            a.only(&["device", "value", "group", "wait"])?;
+            a.only(takes(name))?;
             let v = a.req(&r.value, "value")?;
             Step::AbsSet {
                 device: a.req_device(&r.device, "device", Need::Movable, "the device")?,
@@ -494,7 +542,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "trigger" => {
-            a.only(&["device", "group", "wait"])?;
+            a.only(takes(name))?;
             Step::Trigger {
                 device: a.req_device(&r.device, "device", Need::Triggerable, "the device")?,
                 group,
@@ -502,7 +550,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "trigger_and_read" => {
-            a.only(&["detectors", "stream"])?;
+            a.only(takes(name))?;
             Step::TriggerAndRead {
                 detectors: a.devices(
                     &r.detectors,
@@ -515,7 +563,7 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "kickoff" | "complete" => {
-            a.only(&["flyer", "group", "wait"])?;
+            a.only(takes(name))?;
             let flyer = a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?;
             if name == "kickoff" {
                 Step::Kickoff { flyer, group, wait }
@@ -524,12 +572,15 @@ fn parse_stub(name: &str, a: &Args<'_>) -> Result<Step, StubError> {
             }
         }
         "collect" => {
-            a.only(&["flyer"])?;
+            a.only(takes(name))?;
             Step::Collect {
                 flyer: a.req_device(&r.flyer, "flyer", Need::Flyer, "the flyer")?,
             }
         }
-        _ => return Err(StubError::Unknown),
+        other => match MessageStep::parse(other, a) {
+            Some(m) => Step::Message(m?),
+            None => return Err(StubError::Unknown),
+        },
     };
     Ok(step)
 }
@@ -551,6 +602,9 @@ fn check_runs(steps: &[StepEntry]) -> Result<(), ConfigError> {
             (Step::OpenRun { .. }, None) => open = Some(i),
             (Step::CloseRun { .. }, None) => return err(format!("step {n} (close_run) closes no run: no run is open")),
             (Step::CloseRun { .. }, Some(_)) => open = None,
+            (Step::Message(m), None) if m.needs_run() => {
+                return err(format!("step {n} ({}) needs an open run: add a step with stub = \"open_run\" before it", m.stub()))
+            }
             (Step::TriggerAndRead { .. } | Step::Collect { .. }, None) => {
                 return err(format!("step {n} ({}) needs an open run: add a step with stub = \"open_run\" before it", if matches!(s.step, Step::Collect { .. }) { "collect" } else { "trigger_and_read" }))
             }

@@ -137,7 +137,7 @@ fn plan_file_checks() {
 #[test]
 fn plan_file_errors() {
     let cases: &[(&str, &str)] = &[
-        (&SCAN.replace("'motor'", "'mtr'"), "plan.toml:4:9: unknown device 'mtr' (did you mean 'motor'? known: motor, m0, m1"),
+        (&SCAN.replace("'motor'", "'mtr'"), "plan.toml:4:9: unknown device 'mtr' (did you mean 'motor'? motors: motor, m0..m3 (family 'm', 4))"),
         (&SCAN.replace("start = -1", "start = 'a'"), "plan.toml:5:9: invalid type: string \"a\", expected a number"),
         (&SCAN.replace("num = 5\n", ""), "plan.toml:1:1: plan 'scan' is missing argument 'num'"),
         (&SCAN.replace("num = 5", "num = -5"), "plan.toml:7:7: 'num' of plan 'scan' must not be negative, got -5"),
@@ -209,7 +209,7 @@ fn step_errors() {
         ("[[steps]]\nstub = 'close_run'\n", "plan.toml:1:1: step 1 (close_run) closes no run"),
         ("[[steps]]\nstub = 'open_run'\n[[steps]]\nstub = 'count'\ndetectors = ['det']\n[[steps]]\nstub = 'close_run'\n", "plan.toml:3:1: step 2 (count) opens its own run while the run opened by step 1 is still open"),
         ("[[steps]]\nstub = 'abs_set'\ndevice = 'motor'\nvalue = 'far'\n", "plan.toml:4:9: the value for motor 'motor' must be a number, got \"far\""),
-        ("[[steps]]\nstub = 'mv'\nmotors = ['m0']\npositions = [1, 2]\n", "plan.toml:4:13: 'positions' has 2 numbers for 1 motors"),
+        ("[[steps]]\nstub = 'mv'\nmotors = ['m0']\npositions = [1, 2]\n", "plan.toml:4:13: 'positions' has 2 numbers for 1 motor (m0)"),
         ("[[steps]]\nstub = 'checkpoint'\nseconds = 1\n", "plan.toml:3:11: argument 'seconds' is not used by step 1 'checkpoint' (it takes: nothing)"),
         ("[[steps]]\nstub = 'trigger'\ndevice = 'motor'\n", "plan.toml:3:10: device 'motor' is a motor, but the device of step 1 'trigger' must be triggerable"),
         ("steps = []\n", "plan.toml:1:9: [[steps]] lists no step"),

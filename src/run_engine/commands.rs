@@ -16,6 +16,7 @@
 
 use super::core::EngineCore;
 use super::handlers::{bundling, devices, flow, runs, statuses, Done, FromMsg};
+use super::registry::{CommandContext, Handler};
 use super::request_context::RequestContext;
 use crate::error::PlanError;
 use crate::msg::Msg;
@@ -126,12 +127,18 @@ macro_rules! command_table {
             }
         }
 
-        /// Parses `msg`'s arguments for its command and runs its handler.
-        pub(crate) async fn dispatch_builtin(
+        /// Runs `registered` if a handler is registered for the command;
+        /// otherwise parses `msg`'s arguments and runs the table's handler.
+        pub(crate) async fn dispatch(
             core: &std::rc::Rc<EngineCore>,
             msg: &Msg,
+            registered: Option<Handler>,
             cx: &RequestContext<'_>,
         ) -> Result<Done, PlanError> {
+            if let Some(handler) = registered {
+                let cmd_cx = CommandContext::new(cx.context().clone(), core.opts().request_timeout);
+                return handler(msg.clone(), cmd_cx).await.map(Done::from);
+            }
             match &msg.command {
                 $(Command::$variant => {
                     let args = <$args as FromMsg>::from_msg(msg)?;

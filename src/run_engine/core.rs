@@ -17,7 +17,7 @@ use super::control::{AtomicState, Control, EngineState};
 use super::core_handle::CoreHandle;
 use super::groups::Groups;
 use super::handlers::{After, Done};
-use super::registry::{CommandContext, Registry};
+use super::registry::Registry;
 use super::request_context::RequestContext;
 use super::{EngineOptions, Runnable};
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
@@ -115,7 +115,9 @@ impl EngineCore {
     }
 
     /// The parent for a span started on behalf of `cx`: the span in `cx`, or,
-    /// with one-trace-per-run, the run span unless `cx` is already in its trace.
+    /// with one-trace-per-run, the run span unless `cx` is a span of the
+    /// plan's own inside the run's trace (a `trace_plan` span). A remote `cx`
+    /// (a `TRACEPARENT`, or the CLI's plan span) never outranks the run span.
     pub fn span_parent(&self, cx: &Context, run: Option<&str>) -> Context {
         if !self.opts.run_trace {
             return cx.clone();
@@ -131,6 +133,7 @@ impl EngineCore {
             Some(run_cx) => {
                 let here = cx.span().span_context().trace_id();
                 if cx.span().span_context().is_valid()
+                    && !cx.span().span_context().is_remote()
                     && here == run_cx.span().span_context().trace_id()
                 {
                     cx.clone()
@@ -354,36 +357,19 @@ impl EngineCore {
             })
             .flatten();
         let Some(mut span) = span else {
-            return self
-                .dispatch(msg, registered, &RequestContext::of(&parent))
-                .await;
+            return commands::dispatch(self, msg, registered, &RequestContext::of(&parent)).await;
         };
         // What runs under the span (device requests, their Status spans) needs
         // its context only, built if a request asks: the span itself stays
         // here, unboxed and unshared.
         let cx = RequestContext::under(&parent, span.span_context().clone());
-        let result = self.dispatch(msg, registered, &cx).await;
+        let result = commands::dispatch(self, msg, registered, &cx).await;
         if let Err(e) = &result {
             skyrun_actors::record_exception(&mut span, e.kind(), e.to_string(), true);
             span.set_status(SpanStatus::error(format!("{}: {e}", e.kind())));
         }
         span.end();
         result
-    }
-
-    async fn dispatch(
-        self: &Rc<Self>,
-        msg: &Msg,
-        registered: Option<super::registry::Handler>,
-        cx: &RequestContext<'_>,
-    ) -> Result<Done, PlanError> {
-        match registered {
-            None => commands::dispatch_builtin(self, msg, cx).await,
-            Some(handler) => {
-                let cmd_cx = CommandContext::new(cx.context().clone(), self.opts.request_timeout);
-                handler(msg.clone(), cmd_cx).await.map(Done::from)
-            }
-        }
     }
 }
 

@@ -106,6 +106,7 @@ impl Registry {
 
     /// The handler for `command`, if one is registered (fast for the table's
     /// commands when none is replaced).
+    #[inline]
     pub fn handler(&self, command: &Command) -> Option<Handler> {
         if !matches!(command, Command::Other(_)) && !self.overrides.load(Ordering::Acquire) {
             return None;

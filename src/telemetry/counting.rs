@@ -6,7 +6,10 @@
 //! (sampled) spans on their way in (one processor, so the SDK does not clone
 //! every span for a second one). [`CountingExporter`] wraps
 //! the exporter and counts the spans it delivered and the export calls that
-//! failed. At shutdown, `ended - exported` is what never reached the backend.
+//! failed, keeping the first error of each [`FailureKind`] (refused, timed
+//! out, refused by status, other) so that a report can say what went wrong
+//! once, not per batch. At shutdown, `ended - exported` is what never
+//! reached the backend.
 //!
 //! ```
 //! use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
@@ -26,8 +29,9 @@
 //! assert_eq!((report.spans_ended, report.spans_exported, report.spans_dropped), (1, 1, 0));
 //! ```
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::Context;
@@ -43,6 +47,90 @@ struct Counts {
     exported: AtomicU64,
     failed_spans: AtomicU64,
     failed_exports: AtomicU64,
+    failures: Mutex<Vec<ExportFailure>>,
+    transport_detail: Mutex<Option<String>>,
+}
+
+/// What kind of failure an export error is, from the exporter's message.
+///
+/// ```
+/// use skyrun::telemetry::counting::FailureKind;
+/// assert_eq!(FailureKind::of("error sending request: tcp connect error: Connection refused (os error 111)"), FailureKind::Refused);
+/// assert_eq!(FailureKind::of("HTTP export failed. Url: http://h/v1/traces, Status Code: 404, Response: .."), FailureKind::Status);
+/// assert_eq!(FailureKind::of("operation timed out"), FailureKind::TimedOut);
+/// assert_eq!(FailureKind::of("HTTP status client error (404 Not Found) for url (http://h/v1/traces)"), FailureKind::Status);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// Nothing listens there: the connection was refused.
+    Refused,
+    /// No answer in time.
+    TimedOut,
+    /// The collector answered with an error status (HTTP 404, gRPC `Unimplemented`, ...).
+    Status,
+    /// Anything else (DNS, TLS, an invalid URL, ...).
+    Other,
+}
+
+impl FailureKind {
+    /// The kind of an exporter's error message.
+    pub fn of(message: &str) -> FailureKind {
+        let m = message.to_ascii_lowercase();
+        if m.contains("connection refused")
+            || m.contains("os error 111")
+            || m.contains("os error 10061")
+        {
+            FailureKind::Refused
+        } else if m.contains("timed out")
+            || m.contains("timeout")
+            || m.contains("deadline")
+            || m.contains("os error 110")
+        {
+            FailureKind::TimedOut
+        } else if m.contains("status code")
+            || m.contains("http status")
+            || m.contains("grpc-status")
+            || m.contains("grpc code: unimplemented")
+            || m.contains("grpc code: notfound")
+            || m.contains("grpc code: permissiondenied")
+            || m.contains("grpc code: unauthenticated")
+        {
+            FailureKind::Status
+        } else {
+            FailureKind::Other
+        }
+    }
+
+    /// `connection refused`, `timed out`, `error status`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Refused => "connection refused",
+            FailureKind::TimedOut => "timed out",
+            FailureKind::Status => "error status",
+            FailureKind::Other => "failed",
+        }
+    }
+}
+
+/// The first export error of one kind, and how many exports failed so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFailure {
+    /// The kind.
+    pub kind: FailureKind,
+    /// Failed exports (batches) of this kind.
+    pub exports: u64,
+    /// The exporter's message for the first one.
+    pub first: String,
+}
+
+impl fmt::Display for ExportFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.first)?;
+        if self.exports > 1 {
+            write!(f, " (and {} more exports like it)", self.exports - 1)?;
+        }
+        Ok(())
+    }
 }
 
 /// Shared span counters (cheap to clone).
@@ -67,6 +155,58 @@ impl Counters {
     /// Spans that were handed to the exporter in a call that failed.
     pub fn spans_failed(&self) -> u64 {
         self.0.failed_spans.load(Ordering::Acquire)
+    }
+
+    /// The first failure of each kind, in the order they first happened.
+    pub fn failures(&self) -> Vec<ExportFailure> {
+        self.0
+            .failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default()
+    }
+
+    /// Keeps why the last request of an exporter's transport failed, for the
+    /// next failed export to report instead of the exporter's own message
+    /// (the HTTP exporter says "network error" whatever happened).
+    pub fn note_transport_error(&self, detail: String) {
+        if let Ok(mut d) = self.0.transport_detail.lock() {
+            *d = Some(detail);
+        }
+    }
+
+    /// Records a failed export with the exporter's `message` (or the
+    /// transport's detail noted since the last failure, when there is one).
+    pub fn record_export_error(&self, message: &str) {
+        let detail = self
+            .0
+            .transport_detail
+            .lock()
+            .ok()
+            .and_then(|mut d| d.take());
+        let message = message
+            .strip_prefix("Operation failed: ")
+            .unwrap_or(message);
+        match detail {
+            // The transport's own words; the HTTP exporter's are "network error".
+            Some(d) => self.record_failure(&d),
+            None => self.record_failure(message),
+        }
+    }
+
+    /// Records a failed export with the exporter's `message`.
+    pub fn record_failure(&self, message: &str) {
+        let kind = FailureKind::of(message);
+        if let Ok(mut list) = self.0.failures.lock() {
+            match list.iter_mut().find(|f| f.kind == kind) {
+                Some(f) => f.exports += 1,
+                None => list.push(ExportFailure {
+                    kind,
+                    exports: 1,
+                    first: message.to_owned(),
+                }),
+            }
+        }
     }
 }
 
@@ -136,7 +276,8 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
         let c = &self.counters.0;
         match &result {
             Ok(()) => c.exported.fetch_add(n, Ordering::AcqRel),
-            Err(_) => {
+            Err(e) => {
+                self.counters.record_export_error(&e.to_string());
                 c.failed_spans.fetch_add(n, Ordering::AcqRel);
                 c.failed_exports.fetch_add(1, Ordering::AcqRel)
             }

@@ -39,21 +39,21 @@ pub struct JsonLinesExporter {
 
 /// The JSON-lines file could not be created or truncated.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create trace file {}: {source}", path.display())]
+#[error("cannot create trace file {}: {error}", path.display())]
 pub struct CreateFileError {
     /// The path that was asked for.
     pub path: PathBuf,
-    /// Why it failed.
-    #[source]
-    pub source: std::io::Error,
+    /// Why it failed (part of the message, not a `source`, so that a
+    /// report of the whole error chain says it once).
+    pub error: std::io::Error,
 }
 
 impl JsonLinesExporter {
     /// Creates (or truncates) the file at `path`.
     pub fn create(path: &Path) -> Result<Self, CreateFileError> {
-        let file = File::create(path).map_err(|source| CreateFileError {
+        let file = File::create(path).map_err(|error| CreateFileError {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Ok(JsonLinesExporter {
             path: path.to_owned(),

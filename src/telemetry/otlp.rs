@@ -23,7 +23,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+
+use super::counting::Counters;
+use super::http_client::DiagnosingClient;
 
 use super::pipeline::{TelemetryError, TelemetryOptions};
 
@@ -140,12 +143,101 @@ fn http_traces_url(endpoint: &str) -> String {
     }
 }
 
+/// The endpoint as given (option, variable or default), where it came from
+/// (`None`: an explicit option or the default), and the URL exported to.
+fn effective_endpoint(
+    opts: &TelemetryOptions,
+    protocol: OtlpProtocol,
+) -> (String, Option<&'static str>, String) {
+    let http = protocol == OtlpProtocol::HttpProtobuf;
+    if let Some(e) = &opts.otlp_endpoint {
+        let url = if http {
+            http_traces_url(e)
+        } else {
+            e.trim().to_owned()
+        };
+        return (e.trim().to_owned(), None, url);
+    }
+    match first_env(&ENDPOINT_VARS) {
+        Some((var, value)) => {
+            let value = value.trim().to_owned();
+            // The traces variable is used as is; the generic one gets the path for HTTP.
+            let url = if http && var != ENDPOINT_VARS[0] {
+                http_traces_url(&value)
+            } else {
+                value.clone()
+            };
+            (value, Some(var), url)
+        }
+        None if http => {
+            let url = "http://localhost:4318/v1/traces".to_owned();
+            (url.clone(), None, url)
+        }
+        None => {
+            let url = "http://localhost:4317".to_owned();
+            (url.clone(), None, url)
+        }
+    }
+}
+
+/// Why `endpoint` cannot be exported to, if it cannot: it must be
+/// `http://` or `https://`, a host, and an optional numeric port.
+///
+/// ```
+/// use skyrun::telemetry::otlp::endpoint_problem;
+/// assert_eq!(endpoint_problem("http://localhost:4318/v1/traces"), None);
+/// assert_eq!(endpoint_problem("localhost:4318").unwrap(),
+///     "it has no scheme: write http://localhost:4318 (or https://)");
+/// assert!(endpoint_problem("http://:4318").unwrap().contains("no host"));
+/// assert!(endpoint_problem("http://h:43x8").unwrap().contains("port"));
+/// ```
+pub fn endpoint_problem(endpoint: &str) -> Option<String> {
+    let e = endpoint.trim();
+    let Some((scheme, rest)) = e.split_once("://") else {
+        return Some(format!("it has no scheme: write http://{e} (or https://)"));
+    };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return Some(format!(
+            "unsupported scheme '{scheme}': expected http:// or https://"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Some("unclosed '[' in the host".to_owned()),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Some("it has no host".to_owned());
+    }
+    if host.contains(char::is_whitespace) {
+        return Some(format!("invalid host '{host}'"));
+    }
+    match port {
+        Some(p) if p.parse::<u16>().is_err() => {
+            Some(format!("invalid port '{p}': expected a number up to 65535"))
+        }
+        _ => None,
+    }
+}
+
+/// The exporter, the runtime it needs (gRPC), and where it exports to
+/// (`OTLP PROTOCOL to URL`, for reports).
 pub(super) fn otlp_exporter(
     opts: &TelemetryOptions,
+    counters: &Counters,
 ) -> Result<
     (
         opentelemetry_otlp::SpanExporter,
         Option<tokio::runtime::Runtime>,
+        String,
     ),
     TelemetryError,
 > {
@@ -154,14 +246,19 @@ pub(super) fn otlp_exporter(
         None => OtlpProtocol::from_env()?,
     };
     let timeout = export_timeout(opts)?;
+    let (given, from, url) = effective_endpoint(opts, protocol);
+    let from = from.map_or(String::new(), |var| format!(" (from {var})"));
+    if let Some(reason) = endpoint_problem(&given) {
+        return Err(TelemetryError::InvalidEndpoint {
+            endpoint: format!("'{given}'{from}"),
+            reason,
+        });
+    }
+    let described = format!("{url}{from}");
+    let destination = format!("OTLP {protocol} to {described}");
     let endpoint = match protocol {
         OtlpProtocol::Grpc => opts.otlp_endpoint.clone(),
         OtlpProtocol::HttpProtobuf => opts.otlp_endpoint.as_deref().map(http_traces_url),
-    };
-    let described = match (&endpoint, first_env(&ENDPOINT_VARS)) {
-        (Some(e), _) => e.clone(),
-        (None, Some((var, value))) => format!("{value} (from {var})"),
-        (None, None) => "the default endpoint".to_owned(),
     };
     let error = |source| TelemetryError::Otlp {
         protocol,
@@ -189,7 +286,7 @@ pub(super) fn otlp_exporter(
                 b.build()
             };
             match built {
-                Ok(exporter) => Ok((exporter, Some(rt))),
+                Ok(exporter) => Ok((exporter, Some(rt), destination)),
                 Err(e) => {
                     // Dropping a runtime may block, which panics inside an async context.
                     rt.shutdown_background();
@@ -201,11 +298,12 @@ pub(super) fn otlp_exporter(
             let mut b = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_protocol(Protocol::HttpBinary)
+                .with_http_client(DiagnosingClient::new(timeout, counters))
                 .with_timeout(timeout);
             if let Some(e) = &endpoint {
                 b = b.with_endpoint(e.clone());
             }
-            Ok((b.build().map_err(error)?, None))
+            Ok((b.build().map_err(error)?, None, destination))
         }
     }
 }
@@ -239,6 +337,41 @@ mod tests {
         );
         let e = OtlpProtocol::parse("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json").unwrap_err();
         assert_eq!(e.to_string(), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL='http/json' is not supported: expected grpc or http/protobuf");
+    }
+
+    #[test]
+    fn endpoints_without_scheme_or_host_are_refused_before_export() {
+        for (endpoint, reason) in [
+            (
+                "localhost:4318",
+                "it has no scheme: write http://localhost:4318 (or https://)",
+            ),
+            (
+                "ftp://h:21",
+                "unsupported scheme 'ftp': expected http:// or https://",
+            ),
+            ("http://", "it has no host"),
+            (
+                "http://h:99999",
+                "invalid port '99999': expected a number up to 65535",
+            ),
+        ] {
+            let opts = TelemetryOptions {
+                otlp_endpoint: Some(endpoint.into()),
+                otlp_protocol: Some(OtlpProtocol::HttpProtobuf),
+                ..TelemetryOptions::default()
+            };
+            let err = Telemetry::init(TraceTarget::Otlp, opts).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid OTLP endpoint '{endpoint}': {reason}")
+            );
+        }
+        assert_eq!(endpoint_problem("http://[::1]:4317"), None);
+        assert_eq!(
+            endpoint_problem("https://user@collector.example:443/v1/traces"),
+            None
+        );
     }
 
     #[test]

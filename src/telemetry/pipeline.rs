@@ -7,6 +7,7 @@
 //! | `none` | none | nothing; tracers are disabled and cost nothing |
 //! | `console` | simple (a span is written when it ends) | pretty JSON on stdout, as Python's `ConsoleSpanExporter` |
 //! | `jsonl:FILE` | batch | one JSON object per line in `FILE` (created or truncated at init) |
+//! | `chrome:FILE` | batch | the Chrome trace-event format in `FILE`, written at shutdown (see [`chrome`](super::chrome)) |
 //! | `otlp` | batch | OTLP over gRPC or HTTP/protobuf |
 //!
 //! OTLP is configured by the standard environment variables, which explicit
@@ -49,12 +50,15 @@ use opentelemetry_sdk::Resource;
 use skyrun_actors::propagation::{install_propagator_from_env, UnknownPropagator};
 use skyrun_actors::{SpanTracer, STATUS_TRACER_SCOPE};
 
+use super::chrome::ChromeExporter;
 use super::console::{ConsoleExporter, ConsoleOut};
-use super::counting::{Counters, CountingExporter, EndedCounter};
+pub use super::counting::Counters;
+use super::counting::{CountingExporter, EndedCounter};
 use super::jsonl::{CreateFileError, JsonLinesExporter};
 pub use super::otlp::OtlpProtocol;
 use super::otlp::{env_var, first_env, otlp_exporter, ENDPOINT_VARS};
 use super::profile::ProfileProcessor;
+use super::record::SpanRecorder;
 use super::spans::ENGINE_SCOPE;
 
 /// Where spans go.
@@ -74,6 +78,8 @@ pub enum TraceTarget {
     Console,
     /// One JSON object per line in a file.
     Jsonl(PathBuf),
+    /// The Chrome trace-event format (Perfetto, `chrome://tracing`), written at shutdown.
+    Chrome(PathBuf),
     /// An OTLP collector (gRPC or HTTP/protobuf).
     Otlp,
 }
@@ -92,14 +98,15 @@ impl TraceTarget {
 impl FromStr for TraceTarget {
     type Err = TelemetryError;
 
-    /// `none`, `console`, `jsonl:FILE` or `otlp`.
+    /// `none`, `console`, `jsonl:FILE`, `chrome:FILE` or `otlp`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "none" => Ok(TraceTarget::None),
             "console" => Ok(TraceTarget::Console),
             "otlp" => Ok(TraceTarget::Otlp),
-            _ => match s.strip_prefix("jsonl:") {
-                Some(path) if !path.is_empty() => Ok(TraceTarget::Jsonl(PathBuf::from(path))),
+            _ => match (s.strip_prefix("jsonl:"), s.strip_prefix("chrome:")) {
+                (Some(path), _) if !path.is_empty() => Ok(TraceTarget::Jsonl(PathBuf::from(path))),
+                (_, Some(path)) if !path.is_empty() => Ok(TraceTarget::Chrome(PathBuf::from(path))),
                 _ => Err(TelemetryError::InvalidTarget(s.to_owned())),
             },
         }
@@ -112,6 +119,7 @@ impl fmt::Display for TraceTarget {
             TraceTarget::None => f.write_str("none"),
             TraceTarget::Console => f.write_str("console"),
             TraceTarget::Jsonl(path) => write!(f, "jsonl:{}", path.display()),
+            TraceTarget::Chrome(path) => write!(f, "chrome:{}", path.display()),
             TraceTarget::Otlp => f.write_str("otlp"),
         }
     }
@@ -150,6 +158,9 @@ pub struct TelemetryOptions {
     /// Also record every span's duration here (for `--profile`); spans are
     /// then recorded even with [`TraceTarget::None`].
     pub profile: Option<ProfileProcessor>,
+    /// Also keep a record of every span here (for `--timeline`); spans are
+    /// then recorded even with [`TraceTarget::None`].
+    pub record: Option<SpanRecorder>,
 }
 
 impl Default for TelemetryOptions {
@@ -163,6 +174,7 @@ impl Default for TelemetryOptions {
             otlp_timeout: None,
             shutdown_timeout: Duration::from_secs(5),
             profile: None,
+            record: None,
         }
     }
 }
@@ -205,8 +217,8 @@ impl fmt::Display for ExportReport {
 /// Why the pipeline could not be set up or shut down.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    /// A trace target that is not `none`, `console`, `jsonl:FILE` or `otlp`.
-    #[error("invalid trace target '{0}': expected none, console, jsonl:FILE or otlp")]
+    /// A trace target that is not `none`, `console`, `jsonl:FILE`, `chrome:FILE` or `otlp`.
+    #[error("invalid trace target '{0}': expected none, console, jsonl:FILE, chrome:FILE or otlp")]
     InvalidTarget(String),
     /// The JSON-lines file could not be created.
     #[error(transparent)]
@@ -228,6 +240,14 @@ pub enum TelemetryError {
         value: String,
         /// What was expected.
         reason: &'static str,
+    },
+    /// An OTLP endpoint that cannot be exported to (no scheme, no host, a bad port).
+    #[error("invalid OTLP endpoint {endpoint}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint, and where it came from.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The OTLP exporter could not be built (bad URL, unsupported compression...).
     #[error("cannot set up OTLP {protocol} export to {endpoint}: {source}")]
@@ -294,6 +314,7 @@ pub struct Telemetry {
     runtime: Option<tokio::runtime::Runtime>,
     counters: Counters,
     shutdown_timeout: Duration,
+    destination: String,
 }
 
 impl fmt::Debug for Telemetry {
@@ -324,6 +345,10 @@ impl Telemetry {
             runtime: None,
             counters: counters.clone(),
             shutdown_timeout: opts.shutdown_timeout,
+            destination: match &target {
+                TraceTarget::Jsonl(path) => format!("the file {}", path.display()),
+                other => other.to_string(),
+            },
         };
         let service_name = opts
             .service_name
@@ -339,9 +364,13 @@ impl Telemetry {
         if let Some(profile) = opts.profile.clone() {
             builder = builder.with_span_processor(profile);
         }
+        if let Some(record) = opts.record.clone() {
+            builder = builder.with_span_processor(record);
+        }
         let queue = opts.max_queue_size;
+        let local = opts.profile.is_some() || opts.record.is_some();
         let provider = match target {
-            TraceTarget::None if opts.profile.is_some() => builder,
+            TraceTarget::None if local => builder,
             TraceTarget::None => return Ok(telemetry),
             TraceTarget::Console => {
                 let exporter =
@@ -355,9 +384,14 @@ impl Telemetry {
                 let exporter = JsonLinesExporter::create(&path)?;
                 builder.with_span_processor(batch_processor(exporter, &counters, queue))
             }
+            TraceTarget::Chrome(path) => {
+                let exporter = ChromeExporter::create(&path)?;
+                builder.with_span_processor(batch_processor(exporter, &counters, queue))
+            }
             TraceTarget::Otlp => {
-                let (exporter, runtime) = otlp_exporter(&opts)?;
+                let (exporter, runtime, destination) = otlp_exporter(&opts, &counters)?;
                 telemetry.runtime = runtime;
+                telemetry.destination = destination;
                 builder.with_span_processor(batch_processor(exporter, &counters, queue))
             }
         }
@@ -386,6 +420,18 @@ impl Telemetry {
     /// The target this pipeline exports to.
     pub fn target(&self) -> &TraceTarget {
         &self.target
+    }
+
+    /// Where spans go, for reports: `OTLP http/protobuf to http://h:4318/v1/traces
+    /// (from OTEL_EXPORTER_OTLP_ENDPOINT)`, `the file spans.jsonl`, `console`, `none`.
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    /// The shared counters (which outlive [`shutdown`](Self::shutdown)): the
+    /// first export error of each kind is in [`Counters::failures`].
+    pub fn counters(&self) -> Counters {
+        self.counters.clone()
     }
 
     /// The counts so far (spans still queued count as dropped until exported).
@@ -419,6 +465,26 @@ impl Telemetry {
         }
         install_propagator_from_env()?;
         Ok(())
+    }
+
+    /// As [`shutdown`](Self::shutdown), and what to tell a person about it:
+    /// the destination, the counts, the first error of each kind, and
+    /// whether the collector left the last exports unanswered at the
+    /// deadline (which is not an error here). Other shutdown failures are.
+    pub fn finish(self) -> Result<super::export_summary::ExportSummary, TelemetryError> {
+        let destination = self.destination.clone();
+        let counters = self.counters.clone();
+        let (report, timed_out) = match self.shutdown() {
+            Ok(report) => (report, None),
+            Err(TelemetryError::ShutdownTimedOut { timeout, report }) => (report, Some(timeout)),
+            Err(e) => return Err(e),
+        };
+        Ok(super::export_summary::ExportSummary {
+            destination,
+            report,
+            failures: counters.failures(),
+            timed_out,
+        })
     }
 
     /// Exports what is left, shuts the pipeline down, and reports the counts.
@@ -516,10 +582,16 @@ mod tests {
 
     #[test]
     fn targets_parse_and_print_back() {
-        for s in ["none", "console", "otlp", "jsonl:a b/c.jsonl"] {
+        for s in [
+            "none",
+            "console",
+            "otlp",
+            "jsonl:a b/c.jsonl",
+            "chrome:t.json",
+        ] {
             assert_eq!(s.parse::<TraceTarget>().unwrap().to_string(), s);
         }
-        for bad in ["", "jsonl:", "Console", "otlp:x"] {
+        for bad in ["", "jsonl:", "chrome:", "Console", "otlp:x"] {
             let e = bad.parse::<TraceTarget>().unwrap_err();
             assert!(e.to_string().contains(&format!("'{bad}'")), "{e}");
         }

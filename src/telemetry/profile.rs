@@ -166,6 +166,27 @@ impl ProfileReport {
         ProfileReport { rows }
     }
 
+    /// Statistics of span records (a `--trace jsonl:FILE` file read back,
+    /// or a [`SpanRecorder`](super::record::SpanRecorder)'s), by name.
+    ///
+    /// ```
+    /// use skyrun::telemetry::{profile::ProfileReport, record::parse_spans};
+    /// let line = |id: &str, end: &str| format!(r#"{{"name": "set", "context": {{"trace_id": "0x1", "span_id": "0x{id}"}}, "parent_id": null, "start_time": "2026-01-01T00:00:00.000000Z", "end_time": "2026-01-01T00:00:{end}Z"}}"#);
+    /// let spans = parse_spans(&format!("{}\n{}", line("a", "01.000000"), line("b", "03.000000"))).unwrap();
+    /// let r = ProfileReport::from_records(&spans);
+    /// assert_eq!((r.rows[0].count, r.rows[0].total.as_secs()), (2, 4));
+    /// ```
+    pub fn from_records(spans: &[super::record::SpanRecord]) -> Self {
+        let mut groups: HashMap<&str, Vec<Duration>> = HashMap::new();
+        for s in spans {
+            groups
+                .entry(s.name.as_str())
+                .or_default()
+                .push(s.duration());
+        }
+        Self::from_durations(groups.iter().map(|(k, v)| (*k, v.as_slice())))
+    }
+
     /// Whether no span was recorded.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()

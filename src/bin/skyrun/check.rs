@@ -1,24 +1,47 @@
-//! `skyrun check`: validate a plan file and its device file, print what would run.
+//! `skyrun check`: validate a plan file and its device file, say what would
+//! run, and what would make it fail at once (positions past a motor's limits,
+//! plans without points, flyers without points), without running anything.
 
 use std::process::ExitCode;
+
+use skyrun::config::families;
 
 use crate::load::{load, Loaded};
 use crate::{CheckArgs, Failure};
 
-/// Checks the files and prints a summary; nothing is spawned.
+/// Checks the files and prints a summary; nothing is spawned. Exit 2 when
+/// the plan is sure to fail.
 pub fn check(args: &CheckArgs) -> Result<ExitCode, Failure> {
     let loaded = load(&args.plan, args.devices.as_deref())?;
     print!("{}", describe(&loaded));
-    println!("ok: {} is valid", args.plan.display());
-    Ok(ExitCode::SUCCESS)
+    let problems = loaded.plan.problems(&loaded.devices);
+    if problems.is_empty() {
+        println!("ok: {} is valid", args.plan.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    eprintln!(
+        "error: {} would fail: {} problem{} found before running",
+        args.plan.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::from(2))
 }
 
-fn list(names: &[String]) -> String {
+/// Names, with families summarised (`m0..m99 (family 'm', 100)`), or `-`.
+fn list(l: &Loaded, names: &[String]) -> String {
     if names.is_empty() {
         "-".into()
     } else {
-        names.join(", ")
+        families::summarize(names, &l.devices).join(", ")
     }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The summary `check` prints (and `run` shows nothing of).
@@ -28,36 +51,54 @@ pub fn describe(l: &Loaded) -> String {
         .devices
         .counts()
         .iter()
-        .map(|(k, n)| format!("{n} {}{}", k.as_str(), if *n == 1 { "" } else { "s" }))
+        .map(|(k, n)| plural(*n, k.as_str()))
         .collect();
     let mut out = String::new();
     out.push_str(&format!("plan file:   {}\n", l.plan.file()));
     out.push_str(&format!(
-        "device file: {} ({} devices: {})\n",
+        "device file: {} ({}: {})\n",
         l.devices_path.display(),
-        l.devices.len(),
+        plural(l.devices.len(), "device"),
         counts.join(", ")
     ));
+    let fams = families::families(&l.devices);
+    if !fams.is_empty() {
+        let f: Vec<String> = fams
+            .iter()
+            .map(|(p, k, n)| format!("'{p}' ({})", plural(*n, k)))
+            .collect();
+        out.push_str(&format!("families:    {}\n", f.join(", ")));
+    }
     if s.description.len() == 1 && matches!(l.plan.body(), skyrun::config::PlanBody::Standard(_)) {
         out.push_str(&format!("plan:        {}\n", s.description[0]));
     } else {
         out.push_str(&format!(
-            "plan:        {} ({} steps)\n",
+            "plan:        {} ({})\n",
             s.plan,
-            s.description.len()
+            plural(s.description.len(), "step")
         ));
         for d in &s.description {
             out.push_str(&format!("  {d}\n"));
         }
     }
-    out.push_str(&format!("detectors:   {}\n", list(&s.detectors)));
-    out.push_str(&format!("motors:      {}\n", list(&s.motors)));
+    out.push_str(&format!("detectors:   {}\n", list(l, &s.detectors)));
+    out.push_str(&format!("motors:      {}\n", list(l, &s.motors)));
+    if !s.signals.is_empty() {
+        out.push_str(&format!("signals:     {}\n", list(l, &s.signals)));
+    }
     if !s.flyers.is_empty() {
-        out.push_str(&format!("flyers:      {}\n", list(&s.flyers)));
+        out.push_str(&format!("flyers:      {}\n", list(l, &s.flyers)));
     }
     out.push_str(&format!("runs:        {}\n", s.runs));
     out.push_str(&format!("points:      {}\n", s.num_points));
     let md: Vec<String> = l.plan.metadata().keys().cloned().collect();
-    out.push_str(&format!("metadata:    {}\n", list(&md)));
+    out.push_str(&format!(
+        "metadata:    {}\n",
+        if md.is_empty() {
+            "-".into()
+        } else {
+            md.join(", ")
+        }
+    ));
     out
 }

@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! skyrun run PLAN.toml [--devices DEVICES.toml] [--documents FILE.jsonl]
-//!            [--trace none|console|jsonl:FILE|otlp] [--run-trace] [--trace-all]
-//!            [--profile] [--quiet]
+//!            [--trace none|console|jsonl:FILE|chrome:FILE|otlp] [--timeline FILE.html]
+//!            [--run-trace | --bluesky-parents] [--trace-all] [--profile] [--quiet] [--table]
 //! skyrun check PLAN.toml [--devices DEVICES.toml]
+//! skyrun view SPANS.jsonl -o FILE.html [--title TITLE]
 //! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
 //! ```
 //!
@@ -15,25 +16,31 @@
 //!
 //! Output: `run` prints a live table of events and a progress bar while the
 //! plan runs (only when its output stream is a terminal, and not with
-//! `--quiet`), then a status line (`success: ...` / `fail: reason`) and, with
-//! `--profile`, a table of span durations. All of this goes to stdout, except
-//! with `--trace console`, where stdout carries the spans and this goes to
-//! stderr instead.
+//! `--quiet`; `--table` prints the table anywhere), then a status line (`success: ...` / `fail: reason`), after a
+//! scan along one motor the peak summary of Bluesky's BestEffortCallback
+//! (not with `--quiet`), and, with `--profile`, a table of span durations.
+//! All of this goes to stdout, except with `--trace console`, where stdout
+//! carries the spans and this goes to stderr instead (and, when both are
+//! the terminal the live table is on, the spans are printed after it).
+//! `--timeline FILE.html` writes the spans as one self-contained HTML page;
+//! `skyrun view` makes that page from a `--trace jsonl:FILE` file.
 //!
-//! Ctrl-C pauses at the next checkpoint and asks whether to resume, abort or
-//! stop; a second Ctrl-C aborts.
+//! Ctrl-C works as Bluesky's `SigintHandler`: the first pauses at the next
+//! checkpoint, each further one within 10 s pauses at once; once paused,
+//! skyrun asks whether to resume, abort, stop or halt
+//! (see `skyrun::console::sigint`).
 //!
 //! Exit status: 0 when the plan succeeds, 1 when it fails or aborts (or
 //! output cannot be written), 2 for usage and plan/device file errors.
 
 mod bench;
 mod check;
-mod interrupt;
 mod live;
 mod load;
 mod output;
 mod run;
 mod tracing;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +65,23 @@ enum Command {
     Check(CheckArgs),
     /// Measure message throughput and device scaling, next to the physical limits.
     Bench(BenchArgs),
+    /// Turn a spans file (`--trace jsonl:FILE`) into an HTML timeline.
+    View(ViewArgs),
+}
+
+/// Arguments of `skyrun view`.
+#[derive(Debug, Args)]
+struct ViewArgs {
+    /// The spans file: one span per line (`skyrun run --trace jsonl:SPANS.jsonl`),
+    /// or console span output (`--trace console`, OpenTelemetry Python's
+    /// ConsoleSpanExporter).
+    spans: PathBuf,
+    /// The HTML file to write: one self-contained page, no network needed.
+    #[arg(long, short = 'o', value_name = "FILE.html")]
+    output: PathBuf,
+    /// The page's title [default: the spans file's name].
+    #[arg(long)]
+    title: Option<String>,
 }
 
 /// Arguments of `skyrun bench`.
@@ -104,13 +128,24 @@ struct RunArgs {
     /// Write every document as one JSON line `["name", {...}]`.
     #[arg(long, value_name = "FILE.jsonl")]
     documents: Option<PathBuf>,
-    /// Where spans go: none, console, jsonl:FILE or otlp
+    /// Where spans go: none, console, jsonl:FILE, chrome:FILE (Chrome trace
+    /// events, for Perfetto) or otlp
     /// [default: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none].
     #[arg(long, value_name = "TARGET")]
     trace: Option<TraceArg>,
-    /// One trace per run: the run span is the parent of all the run's spans.
-    #[arg(long)]
+    /// Also write the spans as an HTML timeline (one self-contained file).
+    #[arg(long, value_name = "FILE.html")]
+    timeline: Option<PathBuf>,
+    /// One trace per run, with no plan span: the run span is the root and
+    /// parents all the run's spans (stage and unstage, outside the run, are
+    /// then roots of their own). By default the plan's span is the root.
+    #[arg(long, conflicts_with = "bluesky_parents")]
     run_trace: bool,
+    /// Parent spans as Bluesky does (the run span parents nothing, so one
+    /// plan spreads over many traces) instead of one trace under a span for
+    /// the whole plan.
+    #[arg(long)]
+    bluesky_parents: bool,
     /// Record a span for every message, not only set/wait/complete/collect.
     #[arg(long)]
     trace_all: bool,
@@ -120,6 +155,9 @@ struct RunArgs {
     /// No live table, progress bar or status line.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Print the event table even when the output is not a terminal (CI logs, `| tee`).
+    #[arg(long)]
+    table: bool,
 }
 
 /// Arguments of `skyrun check`.
@@ -160,6 +198,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::View(args) => view::view(&args),
     };
     match result {
         Ok(code) => code,

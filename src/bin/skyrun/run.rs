@@ -1,18 +1,30 @@
 //! `skyrun run`: spawn the devices, run the plan, show it live, write the
-//! documents, report how it ended and where the time went.
+//! documents, report how it ended, where the peaks are and where the time
+//! went, and write the timeline.
+//!
+//! Spans: by default one plan is one trace. A span named after the plan is
+//! the root; the engine gets its context as the plan's parent, marked
+//! remote (it comes from outside the engine), so with one-trace-per-run the
+//! run span, its child, parents the run's spans, and what the plan does
+//! outside the run (stage, unstage) is parented by the plan span.
+//! `--run-trace` drops the plan span (the run span is the root);
+//! `--bluesky-parents` parents as Bluesky does.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _};
+use anyhow::Context as _;
+use opentelemetry::trace::{Span as _, SpanContext, Status as SpanStatus, TraceContextExt as _};
+use opentelemetry::{Context, KeyValue};
 use parking_lot::Mutex;
+use skyrun::callbacks::PeakSummary;
+use skyrun::console::documents_jsonl::DocumentsWriter;
+use skyrun::console::sigint::{Choice, SigintEvent, SigintHandler};
+use skyrun::console::summary::{RunCounter, RunReport};
 use skyrun::telemetry::profile::{format_duration, ProfileReport};
-use skyrun::{Document, ExitStatus, RunEngine, RunError, RunSummary};
+use skyrun::{ExitStatus, RunEngine, RunError};
 use skyrun_actors::propagation::context_from_env;
 
 use crate::live::Live;
@@ -20,98 +32,74 @@ use crate::load::load;
 use crate::tracing::tracing_setup;
 use crate::{Failure, RunArgs};
 
-/// Writes every document as one JSON line `["name", {...}]`.
-struct DocWriter {
-    path: PathBuf,
-    w: BufWriter<File>,
-    error: Option<std::io::Error>,
-}
-
-impl DocWriter {
-    fn create(path: &Path) -> anyhow::Result<Self> {
-        let f = File::create(path)
-            .with_context(|| format!("cannot create the documents file {}", path.display()))?;
-        Ok(DocWriter {
-            path: path.to_path_buf(),
-            w: BufWriter::new(f),
-            error: None,
-        })
-    }
-
-    fn write(&mut self, name: &str, doc: &Document) {
-        if self.error.is_some() {
-            return;
-        }
-        let r = serde_json::to_writer(&mut self.w, &(name, doc))
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.w.write_all(b"\n"));
-        let r = match (r, doc) {
-            // A reader tailing the file sees each run start and complete.
-            (Ok(()), Document::Start(_) | Document::Stop(_)) => self.w.flush(),
-            (r, _) => r,
-        };
-        if let Err(e) = r {
-            self.error = Some(e);
-        }
-    }
-
-    fn finish(&mut self) -> anyhow::Result<()> {
-        let flushed = self.w.flush();
-        match self.error.take().map_or(flushed, Err) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(anyhow!(e).context(format!(
-                "cannot write the documents file {}",
-                self.path.display()
-            ))),
-        }
-    }
-}
-
-/// Counts what the run emitted, for the status line.
-#[derive(Default)]
-struct Counts {
-    runs: AtomicU64,
-    events: AtomicU64,
-}
-
 /// Runs the plan file; the exit code says whether the plan succeeded.
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let loaded = load(&args.plan, args.devices.as_deref())?;
+    if let Some(path) = &args.timeline {
+        // Fail before running, not after, when the timeline cannot be written.
+        File::create(path)
+            .with_context(|| format!("cannot create the timeline {}", path.display()))
+            .map_err(Failure::Usage)?;
+    }
+    // What `check` refuses is still run (the engine reports the failure
+    // with its stop document), but said first.
+    for p in loaded.plan.problems(&loaded.devices) {
+        eprintln!("skyrun: warning: {p}");
+    }
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
     let docs = match &args.documents {
         Some(p) => Some(Arc::new(Mutex::new(
-            DocWriter::create(p).map_err(Failure::Usage)?,
+            DocumentsWriter::create(p).map_err(|e| Failure::Usage(e.into()))?,
         ))),
         None => None,
     };
-    let show = !args.quiet && out.is_terminal();
-    let live = Arc::new(Mutex::new(Live::new(out, show, show)));
-    let counts = Arc::new(Counts::default());
+    let terminal = !args.quiet && out.is_terminal();
+    // `--table` prints the table wherever the output goes (a CI log, `| tee`).
+    let table = terminal || args.table;
+    let live = Arc::new(Mutex::new(Live::new(out, table, terminal)));
+    let counts = RunCounter::default();
     let parent = context_from_env();
+    let plan_name = loaded.summary.plan.clone();
+    let plan_span_wanted = !args.bluesky_parents && !args.run_trace;
+    let mut peaks = None;
 
     let system = actix::System::new();
     let (outcome, elapsed) = system.block_on({
         let (live, docs, counts) = (live.clone(), docs.clone(), counts.clone());
         let (engine_tracer, device_tracer) = (tracing.engine.clone(), tracing.device.clone());
         let (plan_file, set) = (&loaded.plan, &loaded.devices);
+        let peaks = &mut peaks;
         async move {
             let devices = set.spawn(device_tracer);
             let built = plan_file.build(set, &devices)?;
+            let plan_span = plan_span_wanted
+                .then(|| {
+                    let attributes = vec![
+                        KeyValue::new("plan_name", plan_name.clone()),
+                        KeyValue::new("plan_file", args.plan.display().to_string()),
+                    ];
+                    engine_tracer.start(plan_name.clone(), &parent, attributes)
+                })
+                .flatten();
+            let run_parent = match &plan_span {
+                Some(span) => remote(span.span_context()),
+                None => parent,
+            };
             let mut builder = RunEngine::builder()
                 .tracer(engine_tracer)
-                .run_trace(args.run_trace)
+                .run_trace(!args.bluesky_parents)
                 .trace_all_messages(args.trace_all);
             for (k, v) in built.run_metadata {
                 builder = builder.metadata(k, v);
             }
             let re = builder.build();
+            let paused_live = live.clone();
+            if !args.quiet {
+                *peaks = Some(PeakSummary::subscribe(&re));
+            }
             re.subscribe(move |name, doc| {
-                match doc {
-                    Document::Start(_) => counts.runs.fetch_add(1, Ordering::Relaxed),
-                    Document::Event(_) => counts.events.fetch_add(1, Ordering::Relaxed),
-                    _ => 0,
-                };
+                counts.on_document(doc);
                 if let Some(d) = &docs {
                     d.lock().write(name, doc);
                 }
@@ -121,29 +109,71 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
                 }
             });
             let started = Instant::now();
-            let watcher = actix::spawn(crate::interrupt::watch(re.clone()));
-            let result = re.run_with_parent(built.plan, parent).await;
+            let handler = SigintHandler::new(re.clone()).on_event(move |e| match e {
+                SigintEvent::Paused => paused_live.lock().set_paused(true),
+                SigintEvent::Chose(Choice::Resume) => paused_live.lock().set_paused(false),
+                _ => {}
+            });
+            let watcher = actix::spawn(handler.watch());
+            let result = re.run_with_parent(built.plan, run_parent).await;
             watcher.abort();
+            if let Some(mut span) = plan_span {
+                let (status, reason) = match &result {
+                    Ok(s) => (s.exit_status, s.reason.clone()),
+                    Err(RunError::Failed { summary, .. } | RunError::Aborted { summary }) => {
+                        (summary.exit_status, summary.reason.clone())
+                    }
+                    Err(e) => (ExitStatus::Fail, e.to_string()),
+                };
+                span.set_attribute(KeyValue::new("exit_status", status.as_str()));
+                span.set_attribute(KeyValue::new("reason", reason.clone()));
+                if status != ExitStatus::Success {
+                    span.set_status(SpanStatus::error(reason));
+                }
+                span.end();
+            }
             Ok::<_, Failure>((result, started.elapsed()))
         }
     })?;
     live.lock().finish();
 
-    let profile = tracing.finish().map_err(Failure::Runtime)?;
+    let finished = tracing.finish().map_err(Failure::Runtime)?;
     if let Some(d) = &docs {
-        d.lock().finish().map_err(Failure::Runtime)?;
+        d.lock().finish().map_err(|e| Failure::Runtime(e.into()))?;
     }
 
-    let runs = counts.runs.load(Ordering::Relaxed);
-    let events = counts.events.load(Ordering::Relaxed);
-    let (ok, line) = status_line(&loaded.summary.plan, &outcome, runs, events, elapsed);
+    let RunReport { ok, line } = RunReport::new(
+        &loaded.summary.plan,
+        &outcome,
+        &counts,
+        Some(loaded.summary.num_points),
+        elapsed,
+    );
     if !args.quiet {
         out.line(&line);
     } else if !ok {
         eprintln!("{line}");
     }
-    if let Some(report) = profile {
+    for run in peaks.iter().flat_map(|p| p.lock().runs().to_vec()) {
+        out.text(&format!(
+            "\npeaks along {} (Bluesky's PeakStats, as BestEffortCallback's bec.peaks):\n{run}",
+            run.motor
+        ));
+    }
+    if let Some(report) = finished.profile {
         out.text(&profile_text(&report, elapsed));
+    }
+    if let (Some(path), Some(spans)) = (&args.timeline, finished.spans) {
+        let title = format!("{} ({})", loaded.summary.plan, args.plan.display());
+        skyrun::timeline::write_html(path, &spans, &title)
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        if !args.quiet {
+            out.line(&format!(
+                "\ntimeline: {} spans -> {}",
+                spans.len(),
+                path.display()
+            ));
+        }
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -152,33 +182,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     })
 }
 
-/// `success: ...` or `fail: reason`, and whether the plan succeeded.
-fn status_line(
-    plan: &str,
-    outcome: &Result<RunSummary, RunError>,
-    runs: u64,
-    events: u64,
-    elapsed: Duration,
-) -> (bool, String) {
-    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    let done = format!(
-        "{}, {} in {}",
-        plural(runs, "run"),
-        plural(events, "event"),
-        format_duration(elapsed)
-    );
-    match outcome {
-        Ok(_) => (true, format!("success: plan '{plan}' finished: {done}")),
-        Err(RunError::Failed { error, .. }) => (false, format!("fail: {error} ({done})")),
-        Err(RunError::Aborted { summary }) => {
-            let status = match summary.exit_status {
-                ExitStatus::Abort => "abort",
-                other => other.as_str(),
-            };
-            (false, format!("{status}: {} ({done})", summary.reason))
-        }
-        Err(e) => (false, format!("fail: {e}")),
-    }
+/// `cx` as a context from outside the engine (remote), so that the engine's
+/// one-trace-per-run parenting puts the run span, not it, over the run's spans.
+fn remote(cx: &SpanContext) -> Context {
+    Context::new().with_remote_span_context(SpanContext::new(
+        cx.trace_id(),
+        cx.span_id(),
+        cx.trace_flags(),
+        true,
+        cx.trace_state().clone(),
+    ))
 }
 
 /// The `--profile` output.

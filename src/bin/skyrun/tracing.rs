@@ -1,9 +1,19 @@
 //! Tracing for `skyrun run`: where spans go (`--trace`, through
 //! [`skyrun::telemetry::Telemetry`]), the in-process span profile
-//! (`--profile`), and the report of spans that could not be exported.
+//! (`--profile`), the span records of `--timeline`, and the report of spans
+//! that could not be exported.
+//!
+//! With `--trace console` on a terminal that also shows the live table, the
+//! spans are held until the table is done and then printed, so span JSON
+//! and table rows never interleave.
 
+use std::io::Write;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use skyrun::telemetry::profile::{ProfileProcessor, ProfileReport};
-use skyrun::telemetry::{Telemetry, TelemetryOptions};
+use skyrun::telemetry::record::{SpanRecord, SpanRecorder};
+use skyrun::telemetry::{ConsoleOut, Telemetry, TelemetryOptions};
 use skyrun_actors::SpanTracer;
 
 use crate::output::Out;
@@ -22,6 +32,30 @@ pub struct Tracing {
     pub out: Out,
     telemetry: Telemetry,
     profile: Option<ProfileProcessor>,
+    record: Option<SpanRecorder>,
+    held: Option<HeldSpans>,
+}
+
+/// Console span output kept in memory while the live table owns the terminal.
+#[derive(Clone, Default)]
+struct HeldSpans(Arc<Mutex<Vec<u8>>>);
+
+impl Write for HeldSpans {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the run's spans left behind, for the end of `skyrun run`.
+pub struct Finished {
+    /// The profile, when `--profile` asked for one.
+    pub profile: Option<ProfileReport>,
+    /// Every span, when `--timeline` asked for them.
+    pub spans: Option<Vec<SpanRecord>>,
 }
 
 /// Sets up tracing as `args` ask; errors are usage errors.
@@ -36,12 +70,37 @@ pub fn tracing_setup(args: &RunArgs) -> anyhow::Result<Tracing> {
     } else {
         Out::Stdout
     };
+    // Both streams on one terminal, with the live table: hold the spans.
+    let live_shown = !args.quiet && out.is_terminal();
+    let held = (target == TraceArg::Console && live_shown && Out::Stdout.is_terminal())
+        .then(HeldSpans::default);
     skyrun_actors::propagation::install_propagator_from_env()?;
+    if target == TraceArg::None {
+        let flags: Vec<&str> = [
+            (args.run_trace, "--run-trace"),
+            (args.trace_all, "--trace-all"),
+        ]
+        .iter()
+        .filter_map(|(on, f)| on.then_some(*f))
+        .collect();
+        if !flags.is_empty() {
+            eprintln!(
+                "skyrun: warning: {} given, but there is no trace target: no span will be exported (give --trace console|jsonl:FILE|otlp, or set OTEL_EXPORTER_OTLP_ENDPOINT)",
+                flags.join(" and ")
+            );
+        }
+    }
     let profile = args.profile.then(ProfileProcessor::new);
+    let record = args.timeline.is_some().then(SpanRecorder::new);
     let telemetry = Telemetry::init(
         target,
         TelemetryOptions {
             profile: profile.clone(),
+            record: record.clone(),
+            console_out: match &held {
+                Some(h) => ConsoleOut::writer(h.clone()),
+                None => ConsoleOut::Stdout,
+            },
             ..Default::default()
         },
     )?;
@@ -51,24 +110,33 @@ pub fn tracing_setup(args: &RunArgs) -> anyhow::Result<Tracing> {
         out,
         telemetry,
         profile,
+        record,
+        held,
     })
 }
 
 impl Tracing {
     /// Flushes and shuts the span pipeline down (never waiting on a dead
-    /// collector for long), reports spans that could not be exported on
-    /// stderr, and returns the profile when `--profile` asked for one.
-    pub fn finish(self) -> anyhow::Result<Option<ProfileReport>> {
+    /// collector for long), prints console spans held back during the live
+    /// table, reports spans that could not be exported on stderr, and
+    /// returns the profile and span records that were asked for.
+    pub fn finish(self) -> anyhow::Result<Finished> {
         let profile = self.profile.as_ref().map(ProfileProcessor::report);
         let exporting = *self.telemetry.target() != TraceArg::None;
-        match self.telemetry.shutdown() {
-            Ok(report) if exporting && report.spans_dropped > 0 => {
-                eprintln!("skyrun: trace export: {report}");
-            }
+        // A collector that is down or slow never fails the run: say so and go on.
+        match self.telemetry.finish() {
+            Ok(summary) if exporting && !summary.is_clean() => eprintln!("skyrun: {summary}"),
             Ok(_) => {}
-            // A collector that is down or slow never fails the run: say so and go on.
             Err(e) => eprintln!("skyrun: trace export: {e}"),
         }
-        Ok(profile)
+        if let Some(held) = self.held {
+            let bytes = std::mem::take(&mut *held.0.lock());
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
+        }
+        Ok(Finished {
+            profile,
+            spans: self.record.map(|r| r.take()),
+        })
     }
 }

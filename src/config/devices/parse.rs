@@ -183,6 +183,7 @@ impl Builder<'_> {
                 ));
             }
         }
+        let family = naming.prefix.clone();
         if let Some(prefix) = naming.prefix {
             if config.kind() == DeviceKind::Motor {
                 self.families.insert(
@@ -200,6 +201,7 @@ impl Builder<'_> {
                     name,
                     config: config.clone(),
                     line,
+                    family: family.clone(),
                 },
             );
         }

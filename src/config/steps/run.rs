@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use skyrun_actors::DeviceHandle;
 
+use super::messages::BuiltMessage;
 use super::{Step, StepEntry};
 use crate::config::devices::Devices;
 use crate::config::error::ConfigError;
@@ -26,6 +27,7 @@ enum Built {
     Complete(DeviceHandle, Option<String>, bool),
     Collect(DeviceHandle),
     Plan(Plan),
+    Message(BuiltMessage),
 }
 
 /// The steps as one plan named `name`, on `devices`, with file metadata `md`.
@@ -51,7 +53,9 @@ pub(crate) fn build(
                 exit_status,
                 reason,
             } => Built::CloseRun(exit_status.clone(), reason.clone()),
-            Step::Move { moves, relative } => Built::Move(
+            Step::Move {
+                moves, relative, ..
+            } => Built::Move(
                 moves
                     .iter()
                     .map(|(d, x)| Ok((d.resolve(devices)?, *x)))
@@ -90,6 +94,7 @@ pub(crate) fn build(
             }
             Step::Collect { flyer } => Built::Collect(flyer.resolve(devices)?),
             Step::Plan(p) => Built::Plan(p.build(devices, md)?),
+            Step::Message(m) => Built::Message(m.build(devices)?),
         });
     }
     Ok(Plan::new(name, move |ctx| async move {
@@ -135,6 +140,7 @@ pub(crate) fn build(
                     bps::collect(&ctx, &f).await?;
                 }
                 Built::Plan(p) => p.run(&ctx).await?,
+                Built::Message(m) => m.run(&ctx).await?,
             }
         }
         Ok(())

@@ -77,6 +77,7 @@ pub(crate) fn obj(msg: &Msg) -> Result<&DeviceHandle, PlanError> {
 }
 
 /// No positional arguments.
+#[inline]
 pub(crate) fn no_args(msg: &Msg) -> Result<(), PlanError> {
     match msg.args.first() {
         None => Ok(()),
@@ -95,7 +96,11 @@ pub(crate) struct Kwargs<'m> {
 impl<'m> Kwargs<'m> {
     /// Checks that every keyword of `msg` is one of `known` (commands that
     /// take a status group list `group`: Bluesky's messages carry it as a keyword).
+    #[inline]
     pub fn only(msg: &'m Msg, known: &[&str]) -> Result<Self, PlanError> {
+        if msg.kwargs.is_empty() {
+            return Ok(Kwargs { msg });
+        }
         if let Some(k) = msg.kwargs.keys().find(|k| !known.contains(&k.as_str())) {
             let takes = if known.is_empty() {
                 "no keyword arguments".to_owned()
@@ -111,7 +116,11 @@ impl<'m> Kwargs<'m> {
     }
 
     /// The keyword `key`, if present and not null.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&'m Value> {
+        if self.msg.kwargs.is_empty() {
+            return None;
+        }
         self.msg.kw(key)
     }
 
@@ -206,12 +215,18 @@ pub(crate) fn with_run<T>(
 }
 
 /// The message's status group: the `group` it carries, or Bluesky's `group=` keyword.
+#[inline]
 pub(crate) fn group_of(msg: &Msg) -> Result<Option<&str>, PlanError> {
-    match (&msg.group, msg.kwargs.get("group")) {
-        (Some(g), _) => Ok(Some(g)),
-        (None, None | Some(Value::Null)) => Ok(None),
-        (None, Some(Value::String(g))) => Ok(Some(g)),
-        (None, Some(v)) => Err(ill_formed(
+    if let Some(g) = &msg.group {
+        return Ok(Some(g));
+    }
+    if msg.kwargs.is_empty() {
+        return Ok(None);
+    }
+    match msg.kwargs.get("group") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(g)) => Ok(Some(g)),
+        Some(v) => Err(ill_formed(
             msg,
             format!("argument 'group' must be a string, got {v}"),
         )),
