@@ -1,0 +1,7 @@
+"""``python -m skyrun``: see ``skyrun.cli``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

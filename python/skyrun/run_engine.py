@@ -1,0 +1,361 @@
+"""``skyrun.RunEngine``: Bluesky's RunEngine API on skyrun's Rust engine.
+
+``RE(plan)`` runs any generator of ``bluesky.utils.Msg`` (or of anything with
+``command``, ``obj``, ``args``, ``kwargs``, ``run``) with Bluesky's protocol:
+results are sent back into the generator, failures thrown into it, and it is
+closed on halt. The generator is stepped on skyrun's engine thread; this
+thread waits in short slices, so it notices a pause (``RE()`` then raises
+``RunEngineInterrupted``, as Bluesky's does) and handles Ctrl-C as Bluesky's
+``SigintHandler`` does.
+"""
+
+import asyncio
+import atexit
+import inspect
+import sys
+import time
+import traceback
+
+from . import _otel, _skyrun
+from .errors import RunEngineInterrupted, TransitionError
+
+PAUSE_MSG = """
+Your RunEngine is entering a paused state. These are your options for changing
+the state of the RunEngine:
+
+RE.resume()    Resume the plan.
+RE.abort()     Perform cleanup, then kill plan. Mark exit_stats='aborted'.
+RE.stop()      Perform cleanup, then kill plan. Mark exit_status='success'.
+RE.halt()      Emergency Stop: Do not perform cleanup --- just stop.
+"""
+
+# How often the waiting thread looks at the engine (pause, Ctrl-C).
+_SLICE = 0.05
+
+
+def _versions():
+    v = {"skyrun": _skyrun.__version__}
+    for mod in ("bluesky", "ophyd", "event_model"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except ImportError:
+                continue
+        v[mod] = getattr(m, "__version__", "unknown")
+    return v
+
+
+def _ensure_generator(plan):
+    if inspect.isgenerator(plan):
+        return plan
+    if hasattr(plan, "send") and hasattr(plan, "throw"):
+        return plan
+
+    def gen():
+        # A list or other iterator cannot take results back: they are dropped.
+        for msg in plan:
+            yield msg
+
+    return gen()
+
+
+_atexit_registered = False
+_own_pipeline = False
+
+
+def use_skyrun_pipeline(target=None, profile=False):
+    """Send skyrun's spans to skyrun's own pipeline: ``target`` is ``none``,
+    ``console``, ``jsonl:FILE`` or ``otlp`` (None: from the OTEL_* variables);
+    ``profile`` also records every span's duration (see ``profile_report``)."""
+    global _own_pipeline
+    _own_pipeline = True
+    return _skyrun.init_telemetry(target, profile)
+
+
+def _flush_at_exit():
+    try:
+        _skyrun.shutdown_spans()
+        _skyrun.shutdown_telemetry()
+    except Exception:  # pragma: no cover - best effort at exit
+        pass
+
+
+class RunEngine:
+    """Bluesky's RunEngine, running on skyrun.
+
+    Parameters
+    ----------
+    md : dict, optional
+        Metadata added to every start document (``RE.md``); ``scan_id`` is
+        kept here between runs, as in Bluesky.
+    run_trace : bool
+        Make each run one trace (the run span parents every span of the run).
+    trace_all_messages : bool
+        Record a span for every message, not only Bluesky's set/wait/complete/collect.
+    context_managers : list, optional
+        As Bluesky's: pass ``[]`` to leave Ctrl-C alone (no pause on SIGINT).
+    """
+
+    def __init__(self, md=None, *, run_trace=False, trace_all_messages=False, context_managers=None,
+                 call_returns_result=False, **kwargs):
+        global _atexit_registered
+        self.md = dict(md or {})
+        self.md.setdefault("versions", {}).update(_versions())
+        self._engine = _skyrun.Engine(run_trace, trace_all_messages)
+        self._subs = {}
+        self._next_token = 0
+        self._engine_subscribed = False
+        self._commands = {}
+        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "rewindable", "input"}
+        self._local_commands = set(self._builtin_local)
+        self._call_md = {}
+        self._plan = None
+        self._temporary = []
+        self._abort_reason = ""
+        self._waiting = False
+        self._callback_errors = []
+        self._sigint = context_managers is None or len(context_managers) > 0
+        self.call_returns_result = call_returns_result
+        self.pause_msg = PAUSE_MSG
+        self.scan_id_source = lambda md: md.get("scan_id", 0) + 1
+        if not _atexit_registered:
+            atexit.register(_flush_at_exit)
+            _atexit_registered = True
+
+    # -- state and control ------------------------------------------------
+
+    @property
+    def state(self):
+        """``'idle'``, ``'running'`` or ``'paused'``."""
+        return self._engine.state
+
+    def request_pause(self, defer=False):
+        """Pause now, or at the next checkpoint when ``defer``."""
+        self._engine.pause(defer)
+
+    def pause(self, defer=False):
+        """Same as ``request_pause``."""
+        self._engine.pause(defer)
+
+    def resume(self):
+        """Resume a paused plan (rewinding to its last checkpoint); returns as ``RE()``."""
+        self._engine.resume()
+        return self._wait()
+
+    def abort(self, reason=""):
+        """Stop the plan, let it clean up, mark its runs ``abort`` with ``reason``."""
+        self._abort_reason = reason
+        self._engine.abort(reason)
+        return self._wait_unless_waited()
+
+    def stop(self):
+        """Stop the plan, let it clean up, mark its runs ``success``."""
+        self._engine.stop()
+        return self._wait_unless_waited()
+
+    def halt(self):
+        """Stop the plan at once without cleanup; runs end ``abort``."""
+        self._engine.halt()
+        return self._wait_unless_waited()
+
+    # -- documents --------------------------------------------------------
+
+    def subscribe(self, func, name="all"):
+        """Call ``func(name, doc)`` for every document (or those named ``name``); returns a token."""
+        if not callable(func):
+            raise ValueError(f"subscribe needs a callable, got {func!r}")
+        if name not in ("all", "start", "descriptor", "event", "stop", "event_page", "resource", "datum"):
+            raise ValueError(f"unknown document name {name!r}")
+        token = self._next_token
+        self._next_token += 1
+        self._subs[token] = (name, func)
+        if not self._engine_subscribed:
+            self._engine.subscribe(self._dispatch)
+            self._engine_subscribed = True
+        return token
+
+    def unsubscribe(self, token):
+        """Remove the subscription ``token``."""
+        self._subs.pop(token, None)
+
+    def _dispatch(self, name, doc):
+        for which, func in list(self._subs.values()):
+            if which == "all" or which == name:
+                try:
+                    func(name, doc)
+                except Exception as e:
+                    self._callback_errors.append(e)
+                    traceback.print_exc()
+
+    # -- commands ---------------------------------------------------------
+
+    def register_command(self, name, func):
+        """Handle messages with command ``name`` by ``func(msg)`` (a function or coroutine function)."""
+        if not callable(func):
+            raise ValueError(f"register_command needs a callable, got {func!r}")
+        self._commands[name] = func
+        self._local_commands.add(name)
+
+    def unregister_command(self, name):
+        """Forget the command ``name`` registered with ``register_command``."""
+        self._commands.pop(name, None)
+        if name not in self._builtin_local:
+            self._local_commands.discard(name)
+
+    @property
+    def commands(self):
+        """The commands registered with ``register_command``."""
+        return list(self._commands)
+
+    def _handle_local(self, msg):
+        command = msg.command
+        if command in self._commands:
+            r = self._commands[command](msg)
+            if inspect.isawaitable(r):
+                r = asyncio.new_event_loop().run_until_complete(r)
+            return r
+        if command == "subscribe":
+            return self.subscribe(*msg.args, **msg.kwargs)
+        if command == "unsubscribe":
+            # Documents reach subscribers on skyrun's document thread, a little
+            # behind the plan: the subscription ends when the run's documents
+            # have all been delivered (when RE() returns), so it sees every
+            # document emitted while it was subscribed, as in Bluesky.
+            token = msg.kwargs.get("token", msg.args[0] if msg.args else None)
+            self._temporary.append(token)
+            return None
+        if command == "RE_class":
+            return type(self)
+        if command == "rewindable":
+            return True
+        if command == "input":
+            return input(msg.kwargs.get("prompt", ""))
+        raise KeyError(f"unknown command {command!r}")
+
+    def _close_run_kwargs(self, kwargs):
+        # skyrun keeps an abort's reason in the stop document (Bluesky leaves it empty).
+        kwargs = dict(kwargs or {})
+        if kwargs.get("exit_status") == "abort" and not kwargs.get("reason") and self._abort_reason:
+            kwargs["reason"] = self._abort_reason
+        return kwargs
+
+    def _open_run_kwargs(self, kwargs):
+        # Bluesky's precedence: per-call metadata, the open_run message, the plan's type and name, RE.md.
+        self.md["scan_id"] = self.scan_id_source(self.md)
+        md = dict(self.md)
+        md["plan_type"] = type(self._plan).__name__
+        md["plan_name"] = getattr(self._plan, "__name__", "")
+        md.update(kwargs or {})
+        md.update(self._call_md)
+        return md
+
+    # -- running ----------------------------------------------------------
+
+    def _configure_tracing(self):
+        global _own_pipeline
+        provider = _otel.sdk_provider()
+        if provider is not None:
+            _skyrun.bridge_spans_to(provider)
+        elif not _own_pipeline:
+            # No Python provider: skyrun's own pipeline, from the OTEL_* variables (OTLP when an endpoint is set).
+            _skyrun.init_telemetry(None)
+            _own_pipeline = True
+
+    def __call__(self, plan, subs=None, /, **metadata_kw):
+        """Run ``plan``; returns the uids of the runs it opened (a tuple)."""
+        if self._engine.busy:
+            raise RuntimeError(f"The RunEngine is in a {self.state} state: resume, abort, stop or halt it first")
+        self._configure_tracing()
+        self._call_md = metadata_kw
+        self._callback_errors = []
+        self._abort_reason = ""
+        tokens = []
+        if subs is not None:
+            if callable(subs):
+                subs = [subs]
+            if isinstance(subs, dict):
+                subs = [(f, n) for n, fs in subs.items() for f in (fs if isinstance(fs, (list, tuple)) else [fs])]
+            for s in subs:
+                tokens.append(self.subscribe(*s) if isinstance(s, tuple) else self.subscribe(s))
+        self._temporary = tokens
+        self._plan = plan
+        self._engine.start(_ensure_generator(plan), self)
+        return self._wait()
+
+    def _wait_unless_waited(self):
+        # From another thread (or a callback) while RE() waits: that RE() returns the uids.
+        if self._waiting:
+            return ()
+        return self._wait()
+
+    def _wait(self):
+        self._waiting = True
+        try:
+            return self._wait_loop()
+        finally:
+            self._waiting = False
+
+    def _wait_loop(self):
+        hits = []
+        while True:
+            try:
+                while True:
+                    r = self._engine.wait(_SLICE)
+                    if r is not None:
+                        return self._finish(r)
+                    if self._engine.state == "paused":
+                        raise RunEngineInterrupted(self.pause_msg) from None
+            except KeyboardInterrupt:
+                if not self._sigint:
+                    self._engine.abort("KeyboardInterrupt")
+                    self._engine.wait(30.0)
+                    raise
+                now = time.monotonic()
+                hits = [t for t in hits if now - t < 10.0] + [now]
+                try:
+                    if len(hits) > 10:
+                        self._engine.halt()
+                        self._engine.wait(30.0)
+                        raise
+                    if len(hits) == 1:
+                        print(
+                            "A 'deferred pause' has been requested. The RunEngine will pause at the next "
+                            "checkpoint. To pause immediately, hit Ctrl+C again in the next 10 seconds."
+                        )
+                        self._engine.pause(True)
+                    else:
+                        print("A 'hard pause' has been requested.")
+                        self._engine.pause(False)
+                except TransitionError:
+                    pass
+
+    def _finish(self, r):
+        for t in self._temporary:
+            self.unsubscribe(t)
+        self._temporary = []
+        error = self._engine.take_error()
+        self.last_summary = r
+        if r["exit_status"] == "fail":
+            if error is not None:
+                raise error
+            from .errors import PlanFailed
+
+            raise PlanFailed(r["reason"])
+        if self._callback_errors:
+            raise self._callback_errors[0]
+        return tuple(r["run_uids"])
+
+    # -- native plans -----------------------------------------------------
+
+    def run_native_count(self, detectors, num=1, delay=0.0):
+        """skyrun's Rust ``count`` on skyrun devices (no Python per message); returns the run uids."""
+        self._configure_tracing()
+        r = self._engine.run_count([d._skyrun_core for d in detectors], num, delay)
+        return self._finish(r)
+
+    def run_native_scan(self, detectors, motor, start, stop, num):
+        """skyrun's Rust ``scan`` on skyrun devices; returns the run uids."""
+        self._configure_tracing()
+        r = self._engine.run_scan([d._skyrun_core for d in detectors], motor._skyrun_core, start, stop, num)
+        return self._finish(r)

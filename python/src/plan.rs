@@ -1,0 +1,242 @@
+//! The plan driver: a skyrun [`Plan`] that steps a Python generator of
+//! Bluesky messages with Bluesky's protocol. Each message goes to the engine
+//! (in the span context Python had when it was yielded); its result is sent
+//! back into the generator, a failure is thrown into it (so
+//! `finalize_wrapper` cleanup and the plan's own `except` run), and on halt
+//! the generator is closed. Commands the engine does not process (callbacks,
+//! `RE.register_command`'s) are handed to the Python RunEngine.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pyo3::intern;
+use pyo3::prelude::*;
+use skyrun::{Interrupt, Plan, PlanError, Reply};
+
+use crate::convert::ser_to_py;
+use crate::device::readings_to_py;
+use crate::msg;
+use crate::otel::PlanContext;
+use crate::status::PyStatus;
+
+/// The plan's uncaught Python exception, for `RE()` to raise.
+pub type ErrorSlot = Arc<Mutex<Option<PyErr>>>;
+
+enum Incoming {
+    Value(Py<PyAny>),
+    /// The engine's reply; `squeeze` for a locate of one device with `squeeze=True`.
+    Reply(Result<Reply, PlanError>, bool),
+    Throw(PyErr),
+}
+
+enum Step {
+    Engine(skyrun::Msg, opentelemetry::Context),
+    Local(Incoming),
+    Done(Result<(), PlanError>),
+}
+
+/// Closes the generator if the plan is dropped before it finished (halt).
+struct Generator {
+    gen: Option<Py<PyAny>>,
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        if let Some(gen) = self.gen.take() {
+            Python::try_attach(|py| {
+                if let Err(e) = gen.call_method0(py, intern!(py, "close")) {
+                    e.print(py);
+                }
+            });
+        }
+    }
+}
+
+fn reply_to_py(py: Python<'_>, r: Reply, squeeze: bool) -> PyResult<Py<PyAny>> {
+    Ok(match r {
+        Reply::None => py.None(),
+        Reply::Status(s) => Py::new(py, PyStatus { inner: s })?.into_any(),
+        Reply::Readings(r) => readings_to_py(py, &r)?.unbind(),
+        Reply::RunUid(u) => u.into_pyobject(py)?.into_any().unbind(),
+        Reply::Collected(n) => n.into_pyobject(py)?.into_any().unbind(),
+        Reply::Configured { old, new } => (ser_to_py(py, &old)?, ser_to_py(py, &new)?)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        // Bluesky's `locate` answers one location for one device (squeeze), else a list.
+        Reply::Locations(l) if l.len() == 1 && squeeze => {
+            location_to_py(py, &l[0])?.into_any().unbind()
+        }
+        Reply::Locations(l) => {
+            let out = pyo3::types::PyList::empty(py);
+            for x in &l {
+                out.append(location_to_py(py, x)?)?;
+            }
+            out.into_any().unbind()
+        }
+        Reply::Value(v) => crate::convert::to_py(py, &v)?.unbind(),
+    })
+}
+
+fn location_to_py<'py>(
+    py: Python<'py>,
+    l: &skyrun::Location,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("setpoint", crate::convert::to_py(py, &l.setpoint)?)?;
+    d.set_item("readback", crate::convert::to_py(py, &l.readback)?)?;
+    Ok(d)
+}
+
+/// The Python exception for an engine failure (Bluesky's classes when installed).
+pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
+    let kind = match e {
+        PlanError::Interrupted(Interrupt::Abort(_)) => "abort",
+        PlanError::Interrupted(Interrupt::Stop) => "stop",
+        PlanError::Interrupted(Interrupt::Halt) => "halt",
+        PlanError::Status { .. } => "status",
+        PlanError::WaitTimeout { .. } => "timeout",
+        PlanError::UnknownCommand(_) => "unknown",
+        PlanError::IllFormed { .. } => "ill_formed",
+        PlanError::Illegal { .. } => "illegal",
+        PlanError::Device { .. } => "device",
+        PlanError::WrongReply { .. } => "failed",
+        PlanError::Failed(_) => "failed",
+    };
+    match py
+        .import("skyrun.errors")
+        .and_then(|m| m.call_method1("from_engine", (kind, e.to_string())))
+    {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+fn describe(py: Python<'_>, e: &PyErr) -> String {
+    let v = e.value(py);
+    let name = v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    format!("{name}: {v}")
+}
+
+/// One step: send or throw `incoming` into the generator; classify what it yields.
+/// What a step needs besides the generator: the Python RunEngine, and the
+/// set of commands it handles (read once; `register_command` adds to it).
+struct Hooks<'py> {
+    re: Bound<'py, PyAny>,
+    local: Option<Bound<'py, PyAny>>,
+}
+
+fn step(
+    py: Python<'_>,
+    gen: &Bound<'_, PyAny>,
+    hooks: &Hooks<'_>,
+    incoming: Incoming,
+    pcx: &mut PlanContext,
+    errors: &ErrorSlot,
+) -> Step {
+    let local_set = hooks.local.as_ref();
+    let hooks = &hooks.re;
+    let yielded = match incoming {
+        Incoming::Value(v) => gen.call_method1(intern!(py, "send"), (v,)),
+        Incoming::Reply(Ok(r), squeeze) => match reply_to_py(py, r, squeeze) {
+            Ok(v) => gen.call_method1(intern!(py, "send"), (v,)),
+            Err(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
+        },
+        Incoming::Reply(Err(e), _) => {
+            gen.call_method1(intern!(py, "throw"), (error_to_py(py, &e).into_value(py),))
+        }
+        Incoming::Throw(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
+    };
+    let m = match yielded {
+        Ok(m) => m,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
+            return Step::Done(Ok(()))
+        }
+        Err(e) => {
+            let text = describe(py, &e);
+            *errors.lock() = Some(e);
+            return Step::Done(Err(PlanError::Failed(text)));
+        }
+    };
+    let f = match msg::fields(&m) {
+        Ok(f) => f,
+        Err(e) => return Step::Local(Incoming::Throw(e)),
+    };
+    // Commands the Python RunEngine handles itself (subscribe, registered commands, ...).
+    let local = local_set
+        .map(|s| s.contains(&f.command).unwrap_or(false))
+        .unwrap_or(false);
+    if local {
+        return Step::Local(
+            match hooks.call_method1(intern!(py, "_handle_local"), (&m,)) {
+                Ok(v) => Incoming::Value(v.unbind()),
+                Err(e) => Incoming::Throw(e),
+            },
+        );
+    }
+    // Runs take their metadata (RE.md, scan_id) and an abort's reason from the Python RunEngine.
+    let amend = match f.command.to_str() {
+        Ok("open_run") => Some(intern!(py, "_open_run_kwargs")),
+        Ok("close_run") => Some(intern!(py, "_close_run_kwargs")),
+        _ => None,
+    };
+    let kwargs = if let Some(amend) = amend {
+        match hooks.call_method1(amend, (&f.kwargs,)) {
+            Ok(k) => Some(k),
+            Err(e) => return Step::Local(Incoming::Throw(e)),
+        }
+    } else {
+        None
+    };
+    match msg::to_msg(&f, kwargs.as_ref()) {
+        Ok(msg) => Step::Engine(msg, pcx.current(py)),
+        Err(e) => Step::Local(Incoming::Throw(e)),
+    }
+}
+
+/// The skyrun plan stepping `gen` (a started-or-not Python generator).
+pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan {
+    Plan::new("python plan", move |ctx| async move {
+        let mut guard = Generator { gen: Some(gen) };
+        let mut pcx = Python::attach(PlanContext::new);
+        let mut incoming = Incoming::Value(Python::attach(|py| py.None()));
+        let local = Python::attach(|py| {
+            hooks
+                .bind(py)
+                .getattr(intern!(py, "_local_commands"))
+                .ok()
+                .map(Bound::unbind)
+        });
+        loop {
+            let next = Python::attach(|py| {
+                let gen = guard
+                    .gen
+                    .as_ref()
+                    .expect("the generator is held until the plan ends")
+                    .bind(py);
+                let h = Hooks {
+                    re: hooks.bind(py).clone(),
+                    local: local.as_ref().map(|l| l.bind(py).clone()),
+                };
+                step(py, gen, &h, incoming, &mut pcx, &errors)
+            });
+            incoming = match next {
+                Step::Engine(msg, cx) => {
+                    let squeeze = msg.command.as_str() == "locate"
+                        && msg.kw("squeeze").and_then(|v| v.as_bool()).unwrap_or(true);
+                    Incoming::Reply(ctx.with_context(cx).send(msg).await, squeeze)
+                }
+                Step::Local(i) => i,
+                Step::Done(r) => {
+                    // Finished (or raised): nothing to close.
+                    guard.gen = None;
+                    return r;
+                }
+            };
+        }
+    })
+}

@@ -1,0 +1,80 @@
+//! `skyrun.Status`: a skyrun device Status as Python sees it, with the parts
+//! of ophyd's StatusBase that plans and callbacks use (`done`, `success`,
+//! `add_callback`, `wait`, `exception`).
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
+use pyo3::prelude::*;
+use skyrun_actors::Status as RustStatus;
+
+/// A skyrun Status: completes when the device operation does.
+#[pyclass(name = "Status", module = "skyrun")]
+pub struct PyStatus {
+    pub inner: RustStatus,
+}
+
+#[pymethods]
+impl PyStatus {
+    /// Whether the operation has finished (successfully or not).
+    #[getter]
+    fn done(&self) -> bool {
+        self.inner.done()
+    }
+
+    /// Whether it finished successfully.
+    #[getter]
+    fn success(&self) -> bool {
+        self.inner.success()
+    }
+
+    /// ophyd's status type name (`MoveStatus`, `Status`, ...).
+    #[getter]
+    fn status_type(&self) -> &'static str {
+        self.inner.status_type()
+    }
+
+    /// The failure, as an exception, or None.
+    fn exception(&self) -> Option<PyErr> {
+        match self.inner.result() {
+            Some(Err(e)) => Some(PyRuntimeError::new_err(e.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Calls `callback(status)` when the status completes (at once if it has).
+    fn add_callback(slf: Py<Self>, py: Python<'_>, callback: Py<PyAny>) {
+        let me = slf.clone_ref(py);
+        slf.borrow(py).inner.add_callback(move |_| {
+            Python::attach(|py| {
+                if let Err(e) = callback.call1(py, (me,)) {
+                    e.print(py);
+                }
+            })
+        });
+    }
+
+    /// Blocks until done (at most `timeout` seconds); raises if it failed or timed out.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let (tx, rx) = crossbeam::channel::bounded(1);
+        self.inner.add_callback(move |r| {
+            let _ = tx.send(r.clone());
+        });
+        let limit = timeout
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(86_400));
+        match py.detach(|| rx.recv_timeout(limit)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(PyRuntimeError::new_err(e.to_string())),
+            Err(_) => Err(PyTimeoutError::new_err(format!(
+                "status did not complete within {} s",
+                limit.as_secs_f64()
+            ))),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        self.inner.repr()
+    }
+}
