@@ -7,45 +7,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{run, Docs};
+use common::{run, Docs, Traced};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use serde_json::{json, Map};
 use skyrun::{
     plan_stubs as bps, plans, preprocessors::run_wrapper, Document, ExitStatus, Plan, RunEngine,
-    RunEngineBuilder, RunError,
+    RunError,
 };
 use skyrun_actors::{
     sim::{SynAxis, SynFlyer, SynGauss},
-    Device, DeviceHandle, SpanTracer,
+    DeviceHandle,
 };
-
-struct Traced {
-    provider: SdkTracerProvider,
-    exporter: InMemorySpanExporter,
-}
-
-impl Traced {
-    fn new() -> Self {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        Traced { provider, exporter }
-    }
-    fn engine(&self) -> RunEngineBuilder {
-        RunEngine::builder().tracer(SpanTracer::from_provider(&self.provider, "bluesky.tracing"))
-    }
-    fn device(&self, d: impl Device) -> DeviceHandle {
-        DeviceHandle::builder(d)
-            .tracer(SpanTracer::from_provider(&self.provider, "ophyd.status"))
-            .spawn()
-    }
-    fn spans(&self) -> Vec<SpanData> {
-        self.provider.force_flush().unwrap();
-        self.exporter.get_finished_spans().unwrap()
-    }
-}
 
 fn attr(s: &SpanData, key: &str) -> Option<Value> {
     s.attributes

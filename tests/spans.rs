@@ -3,45 +3,15 @@
 
 mod common;
 
-use common::run;
+use common::{run, Traced};
 use opentelemetry::trace::{SpanId, Status as SpanStatus};
 use opentelemetry::{Array, Value};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use skyrun::{
-    plan_stubs as bps, plans, preprocessors::run_wrapper, telemetry::trace_plan, Plan, RunEngine,
-    RunEngineBuilder,
-};
+use opentelemetry_sdk::trace::SpanData;
+use skyrun::{plan_stubs as bps, plans, preprocessors::run_wrapper, telemetry::trace_plan, Plan};
 use skyrun_actors::{
     sim::{SynAxis, SynFlyer, SynGauss},
-    Device, DeviceHandle, SpanTracer,
+    DeviceHandle, SpanTracer,
 };
-
-struct Traced {
-    provider: SdkTracerProvider,
-    exporter: InMemorySpanExporter,
-}
-
-impl Traced {
-    fn new() -> Self {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        Traced { provider, exporter }
-    }
-    fn engine(&self) -> RunEngineBuilder {
-        RunEngine::builder().tracer(SpanTracer::from_provider(&self.provider, "bluesky.tracing"))
-    }
-    fn device(&self, d: impl Device) -> DeviceHandle {
-        DeviceHandle::builder(d)
-            .tracer(SpanTracer::from_provider(&self.provider, "ophyd.status"))
-            .spawn()
-    }
-    fn spans(&self) -> Vec<SpanData> {
-        self.provider.force_flush().unwrap();
-        self.exporter.get_finished_spans().unwrap()
-    }
-}
 
 fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
     spans.iter().filter(|s| s.name == name).collect()

@@ -116,3 +116,41 @@ pub async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
         Err(_) => panic!("timed out after 30 s waiting for {what}"),
     }
 }
+
+/// Spans recorded in memory by the SDK's own provider, for engines and
+/// devices built here.
+pub struct Traced {
+    pub provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    pub exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
+}
+
+impl Traced {
+    pub fn new() -> Self {
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        Traced { provider, exporter }
+    }
+    /// An engine whose spans are recorded here.
+    pub fn engine(&self) -> skyrun::RunEngineBuilder {
+        RunEngine::builder().tracer(skyrun_actors::SpanTracer::from_provider(
+            &self.provider,
+            "bluesky.tracing",
+        ))
+    }
+    /// A device whose Status spans are recorded here.
+    pub fn device(&self, d: impl skyrun_actors::Device) -> DeviceHandle {
+        DeviceHandle::builder(d)
+            .tracer(skyrun_actors::SpanTracer::from_provider(
+                &self.provider,
+                "ophyd.status",
+            ))
+            .spawn()
+    }
+    /// Every span ended so far.
+    pub fn spans(&self) -> Vec<opentelemetry_sdk::trace::SpanData> {
+        self.provider.force_flush().unwrap();
+        self.exporter.get_finished_spans().unwrap()
+    }
+}
