@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{motor_det, run, Docs};
+use common::{failed, motor_det, run, until, Docs};
 use serde_json::Value;
 use skyrun::{
     plan_stubs as bps, preprocessors::run_wrapper, EngineState, ExitStatus, Msg, Plan, PlanError,
@@ -19,13 +19,6 @@ use skyrun_actors::{
     sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp, DeviceReply, Movable,
     Status,
 };
-
-fn failure(err: RunError) -> (String, skyrun::RunSummary) {
-    match err {
-        RunError::Failed { error, summary } => (error.to_string(), summary),
-        other => panic!("expected a failed run, got {other:?}"),
-    }
-}
 
 /// Runs `msg` inside an open run and returns the failure text; checks the
 /// stop document carries it and the engine runs the next plan.
@@ -38,7 +31,7 @@ async fn fails_with(re: &RunEngine, msg: Msg) -> String {
         }),
         Default::default(),
     );
-    let (text, summary) = failure(re.run(plan).await.unwrap_err());
+    let (text, summary) = failed(re.run(plan).await.unwrap_err());
     assert_eq!(summary.exit_status, ExitStatus::Fail);
     let stop = docs.stops().pop().expect("a stop document");
     assert_eq!(
@@ -271,7 +264,7 @@ fn locate_has_the_request_timeout_and_its_errors_name_locate() {
             }),
             Default::default(),
         );
-        let (msg, _) = failure(re.run(plan).await.unwrap_err());
+        let (msg, _) = failed(re.run(plan).await.unwrap_err());
         assert_eq!(
             msg,
             "locate on slow: device 'slow' did not answer position within 0.05 s"
@@ -305,16 +298,12 @@ fn a_pause_interrupts_a_pending_locate_and_resume_replays_it() {
         let re2 = re.clone();
         let runner = actix::spawn(async move { re2.run(plan).await });
         // Pause while the locate is pending (the device takes 1 s to answer).
-        let t0 = std::time::Instant::now();
-        while entered.load(Ordering::SeqCst) == 0 {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "locate never reached the device"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        common::eventually("locate to reach the device", || {
+            entered.load(Ordering::SeqCst) > 0
+        })
+        .await;
         re.pause(false).await.expect("pause while running");
-        wait_for(&re, EngineState::Paused).await;
+        until(&re, EngineState::Paused).await;
         assert!(
             located.lock().unwrap().is_empty(),
             "the locate was interrupted"
@@ -329,18 +318,6 @@ fn a_pause_interrupts_a_pending_locate_and_resume_replays_it() {
         assert_eq!(*located.lock().unwrap(), [0.0]);
         arbiter.stop();
     });
-}
-
-async fn wait_for(re: &RunEngine, state: EngineState) {
-    let t0 = std::time::Instant::now();
-    while re.state() != state {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the engine did not become {state:?} within 10 s (it is {:?})",
-            re.state()
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 #[test]

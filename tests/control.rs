@@ -6,24 +6,11 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{bounded, eventually, motor_det, run, Docs};
+use common::{bounded, eventually, motor_det, run, until, Docs};
 use skyrun::{
     plan_stubs as bps, plans, EngineState, ExitStatus, Interrupt, Plan, RunEngine, RunError,
 };
 use skyrun_actors::{sim::SynAxis, Device, DeviceHandle};
-
-/// Waits until the engine is in `state`; fails after 10 s, saying which state it is in.
-async fn until(re: &RunEngine, state: EngineState) {
-    let t0 = std::time::Instant::now();
-    while re.state() != state {
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(10),
-            "the engine did not become {state:?} within 10 s (it is {:?})",
-            re.state()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
 
 /// A plan that opens a run, then sleeps in steps of 20 ms with checkpoints, counting steps.
 fn stepping(steps: usize, counter: Arc<AtomicUsize>) -> Plan {

@@ -2,20 +2,13 @@
 
 mod common;
 
-use common::{motor_det, run, Docs};
+use common::{failed, motor_det, run, Docs};
 use serde_json::json;
-use skyrun::{plan_stubs as bps, ExitStatus, Msg, Plan, PlanError, Reply, RunEngine, RunError};
+use skyrun::{plan_stubs as bps, ExitStatus, Msg, Plan, PlanError, Reply, RunEngine};
 use skyrun_actors::{
     sim::{SynAxis, SynFlyer, SynSignal},
     DeviceHandle,
 };
-
-fn failure(err: RunError) -> (String, skyrun::RunSummary) {
-    match err {
-        RunError::Failed { error, summary } => (error.to_string(), summary),
-        other => panic!("expected a failed run, got {other:?}"),
-    }
-}
 
 #[test]
 fn every_command_is_handled() {
@@ -123,7 +116,7 @@ fn unknown_command_fails_the_run_with_its_name() {
             }),
             Default::default(),
         );
-        let (msg, summary) = failure(re.run(plan).await.unwrap_err());
+        let (msg, summary) = failed(re.run(plan).await.unwrap_err());
         assert_eq!(msg, "unknown message command 'frobnicate'");
         assert_eq!(summary.exit_status, ExitStatus::Fail);
         let stop = &docs.stops()[0];
@@ -155,7 +148,7 @@ fn ill_formed_messages_name_what_is_wrong() {
                 }))
                 .await
                 .unwrap_err();
-            assert_eq!(failure(err).0, expected, "for {msg:?}");
+            assert_eq!(failed(err).0, expected, "for {msg:?}");
         }
         // The engine is still usable.
         re.run(Plan::new("ok", |ctx| async move { bps::null(&ctx).await }))
@@ -178,7 +171,7 @@ fn illegal_sequences_are_refused() {
             .await
             .unwrap_err();
         assert_eq!(
-            failure(err).0,
+            failed(err).0,
             "open_run: a run is already open; close it first, or give each nested run its own run key"
         );
         // The run left open is closed by the engine, with the failure.
@@ -195,7 +188,7 @@ fn illegal_sequences_are_refused() {
             }))
             .await
             .unwrap_err();
-        assert!(failure(err)
+        assert!(failed(err)
             .0
             .starts_with("create: an event bundle for stream 'primary' is already open"));
     });
@@ -246,7 +239,7 @@ fn a_failing_status_fails_the_run_and_the_engine_stays_usable() {
             }),
             Default::default(),
         );
-        let (msg, summary) = failure(re.run(plan).await.unwrap_err());
+        let (msg, summary) = failed(re.run(plan).await.unwrap_err());
         assert_eq!(
             msg,
             "set on motor failed: motor: position 12 is outside the limits [-10, 10]"
@@ -278,7 +271,7 @@ fn a_plan_error_is_the_stop_reason() {
             }),
             Default::default(),
         );
-        let (msg, _) = failure(re.run(plan).await.unwrap_err());
+        let (msg, _) = failed(re.run(plan).await.unwrap_err());
         assert_eq!(msg, "boom in plan");
         assert_eq!(docs.names(), ["start", "stop"]);
         assert_eq!(docs.stops()[0].reason, "boom in plan");
@@ -297,7 +290,7 @@ fn a_plan_that_fails_without_run_wrapper_still_gets_a_stop_document() {
             }))
             .await
             .unwrap_err();
-        assert_eq!(failure(err).0, "no wrapper");
+        assert_eq!(failed(err).0, "no wrapper");
         assert_eq!(docs.names(), ["start", "stop"]);
         assert_eq!(docs.stops()[0].exit_status, ExitStatus::Fail);
         assert_eq!(docs.stops()[0].reason, "no wrapper");

@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{motor_det, run, Docs};
+use common::{failed, motor_det, run, Docs};
 use serde_json::Value;
-use skyrun::{
-    plan_stubs as bps, plans, preprocessors::run_wrapper, ExitStatus, Plan, RunEngine, RunError,
-};
+use skyrun::{plan_stubs as bps, plans, preprocessors::run_wrapper, ExitStatus, Plan, RunEngine};
 use skyrun_actors::{
     sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, Movable, Status,
 };
@@ -41,13 +39,6 @@ impl Movable for Superstitious {
     }
     fn position(&self) -> Value {
         self.0.position()
-    }
-}
-
-fn failed(err: RunError) -> (String, skyrun::RunSummary) {
-    match err {
-        RunError::Failed { error, summary } => (error.to_string(), summary),
-        other => panic!("expected a failed run, got {other:?}"),
     }
 }
 

@@ -49,10 +49,29 @@ impl CommandContext {
         device: &DeviceHandle,
         op: DeviceOp,
     ) -> Result<DeviceReply, PlanError> {
-        let operation = op.name();
-        let reply = match self.request_timeout {
-            None => device.request(op, &self.context).await,
-            Some(limit) => tokio::time::timeout(limit, device.request(op, &self.context))
+        request_within(device, op, &self.context, self.request_timeout)
+            .await
+            .map_err(|source| PlanError::Device {
+                command: command.to_owned(),
+                device: device.name().to_owned(),
+                source,
+            })
+    }
+}
+
+/// Sends `op` to `device` carrying `cx`; past `limit` (when one is set) the
+/// device is said not to have answered. What every engine request goes through.
+pub(crate) async fn request_within(
+    device: &DeviceHandle,
+    op: DeviceOp,
+    cx: &Context,
+    limit: Option<std::time::Duration>,
+) -> Result<DeviceReply, DeviceError> {
+    match limit {
+        None => device.request(op, cx).await,
+        Some(limit) => {
+            let operation = op.name();
+            tokio::time::timeout(limit, device.request(op, cx))
                 .await
                 .unwrap_or_else(|_| {
                     Err(DeviceError::NoReply {
@@ -60,13 +79,8 @@ impl CommandContext {
                         operation,
                         after: limit.as_secs_f64(),
                     })
-                }),
-        };
-        reply.map_err(|source| PlanError::Device {
-            command: command.to_owned(),
-            device: device.name().to_owned(),
-            source,
-        })
+                })
+        }
     }
 }
 

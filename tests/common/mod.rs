@@ -154,3 +154,24 @@ impl Traced {
         self.exporter.get_finished_spans().unwrap()
     }
 }
+
+/// The failure text and summary of a run that was expected to fail.
+pub fn failed(err: skyrun::RunError) -> (String, skyrun::RunSummary) {
+    match err {
+        skyrun::RunError::Failed { error, summary } => (error.to_string(), summary),
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+}
+
+/// Waits until the engine is in `state`; fails after 10 s, saying which state it is in.
+pub async fn until(re: &RunEngine, state: skyrun::EngineState) {
+    let t0 = std::time::Instant::now();
+    while re.state() != state {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "the engine did not become {state:?} within 10 s (it is {:?})",
+            re.state()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}

@@ -16,6 +16,7 @@ use skyrun_actors::{DeviceError, DeviceHandle, DeviceOp, DeviceReply};
 
 use super::bundler::OpenRun;
 use super::core::EngineCore;
+use super::registry::request_within;
 use super::request_context::RequestContext;
 use crate::error::PlanError;
 use crate::msg::Msg;
@@ -179,21 +180,7 @@ pub(crate) async fn request(
     op: DeviceOp,
     cx: &RequestContext<'_>,
 ) -> Result<DeviceReply, PlanError> {
-    let reply = match core.opts().request_timeout {
-        None => dev.request(op, cx.context()).await,
-        Some(limit) => {
-            let operation = op.name();
-            tokio::time::timeout(limit, dev.request(op, cx.context()))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(DeviceError::NoReply {
-                        device: dev.name().to_owned(),
-                        operation,
-                        after: limit.as_secs_f64(),
-                    })
-                })
-        }
-    };
+    let reply = request_within(dev, op, cx.context(), core.opts().request_timeout).await;
     reply.map_err(|e| device_error(msg, dev, e))
 }
 
