@@ -90,10 +90,11 @@ impl PlanCtx {
         // the engine's future (whose building and moving is most of a
         // message's cost).
         let core = self.core.core();
-        match core.send_now(&msg) {
-            Some(Sent::Now(reply)) => reply,
-            Some(Sent::PauseFirst(done)) => core.finish(done).await,
-            None => core.send(msg).await,
+        match core.send_now(msg) {
+            Ok(Sent::Now(reply)) => reply,
+            Ok(Sent::PauseFirst(done)) => core.finish(done).await,
+            // Shared from here on (with the rewind cache too): never copied again.
+            Err(msg) => core.send(msg).await,
         }
     }
 

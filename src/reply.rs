@@ -42,12 +42,13 @@ pub enum Reply {
     RunUid(String),
     /// The number of events a collect emitted.
     Collected(usize),
-    /// Configuration before and after a configure.
+    /// Configuration before and after a configure (boxed, so that every
+    /// reply stays small).
     Configured {
         /// Before.
-        old: Readings,
+        old: Box<Readings>,
         /// After.
-        new: Readings,
+        new: Box<Readings>,
     },
     /// Where each located device is (`locate`), in the order asked.
     Locations(Vec<Location>),
@@ -150,7 +151,7 @@ impl Reply {
     /// The configuration before and after; an error naming `command` otherwise.
     pub fn configured(self, command: &Command) -> Result<(Readings, Readings), PlanError> {
         match self {
-            Reply::Configured { old, new } => Ok((old, new)),
+            Reply::Configured { old, new } => Ok((*old, *new)),
             other => Err(other.wrong(command, ReplyKind::Configured)),
         }
     }

@@ -5,6 +5,7 @@
 //! reported as [`DeviceError::Panicked`] (the actor then stops, and later
 //! requests get [`DeviceError::Gone`]).
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context, Handler, MailboxError,
 };
+use futures::FutureExt;
 use opentelemetry::Context as OtelContext;
 
 use crate::context::DeviceContext;
@@ -194,7 +196,10 @@ impl DeviceActor {
             }
             DeviceOp::Configure(settings) => {
                 let (old, new) = cap!(configurable).configure(&settings)?;
-                DeviceReply::Configured { old, new }
+                DeviceReply::Configured {
+                    old: Box::new(old),
+                    new: Box::new(new),
+                }
             }
             DeviceOp::Stop { success } => {
                 cap!(stoppable).stop(success)?;
@@ -383,22 +388,25 @@ impl DeviceHandle {
     }
 
     /// Sends `op` with the span context of `cx` and waits for the reply.
-    pub async fn request(
+    ///
+    /// A plain future over the mailbox's (no async layer of its own: the
+    /// engine nests it in every request, and each layer is a copy).
+    pub fn request(
         &self,
         op: DeviceOp,
         cx: &OtelContext,
-    ) -> Result<DeviceReply, DeviceError> {
+    ) -> impl Future<Output = Result<DeviceReply, DeviceError>> + '_ {
         let operation = op.name();
         let req = DeviceRequest {
             op,
             trace: TraceCarrier::inject(cx),
         };
-        match self.inner.addr.send(req).await {
+        self.inner.addr.send(req).map(move |sent| match sent {
             Ok(reply) => reply,
             Err(MailboxError::Closed) | Err(MailboxError::Timeout) => Err(DeviceError::Gone {
                 device: self.inner.repr.name().to_string(),
                 operation,
             }),
-        }
+        })
     }
 }

@@ -106,12 +106,13 @@ pub enum DeviceReply {
     Collected(Vec<CollectedEvent>),
     /// Data keys per stream.
     CollectKeys(IndexMap<String, DataKeys>),
-    /// Configuration before and after `configure`.
+    /// Configuration before and after `configure` (boxed: the replies that
+    /// every message passes along stay small).
     Configured {
         /// Before.
-        old: Readings,
+        old: Box<Readings>,
         /// After.
-        new: Readings,
+        new: Box<Readings>,
     },
     /// Done, nothing to return.
     Done,

@@ -358,7 +358,10 @@ fn to_wire(r: DeviceReply) -> WireReply {
         DeviceReply::Position(value) => WireReply::Position { value },
         DeviceReply::Collected(events) => WireReply::Collected { events },
         DeviceReply::CollectKeys(streams) => WireReply::CollectKeys { streams },
-        DeviceReply::Configured { old, new } => WireReply::Configured { old, new },
+        DeviceReply::Configured { old, new } => WireReply::Configured {
+            old: *old,
+            new: *new,
+        },
         DeviceReply::Done => WireReply::Done,
     }
 }

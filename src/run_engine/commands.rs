@@ -17,6 +17,9 @@
 //! Commands that are not in the table can be registered at run time
 //! ([`RunEngine::register_command`](crate::RunEngine::register_command)).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::core::EngineCore;
 use super::handlers::{bundling, devices, flow, runs, statuses, Done, FromMsg};
 use super::registry::{CommandContext, Handler};
@@ -53,13 +56,24 @@ pub struct CommandInfo {
     pub reply: ReplyKind,
 }
 
-/// Calls a handler: awaited when it can wait (`waits: true`), called when not.
-macro_rules! handler_call {
+/// What [`dispatch`] gives: a handler's answer, or the work to await.
+pub(crate) enum Dispatched<'a> {
+    /// Answered at once (a handler that does not wait, or bad arguments).
+    Now(Result<Done, PlanError>),
+    /// The handler's work, boxed.
+    Later(Work<'a>),
+}
+
+/// A waiting handler's work.
+pub(crate) type Work<'a> = Pin<Box<dyn Future<Output = Result<Done, PlanError>> + 'a>>;
+
+/// Calls a handler: its boxed work when it can wait (`waits: true`), its answer when not.
+macro_rules! handler_work {
     (true, $call:expr) => {
-        $call.await
+        Dispatched::Later(Box::pin($call))
     };
     (false, $call:expr) => {
-        $call
+        Dispatched::Now($call)
     };
 }
 
@@ -152,23 +166,26 @@ macro_rules! command_table {
         }
 
         /// Runs `registered` if a handler is registered for the command;
-        /// otherwise parses `msg`'s arguments and runs the table's handler.
-        pub(crate) async fn dispatch(
-            core: &std::rc::Rc<EngineCore>,
-            msg: &Msg,
+        /// otherwise parses `msg`'s arguments and runs the table's handler:
+        /// its answer if it has one at once, or the work to await (boxed,
+        /// so the engine's per-message future is small whatever the handler).
+        pub(crate) fn dispatch<'a>(
+            core: &'a std::rc::Rc<EngineCore>,
+            msg: &'a Msg,
             registered: Option<Handler>,
-            cx: &RequestContext<'_>,
-        ) -> Result<Done, PlanError> {
+            cx: &'a RequestContext<'a>,
+        ) -> Dispatched<'a> {
             if let Some(handler) = registered {
                 let cmd_cx = CommandContext::new(cx.context().clone(), core.opts().request_timeout);
-                return handler(msg.clone(), cmd_cx).await.map(Done::from);
+                let work = handler(msg.clone(), cmd_cx);
+                return Dispatched::Later(Box::pin(async move { work.await.map(Done::from) }));
             }
             match &msg.command {
-                $(Command::$variant => {
-                    let args = <$args as FromMsg>::from_msg(msg)?;
-                    handler_call!($waits, $handler(core, msg, args, cx))
-                })*
-                Command::Other(name) => Err(PlanError::UnknownCommand(name.clone())),
+                $(Command::$variant => match <$args as FromMsg>::from_msg(msg) {
+                    Ok(args) => handler_work!($waits, $handler(core, msg, args, cx)),
+                    Err(e) => Dispatched::Now(Err(e)),
+                },)*
+                Command::Other(name) => Dispatched::Now(Err(PlanError::UnknownCommand(name.clone()))),
             }
         }
 

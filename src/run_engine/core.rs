@@ -1,6 +1,7 @@
 //! The engine core: runs one plan, processes each message it sends
 //! (interruptibly), pauses and rewinds, and closes everything on every exit path.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use opentelemetry::{Context, KeyValue};
 use skyrun_actors::{ActiveSpan, DeviceHandle, DeviceOp, SpanTracer};
 
 use super::bundler::OpenRun;
-use super::commands::{self, Trace};
+use super::commands::{self, Dispatched, Trace};
 use super::control::{AtomicState, Control, EngineState};
 use super::core_handle::CoreHandle;
 use super::groups::Groups;
@@ -30,15 +31,19 @@ use crate::reply::{Reply, RunSummary};
 use crate::subscriptions::Dispatcher;
 use crate::telemetry::spans::{msg_attributes, span_name};
 
+/// Devices in insertion order, hashed fast (every `set` looks one up).
+pub(crate) type DeviceSet = IndexSet<DeviceHandle, hashbrown::DefaultHashBuilder>;
+
 /// Mutable state of the engine, only touched on its own thread.
 #[derive(Default)]
 pub(crate) struct State {
     pub runs: Vec<OpenRun>,
     pub groups: Groups,
-    pub staged: IndexSet<DeviceHandle>,
-    pub touched: IndexSet<DeviceHandle>,
+    pub staged: DeviceSet,
+    /// Devices moved since the last checkpoint (stopped on pause and failure).
+    pub touched: DeviceSet,
     /// Messages since the last checkpoint; `None` when not rewindable.
-    pub msg_cache: Option<Vec<Msg>>,
+    pub msg_cache: Option<Vec<Rc<Msg>>>,
     pub scan_id: u64,
     pub run_uids: Vec<String>,
 }
@@ -135,9 +140,9 @@ impl EngineCore {
     /// with one-trace-per-run, the run span unless `cx` is a span of the
     /// plan's own inside the run's trace (a `trace_plan` span). A remote `cx`
     /// (a `TRACEPARENT`, or the CLI's plan span) never outranks the run span.
-    pub fn span_parent(&self, cx: &Context, run: Option<&str>) -> Context {
+    pub fn span_parent<'a>(&self, cx: &'a Context, run: Option<&str>) -> Cow<'a, Context> {
         if !self.opts.run_trace {
-            return cx.clone();
+            return Cow::Borrowed(cx);
         }
         let st = self.st.borrow();
         let run = st
@@ -153,12 +158,12 @@ impl EngineCore {
                     && !cx.span().span_context().is_remote()
                     && here == run_cx.span().span_context().trace_id()
                 {
-                    cx.clone()
+                    Cow::Borrowed(cx)
                 } else {
-                    run_cx
+                    Cow::Owned(run_cx)
                 }
             }
-            None => cx.clone(),
+            None => Cow::Borrowed(cx),
         }
     }
 
@@ -256,22 +261,31 @@ impl EngineCore {
     /// Processes one message from the plan at once, without a future, when
     /// nothing in it can wait: no pause is pending, its command answers at
     /// once (`waits: false` in the table) and is not replaced by a
-    /// registered one. `None` otherwise, the message untouched: for
-    /// [`EngineCore::send`]. The handler's answer is [`Sent::PauseFirst`]
+    /// registered one. Otherwise the message back, shared, for
+    /// [`EngineCore::send`]. Only a message the rewind cache keeps is put in
+    /// an `Rc` here (`null` is not). The handler's answer is [`Sent::PauseFirst`]
     /// when the pause its [`After`] asks for is due: for
     /// [`EngineCore::finish`]. The same steps as `send`, in the same order.
     #[inline]
-    pub fn send_now(self: &Rc<Self>, msg: &Msg) -> Option<Sent> {
+    pub fn send_now(self: &Rc<Self>, msg: Msg) -> Result<Sent, Rc<Msg>> {
         if let Some(i) = self.control.take_interrupt() {
-            return Some(Sent::Now(Err(PlanError::Interrupted(i))));
+            return Ok(Sent::Now(Err(PlanError::Interrupted(i))));
         }
         if self.control.pause_requested() == Some(false)
             || !msg.command.answers_now()
             || self.registry.handler(&msg.command).is_some()
         {
-            return None;
+            return Err(Rc::new(msg));
         }
-        self.cache(msg);
+        let (owned, shared);
+        let msg: &Msg = if cacheable(&msg.command) {
+            shared = Rc::new(msg);
+            self.cache(&shared);
+            &shared
+        } else {
+            owned = msg;
+            &owned
+        };
         let (parent, span) = self.start_span(msg, false);
         let result = {
             let cx = request_context(&parent, &span);
@@ -279,7 +293,7 @@ impl EngineCore {
                 .expect("the command answers now: the table says so")
         };
         end_span(span, &result);
-        Some(match result {
+        Ok(match result {
             Err(e) => Sent::Now(Err(e)),
             Ok(done) if self.pause_due(done.after) => Sent::PauseFirst(done),
             Ok(done) => Sent::Now(self.reply(done.reply)),
@@ -287,7 +301,7 @@ impl EngineCore {
     }
 
     /// Processes one message from the plan: the whole of Bluesky's per-message loop.
-    pub async fn send(self: &Rc<Self>, msg: Msg) -> Result<Reply, PlanError> {
+    pub async fn send(self: &Rc<Self>, msg: Rc<Msg>) -> Result<Reply, PlanError> {
         if let Some(i) = self.control.take_interrupt() {
             return Err(PlanError::Interrupted(i));
         }
@@ -330,10 +344,10 @@ impl EngineCore {
     }
 
     /// The table says what a rewind replays (registered commands are
-    /// replayed): caches `msg` if so; whether it is cacheable.
+    /// replayed): caches `msg` if so (shared, not copied); whether it is cacheable.
     #[inline]
-    fn cache(&self, msg: &Msg) -> bool {
-        let cacheable = msg.command.info().is_none_or(|i| i.cached);
+    fn cache(&self, msg: &Rc<Msg>) -> bool {
+        let cacheable = cacheable(&msg.command);
         if cacheable {
             let mut st = self.st.borrow_mut();
             if let Some(cache) = st.msg_cache.as_mut() {
@@ -370,24 +384,40 @@ impl EngineCore {
         }
     }
 
+    /// Processes one message, in a span when it is traced; a pause or an
+    /// interruption while its handler waits drops the handler's work.
     async fn process_interruptible(self: &Rc<Self>, msg: &Msg) -> Processed {
-        let mut work = std::pin::pin!(self.process(msg));
-        let mut stop = std::pin::pin!(self.control.interrupted());
-        // The message is polled first (what is done is not interrupted);
-        // a poll_fn, not a select, so that its result is moved once.
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = work.as_mut().poll(cx) {
-                return Poll::Ready(Processed::Done(r));
+        let registered = self.registry.handler(&msg.command);
+        let (parent, span) = self.start_span(msg, registered.is_some());
+        let cx = request_context(&parent, &span);
+        let result = match commands::dispatch(self, msg, registered, &cx) {
+            Dispatched::Now(r) => r,
+            Dispatched::Later(mut work) => {
+                let mut stop = std::pin::pin!(self.control.interrupted());
+                // The work is polled first (what is done is not interrupted).
+                let done = std::future::poll_fn(|c| {
+                    if let Poll::Ready(r) = work.as_mut().poll(c) {
+                        return Poll::Ready(Some(r));
+                    }
+                    if stop.as_mut().poll(c).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match done {
+                    Some(r) => r,
+                    None => {
+                        return match self.control.take_interrupt() {
+                            Some(i) => Processed::Interrupted(i),
+                            None => Processed::Paused,
+                        }
+                    }
+                }
             }
-            if stop.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(match self.control.take_interrupt() {
-                    Some(i) => Processed::Interrupted(i),
-                    None => Processed::Paused,
-                });
-            }
-            Poll::Pending
-        })
-        .await
+        };
+        end_span(span, &result);
+        Processed::Done(result)
     }
 
     /// [`Self::pause_and_rewind`] on the heap: pauses are rare, and inline
@@ -431,22 +461,14 @@ impl EngineCore {
         }
     }
 
-    /// Processes one message, in a span when it is traced.
-    async fn process(self: &Rc<Self>, msg: &Msg) -> Result<Done, PlanError> {
-        let registered = self.registry.handler(&msg.command);
-        let (parent, span) = self.start_span(msg, registered.is_some());
-        let result = {
-            let cx = request_context(&parent, &span);
-            commands::dispatch(self, msg, registered, &cx).await
-        };
-        end_span(span, &result);
-        result
-    }
-
     /// The parent of `msg`'s span, and the span when it is traced (a
     /// `registered` command only with `trace_all_messages`).
     #[inline]
-    fn start_span(&self, msg: &Msg, registered: bool) -> (Context, Option<ActiveSpan>) {
+    fn start_span<'m>(
+        &self,
+        msg: &'m Msg,
+        registered: bool,
+    ) -> (Cow<'m, Context>, Option<ActiveSpan>) {
         let by_default = !registered
             && msg
                 .command
@@ -462,6 +484,12 @@ impl EngineCore {
             .flatten();
         (parent, span)
     }
+}
+
+/// Whether a rewind replays `command` (the table says; registered commands are replayed).
+#[inline]
+fn cacheable(command: &crate::msg::Command) -> bool {
+    command.info().is_none_or(|i| i.cached)
 }
 
 /// What runs under a message's span (device requests, their Status spans)
@@ -489,7 +517,7 @@ fn end_span(span: Option<ActiveSpan>, result: &Result<Done, PlanError>) {
 
 /// Stops the devices a plan moved (those that can be stopped), as Bluesky
 /// does on pause and on every unsuccessful exit.
-async fn stop_devices(devices: &IndexSet<DeviceHandle>) {
+async fn stop_devices(devices: &DeviceSet) {
     let cx = Context::new();
     for dev in devices.iter().filter(|d| d.capabilities().stoppable) {
         let _ = dev.request(DeviceOp::Stop { success: true }, &cx).await;

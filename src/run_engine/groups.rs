@@ -2,15 +2,15 @@
 //! group (or to the ungrouped set), and `wait(group)` waits for all of them,
 //! failing as soon as one fails, as Bluesky's RunEngine does.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use hashbrown::HashMap;
 use parking_lot::Mutex;
-use skyrun_actors::{Status, StatusError};
+use skyrun_actors::{DeviceHandle, Status, StatusError};
 
 use crate::error::PlanError;
 
@@ -18,7 +18,8 @@ use crate::error::PlanError;
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
     pub command: &'static str,
-    pub device: String,
+    /// The device (a handle: its name is copied only if the status fails).
+    pub device: DeviceHandle,
 }
 
 #[derive(Default)]
@@ -59,7 +60,7 @@ impl Failures {
             .take()
             .map(|(origin, source)| PlanError::Status {
                 command: origin.command.into(),
-                device: origin.device,
+                device: origin.device.name().to_owned(),
                 source,
             })
     }
@@ -127,7 +128,7 @@ impl Future for Group {
         if let Some((origin, e)) = sh.failure.take() {
             return Poll::Ready(Err(PlanError::Status {
                 command: origin.command.into(),
-                device: origin.device,
+                device: origin.device.name().to_owned(),
                 source: e,
             }));
         }
@@ -162,13 +163,10 @@ impl Groups {
     pub fn add(&mut self, group: Option<&str>, status: &Status, origin: Origin) {
         let g = match group {
             None => &self.ungrouped,
-            Some(name) => match self.named.get(name) {
-                Some(g) => g,
-                None => self
-                    .named
-                    .entry(name.to_owned())
-                    .or_insert_with(|| Group::new(&self.failures)),
-            },
+            Some(name) => self
+                .named
+                .entry_ref(name)
+                .or_insert_with(|| Group::new(&self.failures)),
         };
         g.add(status, origin);
     }

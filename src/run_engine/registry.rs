@@ -9,7 +9,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::future::Either;
+use futures::FutureExt;
 use opentelemetry::Context;
 use parking_lot::RwLock;
 use skyrun_actors::{DeviceError, DeviceHandle, DeviceOp, DeviceReply};
@@ -25,11 +28,11 @@ pub(crate) type Handler = Arc<dyn Fn(Msg, CommandContext) -> BoxedFuture + Send 
 #[derive(Clone)]
 pub struct CommandContext {
     context: Context,
-    request_timeout: Option<std::time::Duration>,
+    request_timeout: Option<Duration>,
 }
 
 impl CommandContext {
-    pub(crate) fn new(context: Context, request_timeout: Option<std::time::Duration>) -> Self {
+    pub(crate) fn new(context: Context, request_timeout: Option<Duration>) -> Self {
         CommandContext {
             context,
             request_timeout,
@@ -61,26 +64,28 @@ impl CommandContext {
 
 /// Sends `op` to `device` carrying `cx`; past `limit` (when one is set) the
 /// device is said not to have answered. What every engine request goes through.
-pub(crate) async fn request_within(
-    device: &DeviceHandle,
+///
+/// A plain future, not an `async fn`: every request nests it, and each
+/// async layer is one more copy of the future below it.
+pub(crate) fn request_within<'a>(
+    device: &'a DeviceHandle,
     op: DeviceOp,
     cx: &Context,
-    limit: Option<std::time::Duration>,
-) -> Result<DeviceReply, DeviceError> {
+    limit: Option<Duration>,
+) -> impl Future<Output = Result<DeviceReply, DeviceError>> + 'a {
+    let operation = op.name();
+    let reply = device.request(op, cx);
     match limit {
-        None => device.request(op, cx).await,
-        Some(limit) => {
-            let operation = op.name();
-            tokio::time::timeout(limit, device.request(op, cx))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(DeviceError::NoReply {
-                        device: device.name().to_owned(),
-                        operation,
-                        after: limit.as_secs_f64(),
-                    })
+        None => Either::Left(reply),
+        Some(limit) => Either::Right(tokio::time::timeout(limit, reply).map(move |r| {
+            r.unwrap_or_else(|_| {
+                Err(DeviceError::NoReply {
+                    device: device.name().to_owned(),
+                    operation,
+                    after: limit.as_secs_f64(),
                 })
-        }
+            })
+        })),
     }
 }
 

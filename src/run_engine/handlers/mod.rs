@@ -9,8 +9,10 @@ pub(crate) mod flow;
 pub(crate) mod runs;
 pub(crate) mod statuses;
 
+use std::future::Future;
 use std::rc::Rc;
 
+use futures::FutureExt;
 use serde_json::Value;
 use skyrun_actors::{DeviceError, DeviceHandle, DeviceOp, DeviceReply};
 
@@ -172,16 +174,17 @@ pub(crate) fn device_error(msg: &Msg, dev: &DeviceHandle, e: DeviceError) -> Pla
     }
 }
 
-/// Sends `op` to `dev` with the engine's request timeout.
-pub(crate) async fn request(
+/// Sends `op` to `dev` with the engine's request timeout (a plain future:
+/// see [`request_within`]).
+pub(crate) fn request<'a>(
     core: &Core,
-    msg: &Msg,
-    dev: &DeviceHandle,
+    msg: &'a Msg,
+    dev: &'a DeviceHandle,
     op: DeviceOp,
     cx: &RequestContext<'_>,
-) -> Result<DeviceReply, PlanError> {
-    let reply = request_within(dev, op, cx.context(), core.opts().request_timeout).await;
-    reply.map_err(|e| device_error(msg, dev, e))
+) -> impl Future<Output = Result<DeviceReply, PlanError>> + 'a {
+    request_within(dev, op, cx.context(), core.opts().request_timeout)
+        .map(move |reply| reply.map_err(|e| device_error(msg, dev, e)))
 }
 
 pub(crate) fn run_of(core: &Core, msg: &Msg) -> Result<usize, PlanError> {

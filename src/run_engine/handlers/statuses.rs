@@ -19,7 +19,7 @@ fn track(core: &Core, group: Option<&str>, command: &'static str, dev: &DeviceHa
         st,
         Origin {
             command,
-            device: dev.name().to_owned(),
+            device: dev.clone(),
         },
     );
 }
@@ -74,7 +74,11 @@ pub(crate) async fn set(
         ));
     };
     track(core, a.group, "set", dev, &status);
-    core.st().touched.insert(dev.clone());
+    let mut st = core.st();
+    if !st.touched.contains(dev) {
+        st.touched.insert(dev.clone());
+    }
+    drop(st);
     Ok(Reply::Status(status).into())
 }
 
