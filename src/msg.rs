@@ -152,6 +152,27 @@ impl Msg {
 /// assert_eq!(m.kwargs["timeout"], 1.0);
 /// ```
 impl Msg {
+    /// A message built whole (not through the builders, each of which moves
+    /// the whole message): for the constructors plans send most.
+    #[inline]
+    fn whole(
+        command: Command,
+        obj: Option<&DeviceHandle>,
+        args: Vec<Value>,
+        group: Option<String>,
+    ) -> Self {
+        Msg {
+            command,
+            obj: obj.cloned(),
+            objs: Vec::new(),
+            args,
+            kwargs: Map::new(),
+            run: None,
+            group,
+            context: Context::new(),
+        }
+    }
+
     /// `open_run(**md)`.
     pub fn open_run(md: Map<String, Value>) -> Self {
         Msg::new(Command::OpenRun).kwargs(md)
@@ -194,30 +215,27 @@ impl Msg {
 
     /// `read(device)`.
     pub fn read(device: &DeviceHandle) -> Self {
-        Msg::new(Command::Read).obj(device)
+        Msg::whole(Command::Read, Some(device), Vec::new(), None)
     }
 
     /// `locate(device)`.
     pub fn locate(device: &DeviceHandle) -> Self {
-        Msg::new(Command::Locate).obj(device)
+        Msg::whole(Command::Locate, Some(device), Vec::new(), None)
     }
 
     /// `set(device, value, group=)`.
     pub fn set(device: &DeviceHandle, value: impl Into<Value>, group: Option<String>) -> Self {
-        Msg::new(Command::Set)
-            .obj(device)
-            .arg(value)
-            .maybe_group(group)
+        Msg::whole(Command::Set, Some(device), vec![value.into()], group)
     }
 
     /// `trigger(device, group=)`.
     pub fn trigger(device: &DeviceHandle, group: Option<String>) -> Self {
-        Msg::new(Command::Trigger).obj(device).maybe_group(group)
+        Msg::whole(Command::Trigger, Some(device), Vec::new(), group)
     }
 
     /// `wait(group=, timeout=)`: `timeout` is written only when given.
     pub fn wait(group: Option<&str>, timeout: Option<f64>) -> Self {
-        let m = Msg::new(Command::Wait).maybe_group(group.map(str::to_owned));
+        let m = Msg::whole(Command::Wait, None, Vec::new(), group.map(str::to_owned));
         match timeout {
             Some(t) => m.kwarg("timeout", t),
             None => m,
