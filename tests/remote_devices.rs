@@ -313,3 +313,41 @@ fn a_bad_remote_table_is_a_file_error() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("port"), "{}", text(&out));
 }
+
+#[test]
+fn check_asks_the_device_servers_which_devices_they_serve() {
+    let dir = TempDir::new("remote-check");
+    let nats = Nats::start(&dir);
+    let srv_devices = dir.write("server.toml", SERVER_DEVICES);
+    let _server = Serve::start(&srv_devices, &nats.url(), "ioc1", &[], &[]);
+    let url = nats.url();
+    let check = |devices: &str| {
+        let plan = scan_plan(&dir, devices);
+        run_skyrun(&["check", plan.to_str().unwrap(), "--nats", &url], &[])
+    };
+
+    // The scan names only remote devices: valid once the server has said so.
+    let out = check("[[motor]]\nname = 'local'\n[[remote]]\nserver = 'ioc1'\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("is valid"), "{said}");
+    // local + rm, rdet, slow0..slow3, rsig
+    assert!(said.contains("(8 devices"), "{said}");
+
+    // A device the server does not have, and a server nobody runs, are
+    // named, as `run` names them.
+    let out = check("[[remote]]\nserver = 'ioc1'\ndevices = ['rm', 'nope']\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("device server 'ioc1' has no device 'nope'"),
+        "{}",
+        text(&out)
+    );
+    let out = check("[[remote]]\nserver = 'ioc9'\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("device server 'ioc9' did not answer"),
+        "{}",
+        text(&out)
+    );
+}

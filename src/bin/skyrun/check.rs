@@ -1,17 +1,27 @@
 //! `skyrun check`: validate a plan file and its device file, say what would
 //! run, and what would make it fail at once (positions past a motor's limits,
 //! plans without points, flyers without points), without running anything.
+//! The device servers of `[[remote]]` tables are asked which devices they
+//! serve (with the `nats` feature), so a plan naming them checks as it runs.
 
 use std::process::ExitCode;
 
 use skyrun::config::families;
 
-use crate::load::{load, Loaded};
+#[cfg(not(feature = "nats"))]
+use crate::load::load;
+use crate::load::Loaded;
 use crate::{CheckArgs, Failure};
 
 /// Checks the files and prints a summary; nothing is spawned. Exit 2 when
 /// the plan is sure to fail.
 pub fn check(args: &CheckArgs) -> Result<ExitCode, Failure> {
+    // `[[remote]]` servers are asked which devices they serve, as `run` does.
+    #[cfg(feature = "nats")]
+    let (loaded, _) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
+        crate::remote::resolve(set, args.nats.as_deref(), args.remote_timeout)
+    })?;
+    #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;
     print!("{}", describe(&loaded));
     let problems = loaded.plan.problems(&loaded.devices);

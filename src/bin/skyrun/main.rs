@@ -194,6 +194,15 @@ struct CheckArgs {
     /// The device file (TOML); default: the `devices` key of the plan file.
     #[arg(long, short = 'd', value_name = "DEVICES.toml")]
     devices: Option<PathBuf>,
+    /// The NATS server(s) of the device file's `[[remote]]` servers, asked
+    /// which devices they serve (as `run` does; nothing is moved).
+    #[cfg(feature = "nats")]
+    #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
+    nats: Option<String>,
+    /// How long a device server may take to answer discovery.
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    remote_timeout: f64,
 }
 
 /// Why skyrun stops with an error: the exit status and the message.
