@@ -267,6 +267,11 @@ impl Msg {
         Msg::new(Command::Stage).obj(device)
     }
 
+    /// `stop(device)`.
+    pub fn stop(device: &DeviceHandle) -> Self {
+        Msg::new(Command::Stop).obj(device)
+    }
+
     /// `unstage(device)`.
     pub fn unstage(device: &DeviceHandle) -> Self {
         Msg::new(Command::Unstage).obj(device)

@@ -268,6 +268,23 @@ pub async fn unstage(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanErr
         .none(&Command::Unstage)
 }
 
+/// Stops a device, as `bps.stop`: a move in progress ends where it is and
+/// its status fails (ophyd's `stop(success=False)`); a device that cannot
+/// be stopped fails the plan.
+///
+/// ```
+/// use skyrun::{plan_stubs as bps, Plan, RunEngine};
+/// use skyrun_actors::{sim::SynAxis, DeviceHandle};
+/// actix::System::new().block_on(async {
+///     let m = DeviceHandle::spawn(SynAxis::new("m"));
+///     let plan = Plan::new("stop", move |ctx| async move { bps::stop(&ctx, &m).await });
+///     RunEngine::new().run(plan).await.unwrap();
+/// });
+/// ```
+pub async fn stop(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanError> {
+    ctx.send(Msg::stop(device)).await?.none(&Command::Stop)
+}
+
 /// Kicks off a flyer; when `wait`, waits for `group` as `bps.wait` does
 /// (Bluesky's `kickoff(wait=True)`, on `group=None` when none is given).
 pub async fn kickoff(

@@ -1,7 +1,8 @@
 //! Behaviour compared with real Bluesky 1.15.1 + ophyd 1.11.2 on the same
 //! plans: the keyword arguments and group names of the waits stubs issue,
 //! `fly`'s waits, a failed status nobody waits on, `configure`'s new
-//! descriptor, and exception events with the semantic-convention keys.
+//! descriptor, exception events with the semantic-convention keys, and
+//! `stop` (`RunEngine._stop`).
 
 mod common;
 
@@ -384,5 +385,59 @@ fn scan_start_documents_carry_bluesky_plan_patterns() {
             json!({"num": 3, "args": [r2, -1.0, 1.0]})
         );
         assert_eq!(md(3, "plan_type"), "generator");
+    });
+}
+
+#[test]
+fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let axis = SynAxis::new("crawler").with_velocity(10.0);
+        let det = DeviceHandle::spawn(SynGauss::new("det", axis.probe(), 0.0, 1.0, 1.0));
+        let m = DeviceHandle::spawn(axis);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new((None, f64::NAN)));
+        let s = seen.clone();
+        let (m2, det2) = (m.clone(), det.clone());
+        re.run(Plan::new("stopped", move |ctx| async move {
+            bps::abs_set(&ctx, &m2, 100.0, Some("g"), false).await?;
+            bps::sleep(&ctx, 0.05).await?;
+            // The stopped move's status failed: thrown into the plan at once,
+            // in place of stop's reply (nobody waits on it yet).
+            let r = bps::stop(&ctx, &m2).await;
+            s.lock().unwrap().0 = r.err().map(|e| e.to_string());
+            s.lock().unwrap().1 = bps::position(&ctx, &m2).await?;
+            Ok(())
+        }))
+        .await
+        .expect("a plan that catches the failure succeeds");
+        let (error, at) = seen.lock().unwrap().clone();
+        assert_eq!(
+            error.as_deref(),
+            Some("set on crawler failed: crawler was stopped before the operation completed")
+        );
+        assert!(at > 0.0 && at < 100.0, "stopped on the way, at {at}");
+
+        // A device that cannot be stopped fails the run, with its stop document.
+        let err = re
+            .run(run_wrapper(
+                Plan::new("stop a detector", move |ctx| async move {
+                    bps::stop(&ctx, &det2).await
+                }),
+                Map::new(),
+            ))
+            .await
+            .unwrap_err();
+        let RunError::Failed { error, .. } = err else {
+            panic!("the run fails, got {err:?}");
+        };
+        assert_eq!(
+            error.to_string(),
+            "stop: det cannot be stopped (it is not Stoppable)"
+        );
+        let stop = docs.stops().pop().unwrap();
+        assert_eq!(stop.exit_status, ExitStatus::Fail);
+        assert_eq!(stop.reason, error.to_string());
+        drop((m, det));
     });
 }

@@ -246,55 +246,73 @@ stub = "close_run"
 }
 
 #[test]
-fn discovery_errors_name_the_server_and_the_device() {
+fn discovery_errors_name_the_server_and_the_device_in_run_and_check() {
     let dir = TempDir::new("remote-discovery");
     let nats = Nats::start(&dir);
     let srv_devices = dir.write("server.toml", SERVER_DEVICES);
     let _server = Serve::start(&srv_devices, &nats.url(), "ioc1", &[], &[]);
     let url = nats.url();
-    let run = |devices: &str| {
-        let plan = scan_plan(&dir, devices);
-        run_skyrun(&["run", plan.to_str().unwrap(), "--nats", &url, "-q"], &[])
-    };
+    // `check` asks the servers as `run` does, and says the same.
+    for cmd in [&["run", "-q"][..], &["check"][..]] {
+        let run = |devices: &str, env: &[(&str, &str)], nats: bool| {
+            let plan = scan_plan(&dir, devices);
+            let mut args = vec![cmd[0], plan.to_str().unwrap()];
+            args.extend(&cmd[1..]);
+            if nats {
+                args.extend(["--nats", &url]);
+            }
+            run_skyrun(&args, env)
+        };
+        let expect = |out: std::process::Output, code: i32, says: &str| {
+            assert_eq!(out.status.code(), Some(code), "{cmd:?}: {}", text(&out));
+            assert!(text(&out).contains(says), "{cmd:?}: {}", text(&out));
+        };
 
-    let out = run("[[remote]]\nserver = 'ioc1'\ndevices = ['rm', 'nope']\n");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("device server 'ioc1' has no device 'nope'"),
-        "{}",
-        text(&out)
-    );
-
-    let out = run("[[remote]]\nserver = 'ioc9'\n");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("device server 'ioc9' did not answer"),
-        "{}",
-        text(&out)
-    );
-
-    let out = run("[[motor]]\nname = 'rm'\n[[remote]]\nserver = 'ioc1'\n");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains(
-            "device 'rm' of device server 'ioc1' has the name of a device declared in this file"
-        ),
-        "{}",
-        text(&out)
-    );
-
-    let out = run("[[remote]]\nserver = 'ioc1'\ndevices = ['rdet']\n");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("unknown device 'rm'"), "{}", text(&out));
-
-    // Without a URL anywhere.
-    let plan = scan_plan(&dir, "[[remote]]\nserver = 'ioc1'\n");
-    let out = run_skyrun(
-        &["run", plan.to_str().unwrap(), "-q"],
-        &[("SKYRUN_NATS", "")],
-    );
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("needs a NATS URL"), "{}", text(&out));
+        expect(
+            run(
+                "[[remote]]\nserver = 'ioc1'\ndevices = ['rm', 'nope']\n",
+                &[],
+                true,
+            ),
+            1,
+            "device server 'ioc1' has no device 'nope'",
+        );
+        expect(
+            run("[[remote]]\nserver = 'ioc9'\n", &[], true),
+            1,
+            "device server 'ioc9' did not answer",
+        );
+        expect(
+            run(
+                "[[motor]]\nname = 'rm'\n[[remote]]\nserver = 'ioc1'\n",
+                &[],
+                true,
+            ),
+            2,
+            "device 'rm' of device server 'ioc1' has the name of a device declared in this file",
+        );
+        expect(
+            run(
+                "[[remote]]\nserver = 'ioc1'\ndevices = ['rdet']\n",
+                &[],
+                true,
+            ),
+            2,
+            "unknown device 'rm'",
+        );
+        // Without a URL anywhere.
+        let out = run(
+            "[[remote]]\nserver = 'ioc1'\n",
+            &[("SKYRUN_NATS", "")],
+            false,
+        );
+        assert_ne!(out.status.code(), Some(0), "{cmd:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("needs a NATS URL"),
+            "{cmd:?}: {}",
+            text(&out)
+        );
+    }
 }
 
 #[test]
@@ -333,21 +351,4 @@ fn check_asks_the_device_servers_which_devices_they_serve() {
     assert!(said.contains("is valid"), "{said}");
     // local + rm, rdet, slow0..slow3, rsig
     assert!(said.contains("(8 devices"), "{said}");
-
-    // A device the server does not have, and a server nobody runs, are
-    // named, as `run` names them.
-    let out = check("[[remote]]\nserver = 'ioc1'\ndevices = ['rm', 'nope']\n");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("device server 'ioc1' has no device 'nope'"),
-        "{}",
-        text(&out)
-    );
-    let out = check("[[remote]]\nserver = 'ioc9'\n");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("device server 'ioc9' did not answer"),
-        "{}",
-        text(&out)
-    );
 }

@@ -129,3 +129,32 @@ def test_fly_on_a_skyrun_flyer():
     events = [d for n, d in docs if n == "event"]
     assert len(events) == 20
     assert docs[-1][1]["exit_status"] == "success"
+
+
+def test_bps_stop_stops_python_and_rust_devices_and_refuses_a_detector():
+    class Stoppable:
+        name = "stoppable"
+        parent = None
+
+        def __init__(self):
+            self.stops = []
+
+        def stop(self, *, success=False):
+            self.stops.append(success)
+
+    RE = RunEngine()
+    dev = Stoppable()
+
+    def plan():
+        yield from bps.stop(dev)
+        yield from bps.stop(ssim.motor1)
+
+    RE(plan())
+    # RunEngine._stop calls obj.stop(): ophyd's default, success=False.
+    assert dev.stops == [False]
+
+    with pytest.raises(Exception, match="det1 cannot be stopped"):
+        RE(bps.stop(ssim.det1))
+    # The engine is usable after the failed run.
+    RE(bps.stop(dev))
+    assert dev.stops == [False, False]

@@ -67,6 +67,7 @@ pub const STUBS: &[&str] = &[
     "collect",
     "stage",
     "unstage",
+    "stop",
     "create",
     "read",
     "save",

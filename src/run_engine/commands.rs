@@ -297,15 +297,20 @@ command_table! {
         args: flow::PauseArgs, reply: None, cached: false, trace: All, group: false, waits: false,
         handler: flow::pause,
     }
-    /// Stage a device.
+    /// Stage a device (not replayed on a rewind, as in Bluesky: it stays staged).
     Stage => "stage" {
-        args: devices::StageArgs, reply: None, cached: true, trace: All, group: false, waits: true,
+        args: devices::StageArgs, reply: None, cached: false, trace: All, group: false, waits: true,
         handler: devices::stage,
     }
-    /// Unstage a device.
+    /// Unstage a device (not replayed on a rewind, as in Bluesky).
     Unstage => "unstage" {
-        args: devices::StageArgs, reply: None, cached: true, trace: All, group: false, waits: true,
+        args: devices::StageArgs, reply: None, cached: false, trace: All, group: false, waits: true,
         handler: devices::unstage,
+    }
+    /// Stop a device (`obj.stop()`: a move in progress ends, its status failed).
+    Stop => "stop" {
+        args: devices::StopArgs, reply: None, cached: true, trace: All, group: false, waits: true,
+        handler: devices::stop,
     }
     /// Start a flyer; returns a Status.
     Kickoff => "kickoff" {

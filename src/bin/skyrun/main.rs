@@ -175,13 +175,20 @@ struct RunArgs {
     /// Print the event table even when the output is not a terminal (CI logs, `| tee`).
     #[arg(long)]
     table: bool,
+    #[cfg(feature = "nats")]
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+/// How `run` and `check` reach the device file's `[[remote]]` servers.
+#[cfg(feature = "nats")]
+#[derive(Debug, Args)]
+struct RemoteArgs {
     /// The NATS server(s) of the device file's `[[remote]]` servers
     /// (comma-separated for a cluster), and of `--documents nats:PREFIX`.
-    #[cfg(feature = "nats")]
     #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
     nats: Option<String>,
-    /// How long a request to a remote device may wait for its answer.
-    #[cfg(feature = "nats")]
+    /// How long a request to a remote device (discovery included) may wait for its answer.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     remote_timeout: f64,
 }
@@ -194,15 +201,11 @@ struct CheckArgs {
     /// The device file (TOML); default: the `devices` key of the plan file.
     #[arg(long, short = 'd', value_name = "DEVICES.toml")]
     devices: Option<PathBuf>,
-    /// The NATS server(s) of the device file's `[[remote]]` servers, asked
-    /// which devices they serve (as `run` does; nothing is moved).
+    /// The `[[remote]]` servers are asked which devices they serve, as
+    /// `run` asks them (nothing is moved).
     #[cfg(feature = "nats")]
-    #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
-    nats: Option<String>,
-    /// How long a device server may take to answer discovery.
-    #[cfg(feature = "nats")]
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    remote_timeout: f64,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 /// Why skyrun stops with an error: the exit status and the message.

@@ -37,7 +37,7 @@ use crate::{Failure, RunArgs};
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     #[cfg(feature = "nats")]
     let (loaded, remote) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
-        crate::remote::resolve(set, args.nats.as_deref(), args.remote_timeout)
+        crate::remote::resolve(set, args.remote.nats.as_deref(), args.remote.remote_timeout)
     })?;
     #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;
@@ -56,7 +56,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let out = tracing.out;
     #[cfg(feature = "nats")]
     let nats_docs =
-        crate::remote::document_publisher(args.documents.as_deref(), args.nats.as_deref())?
+        crate::remote::document_publisher(args.documents.as_deref(), args.remote.nats.as_deref())?
             .map(Arc::new);
     #[cfg(feature = "nats")]
     let file_docs = args

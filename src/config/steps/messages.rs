@@ -1,4 +1,4 @@
-//! The steps that are one Bluesky message each: `stage`, `unstage`,
+//! The steps that are one Bluesky message each: `stage`, `unstage`, `stop`,
 //! `create`, `read`, `save`, `drop`, `declare_stream`, `configure`, `pause`,
 //! `locate` (and `rd`, which locates), so a plan file can spell any plan
 //! that Bluesky's stubs build message by message.
@@ -45,7 +45,7 @@ use crate::plan_stubs as bps;
 /// The arguments each takes.
 pub(crate) fn takes(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
-        "stage" | "unstage" | "read" | "locate" | "rd" => &["device"],
+        "stage" | "unstage" | "stop" | "read" | "locate" | "rd" => &["device"],
         "create" => &["stream"],
         "save" | "drop" => &[],
         "declare_stream" => &["devices", "stream"],
@@ -62,6 +62,8 @@ pub enum MessageStep {
     Stage(DeviceRef),
     /// `unstage` a device.
     Unstage(DeviceRef),
+    /// `stop` a device.
+    Stop(DeviceRef),
     /// `create`: start an event of `stream`.
     Create(String),
     /// `read` a device into the open event.
@@ -92,6 +94,7 @@ impl MessageStep {
             Ok(match name {
                 "stage" => MessageStep::Stage(device(Need::Readable)?),
                 "unstage" => MessageStep::Unstage(device(Need::Readable)?),
+                "stop" => MessageStep::Stop(device(Need::Movable)?),
                 "read" => MessageStep::Read(device(Need::Readable)?),
                 "locate" | "rd" => MessageStep::Locate(device(Need::Movable)?),
                 "create" => MessageStep::Create(stream()),
@@ -132,6 +135,7 @@ impl MessageStep {
         match self {
             MessageStep::Stage(_) => "stage",
             MessageStep::Unstage(_) => "unstage",
+            MessageStep::Stop(_) => "stop",
             MessageStep::Create(_) => "create",
             MessageStep::Read(_) => "read",
             MessageStep::Save => "save",
@@ -148,6 +152,7 @@ impl MessageStep {
         match self {
             MessageStep::Stage(d)
             | MessageStep::Unstage(d)
+            | MessageStep::Stop(d)
             | MessageStep::Read(d)
             | MessageStep::Locate(d)
             | MessageStep::Configure(d, _) => vec![d],
@@ -172,6 +177,7 @@ impl MessageStep {
         Ok(match self {
             MessageStep::Stage(d) => BuiltMessage::Stage(one(d)?),
             MessageStep::Unstage(d) => BuiltMessage::Unstage(one(d)?),
+            MessageStep::Stop(d) => BuiltMessage::Stop(one(d)?),
             MessageStep::Create(s) => BuiltMessage::Create(s.clone()),
             MessageStep::Read(d) => BuiltMessage::Read(one(d)?),
             MessageStep::Save => BuiltMessage::Save,
@@ -192,6 +198,7 @@ impl fmt::Display for MessageStep {
         match self {
             MessageStep::Stage(d)
             | MessageStep::Unstage(d)
+            | MessageStep::Stop(d)
             | MessageStep::Read(d)
             | MessageStep::Locate(d) => write!(f, "{} {}", self.stub(), d.name),
             MessageStep::Create(s) => write!(f, "create an event of stream '{s}'"),
@@ -215,6 +222,7 @@ impl fmt::Display for MessageStep {
 pub(crate) enum BuiltMessage {
     Stage(DeviceHandle),
     Unstage(DeviceHandle),
+    Stop(DeviceHandle),
     Create(String),
     Read(DeviceHandle),
     Save,
@@ -231,6 +239,7 @@ impl BuiltMessage {
         match self {
             BuiltMessage::Stage(d) => bps::stage(ctx, d).await,
             BuiltMessage::Unstage(d) => bps::unstage(ctx, d).await,
+            BuiltMessage::Stop(d) => bps::stop(ctx, d).await,
             BuiltMessage::Create(s) => bps::create(ctx, s).await,
             BuiltMessage::Read(d) => bps::read(ctx, d).await.map(|_| ()),
             BuiltMessage::Save => bps::save(ctx).await,

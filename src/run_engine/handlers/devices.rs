@@ -1,5 +1,5 @@
 //! Commands addressed to one device (or a few) that are not about statuses:
-//! `stage`, `unstage`, `locate`, `collect` and `configure`.
+//! `stage`, `unstage`, `stop`, `locate`, `collect` and `configure`.
 
 use serde_json::{Map, Value};
 use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply};
@@ -54,6 +54,39 @@ pub(crate) async fn unstage(
     }
     request(core, msg, dev, DeviceOp::Unstage, cx).await?;
     core.st().staged.shift_remove(dev);
+    Ok(Reply::None.into())
+}
+
+/// `stop(obj)`.
+pub(crate) struct StopArgs<'m> {
+    obj: &'m DeviceHandle,
+}
+
+impl<'m> FromMsg<'m> for StopArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        Kwargs::only(msg, &[])?;
+        Ok(StopArgs { obj: obj(msg)? })
+    }
+}
+
+/// Bluesky's `_stop`: `obj.stop()` (ophyd's `success=False`), for a device
+/// that can be stopped; one that cannot fails the message, as
+/// `check_supports(obj, Stoppable)` does.
+pub(crate) async fn stop(
+    core: &Core,
+    msg: &Msg,
+    a: StopArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    if !dev.capabilities().stoppable {
+        return Err(illegal(
+            msg,
+            format!("{} cannot be stopped (it is not Stoppable)", dev.name()),
+        ));
+    }
+    request(core, msg, dev, DeviceOp::Stop { success: false }, cx).await?;
     Ok(Reply::None.into())
 }
 
