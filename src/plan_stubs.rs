@@ -177,7 +177,8 @@ pub async fn mv<D: AsRef<DeviceHandle>>(
     // Bluesky's mv waits with `timeout=None` spelled out.
     ctx.send(Msg::wait(Some(&group), None).kwarg("timeout", Value::Null))
         .await?
-        .none(&Command::Wait)
+        .done(&Command::Wait)
+        .map(|_| ())
 }
 
 /// Moves each device by its delta, all at once, and waits for all.
@@ -213,7 +214,10 @@ pub async fn trigger(
 /// Waits for the statuses of `group` (`None`: the ungrouped ones), as the
 /// `Msg("wait", None, group=group)` of Bluesky's `abs_set` and `trigger`.
 pub async fn wait_group(ctx: &PlanCtx, group: Option<&str>) -> Result<(), PlanError> {
-    ctx.send(Msg::wait(group, None)).await?.none(&Command::Wait)
+    ctx.send(Msg::wait(group, None))
+        .await?
+        .done(&Command::Wait)
+        .map(|_| ())
 }
 
 /// Waits for `group` as `bps.wait` does, with a timeout (in seconds) after which the plan fails.
@@ -229,7 +233,43 @@ pub async fn wait(
             .kwarg("watch", Value::Array(vec![])),
     )
     .await?
-    .none(&Command::Wait)
+    .done(&Command::Wait)
+    .map(|_| ())
+}
+
+/// Waits up to `timeout` seconds for `group`, failing early if a status of
+/// a `watch`ed group fails, as `bps.wait(group, timeout,
+/// error_on_timeout=False, watch)`: whether the group is done. Statuses
+/// not done by then stay in the group, for the next wait.
+///
+/// ```
+/// use skyrun::{plan_stubs as bps, Plan, RunEngine};
+/// use skyrun_actors::{sim::SynAxis, DeviceHandle};
+/// actix::System::new().block_on(async {
+///     let m = DeviceHandle::spawn(SynAxis::new("m").with_velocity(10.0));
+///     let plan = Plan::new("poll", move |ctx| async move {
+///         bps::abs_set(&ctx, &m, 1.0, Some("move"), false).await?;
+///         // A 0.1 s move, polled 0.02 s at a time.
+///         while !bps::wait_done(&ctx, Some("move"), 0.02, &[]).await? {}
+///         Ok(())
+///     });
+///     RunEngine::new().run(plan).await.unwrap();
+/// });
+/// ```
+pub async fn wait_done(
+    ctx: &PlanCtx,
+    group: Option<&str>,
+    timeout: f64,
+    watch: &[&str],
+) -> Result<bool, PlanError> {
+    ctx.send(
+        Msg::wait(group, None)
+            .kwarg("error_on_timeout", false)
+            .kwarg("timeout", timeout)
+            .kwarg("watch", watch.to_vec()),
+    )
+    .await?
+    .done(&Command::Wait)
 }
 
 /// Sleeps for `secs` seconds (interruptible by pause and abort).

@@ -42,6 +42,10 @@ pub enum Reply {
     RunUid(String),
     /// The number of events a collect emitted.
     Collected(usize),
+    /// Whether the statuses a `wait` waited for are all done (`false` only
+    /// when it timed out with `error_on_timeout=False`), as Bluesky's
+    /// `wait` returns.
+    Done(bool),
     /// Configuration before and after a configure (boxed, so that every
     /// reply stays small).
     Configured {
@@ -69,6 +73,8 @@ pub enum ReplyKind {
     RunUid,
     /// [`Reply::Collected`].
     Collected,
+    /// [`Reply::Done`].
+    Done,
     /// [`Reply::Configured`].
     Configured,
     /// [`Reply::Locations`].
@@ -86,6 +92,7 @@ impl ReplyKind {
             ReplyKind::Readings => "readings",
             ReplyKind::RunUid => "a run uid",
             ReplyKind::Collected => "an event count",
+            ReplyKind::Done => "whether it is done",
             ReplyKind::Configured => "a configuration",
             ReplyKind::Locations => "locations",
             ReplyKind::Value => "a value",
@@ -102,6 +109,7 @@ impl Reply {
             Reply::Readings(_) => ReplyKind::Readings,
             Reply::RunUid(_) => ReplyKind::RunUid,
             Reply::Collected(_) => ReplyKind::Collected,
+            Reply::Done(_) => ReplyKind::Done,
             Reply::Configured { .. } => ReplyKind::Configured,
             Reply::Locations(_) => ReplyKind::Locations,
             Reply::Value(_) => ReplyKind::Value,
@@ -161,6 +169,14 @@ impl Reply {
         match self {
             Reply::Locations(l) => Ok(l),
             other => Err(other.wrong(command, ReplyKind::Locations)),
+        }
+    }
+
+    /// Whether a `wait` is done; an error naming `command` otherwise.
+    pub fn done(self, command: &Command) -> Result<bool, PlanError> {
+        match self {
+            Reply::Done(d) => Ok(d),
+            other => Err(other.wrong(command, ReplyKind::Done)),
         }
     }
 

@@ -17,7 +17,7 @@ use skyrun::{
     RunError,
 };
 use skyrun_actors::{
-    sim::{SynAxis, SynFlyer, SynGauss},
+    sim::{Faults, SynAxis, SynFlyer, SynGauss},
     DeviceHandle,
 };
 
@@ -439,5 +439,75 @@ fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
         assert_eq!(stop.exit_status, ExitStatus::Fail);
         assert_eq!(stop.reason, error.to_string());
         drop((m, det));
+    });
+}
+
+#[test]
+fn a_wait_that_times_out_without_failing_says_not_done_and_keeps_the_group() {
+    run(async {
+        let re = RunEngine::new();
+        let stuck = DeviceHandle::spawn(
+            SynAxis::new("stuck").with_faults(Faults::none().never_completes(1.0).unwrap()),
+        );
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let err = re
+            .run(Plan::new("polls", move |ctx| async move {
+                bps::abs_set(&ctx, &stuck, 1.0, Some("g"), false).await?;
+                // Bluesky's `wait(error_on_timeout=False)` returns `done`; the
+                // statuses go back in the group, so the second wait waits on
+                // the same status (an emptied group would say done at once).
+                for _ in 0..2 {
+                    let done = bps::wait_done(&ctx, Some("g"), 0.02, &[]).await?;
+                    s.lock().unwrap().push(done);
+                }
+                // An empty group is done.
+                let done = bps::wait_done(&ctx, Some("nothing"), 0.02, &[]).await?;
+                s.lock().unwrap().push(done);
+                // With error_on_timeout, the same wait fails the plan.
+                bps::wait(&ctx, Some("g"), Some(0.02)).await
+            }))
+            .await
+            .unwrap_err();
+        let err = match err {
+            RunError::Failed { error, .. } => error.to_string(),
+            other => panic!("the run fails, got {other:?}"),
+        };
+        assert_eq!(err, "wait for group g timed out after 0.02 s");
+        assert_eq!(*seen.lock().unwrap(), [false, false, true]);
+    });
+}
+
+#[test]
+fn a_wait_that_watches_a_group_fails_when_a_status_of_that_group_fails() {
+    run(async {
+        let re = RunEngine::new();
+        let stuck = DeviceHandle::spawn(
+            SynAxis::new("stuck").with_faults(Faults::none().never_completes(1.0).unwrap()),
+        );
+        // 1 unit/s to 100: its 20 ms timeout fires long before it arrives.
+        let crawler = DeviceHandle::spawn(
+            SynAxis::new("crawler")
+                .with_velocity(1.0)
+                .with_timeout(0.02),
+        );
+        let err = re
+            .run(Plan::new("watches", move |ctx| async move {
+                bps::abs_set(&ctx, &crawler, 100.0, Some("watched"), false).await?;
+                bps::abs_set(&ctx, &stuck, 1.0, Some("main"), false).await?;
+                // Without the watch this would wait forever on `stuck`.
+                bps::wait_done(&ctx, Some("main"), 60.0, &["watched"])
+                    .await
+                    .map(drop)
+            }))
+            .await
+            .unwrap_err();
+        let RunError::Failed { error, .. } = err else {
+            panic!("the run fails, got {err:?}");
+        };
+        assert_eq!(
+            error.to_string(),
+            "set on crawler failed: status timed out after 0.02 s"
+        );
     });
 }

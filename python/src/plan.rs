@@ -59,6 +59,10 @@ fn reply_to_py(py: Python<'_>, r: Reply, squeeze: bool) -> PyResult<Py<PyAny>> {
         Reply::Readings(r) => readings_to_py(py, &r)?.unbind(),
         Reply::RunUid(u) => u.into_pyobject(py)?.into_any().unbind(),
         Reply::Collected(n) => n.into_pyobject(py)?.into_any().unbind(),
+        Reply::Done(d) => pyo3::types::PyBool::new(py, d)
+            .to_owned()
+            .into_any()
+            .unbind(),
         Reply::Configured { old, new } => (ser_to_py(py, &old)?, ser_to_py(py, &new)?)
             .into_pyobject(py)?
             .into_any()

@@ -158,3 +158,21 @@ def test_bps_stop_stops_python_and_rust_devices_and_refuses_a_detector():
     # The engine is usable after the failed run.
     RE(bps.stop(dev))
     assert dev.stops == [False, False]
+
+
+def test_bps_wait_returns_done_and_keeps_the_group_when_it_does_not_fail_on_a_timeout():
+    RE = RunEngine()
+    slow = ssim.SynAxis(name="slow", delay=60)
+    fast = ssim.SynAxis(name="fast")
+    seen = []
+
+    def plan():
+        yield from bps.abs_set(slow, 1, group="slow")
+        for _ in range(2):
+            # The status stays in its group: the second wait waits on it too.
+            seen.append((yield from bps.wait(group="slow", timeout=0.01, error_on_timeout=False)))
+        yield from bps.abs_set(fast, 1, group="fast")
+        seen.append((yield from bps.wait(group="fast", watch=["slow"])))
+
+    RE(plan())
+    assert seen == [False, False, True]

@@ -274,7 +274,7 @@ command_table! {
     }
     /// Wait for the statuses of a group.
     Wait => "wait" {
-        args: statuses::WaitArgs, reply: None, cached: true, trace: Bluesky, group: true, waits: true,
+        args: statuses::WaitArgs, reply: Done, cached: true, trace: Bluesky, group: true, waits: true,
         handler: statuses::wait,
     }
     /// Sleep for a number of seconds.

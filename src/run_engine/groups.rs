@@ -1,6 +1,8 @@
 //! Status groups: `set`/`trigger`/`kickoff`/`complete` add their Status to a
 //! group (or to the ungrouped set), and `wait(group)` waits for all of them,
-//! failing as soon as one fails, as Bluesky's RunEngine does.
+//! failing as soon as one fails, as Bluesky's RunEngine does; a wait can
+//! also watch other groups (failing when one of theirs fails) and, on a
+//! timeout it does not fail on, put its group back for the next wait.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,7 +77,10 @@ impl Failures {
 #[derive(Default)]
 struct Shared {
     failure: Option<(Origin, StatusError)>,
+    /// The wait on this group.
     waker: Option<Waker>,
+    /// Waits watching this group (`wait(watch=[...])`), woken when a status fails.
+    watchers: Vec<Waker>,
 }
 
 impl Inner {
@@ -92,6 +97,9 @@ impl Inner {
             if let Some(w) = sh.waker.take() {
                 w.wake();
             }
+        }
+        if result.is_err() {
+            sh.watchers.drain(..).for_each(Waker::wake);
         }
     }
 }
@@ -117,6 +125,28 @@ impl Group {
         self.0.pending.fetch_add(1, Ordering::AcqRel);
         let inner = self.0.clone();
         status.add_callback(move |r| inner.finished(&origin, r));
+    }
+}
+
+impl Group {
+    /// Resolves with the first failure of this group's statuses, without
+    /// taking it (a later wait on the group reports it too): what a wait
+    /// that watches the group fails with.
+    pub fn failed(&self) -> impl Future<Output = PlanError> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut sh = self.0.shared.lock();
+            if let Some((origin, e)) = &sh.failure {
+                return Poll::Ready(PlanError::Status {
+                    command: origin.command.into(),
+                    device: origin.device.name().to_owned(),
+                    source: e.clone(),
+                });
+            }
+            if !sh.watchers.iter().any(|w| w.will_wake(cx.waker())) {
+                sh.watchers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
     }
 }
 
@@ -177,6 +207,26 @@ impl Groups {
             None => std::mem::replace(&mut self.ungrouped, Group::new(&self.failures)),
             Some(name) => self.named.remove(name).unwrap_or_default(),
         }
+    }
+
+    /// Puts `taken` back as `group` (a wait that timed out without failing:
+    /// the next wait on the group waits for its statuses again).
+    pub fn put_back(&mut self, group: Option<&str>, taken: Group) {
+        match group {
+            None => self.ungrouped = taken,
+            Some(name) => {
+                self.named.insert(name.to_owned(), taken);
+            }
+        }
+    }
+
+    /// The groups named in `names` that have statuses (a name with none is
+    /// nothing to watch, as in Bluesky).
+    pub fn watched(&self, names: &[&str]) -> Vec<Group> {
+        names
+            .iter()
+            .filter_map(|n| self.named.get(*n).cloned())
+            .collect()
     }
 
     /// The record of failed statuses (shared with every group).

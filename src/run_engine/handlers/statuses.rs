@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::future::Either;
 use serde_json::Value;
 use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply, Status};
 
@@ -185,6 +186,7 @@ pub(crate) struct WaitArgs<'m> {
     group: Option<&'m str>,
     timeout: Option<f64>,
     error_on_timeout: bool,
+    watch: Vec<&'m str>,
 }
 
 impl<'m> FromMsg<'m> for WaitArgs<'m> {
@@ -203,31 +205,46 @@ impl<'m> FromMsg<'m> for WaitArgs<'m> {
                 ))
             }
         };
-        match kw.get("watch") {
-            None => {}
-            Some(Value::Array(w)) if w.is_empty() => {}
+        let watch = match kw.get("watch") {
+            None => Vec::new(),
+            Some(Value::Array(w)) => w
+                .iter()
+                .map(|g| match g {
+                    Value::String(g) => Ok(g.as_str()),
+                    _ => Err(ill_formed(
+                        msg,
+                        format!("argument 'watch' must be a list of group names, got {g} in it"),
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
             Some(v) => {
                 return Err(ill_formed(
                     msg,
-                    format!("argument 'watch': watching other groups is not supported, got {v}"),
+                    format!("argument 'watch' must be a list of group names, got {v}"),
                 ))
             }
-        }
+        };
         Ok(WaitArgs {
             group,
             timeout: kw.seconds("timeout")?,
             error_on_timeout: kw.bool("error_on_timeout", true)?,
+            watch,
         })
     }
 }
 
+/// Bluesky's `_wait`: waits for the group's statuses, failing at the first
+/// that fails, or at the first failure in a `watch`ed group; replies whether
+/// they are all done. Past `timeout`, it fails (`error_on_timeout`) or
+/// replies `false` with the statuses put back in the group, so that the
+/// next wait waits for them again (`collect_while_completing`'s loop).
 pub(crate) async fn wait(
     core: &Core,
     _msg: &Msg,
     a: WaitArgs<'_>,
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    let group = core.st().groups.take(a.group);
+    let mut group = core.st().groups.take(a.group);
     // A failure the wait reports is the plan's to handle: it is not thrown again.
     let told = |r: Result<(), PlanError>| {
         if r.is_err() {
@@ -235,18 +252,40 @@ pub(crate) async fn wait(
         }
         r
     };
-    match a.timeout {
-        None => told(group.await)?,
-        Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), group).await {
-            Ok(r) => told(r)?,
-            Err(_) if a.error_on_timeout => {
+    if a.timeout.is_none() && a.watch.is_empty() {
+        told(group.await)?;
+        return Ok(Reply::Done(true).into());
+    }
+    let watched = core.st().groups.watched(&a.watch);
+    let done = {
+        let all = async {
+            if watched.is_empty() {
+                return (&mut group).await;
+            }
+            let failed = futures::future::select_all(watched.iter().map(|g| Box::pin(g.failed())));
+            match futures::future::select(&mut group, failed).await {
+                Either::Left((r, _)) => r,
+                Either::Right(((e, ..), _)) => Err(e),
+            }
+        };
+        match a.timeout {
+            None => Some(all.await),
+            Some(t) => tokio::time::timeout(Duration::from_secs_f64(t), all)
+                .await
+                .ok(),
+        }
+    };
+    match done {
+        Some(r) => told(r).map(|()| Reply::Done(true).into()),
+        None => {
+            core.st().groups.put_back(a.group, group);
+            if a.error_on_timeout {
                 return Err(PlanError::WaitTimeout {
                     group: a.group.unwrap_or("None").to_owned(),
-                    timeout: t,
-                })
+                    timeout: a.timeout.unwrap_or_default(),
+                });
             }
-            Err(_) => {}
-        },
+            Ok(Reply::Done(false).into())
+        }
     }
-    Ok(Reply::None.into())
 }
