@@ -11,7 +11,7 @@ use super::{group_of, ill_formed, illegal, no_args, obj, request, Core, Done, Fr
 use crate::error::PlanError;
 use crate::msg::Msg;
 use crate::reply::Reply;
-use crate::run_engine::groups::Origin;
+use crate::run_engine::groups::{Group, Origin};
 use crate::run_engine::request_context::RequestContext;
 
 fn track(core: &Core, group: Option<&str>, command: &'static str, dev: &DeviceHandle, st: &Status) {
@@ -186,7 +186,8 @@ pub(crate) struct WaitArgs<'m> {
     group: Option<&'m str>,
     timeout: Option<f64>,
     error_on_timeout: bool,
-    watch: Vec<&'m str>,
+    /// The watched groups' names (checked to be strings).
+    watch: &'m [Value],
 }
 
 impl<'m> FromMsg<'m> for WaitArgs<'m> {
@@ -206,17 +207,16 @@ impl<'m> FromMsg<'m> for WaitArgs<'m> {
             }
         };
         let watch = match kw.get("watch") {
-            None => Vec::new(),
-            Some(Value::Array(w)) => w
-                .iter()
-                .map(|g| match g {
-                    Value::String(g) => Ok(g.as_str()),
-                    _ => Err(ill_formed(
+            None => &[][..],
+            Some(Value::Array(w)) => {
+                if let Some(g) = w.iter().find(|g| !g.is_string()) {
+                    return Err(ill_formed(
                         msg,
                         format!("argument 'watch' must be a list of group names, got {g} in it"),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+                    ));
+                }
+                w.as_slice()
+            }
             Some(v) => {
                 return Err(ill_formed(
                     msg,
@@ -244,7 +244,7 @@ pub(crate) async fn wait(
     a: WaitArgs<'_>,
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    let mut group = core.st().groups.take(a.group);
+    let group = core.st().groups.take(a.group);
     // A failure the wait reports is the plan's to handle: it is not thrown again.
     let told = |r: Result<(), PlanError>| {
         if r.is_err() {
@@ -256,7 +256,19 @@ pub(crate) async fn wait(
         told(group.await)?;
         return Ok(Reply::Done(true).into());
     }
-    let watched = core.st().groups.watched(&a.watch);
+    // On the heap: the common wait above keeps a small future.
+    Box::pin(wait_within(core, a, group, told)).await
+}
+
+/// A wait with a timeout or watched groups.
+async fn wait_within(
+    core: &Core,
+    a: WaitArgs<'_>,
+    mut group: Group,
+    told: impl Fn(Result<(), PlanError>) -> Result<(), PlanError>,
+) -> Result<Done, PlanError> {
+    let names: Vec<&str> = a.watch.iter().filter_map(Value::as_str).collect();
+    let watched = core.st().groups.watched(&names);
     let done = {
         let all = async {
             if watched.is_empty() {
