@@ -267,6 +267,11 @@ impl Msg {
         Msg::new(Command::Stage).obj(device)
     }
 
+    /// `rewindable(flag)`: `None` asks whether a rewind may replay what follows.
+    pub fn rewindable(flag: Option<bool>) -> Self {
+        Msg::new(Command::Rewindable).arg(flag.map_or(Value::Null, Value::Bool))
+    }
+
     /// `stop(device)`.
     pub fn stop(device: &DeviceHandle) -> Self {
         Msg::new(Command::Stop).obj(device)

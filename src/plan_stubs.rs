@@ -296,6 +296,20 @@ pub async fn pause(ctx: &PlanCtx, defer: bool) -> Result<(), PlanError> {
     ctx.send(Msg::pause(defer)).await?.none(&Command::Pause)
 }
 
+/// Sets whether a rewind may replay the messages that follow (`None`
+/// only asks), as `Msg('rewindable', None, flag)`; the setting in force.
+pub async fn rewindable(ctx: &PlanCtx, flag: Option<bool>) -> Result<bool, PlanError> {
+    let v = ctx
+        .send(Msg::rewindable(flag))
+        .await?
+        .value(&Command::Rewindable)?;
+    v.as_bool().ok_or_else(|| PlanError::WrongReply {
+        command: "rewindable".into(),
+        expected: "true or false",
+        got: "another value",
+    })
+}
+
 /// Stages `device`.
 pub async fn stage(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanError> {
     ctx.send(Msg::stage(device)).await?.none(&Command::Stage)

@@ -65,6 +65,36 @@ pub fn finalize_wrapper(plan: Plan, cleanup: Plan) -> Plan {
     })
 }
 
+/// Runs `plan` rewindable or not, as Bluesky's `rewindable_wrapper`: with
+/// `rewindable = false`, a pause in `plan` resumes where it was instead of
+/// replaying the messages since its last checkpoint (for plans whose
+/// messages must not be sent twice). The engine's setting is restored after.
+///
+/// ```
+/// use skyrun::{plan_stubs as bps, preprocessors::rewindable_wrapper, Plan, RunEngine};
+/// let plan = rewindable_wrapper(Plan::new("once", |ctx| async move { bps::null(&ctx).await }), false);
+/// actix::System::new().block_on(async { RunEngine::new().run(plan).await.unwrap(); });
+/// ```
+pub fn rewindable_wrapper(plan: Plan, rewindable: bool) -> Plan {
+    let name = plan.name().to_owned();
+    Plan::new(name, move |ctx| async move {
+        if rewindable {
+            return plan.run(&ctx).await;
+        }
+        let initial = bps::rewindable(&ctx, None).await?;
+        if initial != rewindable {
+            bps::rewindable(&ctx, Some(rewindable)).await?;
+        }
+        let result = plan.run(&ctx).await;
+        let restored = if initial != rewindable {
+            bps::rewindable(&ctx, Some(initial)).await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        result.and(restored)
+    })
+}
+
 /// Stages `devices` before `plan` and unstages them (in reverse) after it, whatever happens.
 pub fn stage_wrapper(plan: Plan, devices: Vec<DeviceHandle>) -> Plan {
     let name = plan.name().to_owned();

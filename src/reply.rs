@@ -172,6 +172,14 @@ impl Reply {
         }
     }
 
+    /// The value this reply carries; an error naming `command` otherwise.
+    pub fn value(self, command: &Command) -> Result<Value, PlanError> {
+        match self {
+            Reply::Value(v) => Ok(v),
+            other => Err(other.wrong(command, ReplyKind::Value)),
+        }
+    }
+
     /// Whether a `wait` is done; an error naming `command` otherwise.
     pub fn done(self, command: &Command) -> Result<bool, PlanError> {
         match self {

@@ -337,3 +337,41 @@ fn abort_stops_moving_devices_and_unstages() {
         assert!(here < 100.0);
     });
 }
+
+#[test]
+fn a_plan_wrapped_not_rewindable_resumes_where_it_paused() {
+    run(async {
+        // Rewindable (the default), the pause replays the reading since the
+        // checkpoint; not rewindable (Bluesky's rewindable_wrapper), it does not.
+        for (rewindable, events) in [(true, 3), (false, 2)] {
+            let re = RunEngine::new();
+            let docs = Docs::subscribe(&re);
+            let (_, det) = motor_det();
+            let plan = skyrun::preprocessors::run_wrapper(
+                Plan::new("pauses", move |ctx| async move {
+                    bps::checkpoint(&ctx).await?;
+                    bps::trigger_and_read(&ctx, &[&det], "primary").await?;
+                    bps::pause(&ctx, false).await?;
+                    bps::trigger_and_read(&ctx, &[&det], "primary").await?;
+                    Ok(())
+                }),
+                Default::default(),
+            );
+            let plan = skyrun::preprocessors::rewindable_wrapper(plan, rewindable);
+            let re2 = re.clone();
+            let handle = actix::spawn(async move { re2.run(plan).await });
+            until(&re, EngineState::Paused).await;
+            re.resume().await.unwrap();
+            bounded("the plan to end", handle).await.unwrap().unwrap();
+            assert_eq!(docs.events().len(), events, "rewindable: {rewindable}");
+            // The engine's setting is restored.
+            let asked = re
+                .run(Plan::new("asks", |ctx| async move {
+                    assert!(bps::rewindable(&ctx, None).await?);
+                    Ok(())
+                }))
+                .await;
+            asked.unwrap();
+        }
+    });
+}

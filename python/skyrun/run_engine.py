@@ -107,7 +107,7 @@ class RunEngine:
         self._next_token = 0
         self._engine_subscribed = False
         self._commands = {}
-        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "rewindable", "input"}
+        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "input"}
         self._local_commands = set(self._builtin_local)
         self._call_md = {}
         self._plan = None
@@ -227,8 +227,6 @@ class RunEngine:
             return None
         if command == "RE_class":
             return type(self)
-        if command == "rewindable":
-            return True
         if command == "input":
             return input(msg.kwargs.get("prompt", ""))
         raise KeyError(f"unknown command {command!r}")

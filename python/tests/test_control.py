@@ -208,3 +208,34 @@ def test_abort_from_another_thread_while_RE_runs():
     t.join(10)
     assert docs[-1][1]["exit_status"] == "abort" and docs[-1][1]["reason"] == "from a thread"
     assert uids == (docs[0][1]["uid"],) and RE.state == "idle"
+
+
+def test_bluesky_rewindable_wrapper_resumes_without_replaying():
+    import bluesky.preprocessors as bpp
+    from bluesky.utils import Msg
+
+    RE = RunEngine()
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+
+    def plan():
+        yield from bps.open_run()
+        yield from bps.checkpoint()
+        yield from bps.trigger_and_read([ssim.det])
+        yield from bps.pause()
+        yield from bps.trigger_and_read([ssim.det])
+        yield from bps.close_run()
+
+    with pytest.raises(RunEngineInterrupted, match="paused state"):
+        RE(bpp.rewindable_wrapper(plan(), False))
+    RE.resume()
+    # Not rewindable: the reading before the pause is not taken again.
+    assert names(docs) == ["start", "descriptor", "event", "event", "stop"]
+    # Bluesky's wrapper restores the setting in its finalize.
+    seen = []
+
+    def asks():
+        seen.append((yield Msg("rewindable", None, None)))
+
+    RE(asks())
+    assert seen == [True]

@@ -297,6 +297,11 @@ command_table! {
         args: flow::PauseArgs, reply: None, cached: false, trace: All, group: false, waits: false,
         handler: flow::pause,
     }
+    /// Set whether a rewind replays the messages that follow (`null` asks); replies the setting.
+    Rewindable => "rewindable" {
+        args: flow::RewindableArgs, reply: Value, cached: true, trace: All, group: false, waits: false,
+        handler: flow::rewindable,
+    }
     /// Stage a device (not replayed on a rewind, as in Bluesky: it stays staged).
     Stage => "stage" {
         args: devices::StageArgs, reply: None, cached: false, trace: All, group: false, waits: true,

@@ -44,6 +44,9 @@ pub(crate) struct State {
     pub touched: DeviceSet,
     /// Messages since the last checkpoint; `None` when not rewindable.
     pub msg_cache: Option<Vec<Rc<Msg>>>,
+    /// `rewindable(False)` is in force: messages are not cached (Bluesky's
+    /// `RE.rewindable`, kept across plans).
+    pub not_rewindable: bool,
     pub scan_id: u64,
     pub run_uids: Vec<String>,
 }
@@ -308,7 +311,7 @@ impl EngineCore {
         if self.control.pause_requested() == Some(false) {
             self.pause_and_rewind_boxed().await?;
         }
-        let cacheable = self.cache(&msg);
+        let cached = self.cache(&msg);
         let done = loop {
             match self.process_interruptible(&msg).await {
                 Processed::Done(r) => break r,
@@ -318,7 +321,7 @@ impl EngineCore {
                     // (or, when not rewindable, we process it again).
                     let rewindable = self.st.borrow().msg_cache.is_some();
                     if let Some(last) = self.pause_and_rewind_boxed().await? {
-                        if rewindable && cacheable {
+                        if rewindable && cached {
                             break last;
                         }
                     }
@@ -344,21 +347,25 @@ impl EngineCore {
     }
 
     /// The table says what a rewind replays (registered commands are
-    /// replayed): caches `msg` if so (shared, not copied); whether it is cacheable.
+    /// replayed), unless `rewindable(False)` is in force: caches `msg` if
+    /// so (shared, not copied); whether a rewind would replay it.
     #[inline]
     fn cache(&self, msg: &Rc<Msg>) -> bool {
-        let cacheable = cacheable(&msg.command);
-        if cacheable {
-            let mut st = self.st.borrow_mut();
-            if let Some(cache) = st.msg_cache.as_mut() {
-                if cache.len() < self.opts.max_rewind_messages {
-                    cache.push(msg.clone());
-                } else {
-                    st.msg_cache = None;
-                }
-            }
+        if !cacheable(&msg.command) {
+            return false;
         }
-        cacheable
+        let mut st = self.st.borrow_mut();
+        if st.not_rewindable {
+            return false;
+        }
+        if let Some(cache) = st.msg_cache.as_mut() {
+            if cache.len() < self.opts.max_rewind_messages {
+                cache.push(msg.clone());
+                return true;
+            }
+            st.msg_cache = None;
+        }
+        false
     }
 
     /// Whether the pause a handler's `after` asks for is due now.
@@ -560,6 +567,7 @@ mod tests {
                 "checkpoint",
                 "clear_checkpoint",
                 "pause",
+                "rewindable",
                 "null"
             ]
         );

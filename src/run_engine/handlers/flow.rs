@@ -1,5 +1,5 @@
 //! Commands that steer the plan itself: `sleep`, `checkpoint`,
-//! `clear_checkpoint`, `pause` and `null`.
+//! `clear_checkpoint`, `rewindable`, `pause` and `null`.
 
 use std::time::Duration;
 
@@ -68,6 +68,61 @@ pub(crate) fn checkpoint(
         reply: Reply::None,
         after: After::PauseIfRequested,
     })
+}
+
+/// `rewindable(flag)`: `None` (null) only asks.
+pub(crate) struct RewindableArgs {
+    flag: Option<bool>,
+}
+
+impl<'m> FromMsg<'m> for RewindableArgs {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        Kwargs::only(msg, &[])?;
+        let flag = match msg.args.as_slice() {
+            [Value::Null] => None,
+            [Value::Bool(b)] => Some(*b),
+            [v] => {
+                return Err(ill_formed(
+                    msg,
+                    format!("its argument must be true, false or null, got {v}"),
+                ))
+            }
+            args => {
+                return Err(ill_formed(
+                    msg,
+                    format!(
+                        "it takes one argument (true, false or null), got {}",
+                        args.len()
+                    ),
+                ))
+            }
+        };
+        Ok(RewindableArgs { flag })
+    }
+}
+
+/// Bluesky's `_rewindable`: sets whether a rewind may replay the messages
+/// that follow (an engine setting, kept across plans as `RE.rewindable`
+/// is), and answers it. A change while the plan can be resumed starts the
+/// checkpoint state again, as Bluesky's setter does.
+pub(crate) fn rewindable(
+    core: &Core,
+    _: &Msg,
+    a: RewindableArgs,
+    _: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let mut st = core.st();
+    if let Some(flag) = a.flag {
+        let was = !st.not_rewindable;
+        st.not_rewindable = !flag;
+        if flag != was && st.msg_cache.is_some() {
+            st.msg_cache = Some(Vec::new());
+            for run in st.runs.iter_mut() {
+                run.checkpoint();
+            }
+        }
+    }
+    Ok(Reply::Value(Value::Bool(!st.not_rewindable)).into())
 }
 
 pub(crate) fn clear_checkpoint(
