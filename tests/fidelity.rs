@@ -17,7 +17,7 @@ use skyrun::{
     RunError,
 };
 use skyrun_actors::{
-    sim::{Faults, SynAxis, SynFlyer, SynGauss},
+    sim::{Faults, SynAxis, SynFlyer, SynGauss, SynSignal},
     DeviceHandle,
 };
 
@@ -398,7 +398,8 @@ fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
         let m = DeviceHandle::spawn(axis);
         let seen = std::sync::Arc::new(std::sync::Mutex::new((None, f64::NAN)));
         let s = seen.clone();
-        let (m2, det2) = (m.clone(), det.clone());
+        let sig = DeviceHandle::spawn(SynSignal::new("sig", 0.0));
+        let (m2, det2, sig2) = (m.clone(), det.clone(), sig.clone());
         re.run(Plan::new("stopped", move |ctx| async move {
             bps::abs_set(&ctx, &m2, 100.0, Some("g"), false).await?;
             bps::sleep(&ctx, 0.05).await?;
@@ -407,7 +408,8 @@ fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
             let r = bps::stop(&ctx, &m2).await;
             s.lock().unwrap().0 = r.err().map(|e| e.to_string());
             s.lock().unwrap().1 = bps::position(&ctx, &m2).await?;
-            Ok(())
+            // An ophyd Device's stop() exists on detectors too: nothing happens.
+            bps::stop(&ctx, &det2).await
         }))
         .await
         .expect("a plan that catches the failure succeeds");
@@ -418,11 +420,12 @@ fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
         );
         assert!(at > 0.0 && at < 100.0, "stopped on the way, at {at}");
 
-        // A device that cannot be stopped fails the run, with its stop document.
+        // A device that cannot be stopped (an ophyd Signal has no stop())
+        // fails the run, with its stop document.
         let err = re
             .run(run_wrapper(
-                Plan::new("stop a detector", move |ctx| async move {
-                    bps::stop(&ctx, &det2).await
+                Plan::new("stop a signal", move |ctx| async move {
+                    bps::stop(&ctx, &sig2).await
                 }),
                 Map::new(),
             ))
@@ -433,12 +436,12 @@ fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
         };
         assert_eq!(
             error.to_string(),
-            "stop: det cannot be stopped (it is not Stoppable)"
+            "stop: sig cannot be stopped (it is not Stoppable)"
         );
         let stop = docs.stops().pop().unwrap();
         assert_eq!(stop.exit_status, ExitStatus::Fail);
         assert_eq!(stop.reason, error.to_string());
-        drop((m, det));
+        drop((m, det, sig));
     });
 }
 

@@ -131,7 +131,7 @@ def test_fly_on_a_skyrun_flyer():
     assert docs[-1][1]["exit_status"] == "success"
 
 
-def test_bps_stop_stops_python_and_rust_devices_and_refuses_a_detector():
+def test_bps_stop_stops_python_and_rust_devices_and_refuses_what_has_no_stop():
     class Stoppable:
         name = "stoppable"
         parent = None
@@ -152,9 +152,22 @@ def test_bps_stop_stops_python_and_rust_devices_and_refuses_a_detector():
     RE(plan())
     # RunEngine._stop calls obj.stop(): ophyd's default, success=False.
     assert dev.stops == [False]
+    # Every ophyd Device has stop(), detectors too (a no-op), as ophyd.sim's det1.
+    RE(bps.stop(ssim.det1))
 
-    with pytest.raises(Exception, match="det1 cannot be stopped"):
-        RE(bps.stop(ssim.det1))
+    class NoStop:
+        name = "nostop"
+        parent = None
+
+        def read(self):
+            return {"nostop": {"value": 1, "timestamp": 1.0}}
+
+        def describe(self):
+            return {"nostop": {"source": "x", "dtype": "number", "shape": []}}
+
+    # Bluesky's check_supports(obj, Stoppable) refuses an object without stop().
+    with pytest.raises(Exception, match="nostop cannot be stopped"):
+        RE(bps.stop(NoStop()))
     # The engine is usable after the failed run.
     RE(bps.stop(dev))
     assert dev.stops == [False, False]

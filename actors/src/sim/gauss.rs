@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::axis::PositionProbe;
 use super::timing::{device_rng, Acquisition, Faults, Latency, TimedOp, Timing};
 use crate::context::DeviceContext;
-use crate::device::{Answer, Configurable, Device, Readable, Stageable, Triggerable};
+use crate::device::{Answer, Configurable, Device, Readable, Stageable, Stoppable, Triggerable};
 use crate::error::DeviceError;
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
 use crate::request::DeviceOp;
@@ -239,8 +239,19 @@ impl Device for SynGauss {
     fn configurable(&mut self) -> Option<&mut dyn Configurable> {
         Some(self)
     }
+    fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
+        Some(self)
+    }
     fn answer(&mut self, op: &DeviceOp) -> Answer {
         super::answer(self.timing.as_deref_mut(), op)
+    }
+}
+
+/// As an ophyd `Device`'s `stop()`, which every ophyd.sim detector has:
+/// nothing is in motion, so nothing happens (`bps.stop(det)` succeeds).
+impl Stoppable for SynGauss {
+    fn stop(&mut self, _success: bool) -> Result<(), DeviceError> {
+        Ok(())
     }
 }
 
