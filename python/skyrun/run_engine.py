@@ -126,6 +126,16 @@ class RunEngine:
     # -- state and control ------------------------------------------------
 
     @property
+    def rewindable(self):
+        """Whether a paused plan, when resumed, replays the messages since its
+        last checkpoint (``True`` by default), as Bluesky's ``RE.rewindable``."""
+        return self._engine.rewindable()
+
+    @rewindable.setter
+    def rewindable(self, v):
+        self._engine.rewindable(bool(v))
+
+    @property
     def state(self):
         """``'idle'``, ``'running'`` or ``'paused'``."""
         return self._engine.state

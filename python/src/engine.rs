@@ -162,6 +162,21 @@ impl Engine {
         self.re.state().as_str()
     }
 
+    /// Sets whether a resumed plan rewinds to its last checkpoint (`None`
+    /// only asks); the setting (Bluesky's `RE.rewindable`).
+    #[pyo3(signature = (flag=None))]
+    fn rewindable(&self, py: Python<'_>, flag: Option<bool>) -> PyResult<bool> {
+        let re = self.re.clone();
+        runtime::get(py)
+            .block_on(py, "rewindable", move || async move {
+                match flag {
+                    None => re.rewindable().await,
+                    Some(f) => re.set_rewindable(f).await.map(|()| f),
+                }
+            })?
+            .map_err(control_err)
+    }
+
     /// Pauses now, or at the next checkpoint when `defer`.
     #[pyo3(signature = (defer=false))]
     fn pause(&self, py: Python<'_>, defer: bool) -> PyResult<()> {

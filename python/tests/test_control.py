@@ -238,4 +238,15 @@ def test_bluesky_rewindable_wrapper_resumes_without_replaying():
         seen.append((yield Msg("rewindable", None, None)))
 
     RE(asks())
-    assert seen == [True]
+    assert seen == [True] and RE.rewindable is True
+
+    # RE.rewindable, as Bluesky's: the same, set on the engine.
+    RE.rewindable = False
+    docs.clear()
+    with pytest.raises(RunEngineInterrupted, match="paused state"):
+        RE(plan())
+    RE.resume()
+    assert names(docs) == ["start", "descriptor", "event", "event", "stop"]
+    seen.clear()
+    RE(asks())
+    assert seen == [False] and RE.rewindable is False

@@ -121,6 +121,24 @@ impl EngineCore {
         self.state.get()
     }
 
+    /// Sets whether a rewind may replay the messages that follow (`None`
+    /// only asks); the setting. A change while the plan can be resumed starts
+    /// the checkpoint state again, as Bluesky's `RE.rewindable` setter does.
+    pub fn rewindable(&self, flag: Option<bool>) -> bool {
+        let mut st = self.st.borrow_mut();
+        if let Some(flag) = flag {
+            let was = !st.not_rewindable;
+            st.not_rewindable = !flag;
+            if flag != was && st.msg_cache.is_some() {
+                st.msg_cache = Some(Vec::new());
+                for run in st.runs.iter_mut() {
+                    run.checkpoint();
+                }
+            }
+        }
+        !st.not_rewindable
+    }
+
     /// Marks the engine running (a plan was accepted and is about to start).
     pub fn mark_running(&self) {
         self.state.set(EngineState::Running);

@@ -362,6 +362,37 @@ impl RunEngine {
         self.control(ControlMsg::Interrupt(Interrupt::Halt)).await
     }
 
+    /// Whether a paused plan, when resumed, replays the messages since its
+    /// last checkpoint (Bluesky's `RE.rewindable`; `true` by default).
+    ///
+    /// ```
+    /// actix::System::new().block_on(async {
+    ///     let re = skyrun::RunEngine::new();
+    ///     assert!(re.rewindable().await.unwrap());
+    ///     re.set_rewindable(false).await.unwrap();
+    ///     assert!(!re.rewindable().await.unwrap());
+    /// });
+    /// ```
+    pub async fn rewindable(&self) -> Result<bool, ControlError> {
+        self.rewindable_msg(None).await
+    }
+
+    /// Sets [`RunEngine::rewindable`] (for the plan running, and those after
+    /// it), as a plan's `rewindable` message does.
+    pub async fn set_rewindable(&self, rewindable: bool) -> Result<(), ControlError> {
+        self.rewindable_msg(Some(rewindable)).await.map(|_| ())
+    }
+
+    async fn rewindable_msg(&self, flag: Option<bool>) -> Result<bool, ControlError> {
+        self.addr
+            .send(SetRewindable(flag))
+            .await
+            .map_err(|_| ControlError {
+                action: "rewindable",
+                state: "stopped",
+            })
+    }
+
     async fn control(&self, msg: ControlMsg) -> Result<(), ControlError> {
         self.addr.send(msg).await.map_err(|_| ControlError {
             action: "control",
@@ -442,6 +473,20 @@ impl Handler<RunPlan> for EngineActor {
                 }),
         );
         Box::pin(async move { rx.await.map_err(|_| RunError::EngineGone) })
+    }
+}
+
+struct SetRewindable(Option<bool>);
+
+impl Message for SetRewindable {
+    type Result = bool;
+}
+
+impl Handler<SetRewindable> for EngineActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: SetRewindable, _: &mut Self::Context) -> bool {
+        self.core.rewindable(msg.0)
     }
 }
 

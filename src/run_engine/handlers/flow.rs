@@ -111,18 +111,7 @@ pub(crate) fn rewindable(
     a: RewindableArgs,
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    let mut st = core.st();
-    if let Some(flag) = a.flag {
-        let was = !st.not_rewindable;
-        st.not_rewindable = !flag;
-        if flag != was && st.msg_cache.is_some() {
-            st.msg_cache = Some(Vec::new());
-            for run in st.runs.iter_mut() {
-                run.checkpoint();
-            }
-        }
-    }
-    Ok(Reply::Value(Value::Bool(!st.not_rewindable)).into())
+    Ok(Reply::Value(Value::Bool(core.rewindable(a.flag))).into())
 }
 
 pub(crate) fn clear_checkpoint(
