@@ -42,6 +42,28 @@ fn waits(spans: &[SpanData]) -> Vec<&SpanData> {
         .collect()
 }
 
+/// 1 unit/s: a move to 100 whose 20 ms status timeout fires long before it arrives.
+fn crawler() -> SynAxis {
+    SynAxis::new("crawler")
+        .with_velocity(1.0)
+        .with_timeout(0.02)
+}
+
+/// A motor whose set statuses never complete.
+fn stuck() -> DeviceHandle {
+    DeviceHandle::spawn(
+        SynAxis::new("stuck").with_faults(Faults::none().never_completes(1.0).unwrap()),
+    )
+}
+
+/// What a failed run failed with.
+fn failure(err: RunError) -> String {
+    match err {
+        RunError::Failed { error, .. } => error.to_string(),
+        other => panic!("the run fails, got {other:?}"),
+    }
+}
+
 #[test]
 fn trigger_and_read_waits_as_bps_wait_with_a_short_uid_group() {
     let t = Traced::new();
@@ -144,11 +166,7 @@ fn a_failed_status_nobody_waits_on_fails_the_run_at_the_next_message() {
         let re = RunEngine::new();
         let docs = Docs::subscribe(&re);
         // 1 unit/s to 100: its 20 ms timeout fires long before it arrives.
-        let m = DeviceHandle::spawn(
-            SynAxis::new("crawler")
-                .with_velocity(1.0)
-                .with_timeout(0.02),
-        );
+        let m = DeviceHandle::spawn(crawler());
         let plan = run_wrapper(
             Plan::new("fire and forget", move |ctx| async move {
                 bps::abs_set(&ctx, &m, 100.0, None, false).await?;
@@ -183,11 +201,7 @@ fn a_failed_status_nobody_waits_on_fails_the_run_at_the_next_message() {
 fn a_failed_status_that_a_wait_reports_is_not_thrown_again() {
     run(async {
         let re = RunEngine::new();
-        let m = DeviceHandle::spawn(
-            SynAxis::new("crawler")
-                .with_velocity(1.0)
-                .with_timeout(0.02),
-        );
+        let m = DeviceHandle::spawn(crawler());
         let caught = std::sync::Arc::new(std::sync::Mutex::new(None));
         let c = caught.clone();
         re.run(Plan::new("catches", move |ctx| async move {
@@ -243,11 +257,7 @@ fn exception_events_carry_type_message_and_escaped() {
     let t = Traced::new();
     run(async {
         let re = t.engine().build();
-        let m = t.device(
-            SynAxis::new("crawler")
-                .with_velocity(1.0)
-                .with_timeout(0.02),
-        );
+        let m = t.device(crawler());
         let plan = Plan::new("fails", move |ctx| async move {
             bps::abs_set(&ctx, &m, 100.0, Some("g"), true)
                 .await
@@ -431,16 +441,11 @@ fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
             ))
             .await
             .unwrap_err();
-        let RunError::Failed { error, .. } = err else {
-            panic!("the run fails, got {err:?}");
-        };
-        assert_eq!(
-            error.to_string(),
-            "stop: sig cannot be stopped (it is not Stoppable)"
-        );
+        let error = failure(err);
+        assert_eq!(error, "stop: sig cannot be stopped (it is not Stoppable)");
         let stop = docs.stops().pop().unwrap();
         assert_eq!(stop.exit_status, ExitStatus::Fail);
-        assert_eq!(stop.reason, error.to_string());
+        assert_eq!(stop.reason, error);
         drop((m, det, sig));
     });
 }
@@ -449,9 +454,7 @@ fn stop_ends_a_move_where_it_is_and_fails_its_status_as_bps_stop_does() {
 fn a_wait_that_times_out_without_failing_says_not_done_and_keeps_the_group() {
     run(async {
         let re = RunEngine::new();
-        let stuck = DeviceHandle::spawn(
-            SynAxis::new("stuck").with_faults(Faults::none().never_completes(1.0).unwrap()),
-        );
+        let stuck = stuck();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let s = seen.clone();
         let err = re
@@ -472,11 +475,7 @@ fn a_wait_that_times_out_without_failing_says_not_done_and_keeps_the_group() {
             }))
             .await
             .unwrap_err();
-        let err = match err {
-            RunError::Failed { error, .. } => error.to_string(),
-            other => panic!("the run fails, got {other:?}"),
-        };
-        assert_eq!(err, "wait for group g timed out after 0.02 s");
+        assert_eq!(failure(err), "wait for group g timed out after 0.02 s");
         assert_eq!(*seen.lock().unwrap(), [false, false, true]);
     });
 }
@@ -485,15 +484,9 @@ fn a_wait_that_times_out_without_failing_says_not_done_and_keeps_the_group() {
 fn a_wait_that_watches_a_group_fails_when_a_status_of_that_group_fails() {
     run(async {
         let re = RunEngine::new();
-        let stuck = DeviceHandle::spawn(
-            SynAxis::new("stuck").with_faults(Faults::none().never_completes(1.0).unwrap()),
-        );
+        let stuck = stuck();
         // 1 unit/s to 100: its 20 ms timeout fires long before it arrives.
-        let crawler = DeviceHandle::spawn(
-            SynAxis::new("crawler")
-                .with_velocity(1.0)
-                .with_timeout(0.02),
-        );
+        let crawler = DeviceHandle::spawn(crawler());
         let err = re
             .run(Plan::new("watches", move |ctx| async move {
                 bps::abs_set(&ctx, &crawler, 100.0, Some("watched"), false).await?;
@@ -505,11 +498,8 @@ fn a_wait_that_watches_a_group_fails_when_a_status_of_that_group_fails() {
             }))
             .await
             .unwrap_err();
-        let RunError::Failed { error, .. } = err else {
-            panic!("the run fails, got {err:?}");
-        };
         assert_eq!(
-            error.to_string(),
+            failure(err),
             "set on crawler failed: status timed out after 0.02 s"
         );
     });

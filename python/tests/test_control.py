@@ -21,18 +21,20 @@ def names(docs):
     return [n for n, _ in docs]
 
 
+def plan():
+    """A reading after a checkpoint, a pause in the plan, another reading."""
+    yield from bps.open_run()
+    yield from bps.checkpoint()
+    yield from bps.trigger_and_read([ssim.det])
+    yield from bps.pause()
+    yield from bps.trigger_and_read([ssim.det])
+    yield from bps.close_run()
+
+
 def test_a_pause_in_the_plan_interrupts_RE_and_resume_finishes_it():
     RE = RunEngine()
     docs = []
     RE.subscribe(lambda n, d: docs.append((n, d)))
-
-    def plan():
-        yield from bps.open_run()
-        yield from bps.checkpoint()
-        yield from bps.trigger_and_read([ssim.det])
-        yield from bps.pause()
-        yield from bps.trigger_and_read([ssim.det])
-        yield from bps.close_run()
 
     with pytest.raises(RunEngineInterrupted, match="paused state"):
         RE(plan())
@@ -217,14 +219,6 @@ def test_bluesky_rewindable_wrapper_resumes_without_replaying():
     RE = RunEngine()
     docs = []
     RE.subscribe(lambda n, d: docs.append((n, d)))
-
-    def plan():
-        yield from bps.open_run()
-        yield from bps.checkpoint()
-        yield from bps.trigger_and_read([ssim.det])
-        yield from bps.pause()
-        yield from bps.trigger_and_read([ssim.det])
-        yield from bps.close_run()
 
     with pytest.raises(RunEngineInterrupted, match="paused state"):
         RE(bpp.rewindable_wrapper(plan(), False))
