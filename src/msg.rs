@@ -76,16 +76,7 @@ impl fmt::Debug for Msg {
 impl Msg {
     /// A message with `command` and nothing else.
     pub fn new(command: impl Into<Command>) -> Self {
-        Msg {
-            command: command.into(),
-            obj: None,
-            objs: Vec::new(),
-            args: Vec::new(),
-            kwargs: Map::new(),
-            run: None,
-            group: None,
-            context: Context::new(),
-        }
+        Msg::whole(command.into(), None, Vec::new(), None)
     }
 
     /// Targets `device`.

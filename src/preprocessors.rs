@@ -81,13 +81,14 @@ pub fn rewindable_wrapper(plan: Plan, rewindable: bool) -> Plan {
         if rewindable {
             return plan.run(&ctx).await;
         }
-        let initial = bps::rewindable(&ctx, None).await?;
-        if initial != rewindable {
-            bps::rewindable(&ctx, Some(rewindable)).await?;
+        // Not rewindable: switched off for `plan` if it is on, and back on after.
+        let was_on = bps::rewindable(&ctx, None).await?;
+        if was_on {
+            bps::rewindable(&ctx, Some(false)).await?;
         }
         let result = plan.run(&ctx).await;
-        let restored = if initial != rewindable {
-            bps::rewindable(&ctx, Some(initial)).await.map(|_| ())
+        let restored = if was_on {
+            bps::rewindable(&ctx, Some(true)).await.map(|_| ())
         } else {
             Ok(())
         };

@@ -24,6 +24,17 @@ pub(crate) struct Origin {
     pub device: DeviceHandle,
 }
 
+impl Origin {
+    /// The plan's error for a status of this origin that failed with `source`.
+    fn error(&self, source: StatusError) -> PlanError {
+        PlanError::Status {
+            command: self.command.into(),
+            device: self.device.name().to_owned(),
+            source,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     pending: AtomicUsize,
@@ -60,11 +71,7 @@ impl Failures {
         self.first
             .lock()
             .take()
-            .map(|(origin, source)| PlanError::Status {
-                command: origin.command.into(),
-                device: origin.device.name().to_owned(),
-                source,
-            })
+            .map(|(origin, source)| origin.error(source))
     }
 
     /// Forgets what failed (the plan was told, or it rewinds).
@@ -126,9 +133,7 @@ impl Group {
         let inner = self.0.clone();
         status.add_callback(move |r| inner.finished(&origin, r));
     }
-}
 
-impl Group {
     /// Resolves with the first failure of this group's statuses, without
     /// taking it (a later wait on the group reports it too): what a wait
     /// that watches the group fails with.
@@ -136,11 +141,7 @@ impl Group {
         std::future::poll_fn(move |cx| {
             let mut sh = self.0.shared.lock();
             if let Some((origin, e)) = &sh.failure {
-                return Poll::Ready(PlanError::Status {
-                    command: origin.command.into(),
-                    device: origin.device.name().to_owned(),
-                    source: e.clone(),
-                });
+                return Poll::Ready(origin.error(e.clone()));
             }
             if !sh.watchers.iter().any(|w| w.will_wake(cx.waker())) {
                 sh.watchers.push(cx.waker().clone());
@@ -156,11 +157,7 @@ impl Future for Group {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut sh = self.0.shared.lock();
         if let Some((origin, e)) = sh.failure.take() {
-            return Poll::Ready(Err(PlanError::Status {
-                command: origin.command.into(),
-                device: origin.device.name().to_owned(),
-                source: e,
-            }));
+            return Poll::Ready(Err(origin.error(e)));
         }
         if self.0.pending.load(Ordering::Acquire) == 0 {
             return Poll::Ready(Ok(()));
@@ -222,10 +219,10 @@ impl Groups {
 
     /// The groups named in `names` that have statuses (a name with none is
     /// nothing to watch, as in Bluesky).
-    pub fn watched(&self, names: &[&str]) -> Vec<Group> {
+    pub fn watched<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Vec<Group> {
         names
-            .iter()
-            .filter_map(|n| self.named.get(*n).cloned())
+            .into_iter()
+            .filter_map(|n| self.named.get(n).cloned())
             .collect()
     }
 

@@ -267,8 +267,10 @@ async fn wait_within(
     mut group: Group,
     told: impl Fn(Result<(), PlanError>) -> Result<(), PlanError>,
 ) -> Result<Done, PlanError> {
-    let names: Vec<&str> = a.watch.iter().filter_map(Value::as_str).collect();
-    let watched = core.st().groups.watched(&names);
+    let watched = core
+        .st()
+        .groups
+        .watched(a.watch.iter().filter_map(Value::as_str));
     let done = {
         let all = async {
             if watched.is_empty() {
