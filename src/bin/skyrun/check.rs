@@ -19,7 +19,7 @@ pub fn check(args: &CheckArgs) -> Result<ExitCode, Failure> {
     // `[[remote]]` servers are asked which devices they serve, as `run` does.
     #[cfg(feature = "nats")]
     let (loaded, _) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
-        crate::remote::resolve(set, args.remote.nats.as_deref(), args.remote.remote_timeout)
+        args.remote.resolve(set)
     })?;
     #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;

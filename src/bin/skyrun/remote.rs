@@ -26,6 +26,13 @@ fn kind(name: &str) -> DeviceKind {
     }
 }
 
+impl crate::RemoteArgs {
+    /// [`resolve`] with these arguments: what `run` and `check` do.
+    pub fn resolve(&self, set: &mut DeviceSet) -> Result<Remote, Failure> {
+        resolve(set, self.nats.as_deref(), self.remote_timeout)
+    }
+}
+
 /// Discovers the devices of `set`'s `[[remote]]` tables and adds them to it.
 pub fn resolve(set: &mut DeviceSet, nats: Option<&str>, timeout: f64) -> Result<Remote, Failure> {
     if set.remotes().is_empty() {

@@ -37,7 +37,7 @@ use crate::{Failure, RunArgs};
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     #[cfg(feature = "nats")]
     let (loaded, remote) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
-        crate::remote::resolve(set, args.remote.nats.as_deref(), args.remote.remote_timeout)
+        args.remote.resolve(set)
     })?;
     #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;
