@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _};
+use anyhow::Context as _;
 use opentelemetry::trace::{Span as _, SpanContext, Status as SpanStatus, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 use parking_lot::Mutex;
@@ -172,7 +172,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     if let Some(p) = &nats_docs {
         let report = p.finish(Duration::from_secs(30));
         if report.failed > 0 {
-            return Err(Failure::Runtime(anyhow!("documents to NATS: {report}")));
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "documents to NATS: {report}"
+            )));
         }
     }
 
