@@ -90,6 +90,12 @@ impl PlanCtx {
         // the engine's future (whose building and moving is most of a
         // message's cost).
         let core = self.core.core();
+        // However fast the plan's messages are answered, the engine's thread
+        // serves its other work (control requests, timers, actors) every
+        // millisecond or so.
+        if core.turn().due() {
+            crate::run_engine::turn::give().await;
+        }
         match core.send_now(msg) {
             Ok(Sent::Now(reply)) => reply,
             Ok(Sent::PauseFirst(done)) => core.finish(done).await,

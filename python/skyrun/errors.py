@@ -12,6 +12,7 @@ try:
         RunEngineInterrupted,
     )
     from bluesky._vendor.super_state_machine.errors import TransitionError
+    from bluesky.run_engine import WaitForTimeoutError
 except ImportError:  # pragma: no cover - bluesky is what skyrun runs
 
     class RequestAbort(Exception):
@@ -34,6 +35,9 @@ except ImportError:  # pragma: no cover - bluesky is what skyrun runs
 
     class TransitionError(RuntimeError):
         """A control request (pause, resume, ...) not valid in the current state."""
+
+    class WaitForTimeoutError(TimeoutError):
+        """A ``wait_for`` whose awaitables did not finish in time."""
 
 
 class DeviceError(RuntimeError):

@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 
-from . import _otel, _skyrun
+from . import _loop, _otel, _skyrun
 from .errors import RunEngineInterrupted, TransitionError
 
 PAUSE_MSG = """
@@ -60,6 +60,27 @@ def _ensure_generator(plan):
     return gen()
 
 
+async def _wait_for(msg):
+    # Bluesky's _wait_for: the factories' awaitables as tasks, waited with asyncio.wait's keywords.
+    (futs,) = msg.args
+    futs = [asyncio.ensure_future(f()) for f in futs]
+    _, pending = await asyncio.wait(futs, **msg.kwargs)
+    if pending:
+        from .errors import WaitForTimeoutError
+
+        raise WaitForTimeoutError("Plan failed to complete in the specified time")
+    return futs
+
+
+def _set_bluesky_event_loop(loop):
+    # Bluesky's call_in_bluesky_event_loop / in_bluesky_event_loop use the newest RunEngine's loop.
+    try:
+        from bluesky import run_engine
+    except ImportError:
+        return
+    run_engine.set_bluesky_event_loop(loop)
+
+
 _atexit_registered = False
 _own_pipeline = False
 
@@ -97,17 +118,25 @@ class RunEngine:
         As Bluesky's: pass ``[]`` to leave Ctrl-C alone (no pause on SIGINT).
     """
 
-    def __init__(self, md=None, *, run_trace=False, trace_all_messages=False, context_managers=None,
+    def __init__(self, md=None, *, loop=None, run_trace=False, trace_all_messages=False, context_managers=None,
                  call_returns_result=False, **kwargs):
         global _atexit_registered
         self.md = dict(md or {})
         self.md.setdefault("versions", {}).update(_versions())
-        self._engine = _skyrun.Engine(run_trace, trace_all_messages)
+        # The event loop plans run in (Bluesky's RE.loop), driven on the engine thread.
+        if loop is None:
+            loop = asyncio.new_event_loop()
+        driven = _loop.DrivenLoop(loop)
+        self._loop = loop
+        self._loop_driver = _skyrun.drive_loop(driven)
+        self._th = _loop.LoopThread(driven)
+        _set_bluesky_event_loop(loop)
+        self._engine = _skyrun.Engine(run_trace, trace_all_messages, self._loop_driver)
         self._subs = {}
         self._next_token = 0
         self._engine_subscribed = False
         self._commands = {}
-        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "input"}
+        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "input", "wait_for"}
         self._local_commands = set(self._builtin_local)
         self._call_md = {}
         self._plan = None
@@ -124,6 +153,11 @@ class RunEngine:
             _atexit_registered = True
 
     # -- state and control ------------------------------------------------
+
+    @property
+    def loop(self):
+        """The asyncio event loop plans run in (``RE.loop``, as Bluesky's)."""
+        return self._loop
 
     @property
     def rewindable(self):
@@ -221,10 +255,10 @@ class RunEngine:
     def _handle_local(self, msg):
         command = msg.command
         if command in self._commands:
-            r = self._commands[command](msg)
-            if inspect.isawaitable(r):
-                r = asyncio.new_event_loop().run_until_complete(r)
-            return r
+            # A coroutine is awaited on RE.loop by the engine (the plan waits, the engine thread does not).
+            return self._commands[command](msg)
+        if command == "wait_for":
+            return _wait_for(msg)
         if command == "subscribe":
             return self.subscribe(*msg.args, **msg.kwargs)
         if command == "unsubscribe":

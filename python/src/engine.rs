@@ -16,6 +16,7 @@ use skyrun_actors::DeviceHandle;
 
 use crate::convert::ser_to_py;
 use crate::device::DeviceCore;
+use crate::event_loop::LoopDriver;
 use crate::plan::{python_plan, ErrorSlot};
 use crate::runtime;
 
@@ -27,6 +28,8 @@ pub struct Engine {
     re: RunEngine,
     done: Mutex<Option<Receiver<Outcome>>>,
     errors: ErrorSlot,
+    /// The RunEngine's asyncio loop, driven on the engine thread.
+    driver: Option<Py<LoopDriver>>,
 }
 
 fn outcome(r: Result<RunSummary, RunError>) -> Outcome {
@@ -59,8 +62,13 @@ fn handles(devices: Vec<PyRef<'_, DeviceCore>>) -> Vec<DeviceHandle> {
 impl Engine {
     /// A new engine; `run_trace` makes each run one trace.
     #[new]
-    #[pyo3(signature = (run_trace=false, trace_all_messages=false))]
-    fn new(py: Python<'_>, run_trace: bool, trace_all_messages: bool) -> PyResult<Self> {
+    #[pyo3(signature = (run_trace=false, trace_all_messages=false, driver=None))]
+    fn new(
+        py: Python<'_>,
+        run_trace: bool,
+        trace_all_messages: bool,
+        driver: Option<Py<LoopDriver>>,
+    ) -> PyResult<Self> {
         let re = runtime::get(py).block_on(py, "RunEngine()", move || async move {
             RunEngine::builder()
                 .run_trace(run_trace)
@@ -71,6 +79,7 @@ impl Engine {
             re,
             done: Mutex::new(None),
             errors: Arc::new(Mutex::new(None)),
+            driver,
         })
     }
 
@@ -84,7 +93,8 @@ impl Engine {
             )));
         }
         *self.errors.lock() = None;
-        let plan = python_plan(gen, hooks, self.errors.clone());
+        let driver = self.driver.as_ref().map(|d| d.clone_ref(py));
+        let plan = python_plan(gen, hooks, self.errors.clone(), driver);
         let (tx, rx) = crossbeam::channel::bounded(1);
         let re = self.re.clone();
         runtime::get(py).spawn(move || async move {

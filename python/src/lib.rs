@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 mod convert;
 mod device;
 mod engine;
+mod event_loop;
 mod msg;
 mod otel;
 mod plan;
@@ -66,6 +67,8 @@ fn _skyrun(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<device::DeviceCore>()?;
     m.add_class::<status::PyStatus>()?;
+    m.add_class::<event_loop::LoopDriver>()?;
+    m.add_function(wrap_pyfunction!(event_loop::drive_loop, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_axis, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_gauss, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_signal, m)?)?;

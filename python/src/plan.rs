@@ -15,6 +15,7 @@ use skyrun::{Interrupt, Plan, PlanError, Reply};
 
 use crate::convert::ser_to_py;
 use crate::device::readings_to_py;
+use crate::event_loop::LoopDriver;
 use crate::msg;
 use crate::otel::PlanContext;
 use crate::status::PyStatus;
@@ -32,6 +33,8 @@ enum Incoming {
 enum Step {
     Engine(skyrun::Msg, opentelemetry::Context),
     Local(Incoming),
+    /// A local command answered with an awaitable: awaited on the RunEngine's loop.
+    Await(Py<PyAny>),
     Done(Result<(), PlanError>),
 }
 
@@ -175,12 +178,11 @@ fn step(
         .map(|s| s.contains(&f.command).unwrap_or(false))
         .unwrap_or(false);
     if local {
-        return Step::Local(
-            match hooks.call_method1(intern!(py, "_handle_local"), (&m,)) {
-                Ok(v) => Incoming::Value(v.unbind()),
-                Err(e) => Incoming::Throw(e),
-            },
-        );
+        return match hooks.call_method1(intern!(py, "_handle_local"), (&m,)) {
+            Ok(v) if is_awaitable(py, &v) => Step::Await(v.unbind()),
+            Ok(v) => Step::Local(Incoming::Value(v.unbind())),
+            Err(e) => Step::Local(Incoming::Throw(e)),
+        };
     }
     // Runs take their metadata (RE.md, scan_id) and an abort's reason from the Python RunEngine.
     let amend = match f.command.to_str() {
@@ -202,8 +204,61 @@ fn step(
     }
 }
 
-/// The skyrun plan stepping `gen` (a started-or-not Python generator).
-pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan {
+fn is_awaitable(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
+    if v.is_none() {
+        return false;
+    }
+    py.import(intern!(py, "inspect"))
+        .and_then(|m| m.call_method1(intern!(py, "isawaitable"), (v,)))
+        .and_then(|r| r.extract::<bool>())
+        .unwrap_or(false)
+}
+
+/// Awaits `aw` on the RunEngine's loop (as a task there); its result or exception.
+async fn await_on_loop(aw: Py<PyAny>, driver: Option<&Py<LoopDriver>>) -> Incoming {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let fut = Python::attach(|py| -> PyResult<Py<PyAny>> {
+        let Some(driver) = driver else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the RunEngine has no event loop to await this on",
+            ));
+        };
+        let d = driver.get();
+        let _entered = d.enter(py);
+        let asyncio = py.import(intern!(py, "asyncio"))?;
+        let fut = asyncio.call_method1(intern!(py, "ensure_future"), (aw.bind(py),))?;
+        let tx = parking_lot::Mutex::new(Some(tx));
+        let cb = pyo3::types::PyCFunction::new_closure(py, None, None, move |_args, _kw| {
+            if let Some(tx) = tx.lock().take() {
+                let _ = tx.send(());
+            }
+        })?;
+        fut.call_method1(intern!(py, "add_done_callback"), (cb,))?;
+        Ok(fut.unbind())
+    });
+    let fut = match fut {
+        Ok(f) => f,
+        Err(e) => return Incoming::Throw(e),
+    };
+    if rx.await.is_err() {
+        return Incoming::Throw(pyo3::exceptions::PyRuntimeError::new_err(
+            "the RunEngine's event loop stopped before the awaitable finished",
+        ));
+    }
+    Python::attach(|py| match fut.call_method0(py, intern!(py, "result")) {
+        Ok(v) => Incoming::Value(v),
+        Err(e) => Incoming::Throw(e),
+    })
+}
+
+/// The skyrun plan stepping `gen` (a started-or-not Python generator); its
+/// steps run with the RunEngine's loop (`driver`) as the running loop.
+pub fn python_plan(
+    gen: Py<PyAny>,
+    hooks: Py<PyAny>,
+    errors: ErrorSlot,
+    driver: Option<Py<LoopDriver>>,
+) -> Plan {
     Plan::new("python plan", move |ctx| async move {
         let mut guard = Generator { gen: Some(gen) };
         let mut pcx = Python::attach(PlanContext::new);
@@ -226,6 +281,7 @@ pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan 
                     re: hooks.bind(py).clone(),
                     local: local.as_ref().map(|l| l.bind(py).clone()),
                 };
+                let _entered = driver.as_ref().map(|d| d.get().enter(py));
                 step(py, gen, &h, incoming, &mut pcx, &errors)
             });
             incoming = match next {
@@ -235,6 +291,7 @@ pub fn python_plan(gen: Py<PyAny>, hooks: Py<PyAny>, errors: ErrorSlot) -> Plan 
                     Incoming::Reply(ctx.with_context(cx).send(msg).await, squeeze)
                 }
                 Step::Local(i) => i,
+                Step::Await(aw) => await_on_loop(aw, driver.as_ref()).await,
                 Step::Done(r) => {
                     // Finished (or raised): nothing to close.
                     guard.gen = None;

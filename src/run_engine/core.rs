@@ -59,6 +59,7 @@ pub(crate) struct EngineCore {
     tracer: SpanTracer,
     opts: EngineOptions,
     registry: Arc<Registry>,
+    turn: super::turn::Turn,
 }
 
 /// What a pause ends with: the reply to the last message replayed, if any.
@@ -97,6 +98,7 @@ impl EngineCore {
             tracer,
             opts,
             registry,
+            turn: Default::default(),
         }
     }
 
@@ -111,6 +113,12 @@ impl EngineCore {
 
     pub fn tracer(&self) -> &SpanTracer {
         &self.tracer
+    }
+
+    /// When the plan next gives its executor a turn (see [`super::turn`]).
+    #[inline]
+    pub fn turn(&self) -> &super::turn::Turn {
+        &self.turn
     }
 
     pub fn control(&self) -> &Control {

@@ -16,6 +16,7 @@ mod groups;
 mod handlers;
 mod registry;
 mod request_context;
+pub(crate) mod turn;
 
 use std::rc::Rc;
 use std::sync::Arc;

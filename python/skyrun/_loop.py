@@ -1,0 +1,125 @@
+"""The RunEngine's asyncio event loop, run on skyrun's engine thread.
+
+Bluesky runs its plans inside an asyncio event loop (``RE.loop``), on a
+thread of its own. skyrun steps plans on its engine thread, so that is
+where the loop runs too: the engine thread hosts both skyrun's Rust
+executor and the loop, and gives the loop an iteration whenever it has
+something to do (a file descriptor ready, a timer due, a callback
+scheduled). The Rust side (``_skyrun.drive_loop``) watches the loop's
+selector and timers; this module is the loop's side of that.
+
+So, as with Bluesky's RunEngine: plans run with ``RE.loop`` as the running
+loop (``asyncio.create_task`` and ``in_bluesky_event_loop()`` work in a
+plan), coroutines given to the engine (``wait_for``, registered commands, an
+async ``scan_id_source``) are awaited on it, and other threads reach it with
+``call_in_bluesky_event_loop`` or ``asyncio.run_coroutine_threadsafe``:
+``loop.is_running()`` is true while the RunEngine drives it.
+``loop.stop()`` ends the driving (``RE._th`` then ends, as Bluesky's thread
+does), after which the loop can be closed.
+
+Only asyncio's own selector event loop can be driven this way (it needs
+the loop's selector); another kind of loop is refused with a clear error.
+"""
+
+import asyncio
+import sys
+import threading
+from asyncio import events
+
+
+def _noop():
+    pass
+
+
+class DrivenLoop:
+    """One asyncio loop driven from skyrun's engine thread."""
+
+    def __init__(self, loop):
+        if not isinstance(loop, asyncio.BaseEventLoop) or not hasattr(loop, "_selector"):
+            raise TypeError(
+                f"skyrun's RunEngine runs its event loop on its engine thread and needs asyncio's "
+                f"selector event loop (asyncio.new_event_loop()); got {type(loop).__name__}"
+            )
+        if loop.is_running():
+            raise RuntimeError(
+                "the event loop given to skyrun's RunEngine is already running on another thread; "
+                "give it a new loop (asyncio.new_event_loop()), which it runs itself"
+            )
+        loop._check_closed()
+        self.loop = loop
+        self.ended = threading.Event()
+        self._hooks = None
+
+    def attach(self):
+        """On the engine thread: the loop is now running there. Returns its selector's fd."""
+        loop = self.loop
+        loop._thread_id = threading.get_ident()
+        loop._set_coroutine_origin_tracking(loop._debug)
+        self._hooks = (loop._asyncgen_firstiter_hook, loop._asyncgen_finalizer_hook)
+        # Counts the I/O events of each iteration: after some, the loop is
+        # polled again at once (a reader may have left data to read).
+        selector = loop._selector
+        select = selector.select
+        self._events = 0
+
+        def counting_select(timeout=None):
+            ready = select(timeout)
+            self._events = len(ready)
+            return ready
+
+        selector.select = counting_select
+        return selector.fileno()
+
+    def iterate(self):
+        """Runs one iteration of the loop without blocking. Returns when the
+        next one is needed: 0.0 (callbacks ready), seconds until the next
+        timer, None (only I/O or another thread can wake it), or -1.0 when the
+        loop was stopped (the driving ends)."""
+        loop = self.loop
+        if loop.is_closed():
+            return -1.0
+        old_hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(*self._hooks)
+        events._set_running_loop(loop)
+        try:
+            # Something ready makes the select inside poll without blocking.
+            loop._ready.append(events.Handle(_noop, (), loop))
+            loop._run_once()
+        finally:
+            events._set_running_loop(None)
+            sys.set_asyncgen_hooks(*old_hooks)
+        if loop._stopping:
+            return -1.0
+        if loop._ready or self._events:
+            return 0.0
+        if loop._scheduled:
+            return max(0.0, loop._scheduled[0]._when - loop.time())
+        return None
+
+    def detach(self):
+        """The driving ended (the loop was stopped): it is not running anymore."""
+        loop = self.loop
+        loop._stopping = False
+        loop._thread_id = None
+        loop._selector.__dict__.pop("select", None)
+        try:
+            loop._set_coroutine_origin_tracking(False)
+        except Exception:  # pragma: no cover - the loop was closed under us
+            pass
+        self.ended.set()
+
+
+class LoopThread:
+    """What ``RE._th`` is: ends when the loop is no longer driven (after
+    ``loop.stop()``), like the thread Bluesky runs its loop on."""
+
+    def __init__(self, driven):
+        self._driven = driven
+        self.name = "skyrun-event-loop"
+        self.daemon = True
+
+    def join(self, timeout=None):
+        self._driven.ended.wait(timeout)
+
+    def is_alive(self):
+        return not self._driven.ended.is_set()
