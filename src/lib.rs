@@ -101,6 +101,8 @@ pub mod plans;
 pub mod preprocessors;
 pub mod reply;
 pub mod run_engine;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod subscriptions;
 pub mod telemetry;
 pub mod timeline;

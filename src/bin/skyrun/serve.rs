@@ -119,34 +119,11 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
         tokio::select! {
             r = server.serve(nats) => r.map_err(|e| Failure::Runtime(e.into())),
             r = echo => r.map_err(|e| Failure::Runtime(e.into())),
-            () = interrupted() => Ok(()),
+            () = crate::signals::interrupted() => Ok(()),
         }
     });
     if let Err(e) = telemetry.shutdown() {
         eprintln!("skyrun serve: trace export: {e}");
     }
     result.map(|()| ExitCode::SUCCESS)
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
