@@ -15,7 +15,7 @@
 //! let catalog = Catalog::standard();
 //! let params = serde_json::json!({"detectors": ["det"], "num": "three"});
 //! let errors = catalog.prepare("count", params.as_object().unwrap(), &set).unwrap_err();
-//! assert_eq!(errors[0].loc, vec!["body".into(), "params".into(), "num".into()]);
+//! assert_eq!(serde_json::json!(errors[0].loc), serde_json::json!(["body", "params", "num"]));
 //! assert_eq!(errors[0].kind, "int_type");
 //! ```
 
@@ -93,6 +93,11 @@ const fn p(
     (name, kind, doc)
 }
 
+/// A parameter as listed: name, kind, doc, default (`None`: required).
+type ParamRow = (&'static str, Kind, &'static str, Option<Value>);
+/// A plan as listed: name, description, parameters.
+type PlanRow = (&'static str, &'static str, Vec<ParamRow>);
+
 /// One plan the service offers.
 #[derive(Debug, Clone)]
 pub struct CatalogPlan {
@@ -128,7 +133,7 @@ impl Catalog {
             "Devices to read, by name",
         );
         let motor = p("motor", Device(Need::Movable), "The motor to move, by name");
-        let std_plans: Vec<(&str, &str, Vec<(_, _, _, Option<Value>)>)> = vec![
+        let std_plans: Vec<PlanRow> = vec![
             (
                 "count",
                 "Take one or more readings from detectors (Bluesky's bluesky.plans.count).",
@@ -172,7 +177,7 @@ impl Catalog {
                 vec![with(p("flyers", Devices(Need::Flyer), "Flyers, by name"), None)],
             ),
         ];
-        let stubs: Vec<(&str, &str, Vec<(_, _, _, Option<Value>)>)> = vec![
+        let stubs: Vec<PlanRow> = vec![
             (
                 "mv",
                 "Move a motor to a position and wait for it (bluesky.plan_stubs.mv).",
@@ -306,17 +311,14 @@ impl Catalog {
     }
 }
 
-fn with(
-    (name, kind, doc): (&'static str, Kind, &'static str),
-    default: Option<Value>,
-) -> (&'static str, Kind, &'static str, Option<Value>) {
+fn with((name, kind, doc): (&'static str, Kind, &'static str), default: Option<Value>) -> ParamRow {
     (name, kind, doc, default)
 }
 
 fn scan_params(
     dets: (&'static str, Kind, &'static str),
     motor: (&'static str, Kind, &'static str),
-) -> Vec<(&'static str, Kind, &'static str, Option<Value>)> {
+) -> Vec<ParamRow> {
     vec![
         with(dets, None),
         with(motor, None),

@@ -61,15 +61,18 @@ pub(crate) enum EngineCmd {
     Ping { reply: oneshot::Sender<EngineState> },
 }
 
+/// A document subscriber.
+pub(crate) type DocumentSink = Box<dyn FnMut(&str, &Document) + Send>;
+
 /// What the engine thread needs to start.
 pub(crate) struct EngineSetup {
     pub set: DeviceSet,
     pub engine_tracer: SpanTracer,
     pub device_tracer: SpanTracer,
     /// Adds devices that exist only once the system runs (remote proxies).
-    pub spawn_extra: Option<Box<dyn FnOnce(&mut Devices) + Send>>,
+    pub spawn_extra: Option<super::SpawnExtra>,
     /// Called with every document and the task it belongs to, on the dispatcher thread.
-    pub on_document: Box<dyn FnMut(&str, &Document) + Send>,
+    pub on_document: DocumentSink,
 }
 
 /// The handle the HTTP side keeps.

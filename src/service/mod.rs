@@ -64,6 +64,9 @@ use crate::config::{DeviceSet, Devices};
 /// The largest request body accepted (413 beyond it).
 pub const MAX_BODY: usize = 256 * 1024;
 
+/// Adds devices to the running set once the engine's actix system runs.
+pub type SpawnExtra = Box<dyn FnOnce(&mut Devices) + Send>;
+
 /// How the service runs.
 pub struct ServiceOptions {
     /// Where to listen (port 0: any free port; the address is printed).
@@ -73,7 +76,7 @@ pub struct ServiceOptions {
     /// The devices' tracer.
     pub device_tracer: SpanTracer,
     /// Adds devices once the engine's actix system runs (remote proxies).
-    pub spawn_extra: Option<Box<dyn FnOnce(&mut Devices) + Send>>,
+    pub spawn_extra: Option<SpawnExtra>,
     /// Called with the address once the service listens.
     pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }

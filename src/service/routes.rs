@@ -51,8 +51,9 @@ fn not_found() -> Response {
     detail(StatusCode::NOT_FOUND, "Item not found")
 }
 
-/// The body as `T`, or FastAPI's 422 naming what is wrong.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+/// The body as `T`, or FastAPI's 422 naming what is wrong (boxed: a
+/// response is large, and errors are rare).
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<Response>> {
     serde_json::from_slice(bytes).map_err(|e| {
         let text = e.to_string();
         let (kind, loc, msg) = if let Some(field) = missing_field(&text) {
@@ -76,10 +77,10 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
         } else {
             ("value_error", json!(["body"]), text)
         };
-        detail(
+        Box::new(detail(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!([{ "type": kind, "loc": loc, "msg": msg, "input": Value::Null }]),
-        )
+        ))
     })
 }
 
@@ -177,7 +178,7 @@ async fn get_state(State(w): State<Arc<Worker>>) -> Response {
 async fn put_state(State(w): State<Arc<Worker>>, bytes: Bytes) -> Response {
     let req: StateChangeRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     match w.set_state(req.new_state, req.defer, req.reason).await {
         Ok(()) => {
@@ -197,7 +198,7 @@ async fn get_active(State(w): State<Arc<Worker>>) -> Json<WorkerTask> {
 async fn put_active(State(w): State<Arc<Worker>>, headers: HeaderMap, bytes: Bytes) -> Response {
     let req: WorkerTask = match body(&bytes) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let Some(id) = req.task_id.clone() else {
         return detail(StatusCode::UNPROCESSABLE_ENTITY, "No task id provided");
@@ -247,7 +248,7 @@ async fn list_tasks(State(w): State<Arc<Worker>>, Query(q): Query<TaskQuery>) ->
 async fn submit(State(w): State<Arc<Worker>>, bytes: Bytes) -> Response {
     let req: TaskRequest = match body(&bytes) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     match w.submit(req, None) {
         Ok(task_id) => (
