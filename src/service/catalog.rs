@@ -399,19 +399,7 @@ impl Kind {
                     v.clone(),
                 )),
             },
-            Kind::Devices(need) => match v.as_array() {
-                Some(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        Kind::Device(need).check(item, &at(json!(i)), set, errors);
-                    }
-                }
-                None => errors.push(error(
-                    loc,
-                    "list_type",
-                    "Input should be a valid list",
-                    v.clone(),
-                )),
-            },
+            Kind::Devices(need) => check_list(Kind::Device(need), v, loc, set, errors),
             Kind::Int(min) => match v.as_i64() {
                 Some(n) if n < min => errors.push(error(
                     loc,
@@ -465,19 +453,7 @@ impl Kind {
                     ));
                 }
             }
-            Kind::Numbers => match v.as_array() {
-                Some(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        Kind::Number(None).check(item, &at(json!(i)), set, errors);
-                    }
-                }
-                None => errors.push(error(
-                    loc,
-                    "list_type",
-                    "Input should be a valid list",
-                    v.clone(),
-                )),
-            },
+            Kind::Numbers => check_list(Kind::Number(None), v, loc, set, errors),
             Kind::Axes => match v.as_array() {
                 Some(items) if items.is_empty() => errors.push(error(
                     loc,
@@ -515,6 +491,31 @@ impl Kind {
             },
             Kind::Any => {}
         }
+    }
+}
+
+/// Checks a list whose items are each `item`.
+fn check_list(
+    item: Kind,
+    v: &Value,
+    loc: &[Value],
+    set: &DeviceSet,
+    errors: &mut Vec<ArgumentError>,
+) {
+    match v.as_array() {
+        Some(items) => {
+            for (i, x) in items.iter().enumerate() {
+                let mut here = loc.to_vec();
+                here.push(json!(i));
+                item.check(x, &here, set, errors);
+            }
+        }
+        None => errors.push(error(
+            loc,
+            "list_type",
+            "Input should be a valid list",
+            v.clone(),
+        )),
     }
 }
 

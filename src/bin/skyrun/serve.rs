@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::{DeviceKind, DeviceSet};
-use skyrun::telemetry::{Telemetry, TelemetryOptions};
 use skyrun_remote::{connect_nats, DeviceServer, ServedDevice};
 
 use crate::tracing::TraceArg;
@@ -60,24 +59,10 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
             args.heartbeat
         )));
     }
-    skyrun_actors::propagation::install_propagator_from_env()
-        .map_err(|e| Failure::Usage(e.into()))?;
-    let target = args
-        .trace
-        .clone()
-        .unwrap_or_else(TraceArg::from_env_default);
-    let service_name = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("skyrun-serve-{}", args.name));
-    let telemetry = Telemetry::init(
-        target,
-        TelemetryOptions {
-            service_name: Some(service_name),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| Failure::Usage(e.into()))?;
+    let telemetry = crate::tracing::process_telemetry(
+        args.trace.clone(),
+        &format!("skyrun-serve-{}", args.name),
+    )?;
     let tracer = telemetry.device_tracer();
     let system = actix::System::new();
     let result = system.block_on(async {

@@ -12,7 +12,6 @@ use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::DeviceSet;
 use skyrun::service::{serve, Catalog, ServiceOptions};
-use skyrun::telemetry::{Telemetry, TelemetryOptions};
 
 use crate::tracing::TraceArg;
 use crate::Failure;
@@ -59,24 +58,7 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
             args.bind
         );
     }
-    skyrun_actors::propagation::install_propagator_from_env()
-        .map_err(|e| Failure::Usage(e.into()))?;
-    let target = args
-        .trace
-        .clone()
-        .unwrap_or_else(TraceArg::from_env_default);
-    let service_name = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "skyrun-service".into());
-    let telemetry = Telemetry::init(
-        target,
-        TelemetryOptions {
-            service_name: Some(service_name),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| Failure::Usage(e.into()))?;
+    let telemetry = crate::tracing::process_telemetry(args.trace.clone(), "skyrun-service")?;
     let mut opts = ServiceOptions::new(args.bind);
     opts.engine_tracer = telemetry.engine_tracer();
     opts.device_tracer = telemetry.device_tracer();
