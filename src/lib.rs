@@ -53,13 +53,15 @@
 //! | device-side tracing (Status spans, propagation) | `skyrun_actors::{status, propagation, tracer}` |
 //! | each simulated device | [`skyrun_actors::sim`] (`axis.rs`, `gauss.rs`, `signal.rs`, `flyer.rs`) |
 //! | plan and device files | [`config`] |
+//! | blueapi's REST API over the engine (feature `service`) | `service/` (`skyrun service`) |
 //! | the `skyrun` command | `src/bin/skyrun/` |
 //! | what `skyrun` shows (table, summary, Ctrl-C, documents file) | [`console`] |
 //! | peak statistics, the HTML timeline, the Chrome trace | [`callbacks`], [`timeline`], [`telemetry::chrome`] |
 //!
 //! Features: `cli` (default) builds the `skyrun` binary and
-//! `console::progress`, and brings `clap`, `indicatif` and `anyhow`; a
-//! library user can leave it out with `default-features = false`.
+//! `console::progress`, and brings `clap`, `indicatif` and `anyhow`;
+//! `service` (default) brings `axum` for `service` (blueapi's REST API);
+//! a library user can leave them out with `default-features = false`.
 //!
 //! ```
 //! use skyrun::{plans, RunEngine, Document};
@@ -101,6 +103,8 @@ pub mod plans;
 pub mod preprocessors;
 pub mod reply;
 pub mod run_engine;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod subscriptions;
 pub mod telemetry;
 pub mod timeline;

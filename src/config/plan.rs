@@ -334,6 +334,18 @@ impl PlanFile {
         &self.metadata
     }
 
+    /// Adds `key = value` to its `[metadata]` (replacing a value the file
+    /// gives), as a launcher does with what it knows of the run.
+    ///
+    /// ```
+    /// let mut f = skyrun::config::PlanFile::parse("[plan]\nname = 'count'\ndetectors = ['det']\n", "p.toml").unwrap();
+    /// f.add_metadata("instrument_session", "cm12345-1".into());
+    /// assert_eq!(f.metadata()["instrument_session"], "cm12345-1");
+    /// ```
+    pub fn add_metadata(&mut self, key: impl Into<String>, value: Value) {
+        self.metadata.insert(key.into(), value);
+    }
+
     /// The device file its `devices` key names, relative to the plan file's
     /// directory (when loaded with [`load`](Self::load)).
     pub fn devices_file(&self) -> Option<PathBuf> {

@@ -8,6 +8,7 @@
 //! skyrun check PLAN.toml [--devices DEVICES.toml]
 //! skyrun view SPANS.jsonl -o FILE.html [--title TITLE]
 //! skyrun serve DEVICES.toml --nats URL --name SERVER [--trace TARGET]
+//! skyrun service --devices DEVICES.toml [--plans DIR] [--bind 127.0.0.1:8000] [--nats URL]
 //! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
 //! skyrun bench PLAN.toml [--devices DEVICES.toml] [--repeat N] [--json]
 //! ```
@@ -47,6 +48,10 @@ mod remote;
 mod run;
 #[cfg(feature = "nats")]
 mod serve;
+#[cfg(feature = "service")]
+mod service;
+#[cfg(any(feature = "nats", feature = "service"))]
+mod signals;
 mod tracing;
 mod view;
 
@@ -79,6 +84,9 @@ enum Command {
     /// Serve the devices of a device file to other processes over NATS.
     #[cfg(feature = "nats")]
     Serve(serve::ServeArgs),
+    /// Serve blueapi's REST API, so blueapi's client runs plans here.
+    #[cfg(feature = "service")]
+    Service(service::ServiceArgs),
 }
 
 /// Arguments of `skyrun view`.
@@ -239,6 +247,8 @@ fn main() -> ExitCode {
         Command::View(args) => view::view(&args),
         #[cfg(feature = "nats")]
         Command::Serve(args) => serve::serve(&args),
+        #[cfg(feature = "service")]
+        Command::Service(args) => service::service(&args),
     };
     match result {
         Ok(code) => code,

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::{DeviceKind, DeviceSet};
-use skyrun::telemetry::{Telemetry, TelemetryOptions};
 use skyrun_remote::{connect_nats, DeviceServer, ServedDevice};
 
 use crate::tracing::TraceArg;
@@ -60,24 +59,10 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
             args.heartbeat
         )));
     }
-    skyrun_actors::propagation::install_propagator_from_env()
-        .map_err(|e| Failure::Usage(e.into()))?;
-    let target = args
-        .trace
-        .clone()
-        .unwrap_or_else(TraceArg::from_env_default);
-    let service_name = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("skyrun-serve-{}", args.name));
-    let telemetry = Telemetry::init(
-        target,
-        TelemetryOptions {
-            service_name: Some(service_name),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| Failure::Usage(e.into()))?;
+    let telemetry = crate::tracing::process_telemetry(
+        args.trace.clone(),
+        &format!("skyrun-serve-{}", args.name),
+    )?;
     let tracer = telemetry.device_tracer();
     let system = actix::System::new();
     let result = system.block_on(async {
@@ -119,34 +104,11 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
         tokio::select! {
             r = server.serve(nats) => r.map_err(|e| Failure::Runtime(e.into())),
             r = echo => r.map_err(|e| Failure::Runtime(e.into())),
-            () = interrupted() => Ok(()),
+            () = crate::signals::interrupted() => Ok(()),
         }
     });
     if let Err(e) = telemetry.shutdown() {
         eprintln!("skyrun serve: trace export: {e}");
     }
     result.map(|()| ExitCode::SUCCESS)
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

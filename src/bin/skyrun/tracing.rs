@@ -140,3 +140,30 @@ impl Tracing {
         })
     }
 }
+
+/// The telemetry of a long-running process (`serve`, `service`): the
+/// propagator from `OTEL_PROPAGATORS`, spans to `trace` (default: OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set), service name `OTEL_SERVICE_NAME`,
+/// else `default_name`.
+#[cfg(any(feature = "nats", feature = "service"))]
+pub fn process_telemetry(
+    trace: Option<TraceArg>,
+    default_name: &str,
+) -> Result<Telemetry, crate::Failure> {
+    use crate::Failure;
+    skyrun_actors::propagation::install_propagator_from_env()
+        .map_err(|e| Failure::Usage(e.into()))?;
+    let target = trace.unwrap_or_else(TraceArg::from_env_default);
+    let service_name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default_name.to_owned());
+    Telemetry::init(
+        target,
+        TelemetryOptions {
+            service_name: Some(service_name),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Failure::Usage(e.into()))
+}

@@ -1,0 +1,165 @@
+//! `skyrun service`: blueapi's REST API (1.21.1) over a RunEngine, so
+//! blueapi's own client (`blueapi controller ...`) drives skyrun unchanged.
+//!
+//! The service sits on top of the engine: the engine, the devices and the
+//! config module know nothing of it.
+//!
+//! * The **engine thread** (`engine_thread.rs`) is an actix system that owns
+//!   the RunEngine and the devices of a device file; it takes requests (run
+//!   a plan file as a task, pause, resume, abort, stop, ping) over a channel.
+//! * The **[`Worker`]** (`worker.rs`) keeps blueapi's task records (pending,
+//!   active, complete with an outcome), refuses a second active task, maps
+//!   the engine's state to blueapi's `WorkerState`, and publishes each
+//!   document of the active task and each state change as an update.
+//! * The **[`Catalog`]** (`catalog.rs`) lists the plans with the JSON schema
+//!   of their parameters and checks a task's parameters against it (422
+//!   naming the field, as pydantic does) and against the device file.
+//! * The **routes** (`routes.rs`, `ws.rs`) answer HTTP on a tokio runtime
+//!   of their own (axum): `/plans`, `/devices`, `/worker/state`,
+//!   `/worker/task`, `/tasks`, `/environment`, `/config/oidc`, `/healthz`
+//!   and the WebSocket `/api/v2/run_plan`.
+//!
+//! Unlike blueapi, a paused task stays paused inside the engine's run and
+//! resumes from its checkpoint to end in success. The client's
+//! `traceparent` (on `PUT /worker/task` or the WebSocket handshake) parents
+//! the task's span `task`, which parents the run.
+//!
+//! ```no_run
+//! use skyrun::config::DeviceSet;
+//! use skyrun::service::{serve, Catalog, ServiceOptions};
+//! let set = DeviceSet::load("examples/beamline.toml".as_ref()).unwrap();
+//! let opts = ServiceOptions::new("127.0.0.1:8000".parse().unwrap());
+//! serve(set, Catalog::standard(), opts, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .unwrap();
+//! ```
+
+mod catalog;
+mod engine_thread;
+pub mod model;
+mod routes;
+mod worker;
+mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use skyrun_actors::SpanTracer;
+use tokio::sync::broadcast;
+
+pub use catalog::{Catalog, CatalogPlan};
+pub use engine_thread::{ControlReq, Ended};
+pub use routes::ENGINE_LIMIT;
+pub use worker::{BeginError, SubmitError, Update, Worker, MAX_TASKS};
+
+use crate::config::{DeviceSet, Devices};
+
+/// The largest request body accepted (413 beyond it).
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// Adds devices to the running set once the engine's actix system runs.
+pub type SpawnExtra = Box<dyn FnOnce(&mut Devices) + Send>;
+
+/// How the service runs.
+pub struct ServiceOptions {
+    /// Where to listen (port 0: any free port; the address is printed).
+    pub bind: SocketAddr,
+    /// The engine's tracer (the `task` span and the run's spans).
+    pub engine_tracer: SpanTracer,
+    /// The devices' tracer.
+    pub device_tracer: SpanTracer,
+    /// Adds devices once the engine's actix system runs (remote proxies).
+    pub spawn_extra: Option<SpawnExtra>,
+    /// Called with the address once the service listens.
+    pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+}
+
+impl ServiceOptions {
+    /// Options with the global tracers, nothing extra.
+    pub fn new(bind: SocketAddr) -> Self {
+        ServiceOptions {
+            bind,
+            engine_tracer: SpanTracer::global(crate::telemetry::spans::ENGINE_SCOPE),
+            device_tracer: SpanTracer::global("ophyd.status"),
+            spawn_extra: None,
+            on_listening: None,
+        }
+    }
+}
+
+/// Why the service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The engine thread or the runtime could not start, or the server failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The whole HTTP application over `worker`.
+pub fn app(worker: Arc<Worker>) -> Router {
+    let rest = routes::rest();
+    Router::new()
+        .merge(rest.clone())
+        .nest("/api/v1", rest)
+        .route("/api/v2/run_plan", get(ws::run_plan))
+        .route("/healthz", get(routes::healthz))
+        .route("/config/oidc", get(routes::oidc))
+        .fallback(|| async { routes::detail(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(worker)
+}
+
+/// Runs the service on `set` with `catalog` until `shutdown` completes.
+pub fn serve(
+    set: DeviceSet,
+    catalog: Catalog,
+    opts: ServiceOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let (events, _) = broadcast::channel(4096);
+    let current = Arc::new(Mutex::new(None));
+    let (link, _engine) = engine_thread::start(engine_thread::EngineSetup {
+        set: set.clone(),
+        engine_tracer: opts.engine_tracer,
+        device_tracer: opts.device_tracer,
+        spawn_extra: opts.spawn_extra,
+        on_document: Box::new(Worker::document_sink(current.clone(), events.clone())),
+    })?;
+    let worker = Arc::new(Worker::new(link, set, catalog, current, events));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("skyrun-service")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.bind)
+            .await
+            .map_err(|source| ServiceError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+        if let Some(f) = opts.on_listening {
+            f(addr);
+        }
+        axum::serve(listener, app(worker))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,440 @@
+//! The worker: blueapi's task life cycle over the engine thread. Tasks are
+//! created pending (`POST /tasks`), one at a time becomes active (`PUT
+//! /worker/task`, 409 while another runs), runs on the engine, and ends
+//! complete with its outcome. Every document of the active task, and every
+//! change of the worker's state, goes out as an update to the subscribers
+//! (the WebSocket route).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use opentelemetry::Context;
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+use tokio::sync::{broadcast, oneshot};
+
+use super::catalog::Catalog;
+use super::engine_thread::{ControlReq, Ended, EngineCmd, EngineLink};
+use super::model::{
+    ArgumentError, DataEvent, Outcome, Task, TaskRequest, TaskStatus, TrackableTask, WorkerEvent,
+    WorkerState,
+};
+use crate::config::DeviceSet;
+use crate::run_engine::EngineState;
+use crate::{Document, ExitStatus};
+
+/// The most tasks kept; the oldest complete ones are forgotten first.
+pub const MAX_TASKS: usize = 10_000;
+
+/// One update for subscribers: the task it belongs to, whether it ends the
+/// task, and the message as sent (`{"kind": "update", "data": ...}`).
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// The task.
+    pub task_id: String,
+    /// It is the WorkerEvent that completes the task.
+    pub completes: bool,
+    /// The JSON text.
+    pub json: Arc<str>,
+}
+
+/// Why a task could not be created.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// No plan has this name (404).
+    UnknownPlan(String),
+    /// The parameters do not fit the plan (422).
+    Invalid(Vec<ArgumentError>),
+}
+
+/// Why a task could not start.
+#[derive(Debug, PartialEq)]
+pub enum BeginError {
+    /// Another task is active (409).
+    Busy,
+    /// No pending task has this id (404).
+    NotFound,
+    /// The engine thread has stopped.
+    EngineGone,
+}
+
+#[derive(Default)]
+struct Inner {
+    tasks: IndexMap<String, TrackableTask>,
+    /// Prepared plans of pending tasks.
+    plans: IndexMap<String, crate::config::PlanFile>,
+    active: Option<String>,
+    /// A deferred pause, an abort or a stop asked for and not yet done.
+    transition: Option<WorkerState>,
+}
+
+/// The worker the routes talk to.
+pub struct Worker {
+    link: EngineLink,
+    set: DeviceSet,
+    catalog: Catalog,
+    inner: Mutex<Inner>,
+    /// The active task, read by the document subscriber.
+    current: Arc<Mutex<Option<String>>>,
+    events: broadcast::Sender<Update>,
+    environment_id: String,
+}
+
+/// How long a control request may wait for the engine.
+const CONTROL_LIMIT: Duration = Duration::from_secs(10);
+
+impl Worker {
+    pub(crate) fn new(
+        link: EngineLink,
+        set: DeviceSet,
+        catalog: Catalog,
+        current: Arc<Mutex<Option<String>>>,
+        events: broadcast::Sender<Update>,
+    ) -> Self {
+        Worker {
+            link,
+            set,
+            catalog,
+            inner: Mutex::new(Inner::default()),
+            current,
+            events,
+            environment_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// The document subscriber: each document of the active task as a `DataEvent`.
+    pub(crate) fn document_sink(
+        current: Arc<Mutex<Option<String>>>,
+        events: broadcast::Sender<Update>,
+    ) -> impl FnMut(&str, &Document) + Send {
+        move |name, doc| {
+            let Some(task_id) = current.lock().clone() else {
+                return;
+            };
+            if events.receiver_count() == 0 {
+                return;
+            }
+            let event = DataEvent {
+                name: name.to_owned(),
+                doc: serde_json::to_value(doc).unwrap_or(Value::Null),
+                task_id: task_id.clone(),
+            };
+            let _ = events.send(update(&task_id, false, &event));
+        }
+    }
+
+    /// The plans.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The devices.
+    pub fn devices(&self) -> &DeviceSet {
+        &self.set
+    }
+
+    /// Changes when the environment is reloaded (never, yet: see COMPATIBILITY.md).
+    pub fn environment_id(&self) -> &str {
+        &self.environment_id
+    }
+
+    /// Subscribes to updates (documents and worker events).
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.events.subscribe()
+    }
+
+    /// The worker's state, as blueapi names it.
+    pub fn state(&self, engine: Option<EngineState>) -> WorkerState {
+        let inner = self.inner.lock();
+        let active = inner.active.is_some();
+        match (engine, inner.transition) {
+            (None, _) => WorkerState::Unknown,
+            (Some(EngineState::Paused), Some(t)) if t != WorkerState::Pausing => t,
+            (Some(EngineState::Paused), _) => WorkerState::Paused,
+            (Some(_), Some(t)) if active => t,
+            (Some(EngineState::Running), _) => WorkerState::Running,
+            (Some(EngineState::Idle), _) if active => WorkerState::Running,
+            (Some(EngineState::Idle), _) => WorkerState::Idle,
+        }
+    }
+
+    /// The engine's state, asked of the engine (`None`: it did not answer within `limit`).
+    pub async fn engine_state(&self, limit: Duration) -> Option<EngineState> {
+        self.link.ping(limit).await
+    }
+
+    /// Creates a pending task.
+    pub fn submit(&self, req: TaskRequest, user: Option<String>) -> Result<String, SubmitError> {
+        if self.catalog.get(&req.name).is_none() {
+            return Err(SubmitError::UnknownPlan(req.name));
+        }
+        let mut file = self
+            .catalog
+            .prepare(&req.name, &req.params, &self.set)
+            .map_err(SubmitError::Invalid)?;
+        let mut metadata = Map::new();
+        metadata.insert("user".into(), user.map_or(Value::Null, Value::String));
+        metadata.insert("instrument_session".into(), json!(req.instrument_session));
+        file.add_metadata("instrument_session", json!(req.instrument_session));
+        let task_id = uuid::Uuid::new_v4().to_string();
+        file.add_metadata("task_id", json!(task_id));
+        let task = TrackableTask {
+            task_id: task_id.clone(),
+            task: Task {
+                name: req.name,
+                params: req.params,
+                metadata,
+            },
+            request_id: None,
+            is_complete: false,
+            is_pending: true,
+            errors: Vec::new(),
+            outcome: None,
+        };
+        let mut inner = self.inner.lock();
+        while inner.tasks.len() >= MAX_TASKS {
+            let oldest = inner
+                .tasks
+                .iter()
+                .find(|(_, t)| t.is_complete)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => {
+                    inner.tasks.shift_remove(&k);
+                }
+                None => break,
+            }
+        }
+        inner.tasks.insert(task_id.clone(), task);
+        inner.plans.insert(task_id.clone(), file);
+        Ok(task_id)
+    }
+
+    /// Every task, oldest first (optionally those with blueapi status `status`:
+    /// PENDING, RUNNING, COMPLETE, ERROR).
+    pub fn tasks(&self, status: Option<&str>) -> Vec<TrackableTask> {
+        let inner = self.inner.lock();
+        inner
+            .tasks
+            .values()
+            .filter(|t| match status {
+                None => true,
+                Some("PENDING") => t.is_pending,
+                Some("RUNNING") => !t.is_pending && !t.is_complete,
+                Some("COMPLETE") => t.is_complete && t.errors.is_empty(),
+                Some("ERROR") => t.is_complete && !t.errors.is_empty(),
+                Some(_) => false,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// One task.
+    pub fn task(&self, id: &str) -> Option<TrackableTask> {
+        self.inner.lock().tasks.get(id).cloned()
+    }
+
+    /// Forgets a task that is not active; `None` if there is no such task.
+    pub fn clear(&self, id: &str) -> Option<Result<String, &'static str>> {
+        let mut inner = self.inner.lock();
+        if inner.active.as_deref() == Some(id) {
+            return Some(Err("the task is active: abort or stop it first"));
+        }
+        inner.plans.shift_remove(id);
+        inner.tasks.shift_remove(id).map(|t| Ok(t.task_id))
+    }
+
+    /// The active task's id.
+    pub fn active(&self) -> Option<String> {
+        self.inner.lock().active.clone()
+    }
+
+    /// Starts pending task `id` under `parent` (the client's trace context).
+    pub fn begin(self: &Arc<Self>, id: &str, parent: Context) -> Result<(), BeginError> {
+        let (file, plan_name) = {
+            let mut inner = self.inner.lock();
+            if inner.active.is_some() {
+                return Err(BeginError::Busy);
+            }
+            let Some(task) = inner.tasks.get_mut(id).filter(|t| t.is_pending) else {
+                return Err(BeginError::NotFound);
+            };
+            task.is_pending = false;
+            let plan_name = task.task.name.clone();
+            let Some(file) = inner.plans.shift_remove(id) else {
+                return Err(BeginError::NotFound);
+            };
+            inner.active = Some(id.to_owned());
+            inner.transition = None;
+            (file, plan_name)
+        };
+        *self.current.lock() = Some(id.to_owned());
+        let (done, ended) = oneshot::channel();
+        let sent = self.link.send(EngineCmd::Run {
+            task_id: id.to_owned(),
+            plan_name,
+            file: Box::new(file),
+            parent,
+            done,
+        });
+        if !sent {
+            self.finish(id, None);
+            return Err(BeginError::EngineGone);
+        }
+        self.publish(id, WorkerState::Running, false);
+        let (me, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move {
+            let ended = ended.await.ok();
+            me.finish(&id, ended);
+        });
+        Ok(())
+    }
+
+    /// Records how task `id` ended and tells the subscribers.
+    fn finish(&self, id: &str, ended: Option<Ended>) {
+        {
+            let mut inner = self.inner.lock();
+            if let Some(task) = inner.tasks.get_mut(id) {
+                task.is_complete = true;
+                task.is_pending = false;
+                task.outcome = Some(match &ended {
+                    Some(e) if e.exit_status == ExitStatus::Success => Outcome::Success {
+                        result: Value::Null,
+                        kind: "NoneType".into(),
+                    },
+                    Some(e) => {
+                        task.errors.push(e.reason.clone());
+                        Outcome::Error {
+                            kind: e
+                                .error_type
+                                .clone()
+                                .unwrap_or_else(|| "RunEngineError".into()),
+                            message: e.reason.clone(),
+                        }
+                    }
+                    None => {
+                        let msg = "the engine stopped before the task ended".to_owned();
+                        task.errors.push(msg.clone());
+                        Outcome::Error {
+                            kind: "RunEngineError".into(),
+                            message: msg,
+                        }
+                    }
+                });
+            }
+            inner.active = None;
+            inner.transition = None;
+        }
+        *self.current.lock() = None;
+        self.publish(id, WorkerState::Idle, true);
+    }
+
+    /// Sends a WorkerEvent for task `id`.
+    fn publish(&self, id: &str, state: WorkerState, completes: bool) {
+        let _ = self.events.send(self.worker_event(id, state, completes));
+    }
+
+    /// The WorkerEvent that says task `id` has ended (for a subscriber that
+    /// missed it).
+    pub fn completion(&self, id: &str) -> Arc<str> {
+        self.worker_event(id, WorkerState::Idle, true).json
+    }
+
+    fn worker_event(&self, id: &str, state: WorkerState, completes: bool) -> Update {
+        let task = self.task(id);
+        let status = task.as_ref().map(|t| TaskStatus {
+            task_id: t.task_id.clone(),
+            result: t.outcome.clone(),
+            task_complete: t.is_complete,
+            task_failed: !t.errors.is_empty(),
+        });
+        let event = WorkerEvent {
+            state,
+            task_status: status,
+            errors: task.map(|t| t.errors).unwrap_or_default(),
+            warnings: Vec::new(),
+        };
+        update(id, completes, &event)
+    }
+
+    /// Asks for `new` (blueapi's `PUT /worker/state`); `Err` is the 400's detail.
+    pub async fn set_state(
+        &self,
+        new: WorkerState,
+        defer: bool,
+        reason: Option<String>,
+    ) -> Result<(), String> {
+        let engine = self.engine_state(CONTROL_LIMIT).await;
+        let current = self.state(engine);
+        let allowed = matches!(
+            (current, new),
+            (
+                WorkerState::Running,
+                WorkerState::Paused | WorkerState::Aborting | WorkerState::Stopping
+            ) | (
+                WorkerState::Paused,
+                WorkerState::Running | WorkerState::Aborting | WorkerState::Stopping
+            )
+        );
+        if !allowed {
+            return Err(format!(
+                "Cannot transition from {} to {}",
+                current.as_str(),
+                new.as_str()
+            ));
+        }
+        let (req, transition) = match new {
+            WorkerState::Paused => (
+                ControlReq::Pause { defer },
+                defer.then_some(WorkerState::Pausing),
+            ),
+            WorkerState::Running => (ControlReq::Resume, None),
+            WorkerState::Aborting => (
+                ControlReq::Abort(
+                    reason.unwrap_or_else(|| "Task failed for unknown reason".into()),
+                ),
+                Some(WorkerState::Aborting),
+            ),
+            _ => (ControlReq::Stop, Some(WorkerState::Stopping)),
+        };
+        self.link.control(req, CONTROL_LIMIT).await.map_err(|e| {
+            format!(
+                "Error while transitioning from {} to {} - {e}",
+                current.as_str(),
+                new.as_str()
+            )
+        })?;
+        let id = {
+            let mut inner = self.inner.lock();
+            if inner.active.is_some() {
+                inner.transition = transition;
+            }
+            inner.active.clone()
+        };
+        if let Some(id) = id {
+            let state = self.state(self.engine_state(CONTROL_LIMIT).await);
+            self.publish(&id, state, false);
+        }
+        Ok(())
+    }
+
+    /// Aborts the active task, if it is `id` (a WebSocket client went away).
+    pub async fn abort_if_active(&self, id: &str, reason: &str) {
+        if self.active().as_deref() == Some(id) {
+            let _ = self
+                .link
+                .control(ControlReq::Abort(reason.to_owned()), CONTROL_LIMIT)
+                .await;
+        }
+    }
+}
+
+fn update(task_id: &str, completes: bool, data: &impl serde::Serialize) -> Update {
+    let json = json!({"kind": "update", "data": data}).to_string();
+    Update {
+        task_id: task_id.to_owned(),
+        completes,
+        json: json.into(),
+    }
+}

@@ -1,0 +1,122 @@
+//! blueapi 1.21.1's own CLI against `skyrun service`, no message bus
+//! configured: plans, devices, state, run in the foreground (over the
+//! WebSocket), run in the background, pause, state, resume, abort.
+
+mod service_support;
+
+use serde_json::json;
+use service_support::{blueapi, blueapi_ok, Service, TempDir};
+
+#[test]
+fn blueapis_cli_drives_the_service() {
+    let dir = TempDir::new("svc-blueapi");
+    let svc = Service::start(&dir, &[]);
+
+    let plans = blueapi_ok(&dir, &svc, &["plans"]);
+    for name in [
+        "count",
+        "scan",
+        "rel_scan",
+        "list_scan",
+        "grid_scan",
+        "fly",
+        "mv",
+    ] {
+        assert!(
+            plans.lines().any(|l| l == name),
+            "plan {name} listed:\n{plans}"
+        );
+    }
+    assert!(plans.contains("detectors=[string] (Required)"), "{plans}");
+    let devices = blueapi_ok(&dir, &svc, &["devices"]);
+    assert!(
+        devices.contains("motor\n    Readable, Movable['float']"),
+        "{devices}"
+    );
+    assert_eq!(blueapi_ok(&dir, &svc, &["state"]).trim(), "IDLE");
+
+    // In the foreground: the documents arrive (BestEffortCallback's table), then success.
+    let out = blueapi_ok(
+        &dir,
+        &svc,
+        &[
+            "run",
+            "-i",
+            "cm1-1",
+            "count",
+            r#"{"detectors": ["det"], "num": 3}"#,
+        ],
+    );
+    assert!(out.contains("Plan succeeded"), "{out}");
+    assert!(
+        out.contains("|         3 |"),
+        "the third event's row:\n{out}"
+    );
+
+    // Bad parameters and unknown plans, as blueapi's client reports them.
+    let bad = blueapi(
+        &dir,
+        &svc,
+        &[
+            "run",
+            "-i",
+            "cm1-1",
+            "count",
+            r#"{"detectors": ["det"], "num": "x"}"#,
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("Invalid value 'x' for field num: Input should be a valid integer"),
+        "{err}"
+    );
+    let unknown = blueapi(&dir, &svc, &["run", "-i", "cm1-1", "nope"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("Plan 'nope' was not recognised"));
+
+    // In the background: pause, it is PAUSED, resume, it succeeds. (Long
+    // enough, 20 s of running, that a slow CLI start still finds it running.)
+    let slow = r#"{"detectors": ["det"], "num": 300, "delay": 0.02}"#;
+    let long = r#"{"detectors": ["det"], "num": 1000, "delay": 0.02}"#;
+    let id = blueapi_ok(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", long])
+        .trim()
+        .to_owned();
+    blueapi_ok(&dir, &svc, &["pause"]);
+    svc.wait_state("PAUSED");
+    assert_eq!(blueapi_ok(&dir, &svc, &["state"]).trim(), "PAUSED");
+    // Busy while paused.
+    let busy = blueapi(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", slow]);
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("409"),
+        "{busy:?}"
+    );
+    blueapi_ok(&dir, &svc, &["resume"]);
+    let task = svc.wait_complete(&id);
+    assert_eq!(
+        task["outcome"],
+        json!({"outcome": "success", "result": null, "type": "NoneType"}),
+        "{task}"
+    );
+
+    // Abort with a reason: the task's outcome carries it.
+    let id = blueapi_ok(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", slow])
+        .trim()
+        .to_owned();
+    svc.wait_state("RUNNING");
+    blueapi_ok(&dir, &svc, &["abort", "beam lost"]);
+    let task = svc.wait_complete(&id);
+    assert_eq!(
+        task["outcome"],
+        json!({"outcome": "error", "type": "RequestAbort", "message": "beam lost"}),
+        "{task}"
+    );
+    svc.wait_state("IDLE");
+
+    // Stop: the runs end in success.
+    let id = blueapi_ok(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", slow])
+        .trim()
+        .to_owned();
+    svc.wait_state("RUNNING");
+    blueapi_ok(&dir, &svc, &["stop"]);
+    assert_eq!(svc.wait_complete(&id)["outcome"]["outcome"], "success");
+}

@@ -1,0 +1,290 @@
+//! `skyrun service` with a plain HTTP client: every error code of blueapi's
+//! API, a pause that resumes to success through the engine, and one trace
+//! from the client's `traceparent` to the device.
+
+mod service_support;
+
+use serde_json::{json, Value};
+use service_support::{Service, TempDir};
+
+const COUNT_SLOW: &str = r#"{"name": "count", "params": {"detectors": ["det"], "num": 200, "delay": 0.02}, "instrument_session": "cm1-1"}"#;
+
+fn submit(svc: &Service, body: &str) -> String {
+    let (code, r) = svc.call("POST", "/tasks", Some(body), &[]);
+    assert_eq!(code, 201, "{r}");
+    r["task_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn error_codes_are_blueapis() {
+    let dir = TempDir::new("svc-errors");
+    let svc = Service::start(&dir, &[]);
+    assert_eq!(svc.get("/healthz"), (200, json!({"status": "ok"})));
+    assert_eq!(svc.get("/config/oidc").0, 204);
+    assert_eq!(svc.get("/worker/state"), (200, json!("IDLE")));
+    assert_eq!(svc.get("/worker/task"), (200, json!({"task_id": null})));
+    assert_eq!(
+        svc.get("/plans/nope"),
+        (404, json!({"detail": "Item not found"}))
+    );
+    assert_eq!(
+        svc.get("/devices/nope"),
+        (404, json!({"detail": "Item not found"}))
+    );
+    assert_eq!(
+        svc.get("/tasks/nope"),
+        (404, json!({"detail": "Item not found"}))
+    );
+    let (code, dev) = svc.get("/api/v1/devices/motor");
+    assert_eq!(code, 200);
+    assert_eq!(dev["name"], "motor");
+    assert!(dev["protocols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "Movable"));
+
+    // The plan's schema names device parameters as device names.
+    let (code, plan) = svc.get("/plans/scan");
+    assert_eq!(code, 200);
+    assert_eq!(plan["schema"]["properties"]["motor"]["type"], "string");
+    assert_eq!(
+        plan["schema"]["required"],
+        json!(["detectors", "motor", "start", "stop", "num"])
+    );
+    assert_eq!(plan["schema"]["additionalProperties"], false);
+
+    // 404 for an unknown plan, 422 naming each bad parameter.
+    let (code, _) = svc.call(
+        "POST",
+        "/tasks",
+        Some(r#"{"name": "nope", "params": {}, "instrument_session": "s"}"#),
+        &[],
+    );
+    assert_eq!(code, 404);
+    let (code, r) = svc.call(
+        "POST",
+        "/tasks",
+        Some(r#"{"name": "scan", "params": {"detectors": ["det", "ghost"], "motor": "det", "start": "a", "num": 3, "extra": 1}, "instrument_session": "s"}"#),
+        &[],
+    );
+    assert_eq!(code, 422, "{r}");
+    let errors: Vec<(Value, Value)> = r["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["loc"].clone(), e["type"].clone()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (
+                json!(["body", "params", "detectors", 1]),
+                json!("value_error")
+            ),
+            (json!(["body", "params", "motor"]), json!("value_error")),
+            (json!(["body", "params", "start"]), json!("float_type")),
+            (json!(["body", "params", "stop"]), json!("missing")),
+            (json!(["body", "params", "extra"]), json!("extra_forbidden")),
+        ],
+        "{r}"
+    );
+    assert!(
+        r["detail"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("unknown device 'ghost'"),
+        "{r}"
+    );
+    assert!(
+        r["detail"][1]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("'det' is a detector"),
+        "{r}"
+    );
+
+    // A malformed body is a 422, a missing field names it, an oversized one a 413.
+    let (code, r) = svc.call("POST", "/tasks", Some("{not json"), &[]);
+    assert_eq!(code, 422, "{r}");
+    assert_eq!(r["detail"][0]["type"], "json_invalid");
+    let (code, r) = svc.call("POST", "/tasks", Some(r#"{"name": "count"}"#), &[]);
+    assert_eq!(
+        (code, r["detail"][0]["loc"].clone()),
+        (422, json!(["body", "instrument_session"]))
+    );
+    let big = format!(
+        r#"{{"name": "count", "params": {{"x": "{}"}}, "instrument_session": "s"}}"#,
+        "a".repeat(300_000)
+    );
+    assert_eq!(svc.call("POST", "/tasks", Some(&big), &[]).0, 413);
+
+    // Nothing runs: no state change is allowed.
+    let (code, r) = svc.call(
+        "PUT",
+        "/worker/state",
+        Some(r#"{"new_state": "PAUSED"}"#),
+        &[],
+    );
+    assert_eq!(
+        (code, r),
+        (
+            400,
+            json!({"detail": "Cannot transition from IDLE to PAUSED"})
+        )
+    );
+    let (code, _) = svc.call(
+        "PUT",
+        "/worker/state",
+        Some(r#"{"new_state": "paused"}"#),
+        &[],
+    );
+    assert_eq!(code, 422, "states are upper case");
+    assert_eq!(
+        svc.call("PUT", "/worker/task", Some(r#"{"task_id": "nope"}"#), &[])
+            .0,
+        404
+    );
+    assert_eq!(
+        svc.call("PUT", "/worker/task", Some(r#"{"task_id": null}"#), &[])
+            .0,
+        422
+    );
+
+    // One task at a time: 409; a pending task can be deleted.
+    let slow = submit(&svc, COUNT_SLOW);
+    let other = submit(&svc, COUNT_SLOW);
+    assert_eq!(
+        svc.get("/tasks?task_status=PENDING").1["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        svc.call(
+            "PUT",
+            "/worker/task",
+            Some(&format!(r#"{{"task_id": "{slow}"}}"#)),
+            &[]
+        )
+        .0,
+        200
+    );
+    let (code, r) = svc.call(
+        "PUT",
+        "/worker/task",
+        Some(&format!(r#"{{"task_id": "{other}"}}"#)),
+        &[],
+    );
+    assert_eq!((code, r), (409, json!({"detail": "Worker already active"})));
+    assert_eq!(svc.get("/worker/task").1, json!({"task_id": slow}));
+    assert_eq!(
+        svc.call("DELETE", &format!("/tasks/{other}"), None, &[]),
+        (200, json!({"task_id": other}))
+    );
+    assert_eq!(svc.get(&format!("/tasks/{other}")).0, 404);
+    let (code, _) = svc.call(
+        "PUT",
+        "/worker/state",
+        Some(r#"{"new_state": "ABORTING", "reason": "enough"}"#),
+        &[],
+    );
+    assert_eq!(code, 202);
+    let task = svc.wait_complete(&slow);
+    assert_eq!(
+        task["outcome"],
+        json!({"outcome": "error", "type": "RequestAbort", "message": "enough"})
+    );
+    assert_eq!(task["errors"], json!(["enough"]));
+    svc.wait_state("IDLE");
+    assert_eq!(
+        svc.get("/tasks?task_status=ERROR").1["tasks"][0]["task_id"],
+        json!(slow)
+    );
+    assert_eq!(svc.get("/tasks?task_status=bogus").0, 422);
+}
+
+#[test]
+fn pause_resumes_from_the_checkpoint_and_the_trace_runs_from_the_client_to_the_device() {
+    let dir = TempDir::new("svc-pause");
+    let svc = Service::start(&dir, &[]);
+    let id = submit(&svc, COUNT_SLOW);
+    // blueapi's client sends flags 03 (sampled + random).
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03";
+    let (code, r) = svc.call(
+        "PUT",
+        "/worker/task",
+        Some(&format!(r#"{{"task_id": "{id}"}}"#)),
+        &[("traceparent", traceparent)],
+    );
+    assert_eq!(code, 200, "{r}");
+    let (code, state) = svc.call(
+        "PUT",
+        "/worker/state",
+        Some(r#"{"new_state": "PAUSED"}"#),
+        &[],
+    );
+    assert_eq!(code, 202, "{state}");
+    svc.wait_state("PAUSED");
+    // Paused, the task is neither failed nor complete (blueapi marks it failed).
+    let (_, task) = svc.get(&format!("/tasks/{id}"));
+    assert_eq!(
+        (task["is_complete"].clone(), task["errors"].clone()),
+        (json!(false), json!([]))
+    );
+    let (code, r) = svc.call(
+        "PUT",
+        "/worker/state",
+        Some(r#"{"new_state": "PAUSED"}"#),
+        &[],
+    );
+    assert_eq!(
+        (code, r),
+        (
+            400,
+            json!({"detail": "Cannot transition from PAUSED to PAUSED"})
+        )
+    );
+    assert_eq!(
+        svc.call(
+            "PUT",
+            "/worker/state",
+            Some(r#"{"new_state": "RUNNING"}"#),
+            &[]
+        )
+        .0,
+        202
+    );
+    let task = svc.wait_complete(&id);
+    assert_eq!(
+        task["outcome"],
+        json!({"outcome": "success", "result": null, "type": "NoneType"}),
+        "{task}"
+    );
+    assert_eq!(task["errors"], json!([]));
+    svc.wait_state("IDLE");
+
+    let spans = svc.stop();
+    let by_name = |n: &'static str| spans.iter().filter(move |s| s["name"] == n);
+    let task_span = by_name("task").next().expect("a task span");
+    let trace = "0x4bf92f3577b34da6a3ce929d0e0e4736";
+    assert_eq!(task_span["context"]["trace_id"], trace);
+    assert_eq!(
+        task_span["parent_id"], "0x00f067aa0ba902b7",
+        "the client's span parents the task"
+    );
+    assert_eq!(task_span["attributes"]["task_id"], json!(id));
+    assert_eq!(task_span["attributes"]["exit_status"], "success");
+    let run = by_name("Bluesky RunEngine run").next().expect("a run span");
+    assert_eq!(
+        run["parent_id"], task_span["context"]["span_id"],
+        "the task parents the run"
+    );
+    let statuses: Vec<&Value> = by_name("Ophyd Status").collect();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses.iter().all(|s| s["context"]["trace_id"] == trace),
+        "the devices' spans are in the client's trace"
+    );
+}

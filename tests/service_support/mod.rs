@@ -1,0 +1,243 @@
+//! Shared by the service tests: a `skyrun service` process on a free
+//! loopback port (stopped when dropped), a plain HTTP client with bounded
+//! waits, and blueapi 1.21.1's CLI pointed at the service.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The test beamline: a motor and a detector on it.
+pub const DEVICES: &str = "[[motor]]\nname = 'motor'\nvelocity = 1000.0\n\
+    [[detector]]\nname = 'det'\nmotor = 'motor'\n[[signal]]\nname = 'sig'\n";
+
+/// A temporary folder, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("skyrun-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `skyrun service`, its spans written to `spans.jsonl` in `dir`.
+pub struct Service {
+    child: Child,
+    pub url: String,
+    pub spans: PathBuf,
+}
+
+impl Service {
+    /// Starts the service on `devices` (a file in `dir`) on a free port.
+    pub fn start(dir: &TempDir, extra: &[&str]) -> Service {
+        let devices = dir.write("devices.toml", DEVICES);
+        let spans = dir.path("spans.jsonl");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_skyrun"))
+            .arg("service")
+            .arg("--devices")
+            .arg(&devices)
+            .args(["--bind", "127.0.0.1:0", "--trace"])
+            .arg(format!("jsonl:{}", spans.display()))
+            .args(extra)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start skyrun service");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[service] {line}");
+                if let Some(at) = line.find("listening on ") {
+                    let _ = tx.send(line[at + "listening on ".len()..].trim().to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("skyrun service did not say where it listens within 60 s");
+            }
+        };
+        Service { child, url, spans }
+    }
+
+    /// Stops the service with SIGTERM (so it flushes its spans) and waits, at most 30 s.
+    pub fn stop(mut self) -> Vec<Value> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "skyrun service exited with {status}");
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "skyrun service did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&self.spans)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a span per line"))
+            .collect()
+    }
+
+    fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// `METHOD path` with an optional JSON body and headers: the status and the body (JSON, or `null`).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rq = Self::client().request(method, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            rq = rq
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        for (k, v) in headers {
+            rq = rq.header(*k, *v);
+        }
+        let resp = rq.send().unwrap_or_else(|e| panic!("{path}: {e}"));
+        let code = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None, &[])
+    }
+
+    /// Polls `GET /tasks/{id}` until it is complete (at most 120 s).
+    pub fn wait_complete(&self, id: &str) -> Value {
+        let end = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (code, task) = self.get(&format!("/tasks/{id}"));
+            assert_eq!(code, 200, "GET /tasks/{id}: {task}");
+            if task["is_complete"] == true {
+                return task;
+            }
+            assert!(
+                Instant::now() < end,
+                "task {id} not complete within 120 s: {task}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls `GET /worker/state` until it is `state` (at most 60 s).
+    pub fn wait_state(&self, state: &str) {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, s) = self.get("/worker/state");
+            if s == state {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "worker state not {state} within 60 s: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // Ours: started by Service::start.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// blueapi 1.21.1's CLI: `$SKYRUN_BLUEAPI`, else the venv scripts/test makes.
+pub fn blueapi_exe() -> PathBuf {
+    if let Ok(p) = std::env::var("SKYRUN_BLUEAPI") {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/blueapi-venv/bin/blueapi");
+    assert!(
+        venv.is_file(),
+        "blueapi's CLI not found at {}: run scripts/test (it installs blueapi==1.21.1 there) \
+         or set SKYRUN_BLUEAPI",
+        venv.display()
+    );
+    venv
+}
+
+/// `blueapi -c config.yaml controller ARGS` against `svc`, at most 120 s.
+pub fn blueapi(dir: &TempDir, svc: &Service, args: &[&str]) -> Output {
+    let config = dir.write("config.yaml", &format!("api:\n  url: {}\n", svc.url));
+    let mut child = Command::new(blueapi_exe())
+        .arg("-c")
+        .arg(&config)
+        .arg("controller")
+        .args(args)
+        .env("XDG_CACHE_HOME", dir.path("cache"))
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run blueapi");
+    let end = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("blueapi {args:?} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// stdout of a blueapi command that must succeed.
+pub fn blueapi_ok(dir: &TempDir, svc: &Service, args: &[&str]) -> String {
+    let out = blueapi(dir, svc, args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "blueapi {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
