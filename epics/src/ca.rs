@@ -211,7 +211,13 @@ impl PvChannel for CaPv {
             .await
             .map_err(|e| self.error("read", e, None))?;
         *self.server.lock() = info.server_addr.to_string();
-        Ok(meta_of(&snap, info.native_type, info.element_count, info.access_rights.write, info.server_addr.to_string()))
+        Ok(meta_of(
+            &snap,
+            info.native_type,
+            info.element_count,
+            info.access_rights.write,
+            info.server_addr.to_string(),
+        ))
     }
 
     async fn put(&self, value: &Value, completion: Option<Duration>) -> Result<(), ClientError> {
@@ -347,7 +353,10 @@ fn meta_of(
             _ => "integer",
         }
     };
-    let display = snap.display.as_ref().filter(|_| native != DbFieldType::String);
+    let display = snap
+        .display
+        .as_ref()
+        .filter(|_| native != DbFieldType::String);
     PvMeta {
         dtype,
         shape: if array { vec![count as usize] } else { vec![] },

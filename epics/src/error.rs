@@ -46,7 +46,10 @@ pub enum ClientError {
         reason: String,
     },
     /// The operation did not finish in time.
-    #[error("{operation} of PV '{pv}' did not finish within {after} s{}", at(server))]
+    #[error(
+        "{operation} of PV '{pv}' did not finish within {after} s{}",
+        at(server)
+    )]
     Timeout {
         /// The PV.
         pv: String,

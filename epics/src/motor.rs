@@ -123,6 +123,12 @@ impl EpicsMotor {
         &self.prefix
     }
 
+    /// The PV of a motor record field (`"DMOV"`, `"RBV"`, ... of [`MOTOR_FIELDS`]).
+    pub fn field(&self, field: &str) -> Option<&Pv> {
+        let i = MOTOR_FIELDS.iter().position(|f| *f == field)?;
+        self.pvs.get(i)
+    }
+
     fn pv(&self, f: F) -> &Pv {
         &self.pvs[f as usize]
     }
@@ -321,14 +327,13 @@ impl Move {
 
 impl Movable for EpicsMotor {
     fn set(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
-        let target = value
-            .as_f64()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| DeviceError::InvalidArgument {
+        let target = value.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+            DeviceError::InvalidArgument {
                 device: self.name.to_string(),
                 operation: "set",
                 reason: format!("expected a finite number, got {value}"),
-            })?;
+            }
+        })?;
         let start = self.pv(F::Rbv).get_f64().unwrap_or(f64::NAN);
         let status = ctx
             .move_status(target, start, &self.units())

@@ -178,7 +178,11 @@ impl Pv {
     }
 
     /// Writes `value`; with `completion`, waits for the put callback.
-    pub async fn put(&self, value: &Value, completion: Option<Duration>) -> Result<(), ClientError> {
+    pub async fn put(
+        &self,
+        value: &Value,
+        completion: Option<Duration>,
+    ) -> Result<(), ClientError> {
         self.shared.channel.put(value, completion).await
     }
 
@@ -229,7 +233,10 @@ pub async fn connect_all(
         }
     }
     if err.missing.is_empty() && err.other.is_empty() {
-        Ok(slots.into_iter().map(|p| p.expect("every PV connected")).collect())
+        Ok(slots
+            .into_iter()
+            .map(|p| p.expect("every PV connected"))
+            .collect())
     } else {
         Err(err)
     }

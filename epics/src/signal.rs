@@ -24,7 +24,7 @@ use crate::ConnectError;
 pub const DEFAULT_CONNECT_TIMEOUT: f64 = 2.0;
 
 /// How an [`EpicsSignal`]'s `set` completes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SetOptions {
     /// Put with completion (the IOC's put-callback); otherwise put and wait
     /// for the readback.
@@ -34,16 +34,6 @@ pub struct SetOptions {
     pub tolerance: Option<f64>,
     /// Fails a set's status after this many seconds.
     pub timeout: Option<f64>,
-}
-
-impl Default for SetOptions {
-    fn default() -> Self {
-        SetOptions {
-            put_complete: false,
-            tolerance: None,
-            timeout: None,
-        }
-    }
 }
 
 /// A readable and settable PV pair: `read_pv` read, `write_pv` (default

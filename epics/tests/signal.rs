@@ -70,7 +70,9 @@ async fn set_waits_for_the_readback_or_for_put_completion() {
     let DeviceReply::Status(st) = ask(&h, DeviceOp::Set(json!(4.25))).await.unwrap() else {
         panic!()
     };
-    within(10, "the set", st.wait()).await.expect("the set succeeds");
+    within(10, "the set", st.wait())
+        .await
+        .expect("the set succeeds");
     assert_eq!(read_value(&h, "ao").await, json!(4.25));
 
     // SLOW completes its put 0.3 s after the write: the status waits for it.
@@ -85,7 +87,10 @@ async fn set_waits_for_the_readback_or_for_put_completion() {
     let DeviceReply::Status(st) = ask(&h, DeviceOp::Set(json!(7.5))).await.unwrap() else {
         panic!()
     };
-    assert!(!st.done(), "a put-completion set waits for the IOC's callback");
+    assert!(
+        !st.done(),
+        "a put-completion set waits for the IOC's callback"
+    );
     within(10, "the put-completion set", st.wait())
         .await
         .expect("the set succeeds");
@@ -115,7 +120,14 @@ async fn monitored_updates_arrive_and_read_answers_from_the_latest() {
     within(10, "five monitor updates", async {
         while seen.len() < 5 {
             watch.changed().await.expect("the PV lives");
-            let v = watch.borrow().latest.as_ref().unwrap().value.as_f64().unwrap();
+            let v = watch
+                .borrow()
+                .latest
+                .as_ref()
+                .unwrap()
+                .value
+                .as_f64()
+                .unwrap();
             seen.push(v);
         }
     })
@@ -135,9 +147,13 @@ async fn missing_pvs_are_listed_with_their_devices() {
         ("m1".to_string(), ioc.pv("NOPE:1")),
         ("s2".to_string(), ioc.pv("NOPE:2")),
     ];
-    let err = within(20, "connect_all", connect_all(ca.as_ref(), &pvs, std::time::Duration::from_secs(1)))
-        .await
-        .unwrap_err();
+    let err = within(
+        20,
+        "connect_all",
+        connect_all(ca.as_ref(), &pvs, std::time::Duration::from_secs(1)),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -184,6 +200,8 @@ async fn a_dead_ioc_fails_reads_and_a_restarted_one_is_reconnected() {
     let DeviceReply::Status(st) = ask(&h, DeviceOp::Set(json!(1.5))).await.unwrap() else {
         panic!()
     };
-    within(10, "a set after the restart", st.wait()).await.unwrap();
+    within(10, "a set after the restart", st.wait())
+        .await
+        .unwrap();
     assert_eq!(read_value(&h, "ao").await, json!(1.5));
 }
