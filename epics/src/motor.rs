@@ -229,9 +229,7 @@ impl Readable for EpicsMotor {
 
 impl Triggerable for EpicsMotor {
     fn trigger(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError> {
-        let s = ctx.status().build();
-        s.set_finished();
-        Ok(s)
+        crate::signal::finished(ctx)
     }
 }
 

@@ -200,11 +200,16 @@ impl Readable for EpicsSignal {
     }
 }
 
+/// A finished status: what `trigger()` of an ophyd signal or motor returns.
+pub(crate) fn finished(ctx: &DeviceContext) -> Result<Status, DeviceError> {
+    let s = ctx.status().build();
+    s.set_finished();
+    Ok(s)
+}
+
 impl Triggerable for EpicsSignal {
     fn trigger(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError> {
-        let s = ctx.status().build();
-        s.set_finished();
-        Ok(s)
+        finished(ctx)
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, within, Ioc};
+use common::{client, until_value, within, Ioc};
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, Value as OtelValue};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -127,24 +127,14 @@ async fn limits_refuse_a_move_before_it_starts_and_stop_puts_stop() {
     // A long move (9 mm at 1 mm/s), stopped once it has started.
     let mut watch = dmov.watch();
     let st = set(&h, 9.0, &Context::new()).await;
-    within(10, "DMOV 0", async {
-        while watch.borrow().latest.as_ref().map(|u| u.value.clone()) != Some(json!(0)) {
-            watch.changed().await.unwrap();
-        }
-    })
-    .await;
+    until_value(&mut watch, json!(0), 10).await;
     ask(&h, DeviceOp::Stop { success: false }).await.unwrap();
     let err = within(5, "the stopped move", st.wait()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "m1 was stopped before the operation completed"
     );
-    within(10, "DMOV 1 after STOP", async {
-        while watch.borrow().latest.as_ref().map(|u| u.value.clone()) != Some(json!(1)) {
-            watch.changed().await.unwrap();
-        }
-    })
-    .await;
+    until_value(&mut watch, json!(1), 10).await;
     let pos = read(&h).await["m1"].value.as_f64().unwrap();
     assert!(pos < 9.0, "the motor stopped short of 9: at {pos}");
 }
@@ -179,12 +169,7 @@ async fn an_ioc_killed_mid_move_fails_the_move_and_a_restarted_one_moves_again()
     let h = DeviceHandle::spawn(m);
     let mut watch = dmov.watch();
     let st = set(&h, 9.0, &Context::new()).await;
-    within(10, "DMOV 0", async {
-        while watch.borrow().latest.as_ref().map(|u| u.value.clone()) != Some(json!(0)) {
-            watch.changed().await.unwrap();
-        }
-    })
-    .await;
+    until_value(&mut watch, json!(0), 10).await;
     ioc.kill();
     let err = within(30, "the failed move", st.wait()).await.unwrap_err();
     assert_eq!(

@@ -186,3 +186,17 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Outp
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
 }
+
+/// Waits (at most `secs`) until the PV watched by `watch` holds `value`.
+pub async fn until_value(
+    watch: &mut tokio::sync::watch::Receiver<skyrun_epics::PvState>,
+    value: serde_json::Value,
+    secs: u64,
+) {
+    within(secs, &format!("the value {value}"), async {
+        while watch.borrow().latest.as_ref().map(|u| &u.value) != Some(&value) {
+            watch.changed().await.expect("the PV lives");
+        }
+    })
+    .await
+}
