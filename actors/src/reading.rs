@@ -52,6 +52,12 @@ pub struct DataKey {
     /// Display precision, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub precision: Option<u32>,
+    /// The lower control limit, if the source has one (ophyd's `lower_ctrl_limit`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lower_ctrl_limit: Option<f64>,
+    /// The upper control limit, if the source has one (ophyd's `upper_ctrl_limit`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upper_ctrl_limit: Option<f64>,
     /// The name of the object this key belongs to (filled in by the engine).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub object_name: Option<String>,
@@ -66,6 +72,8 @@ impl DataKey {
             shape: vec![],
             units: None,
             precision: None,
+            lower_ctrl_limit: None,
+            upper_ctrl_limit: None,
             object_name: None,
         }
     }
@@ -79,6 +87,20 @@ impl DataKey {
     /// The key with a display precision.
     pub fn with_precision(mut self, precision: u32) -> Self {
         self.precision = Some(precision);
+        self
+    }
+
+    /// The key with control limits `[low, high]` (ophyd's `lower_ctrl_limit`
+    /// and `upper_ctrl_limit`).
+    ///
+    /// ```
+    /// use skyrun_actors::DataKey;
+    /// let k = DataKey::number("PV:BL:AO").with_ctrl_limits(-10.0, 10.0);
+    /// assert_eq!(serde_json::to_value(&k).unwrap()["upper_ctrl_limit"], 10.0);
+    /// ```
+    pub fn with_ctrl_limits(mut self, low: f64, high: f64) -> Self {
+        self.lower_ctrl_limit = Some(low);
+        self.upper_ctrl_limit = Some(high);
         self
     }
 
@@ -98,6 +120,8 @@ impl DataKey {
             shape,
             units: None,
             precision: None,
+            lower_ctrl_limit: None,
+            upper_ctrl_limit: None,
             object_name: None,
         }
     }

@@ -184,6 +184,23 @@ impl Status {
         }
     }
 
+    /// Records a span event named `name`, timestamped now, on the status
+    /// span (a no-op when untraced or once the status has completed): where
+    /// the time of an operation went (a motor's put, its DMOV 0 and DMOV 1).
+    ///
+    /// ```
+    /// use opentelemetry::KeyValue;
+    /// let s = skyrun_actors::Status::builder().build();
+    /// s.add_event("put", vec![KeyValue::new("pv", "BL:M1.VAL")]);
+    /// assert!(!s.is_traced());
+    /// ```
+    pub fn add_event(&self, name: &'static str, attributes: Vec<KeyValue>) {
+        if let Some(span) = self.inner.state.lock().span.as_mut() {
+            span.events
+                .push((name, std::time::SystemTime::now(), attributes));
+        }
+    }
+
     /// Whether this status will record a span when it completes (the
     /// provider's sampler still has the last word).
     pub fn is_traced(&self) -> bool {

@@ -35,6 +35,8 @@ pub(super) struct PendingSpan {
     pub(super) finish: Option<(SystemTime, f64)>,
     /// Attributes the device added, in order.
     pub(super) extra: Vec<KeyValue>,
+    /// Span events the device added (name, when, attributes), in order.
+    pub(super) events: Vec<(&'static str, SystemTime, Vec<KeyValue>)>,
 }
 
 /// What a MoveStatus records beyond a status's own keys, as ophyd's
@@ -57,6 +59,7 @@ impl PendingSpan {
             movement: None,
             finish: None,
             extra: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -120,6 +123,9 @@ impl PendingSpan {
         else {
             return;
         };
+        for (name, t, attrs) in self.events {
+            span.add_event_with_timestamp(name, t, attrs);
+        }
         if let Err(e) = outcome {
             crate::tracer::record_exception(&mut span, error_type(e), e.to_string(), false);
             span.set_status(SpanStatus::error(format!("{}: {e}", error_type(e))));
