@@ -11,6 +11,9 @@ thread waits in short slices, so it notices a pause (``RE()`` then raises
 
 import asyncio
 import atexit
+import collections
+import contextlib
+import copy
 import inspect
 import sys
 import time
@@ -81,6 +84,36 @@ def _set_bluesky_event_loop(loop):
     run_engine.set_bluesky_event_loop(loop)
 
 
+def _default_scan_id_source(md):
+    return md.get("scan_id", 0) + 1
+
+
+def _default_md_validator(md):
+    # Bluesky's default: 'sample' must be a string or a mapping.
+    if "sample" in md and not (hasattr(md["sample"], "keys") or isinstance(md["sample"], str)):
+        raise ValueError(
+            "You specified 'sample' metadata. We give this field special significance in order to make your "
+            "data easily searchable. Therefore, you must make 'sample' a string or a  dictionary, like so: "
+            "GOOD: sample='dirt' GOOD: sample={'color': 'red', 'number': 5} BAD: sample=[1, 2] "
+        )
+
+
+try:
+    from bluesky.run_engine import RunEngineResult
+    from bluesky.utils import SigintHandler as _SigintHandler
+except ImportError:  # pragma: no cover - bluesky is what skyrun runs
+    _SigintHandler = None
+
+    class RunEngineResult(collections.namedtuple(
+            "RunEngineResult", "run_start_uids plan_result exit_status interrupted reason exception")):
+        """What ``RE()`` returns with ``call_returns_result=True``."""
+
+
+def _default_context_managers():
+    # Bluesky's default is [SigintHandler]; skyrun handles Ctrl-C itself in RE()'s wait.
+    return [_SigintHandler] if _SigintHandler is not None else []
+
+
 _atexit_registered = False
 _own_pipeline = False
 
@@ -118,11 +151,23 @@ class RunEngine:
         As Bluesky's: pass ``[]`` to leave Ctrl-C alone (no pause on SIGINT).
     """
 
-    def __init__(self, md=None, *, loop=None, run_trace=False, trace_all_messages=False, context_managers=None,
-                 call_returns_result=False, **kwargs):
+    def __init__(self, md=None, *, loop=None, preprocessors=None, context_managers=None, md_validator=None,
+                 md_normalizer=None, scan_id_source=None, during_task=None, call_returns_result=False,
+                 run_trace=False, trace_all_messages=False):
         global _atexit_registered
-        self.md = dict(md or {})
-        self.md.setdefault("versions", {}).update(_versions())
+        if during_task is not None and type(during_task).__name__ != "DefaultDuringTask":
+            raise NotImplementedError(
+                "skyrun's RunEngine waits for plans its own way (in slices, handling Ctrl-C): "
+                f"during_task={during_task!r} is not supported"
+            )
+        # Any mapping (Bluesky's PersistentDict too): kept, not copied, as Bluesky does.
+        if md is None:
+            md = {}
+        self.md = md
+        self.md.setdefault("versions", {})
+        versions = dict(self.md["versions"])
+        versions.update(_versions())
+        self.md["versions"] = versions
         # The event loop plans run in (Bluesky's RE.loop), driven on the engine thread.
         if loop is None:
             loop = asyncio.new_event_loop()
@@ -143,14 +188,63 @@ class RunEngine:
         self._temporary = []
         self._abort_reason = ""
         self._waiting = False
+        self._interrupted = False
+        self._raise_interrupted = False
         self._callback_errors = []
-        self._sigint = context_managers is None or len(context_managers) > 0
+        self._state_seen = "idle"
+        self._deferred_pause = False
+        self.preprocessors = list(preprocessors or [])
+        self.context_managers = _default_context_managers() if context_managers is None else list(context_managers)
+        self.md_validator = md_validator if md_validator is not None else _default_md_validator
+        self.md_normalizer = md_normalizer if md_normalizer is not None else (lambda md: md)
+        self.scan_id_source = scan_id_source if scan_id_source is not None else _default_scan_id_source
         self.call_returns_result = call_returns_result
         self.pause_msg = PAUSE_MSG
-        self.scan_id_source = lambda md: md.get("scan_id", 0) + 1
+        self.msg_hook = None
+        self.state_hook = None
+        self.max_depth = None
+        self.NO_PLAN_RETURN = object()
         if not _atexit_registered:
             atexit.register(_flush_at_exit)
             _atexit_registered = True
+
+    @property
+    def _sigint(self):
+        # Ctrl-C pauses (as Bluesky's SigintHandler) when it is among the context managers.
+        return _SigintHandler is None or _SigintHandler in self.context_managers
+
+    @property
+    def record_interruptions(self):
+        """Bluesky's option to record pauses as an 'interruptions' stream: not supported (always False)."""
+        return False
+
+    @record_interruptions.setter
+    def record_interruptions(self, v):
+        if v:
+            raise NotImplementedError("skyrun does not record interruptions as an event stream yet")
+
+    @property
+    def waiting_hook(self):
+        """Bluesky's hook called with the statuses a wait waits on: not supported yet (None)."""
+        return None
+
+    @waiting_hook.setter
+    def waiting_hook(self, v):
+        if v is not None:
+            raise NotImplementedError("skyrun does not call a waiting_hook yet")
+
+    @property
+    def deferred_pause_requested(self):
+        """Whether a deferred pause (at the next checkpoint) is pending."""
+        return self._deferred_pause
+
+    def _set_state(self, new):
+        old = self._state_seen
+        if new == old:
+            return
+        self._state_seen = new
+        if self.state_hook is not None:
+            self.state_hook(new, old)
 
     # -- state and control ------------------------------------------------
 
@@ -177,30 +271,40 @@ class RunEngine:
     def request_pause(self, defer=False):
         """Pause now, or at the next checkpoint when ``defer``."""
         self._engine.pause(defer)
+        if defer:
+            self._deferred_pause = True
 
     def pause(self, defer=False):
         """Same as ``request_pause``."""
-        self._engine.pause(defer)
+        self.request_pause(defer)
 
     def resume(self):
         """Resume a paused plan (rewinding to its last checkpoint); returns as ``RE()``."""
         self._engine.resume()
+        self._interrupted = False
+        self._set_state("running")
         return self._wait()
 
     def abort(self, reason=""):
         """Stop the plan, let it clean up, mark its runs ``abort`` with ``reason``."""
         self._abort_reason = reason
         self._engine.abort(reason)
+        self._interrupted = True
+        self._raise_interrupted = self._waiting
         return self._wait_unless_waited()
 
     def stop(self):
         """Stop the plan, let it clean up, mark its runs ``success``."""
         self._engine.stop()
+        self._interrupted = True
+        self._raise_interrupted = self._waiting
         return self._wait_unless_waited()
 
     def halt(self):
         """Stop the plan at once without cleanup; runs end ``abort``."""
         self._engine.halt()
+        self._interrupted = True
+        self._raise_interrupted = self._waiting
         return self._wait_unless_waited()
 
     # -- documents --------------------------------------------------------
@@ -283,14 +387,28 @@ class RunEngine:
         return kwargs
 
     def _open_run_kwargs(self, kwargs):
-        # Bluesky's precedence: per-call metadata, the open_run message, the plan's type and name, RE.md.
-        self.md["scan_id"] = self.scan_id_source(self.md)
-        md = dict(self.md)
-        md["plan_type"] = type(self._plan).__name__
-        md["plan_name"] = getattr(self._plan, "__name__", "")
-        md.update(kwargs or {})
-        md.update(self._call_md)
-        return md
+        # Bluesky's _open_run: scan_id from scan_id_source (sync or async), then the
+        # metadata by precedence: per-call, the open_run message, the plan's type and name, RE.md;
+        # validated, then normalized. An awaitable answer is awaited on RE.loop by the engine.
+        scan_id = self.scan_id_source(self.md)
+        if inspect.isawaitable(scan_id):
+            async def finish():
+                return self._run_metadata(await scan_id, kwargs)
+
+            return finish()
+        return self._run_metadata(scan_id, kwargs)
+
+    def _run_metadata(self, scan_id, kwargs):
+        self.md["scan_id"] = scan_id
+        md = collections.ChainMap(
+            self._call_md,
+            dict(kwargs or {}),
+            {"plan_type": type(self._plan).__name__, "plan_name": getattr(self._plan, "__name__", "")},
+            self.md,
+        )
+        self.md_validator(dict(md))
+        normalized = self.md_normalizer(copy.deepcopy(md))
+        return dict(normalized)
 
     # -- running ----------------------------------------------------------
 
@@ -305,9 +423,14 @@ class RunEngine:
             _own_pipeline = True
 
     def __call__(self, plan, subs=None, /, **metadata_kw):
-        """Run ``plan``; returns the uids of the runs it opened (a tuple)."""
+        """Run ``plan``; returns the uids of the runs it opened (a tuple), or a
+        ``RunEngineResult`` when ``call_returns_result``."""
         if self._engine.busy:
             raise RuntimeError(f"The RunEngine is in a {self.state} state: resume, abort, stop or halt it first")
+        if self.max_depth is not None:
+            depth = len(inspect.getouterframes(inspect.currentframe()))
+            if depth > self.max_depth:
+                raise RuntimeError(f"RE was called from {depth} frames deep, more than RE.max_depth={self.max_depth}")
         self._configure_tracing()
         self._call_md = metadata_kw
         self._callback_errors = []
@@ -322,7 +445,12 @@ class RunEngine:
                 tokens.append(self.subscribe(*s) if isinstance(s, tuple) else self.subscribe(s))
         self._temporary = tokens
         self._plan = plan
-        self._engine.start(_ensure_generator(plan), self)
+        self._interrupted = False
+        gen = _ensure_generator(plan)
+        for wrapper in self.preprocessors:
+            gen = wrapper(gen)
+        self._engine.start(gen, self)
+        self._set_state("running")
         return self._wait()
 
     def _wait_unless_waited(self):
@@ -334,7 +462,11 @@ class RunEngine:
     def _wait(self):
         self._waiting = True
         try:
-            return self._wait_loop()
+            with contextlib.ExitStack() as stack:
+                for mgr in self.context_managers:
+                    if mgr is not _SigintHandler:
+                        stack.enter_context(mgr(self))
+                return self._wait_loop()
         finally:
             self._waiting = False
 
@@ -347,8 +479,13 @@ class RunEngine:
                     if r is not None:
                         return self._finish(r)
                     if self._engine.state == "paused":
+                        self._deferred_pause = False
+                        self._set_state("pausing")
+                        self._set_state("paused")
+                        self._interrupted = True
                         raise RunEngineInterrupted(self.pause_msg) from None
             except KeyboardInterrupt:
+                self._interrupted = True
                 if not self._sigint:
                     self._engine.abort("KeyboardInterrupt")
                     self._engine.wait(30.0)
@@ -365,7 +502,7 @@ class RunEngine:
                             "A 'deferred pause' has been requested. The RunEngine will pause at the next "
                             "checkpoint. To pause immediately, hit Ctrl+C again in the next 10 seconds."
                         )
-                        self._engine.pause(True)
+                        self.request_pause(True)
                     else:
                         print("A 'hard pause' has been requested.")
                         self._engine.pause(False)
@@ -377,7 +514,10 @@ class RunEngine:
             self.unsubscribe(t)
         self._temporary = []
         error = self._engine.take_error()
+        plan_result = self._engine.take_result()
         self.last_summary = r
+        self._set_state("idle")
+        interrupted = self._interrupted or r["interrupted"] is not None
         if r["exit_status"] == "fail":
             if error is not None:
                 raise error
@@ -386,6 +526,13 @@ class RunEngine:
             raise PlanFailed(r["reason"])
         if self._callback_errors:
             raise self._callback_errors[0]
+        if self._raise_interrupted:
+            self._raise_interrupted = False
+            # Stopped, aborted or halted from another thread while RE() waited: Bluesky raises.
+            raise RunEngineInterrupted(self.pause_msg) from None
+        if self.call_returns_result:
+            return RunEngineResult(tuple(r["run_uids"]), plan_result if not interrupted else self.NO_PLAN_RETURN,
+                                   r["exit_status"], interrupted, r["reason"], error)
         return tuple(r["run_uids"])
 
     # -- native plans -----------------------------------------------------

@@ -78,7 +78,7 @@ impl Engine {
         Ok(Engine {
             re,
             done: Mutex::new(None),
-            errors: Arc::new(Mutex::new(None)),
+            errors: Arc::default(),
             driver,
         })
     }
@@ -92,7 +92,8 @@ impl Engine {
                 self.re.state().as_str()
             )));
         }
-        *self.errors.lock() = None;
+        *self.errors.error.lock() = None;
+        *self.errors.value.lock() = None;
         let driver = self.driver.as_ref().map(|d| d.clone_ref(py));
         let plan = python_plan(gen, hooks, self.errors.clone(), driver);
         let (tx, rx) = crossbeam::channel::bounded(1);
@@ -157,7 +158,12 @@ impl Engine {
 
     /// The plan's uncaught exception, once (None if it raised none).
     fn take_error(&self) -> Option<PyErr> {
-        self.errors.lock().take()
+        self.errors.error.lock().take()
+    }
+
+    /// The value the plan returned, once (None if it returned none).
+    fn take_result(&self) -> Option<Py<PyAny>> {
+        self.errors.value.lock().take()
     }
 
     /// Whether a plan has been started and has not been waited to its end.

@@ -134,7 +134,7 @@ pub fn drive_loop(py: Python<'_>, driven: Py<PyAny>) -> PyResult<LoopDriver> {
             };
             match next {
                 Some(d) if d < 0.0 => break,
-                Some(d) if d == 0.0 => tokio::task::yield_now().await,
+                Some(0.0) => tokio::task::yield_now().await,
                 _ => {
                     let sleep = async {
                         match next {

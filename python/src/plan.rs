@@ -20,8 +20,16 @@ use crate::msg;
 use crate::otel::PlanContext;
 use crate::status::PyStatus;
 
-/// The plan's uncaught Python exception, for `RE()` to raise.
-pub type ErrorSlot = Arc<Mutex<Option<PyErr>>>;
+/// What the plan left for `RE()`: its uncaught Python exception (to raise)
+/// and the value it returned (`RunEngineResult.plan_result`).
+#[derive(Default)]
+pub struct Slots {
+    pub error: Mutex<Option<PyErr>>,
+    pub value: Mutex<Option<Py<PyAny>>>,
+}
+
+/// Shared between the plan and the engine that reports it.
+pub type ErrorSlot = Arc<Slots>;
 
 enum Incoming {
     Value(Py<PyAny>),
@@ -161,11 +169,16 @@ fn step(
     let m = match yielded {
         Ok(m) => m,
         Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
-            return Step::Done(Ok(()))
+            *errors.value.lock() = e
+                .value(py)
+                .getattr(intern!(py, "value"))
+                .ok()
+                .map(Bound::unbind);
+            return Step::Done(Ok(()));
         }
         Err(e) => {
             let text = describe(py, &e);
-            *errors.lock() = Some(e);
+            *errors.error.lock() = Some(e);
             return Step::Done(Err(PlanError::Failed(text)));
         }
     };
@@ -173,6 +186,14 @@ fn step(
         Ok(f) => f,
         Err(e) => return Step::Local(Incoming::Throw(e)),
     };
+    // Bluesky's RE.msg_hook: called with every message before it is processed.
+    if let Ok(hook) = hooks.getattr(intern!(py, "msg_hook")) {
+        if !hook.is_none() {
+            if let Err(e) = hook.call1((&m,)) {
+                return Step::Local(Incoming::Throw(e));
+            }
+        }
+    }
     // Commands the Python RunEngine handles itself (subscribe, registered commands, ...).
     let local = local_set
         .map(|s| s.contains(&f.command).unwrap_or(false))
