@@ -43,6 +43,9 @@ enum Step {
     Local(Incoming),
     /// A local command answered with an awaitable: awaited on the RunEngine's loop.
     Await(Py<PyAny>),
+    /// An `open_run` whose metadata is an awaitable (an async `scan_id_source`):
+    /// awaited on the loop, then the message (kept here) goes to the engine.
+    AwaitMetadata(Py<PyAny>, Py<PyAny>),
     Done(Result<(), PlanError>),
 }
 
@@ -213,6 +216,7 @@ fn step(
     };
     let kwargs = if let Some(amend) = amend {
         match hooks.call_method1(amend, (&f.kwargs,)) {
+            Ok(k) if is_awaitable(py, &k) => return Step::AwaitMetadata(k.unbind(), m.unbind()),
             Ok(k) => Some(k),
             Err(e) => return Step::Local(Incoming::Throw(e)),
         }
@@ -313,6 +317,23 @@ pub fn python_plan(
                 }
                 Step::Local(i) => i,
                 Step::Await(aw) => await_on_loop(aw, driver.as_ref()).await,
+                Step::AwaitMetadata(aw, m) => match await_on_loop(aw, driver.as_ref()).await {
+                    Incoming::Value(kwargs) => {
+                        let built = Python::attach(|py| {
+                            let m = m.bind(py);
+                            let f = msg::fields(m)?;
+                            let msg = msg::to_msg(&f, Some(kwargs.bind(py)))?;
+                            Ok::<_, PyErr>((msg, pcx.current(py)))
+                        });
+                        match built {
+                            Ok((msg, cx)) => {
+                                Incoming::Reply(ctx.with_context(cx).send(msg).await, false)
+                            }
+                            Err(e) => Incoming::Throw(e),
+                        }
+                    }
+                    other => other,
+                },
                 Step::Done(r) => {
                     // Finished (or raised): nothing to close.
                     guard.gen = None;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::sync::Notify;
 
+use super::suspension::Suspension;
 use crate::error::{ControlError, Interrupt};
 
 /// What the engine is doing.
@@ -65,6 +66,8 @@ pub(crate) struct Control {
     /// The interrupt that ends this execution (kept for the exit status).
     outcome: RefCell<Option<Interrupt>>,
     halted: Cell<bool>,
+    /// A suspension requested (it also asks for an immediate pause).
+    suspension: RefCell<Option<Suspension>>,
     notify: Notify,
 }
 
@@ -75,6 +78,27 @@ impl Control {
         self.interrupt.replace(None);
         self.outcome.replace(None);
         self.halted.set(false);
+        self.suspension.replace(None);
+    }
+
+    /// Suspends the running plan (see [`Suspension`]): it is interrupted
+    /// as by an immediate pause, and resumes by itself.
+    pub fn request_suspend(&self, state: EngineState, s: Suspension) -> Result<(), ControlError> {
+        if state != EngineState::Running {
+            return Err(ControlError {
+                action: "suspend",
+                state: state.as_str(),
+            });
+        }
+        self.suspension.replace(Some(s));
+        self.pause.set(Some(false));
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    /// The suspension to carry out, if one was requested.
+    pub fn take_suspension(&self) -> Option<Suspension> {
+        self.suspension.borrow_mut().take()
     }
 
     pub fn request_pause(&self, state: EngineState, defer: bool) -> Result<(), ControlError> {

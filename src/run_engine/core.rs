@@ -23,6 +23,7 @@ use super::groups::Groups;
 use super::handlers::{After, Done};
 use super::registry::Registry;
 use super::request_context::RequestContext;
+use super::suspension::Suspension;
 use super::{EngineOptions, Runnable};
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
 use crate::error::{Interrupt, PlanError};
@@ -60,6 +61,9 @@ pub(crate) struct EngineCore {
     opts: EngineOptions,
     registry: Arc<Registry>,
     turn: super::turn::Turn,
+    /// A suspension's pre- or post-plan is running: its messages are not
+    /// kept for a rewind.
+    suspending: std::cell::Cell<bool>,
 }
 
 /// What a pause ends with: the reply to the last message replayed, if any.
@@ -99,6 +103,7 @@ impl EngineCore {
             opts,
             registry,
             turn: Default::default(),
+            suspending: Default::default(),
         }
     }
 
@@ -381,7 +386,7 @@ impl EngineCore {
             return false;
         }
         let mut st = self.st.borrow_mut();
-        if st.not_rewindable {
+        if st.not_rewindable || self.suspending.get() {
             return false;
         }
         if let Some(cache) = st.msg_cache.as_mut() {
@@ -466,14 +471,27 @@ impl EngineCore {
     async fn pause_and_rewind(self: &Rc<Self>) -> PauseOutcome {
         'paused: loop {
             self.control.clear_pause();
+            let suspension = self.control.take_suspension();
             // Subscribers have seen every document up to the pause once it is reported.
             self.docs.flush().await;
-            self.state.set(EngineState::Paused);
+            if suspension.is_none() {
+                self.state.set(EngineState::Paused);
+            }
             let touched = std::mem::take(&mut self.st.borrow_mut().touched);
             stop_devices(&touched).await;
-            let resumed = self.control.paused().await;
-            self.state.set(EngineState::Running);
-            resumed.map_err(PlanError::Interrupted)?;
+            match suspension {
+                None => {
+                    let resumed = self.control.paused().await;
+                    self.state.set(EngineState::Running);
+                    resumed.map_err(PlanError::Interrupted)?;
+                }
+                Some(s) => {
+                    if !self.suspend(s).await? {
+                        // Paused during the suspension: an ordinary pause now.
+                        continue 'paused;
+                    }
+                }
+            }
             let replay = {
                 let mut st = self.st.borrow_mut();
                 st.groups.clear();
@@ -492,6 +510,89 @@ impl EngineCore {
             }
             return Ok(last);
         }
+    }
+
+    /// Carries out a suspension (see [`super::suspension`]): the pre-plan,
+    /// the wait for the condition (and for any suspension requested
+    /// meanwhile), the post-plan, in one span. `Ok(true)` when the plan may
+    /// go on (rewinding), `Ok(false)` when a pause was requested meanwhile.
+    async fn suspend(self: &Rc<Self>, s: Suspension) -> Result<bool, PlanError> {
+        if self.st.borrow().msg_cache.is_none() {
+            // Bluesky's FailedPause: nothing to rewind to, so nothing to resume:
+            // the plan is aborted (it cleans up; its runs end `abort`).
+            let abort = Interrupt::Abort(format!(
+                "no checkpoint to rewind to: cannot suspend ({})",
+                s.justification
+            ));
+            let _ = self
+                .control
+                .request_interrupt(EngineState::Running, abort.clone());
+            self.control.take_interrupt();
+            return Err(PlanError::Interrupted(abort));
+        }
+        let here = Context::current();
+        let parent = self.span_parent(&here, None);
+        let mut span = self.tracer.start(
+            "Bluesky RunEngine suspend".to_owned(),
+            &parent,
+            vec![KeyValue::new("justification", s.justification.clone())],
+        );
+        let r = self.suspended(s).await;
+        if let Some(span) = span.as_mut() {
+            if let Err(e) = &r {
+                span.set_status(SpanStatus::error(e.to_string()));
+            }
+        }
+        if let Some(mut span) = span {
+            span.end();
+        }
+        self.suspending.set(false);
+        r
+    }
+
+    async fn suspended(self: &Rc<Self>, s: Suspension) -> Result<bool, PlanError> {
+        let mut posts = Vec::new();
+        let mut until = Vec::new();
+        let mut next = Some(s);
+        loop {
+            if let Some(s) = next.take() {
+                until.push((s.until)());
+                posts.extend(s.post_plan);
+                if let Some(pre) = s.pre_plan {
+                    self.run_aside(pre).await?;
+                }
+            }
+            let all = futures::future::join_all(until.iter_mut().map(|f| f.as_mut()));
+            let stop = self.control.interrupted();
+            match select(std::pin::pin!(all), std::pin::pin!(stop)).await {
+                Either::Left(_) => break,
+                Either::Right(_) => {
+                    if let Some(i) = self.control.take_interrupt() {
+                        return Err(PlanError::Interrupted(i));
+                    }
+                    self.control.clear_pause();
+                    match self.control.take_suspension() {
+                        Some(s) => next = Some(s),
+                        None => {
+                            self.control.request_pause(EngineState::Running, false).ok();
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+        }
+        for post in posts {
+            self.run_aside(post).await?;
+        }
+        Ok(true)
+    }
+
+    /// Runs a suspension's pre- or post-plan; its messages are not cached.
+    async fn run_aside(self: &Rc<Self>, plan: Runnable) -> Result<(), PlanError> {
+        self.suspending.set(true);
+        let r = (plan.body)(CoreHandle::new(self.clone()), Context::current()).await;
+        self.suspending.set(false);
+        r
     }
 
     /// The parent of `msg`'s span, and the span when it is traced (a

@@ -16,6 +16,7 @@ mod groups;
 mod handlers;
 mod registry;
 mod request_context;
+mod suspension;
 pub(crate) mod turn;
 
 use std::rc::Rc;
@@ -37,6 +38,7 @@ pub(crate) use self::core::Sent;
 pub(crate) use self::core_handle::CoreHandle;
 pub use self::registry::CommandContext;
 use self::registry::Registry;
+pub use self::suspension::Suspension;
 use crate::documents::{Document, ExitStatus};
 use crate::error::{ControlError, Interrupt, PlanError, PlanResult, RunError};
 use crate::msg::Msg;
@@ -342,6 +344,12 @@ impl RunEngine {
         self.control(ControlMsg::Pause(defer)).await
     }
 
+    /// Suspends the running plan until the suspension's condition is met
+    /// (Bluesky's `request_suspend`): see [`Suspension`].
+    pub async fn request_suspend(&self, suspension: Suspension) -> Result<(), ControlError> {
+        self.control(ControlMsg::Suspend(suspension)).await
+    }
+
     /// Resumes a paused plan, replaying the messages since its last checkpoint.
     pub async fn resume(&self) -> Result<(), ControlError> {
         self.control(ControlMsg::Resume).await
@@ -493,6 +501,7 @@ impl Handler<SetRewindable> for EngineActor {
 
 enum ControlMsg {
     Pause(bool),
+    Suspend(Suspension),
     Resume,
     Interrupt(Interrupt),
 }
@@ -510,6 +519,7 @@ impl Handler<ControlMsg> for EngineActor {
         match msg {
             ControlMsg::Pause(defer) => c.request_pause(state, defer),
             ControlMsg::Resume => c.request_resume(state),
+            ControlMsg::Suspend(s) => c.request_suspend(state, s),
             ControlMsg::Interrupt(i) => c.request_interrupt(state, i),
         }
     }
