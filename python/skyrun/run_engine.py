@@ -14,6 +14,7 @@ import atexit
 import collections
 import contextlib
 import copy
+import datetime
 import inspect
 import sys
 import time
@@ -82,6 +83,23 @@ def _set_bluesky_event_loop(loop):
     except ImportError:
         return
     run_engine.set_bluesky_event_loop(loop)
+
+
+class _State(str):
+    """The engine's state, with the tests of Bluesky's state machine."""
+
+    is_idle = property(lambda self: self == "idle")
+    is_running = property(lambda self: self == "running")
+    is_paused = property(lambda self: self == "paused")
+    is_panicked = property(lambda self: self == "panicked")
+
+
+def _Msg(command, obj, *args, **kwargs):
+    try:
+        from bluesky.utils import Msg
+    except ImportError:  # pragma: no cover
+        return collections.namedtuple("Msg", "command obj args kwargs run")(command, obj, args, kwargs, None)
+    return Msg(command, obj, *args, **kwargs)
 
 
 def _default_scan_id_source(md):
@@ -193,6 +211,7 @@ class RunEngine:
         self._callback_errors = []
         self._state_seen = "idle"
         self._deferred_pause = False
+        self._suspenders = set()
         self.preprocessors = list(preprocessors or [])
         self.context_managers = _default_context_managers() if context_managers is None else list(context_managers)
         self.md_validator = md_validator if md_validator is not None else _default_md_validator
@@ -265,8 +284,52 @@ class RunEngine:
 
     @property
     def state(self):
-        """``'idle'``, ``'running'`` or ``'paused'``."""
-        return self._engine.state
+        """``'idle'``, ``'running'`` or ``'paused'`` (a string with Bluesky's
+        ``is_idle``, ``is_running``, ``is_paused`` tests)."""
+        return _State(self._engine.state)
+
+    # -- suspenders -------------------------------------------------------
+
+    def install_suspender(self, suspender):
+        """Install a suspender (``bluesky.suspenders``): it suspends the plan
+        while its condition holds (see ``request_suspend``)."""
+        self._suspenders.add(suspender)
+        suspender.install(self)
+
+    def remove_suspender(self, suspender):
+        """Uninstall a suspender."""
+        if suspender in self._suspenders:
+            suspender.remove()
+        self._suspenders.discard(suspender)
+
+    def clear_suspenders(self):
+        """Uninstall every suspender."""
+        for s in self.suspenders:
+            self.remove_suspender(s)
+
+    @property
+    def suspenders(self):
+        """The installed suspenders."""
+        return tuple(self._suspenders)
+
+    def request_suspend(self, fut, *, pre_plan=None, post_plan=None, justification=None):
+        """Suspend the running plan until ``fut`` (an awaitable, or a function
+        returning one, awaited on ``RE.loop``) is done: stop what it moved,
+        run ``pre_plan``, wait, run ``post_plan``, rewind to the last
+        checkpoint and go on. Carried out by skyrun's engine (one
+        "Bluesky RunEngine suspend" span); a plan with no checkpoint is aborted."""
+        print("Suspending....To get prompt hit Ctrl-C twice to pause.")
+        print(f"Suspension occurred at {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}.")
+        if justification is not None:
+            print(f"Justification for this suspension:\n{justification}")
+
+        def plan_of(p):
+            if p is None:
+                return None
+            return _ensure_generator(p() if callable(p) else p)
+
+        self._engine.suspend(fut, self, plan_of(pre_plan), plan_of(post_plan),
+                             justification if justification is not None else "suspended")
 
     def request_pause(self, defer=False):
         """Pause now, or at the next checkpoint when ``defer``."""
@@ -449,9 +512,32 @@ class RunEngine:
         gen = _ensure_generator(plan)
         for wrapper in self.preprocessors:
             gen = wrapper(gen)
+        gen = self._after_tripped_suspenders(gen)
         self._engine.start(gen, self)
         self._set_state("running")
         return self._wait()
+
+    def _after_tripped_suspenders(self, gen):
+        # As Bluesky: a plan starts only when every installed suspender is ready.
+        futs, why = [], []
+        for s in self.suspenders:
+            f, justification = s.get_futures()
+            if f:
+                futs.extend(f)
+                why.append(justification)
+        if not futs:
+            return gen
+        print("At least one suspender has tripped. The plan will begin when all suspenders are ready. Justification:")
+        for i, j in enumerate(why):
+            print(f"    {i + 1}. {j}")
+        print()
+        print("Suspending... To get to the prompt, hit Ctrl-C twice to pause.")
+
+        def waiting_first():
+            yield _Msg("wait_for", None, futs)
+            return (yield from gen)
+
+        return waiting_first()
 
     def _wait_unless_waited(self):
         # From another thread (or a callback) while RE() waits: that RE() returns the uids.

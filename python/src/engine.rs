@@ -193,6 +193,65 @@ impl Engine {
             .map_err(control_err)
     }
 
+    /// Suspends the running plan (Bluesky's `request_suspend`) until `fut`
+    /// (an awaitable, or a function making one) is done on the RunEngine's
+    /// loop; `pre_plan`/`post_plan` are generators run around the wait.
+    /// Does not wait for the engine (a suspender calls it from the loop).
+    #[pyo3(signature = (fut, hooks, pre_plan=None, post_plan=None, justification=String::new()))]
+    fn suspend(
+        &self,
+        py: Python<'_>,
+        fut: Py<PyAny>,
+        hooks: Py<PyAny>,
+        pre_plan: Option<Py<PyAny>>,
+        post_plan: Option<Py<PyAny>>,
+        justification: String,
+    ) {
+        let driver = self.driver.as_ref().map(|d| d.clone_ref(py));
+        let until_driver = driver.as_ref().map(|d| d.clone_ref(py));
+        let mut s = skyrun::Suspension::until_with(move || async move {
+            let aw = Python::attach(|py| {
+                let f = fut.bind(py);
+                if f.is_callable() {
+                    f.call0().map(Bound::unbind)
+                } else {
+                    Ok(fut.clone_ref(py))
+                }
+            });
+            match aw {
+                Ok(aw) => {
+                    if let crate::plan::Incoming::Throw(e) =
+                        crate::plan::await_on_loop(aw, until_driver.as_ref()).await
+                    {
+                        Python::attach(|py| e.print(py));
+                    }
+                }
+                Err(e) => Python::attach(|py| e.print(py)),
+            }
+        })
+        .justification(justification);
+        let aside = |gen: Py<PyAny>| {
+            python_plan(
+                gen,
+                hooks.clone_ref(py),
+                Arc::default(),
+                driver.as_ref().map(|d| d.clone_ref(py)),
+            )
+        };
+        if let Some(p) = pre_plan {
+            s = s.pre_plan(aside(p));
+        }
+        if let Some(p) = post_plan {
+            s = s.post_plan(aside(p));
+        }
+        let re = self.re.clone();
+        runtime::get(py).spawn(move || async move {
+            if let Err(e) = re.request_suspend(s).await {
+                eprintln!("skyrun: the suspension was not carried out: {e}");
+            }
+        });
+    }
+
     /// Pauses now, or at the next checkpoint when `defer`.
     #[pyo3(signature = (defer=false))]
     fn pause(&self, py: Python<'_>, defer: bool) -> PyResult<()> {

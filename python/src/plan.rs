@@ -31,7 +31,7 @@ pub struct Slots {
 /// Shared between the plan and the engine that reports it.
 pub type ErrorSlot = Arc<Slots>;
 
-enum Incoming {
+pub(crate) enum Incoming {
     Value(Py<PyAny>),
     /// The engine's reply; `squeeze` for a locate of one device with `squeeze=True`.
     Reply(Result<Reply, PlanError>, bool),
@@ -240,7 +240,7 @@ fn is_awaitable(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
 }
 
 /// Awaits `aw` on the RunEngine's loop (as a task there); its result or exception.
-async fn await_on_loop(aw: Py<PyAny>, driver: Option<&Py<LoopDriver>>) -> Incoming {
+pub(crate) async fn await_on_loop(aw: Py<PyAny>, driver: Option<&Py<LoopDriver>>) -> Incoming {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let fut = Python::attach(|py| -> PyResult<Py<PyAny>> {
         let Some(driver) = driver else {
