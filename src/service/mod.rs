@@ -10,7 +10,8 @@
 //! * The **[`Worker`]** (`worker.rs`) keeps blueapi's task records (pending,
 //!   active, complete with an outcome), refuses a second active task, maps
 //!   the engine's state to blueapi's `WorkerState`, and publishes each
-//!   document of the active task and each state change as an update.
+//!   document of the active task, its progress (`progress.rs`: each run's
+//!   points done of its `num_points`) and each state change as an update.
 //! * The **[`Catalog`]** (`catalog.rs`) lists the plans with the JSON schema
 //!   of their parameters and checks a task's parameters against it (422
 //!   naming the field, as pydantic does) and against the device file.
@@ -38,6 +39,7 @@
 mod catalog;
 mod engine_thread;
 pub mod model;
+mod progress;
 mod routes;
 mod worker;
 mod ws;
@@ -56,6 +58,7 @@ use tokio::sync::broadcast;
 
 pub use catalog::{Catalog, CatalogPlan};
 pub use engine_thread::{ControlReq, Ended};
+pub use progress::Progress;
 pub use routes::ENGINE_LIMIT;
 pub use worker::{BeginError, SubmitError, Update, Worker, MAX_TASKS};
 
@@ -133,14 +136,19 @@ pub fn serve(
 ) -> Result<(), ServiceError> {
     let (events, _) = broadcast::channel(4096);
     let current = Arc::new(Mutex::new(None));
+    let progress = Arc::new(Mutex::new(Progress::default()));
     let (link, _engine) = engine_thread::start(engine_thread::EngineSetup {
         set: set.clone(),
         engine_tracer: opts.engine_tracer,
         device_tracer: opts.device_tracer,
         spawn_extra: opts.spawn_extra,
-        on_document: Box::new(Worker::document_sink(current.clone(), events.clone())),
+        on_document: Box::new(Worker::document_sink(
+            current.clone(),
+            progress.clone(),
+            events.clone(),
+        )),
     })?;
-    let worker = Arc::new(Worker::new(link, set, catalog, current, events));
+    let worker = Arc::new(Worker::new(link, set, catalog, current, progress, events));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("skyrun-service")

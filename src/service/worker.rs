@@ -6,7 +6,7 @@
 //! (the WebSocket route).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use opentelemetry::Context;
@@ -17,9 +17,10 @@ use tokio::sync::{broadcast, oneshot};
 use super::catalog::Catalog;
 use super::engine_thread::{ControlReq, Ended, EngineCmd, EngineLink};
 use super::model::{
-    ArgumentError, DataEvent, Outcome, Task, TaskRequest, TaskStatus, TrackableTask, WorkerEvent,
-    WorkerState,
+    ArgumentError, DataEvent, Outcome, ProgressEvent, Task, TaskRequest, TaskStatus, TrackableTask,
+    WorkerEvent, WorkerState,
 };
+use super::progress::Progress;
 use crate::config::DeviceSet;
 use crate::run_engine::EngineState;
 use crate::{Document, ExitStatus};
@@ -67,6 +68,8 @@ struct Inner {
     active: Option<String>,
     /// A deferred pause, an abort or a stop asked for and not yet done.
     transition: Option<WorkerState>,
+    /// Counts the state changes asked for (a pause watcher stops at the next).
+    requests: u64,
 }
 
 /// The worker the routes talk to.
@@ -77,6 +80,8 @@ pub struct Worker {
     inner: Mutex<Inner>,
     /// The active task, read by the document subscriber.
     current: Arc<Mutex<Option<String>>>,
+    /// The active task's runs and how far they have got.
+    progress: Arc<Mutex<Progress>>,
     events: broadcast::Sender<Update>,
     environment_id: String,
 }
@@ -84,12 +89,16 @@ pub struct Worker {
 /// How long a control request may wait for the engine.
 const CONTROL_LIMIT: Duration = Duration::from_secs(10);
 
+/// How often a requested pause is looked for.
+const PAUSE_POLL: Duration = Duration::from_millis(10);
+
 impl Worker {
     pub(crate) fn new(
         link: EngineLink,
         set: DeviceSet,
         catalog: Catalog,
         current: Arc<Mutex<Option<String>>>,
+        progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
     ) -> Self {
         Worker {
@@ -98,29 +107,41 @@ impl Worker {
             catalog,
             inner: Mutex::new(Inner::default()),
             current,
+            progress,
             events,
             environment_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 
-    /// The document subscriber: each document of the active task as a `DataEvent`.
+    /// The document subscriber: each document of the active task as a
+    /// `DataEvent`, and, when it moves the task on, a `ProgressEvent`.
     pub(crate) fn document_sink(
         current: Arc<Mutex<Option<String>>>,
+        progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
     ) -> impl FnMut(&str, &Document) + Send {
         move |name, doc| {
             let Some(task_id) = current.lock().clone() else {
                 return;
             };
+            let doc = serde_json::to_value(doc).unwrap_or(Value::Null);
+            let statuses = progress.lock().document(name, &doc, Instant::now());
             if events.receiver_count() == 0 {
                 return;
             }
             let event = DataEvent {
                 name: name.to_owned(),
-                doc: serde_json::to_value(doc).unwrap_or(Value::Null),
+                doc,
                 task_id: task_id.clone(),
             };
             let _ = events.send(update(&task_id, false, &event));
+            if let Some(statuses) = statuses {
+                let event = ProgressEvent {
+                    task_id: task_id.clone(),
+                    statuses,
+                };
+                let _ = events.send(update(&task_id, false, &event));
+            }
         }
     }
 
@@ -269,6 +290,7 @@ impl Worker {
             inner.transition = None;
             (file, plan_name)
         };
+        self.progress.lock().clear();
         *self.current.lock() = Some(id.to_owned());
         let (done, ended) = oneshot::channel();
         let sent = self.link.send(EngineCmd::Run {
@@ -327,6 +349,7 @@ impl Worker {
             inner.transition = None;
         }
         *self.current.lock() = None;
+        self.progress.lock().clear();
         self.publish(id, WorkerState::Idle, true);
     }
 
@@ -360,7 +383,7 @@ impl Worker {
 
     /// Asks for `new` (blueapi's `PUT /worker/state`); `Err` is the 400's detail.
     pub async fn set_state(
-        &self,
+        self: &Arc<Self>,
         new: WorkerState,
         defer: bool,
         reason: Option<String>,
@@ -405,18 +428,51 @@ impl Worker {
                 new.as_str()
             )
         })?;
-        let id = {
+        let (id, request) = {
             let mut inner = self.inner.lock();
             if inner.active.is_some() {
                 inner.transition = transition;
             }
-            inner.active.clone()
+            inner.requests += 1;
+            (inner.active.clone(), inner.requests)
         };
+        if new == WorkerState::Running {
+            self.progress.lock().resume(Instant::now());
+        }
         if let Some(id) = id {
             let state = self.state(self.engine_state(CONTROL_LIMIT).await);
+            if state == WorkerState::Paused {
+                self.progress.lock().pause(Instant::now());
+            }
             self.publish(&id, state, false);
+            if new == WorkerState::Paused && state != WorkerState::Paused {
+                tokio::spawn(self.clone().tell_when_paused(id, request));
+            }
         }
         Ok(())
+    }
+
+    /// The engine pauses at the plan's next message (or checkpoint, when
+    /// deferred), after the request is answered: watches for it and
+    /// publishes the WorkerEvent saying PAUSED, as long as task `id` runs
+    /// and no other change (`request` was the pause's) is asked for.
+    async fn tell_when_paused(self: Arc<Self>, id: String, request: u64) {
+        let current = |w: &Self| {
+            let inner = w.inner.lock();
+            inner.active.as_deref() == Some(id.as_str()) && inner.requests == request
+        };
+        let mut tick = tokio::time::interval(PAUSE_POLL);
+        while current(&self) {
+            tick.tick().await;
+            if self.engine_state(CONTROL_LIMIT).await == Some(EngineState::Paused) {
+                if current(&self) {
+                    self.progress.lock().pause(Instant::now());
+                    let state = self.state(Some(EngineState::Paused));
+                    self.publish(&id, state, false);
+                }
+                return;
+            }
+        }
     }
 
     /// Aborts the active task, if it is `id` (a WebSocket client went away).
