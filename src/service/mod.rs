@@ -15,6 +15,9 @@
 //! * The **[`Catalog`]** (`catalog.rs`) lists the plans with the JSON schema
 //!   of their parameters and checks a task's parameters against it (422
 //!   naming the field, as pydantic does) and against the device file.
+//! * The **task record** (`store.rs`) keeps the tasks on disk, one
+//!   JSON-lines file, so a restart lists them and reports a task that was
+//!   running when the process died as lost.
 //! * The **routes** (`routes.rs`, `ws.rs`) answer HTTP on a tokio runtime
 //!   of their own (axum): `/plans`, `/devices`, `/worker/state`,
 //!   `/worker/task`, `/tasks`, `/environment`, `/config/oidc`, `/healthz`
@@ -41,11 +44,13 @@ mod engine_thread;
 pub mod model;
 mod progress;
 mod routes;
+mod store;
 mod worker;
 mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -60,6 +65,7 @@ pub use catalog::{Catalog, CatalogPlan};
 pub use engine_thread::{ControlReq, Ended};
 pub use progress::Progress;
 pub use routes::ENGINE_LIMIT;
+pub use store::{StoreError, TaskStore};
 pub use worker::{BeginError, SubmitError, Update, Worker, MAX_TASKS};
 
 use crate::config::{DeviceSet, Devices};
@@ -82,6 +88,8 @@ pub struct ServiceOptions {
     pub spawn_extra: Option<SpawnExtra>,
     /// Called with the address once the service listens.
     pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+    /// The folder of the task record (`tasks.jsonl`); `None`: tasks live in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl ServiceOptions {
@@ -93,6 +101,7 @@ impl ServiceOptions {
             device_tracer: SpanTracer::global("ophyd.status"),
             spawn_extra: None,
             on_listening: None,
+            state_dir: None,
         }
     }
 }
@@ -111,6 +120,9 @@ pub enum ServiceError {
     /// The engine thread or the runtime could not start, or the server failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The task record could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The whole HTTP application over `worker`.
@@ -134,6 +146,7 @@ pub fn serve(
     opts: ServiceOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
+    let store = opts.state_dir.as_deref().map(TaskStore::open).transpose()?;
     let (events, _) = broadcast::channel(4096);
     let current = Arc::new(Mutex::new(None));
     let progress = Arc::new(Mutex::new(Progress::default()));
@@ -148,7 +161,9 @@ pub fn serve(
             events.clone(),
         )),
     })?;
-    let worker = Arc::new(Worker::new(link, set, catalog, current, progress, events));
+    let worker = Arc::new(Worker::new(
+        link, set, catalog, current, progress, events, store,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("skyrun-service")

@@ -21,6 +21,7 @@ use super::model::{
     WorkerEvent, WorkerState,
 };
 use super::progress::Progress;
+use super::store::TaskStore;
 use crate::config::DeviceSet;
 use crate::run_engine::EngineState;
 use crate::{Document, ExitStatus};
@@ -84,6 +85,8 @@ pub struct Worker {
     progress: Arc<Mutex<Progress>>,
     events: broadcast::Sender<Update>,
     environment_id: String,
+    /// The task record on disk, if kept.
+    store: Option<TaskStore>,
 }
 
 /// How long a control request may wait for the engine.
@@ -100,8 +103,13 @@ impl Worker {
         current: Arc<Mutex<Option<String>>>,
         progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
+        store: Option<(TaskStore, Vec<TrackableTask>)>,
     ) -> Self {
-        Worker {
+        let (store, kept) = match store {
+            Some((store, kept)) => (Some(store), kept),
+            None => (None, Vec::new()),
+        };
+        let worker = Worker {
             link,
             set,
             catalog,
@@ -110,7 +118,67 @@ impl Worker {
             progress,
             events,
             environment_id: uuid::Uuid::new_v4().to_string(),
+            store,
+        };
+        worker.restore(kept);
+        worker
+    }
+
+    /// Takes back the tasks of the record: pending ones are prepared again
+    /// (and fail, saying why, if their plan no longer fits the devices).
+    fn restore(&self, kept: Vec<TrackableTask>) {
+        let mut inner = self.inner.lock();
+        for mut task in kept {
+            if task.is_pending {
+                let session = task.task.metadata.get("instrument_session");
+                let session = session.and_then(Value::as_str).unwrap_or_default();
+                match self.prepare(&task.task.name, &task.task.params, session, &task.task_id) {
+                    Ok(file) => {
+                        inner.plans.insert(task.task_id.clone(), file);
+                    }
+                    Err(errors) => {
+                        let msg = format!(
+                            "the task's plan no longer fits after the restart: {}",
+                            errors
+                                .iter()
+                                .map(|e| e.msg.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        );
+                        task.is_pending = false;
+                        task.is_complete = true;
+                        task.errors.push(msg.clone());
+                        task.outcome = Some(Outcome::Error {
+                            kind: "ValueError".into(),
+                            message: msg,
+                        });
+                        self.save(&task);
+                    }
+                }
+            }
+            inner.tasks.insert(task.task_id.clone(), task);
         }
+    }
+
+    /// Records `task` on disk, if the record is kept.
+    fn save(&self, task: &TrackableTask) {
+        if let Some(store) = &self.store {
+            store.save(task);
+        }
+    }
+
+    /// The plan of a task, its metadata added (`Err`: what does not fit).
+    fn prepare(
+        &self,
+        name: &str,
+        params: &Map<String, Value>,
+        instrument_session: &str,
+        task_id: &str,
+    ) -> Result<crate::config::PlanFile, Vec<ArgumentError>> {
+        let mut file = self.catalog.prepare(name, params, &self.set)?;
+        file.add_metadata("instrument_session", json!(instrument_session));
+        file.add_metadata("task_id", json!(task_id));
+        Ok(file)
     }
 
     /// The document subscriber: each document of the active task as a
@@ -190,16 +258,13 @@ impl Worker {
         if self.catalog.get(&req.name).is_none() {
             return Err(SubmitError::UnknownPlan(req.name));
         }
-        let mut file = self
-            .catalog
-            .prepare(&req.name, &req.params, &self.set)
+        let task_id = uuid::Uuid::new_v4().to_string();
+        let file = self
+            .prepare(&req.name, &req.params, &req.instrument_session, &task_id)
             .map_err(SubmitError::Invalid)?;
         let mut metadata = Map::new();
         metadata.insert("user".into(), user.map_or(Value::Null, Value::String));
         metadata.insert("instrument_session".into(), json!(req.instrument_session));
-        file.add_metadata("instrument_session", json!(req.instrument_session));
-        let task_id = uuid::Uuid::new_v4().to_string();
-        file.add_metadata("task_id", json!(task_id));
         let task = TrackableTask {
             task_id: task_id.clone(),
             task: Task {
@@ -223,10 +288,14 @@ impl Worker {
             match oldest {
                 Some(k) => {
                     inner.tasks.shift_remove(&k);
+                    if let Some(store) = &self.store {
+                        store.delete(&k);
+                    }
                 }
                 None => break,
             }
         }
+        self.save(&task);
         inner.tasks.insert(task_id.clone(), task);
         inner.plans.insert(task_id.clone(), file);
         Ok(task_id)
@@ -263,7 +332,11 @@ impl Worker {
             return Some(Err("the task is active: abort or stop it first"));
         }
         inner.plans.shift_remove(id);
-        inner.tasks.shift_remove(id).map(|t| Ok(t.task_id))
+        let task = inner.tasks.shift_remove(id)?;
+        if let Some(store) = &self.store {
+            store.delete(id);
+        }
+        Some(Ok(task.task_id))
     }
 
     /// The active task's id.
@@ -283,6 +356,7 @@ impl Worker {
             };
             task.is_pending = false;
             let plan_name = task.task.name.clone();
+            self.save(task);
             let Some(file) = inner.plans.shift_remove(id) else {
                 return Err(BeginError::NotFound);
             };
@@ -344,9 +418,15 @@ impl Worker {
                         }
                     }
                 });
+                self.save(task);
             }
             inner.active = None;
             inner.transition = None;
+            if let Some(store) = &self.store {
+                if store.wants_compaction(inner.tasks.len()) {
+                    store.compact(&inner.tasks.values().cloned().collect::<Vec<_>>());
+                }
+            }
         }
         *self.current.lock() = None;
         self.progress.lock().clear();

@@ -36,6 +36,8 @@ impl Service {
             .arg("service")
             .arg("--devices")
             .arg(&devices)
+            .arg("--state-dir")
+            .arg(dir.path("state"))
             .args(["--bind", "127.0.0.1:0", "--trace"])
             .arg(format!("jsonl:{}", spans.display()))
             .args(extra)

@@ -1,5 +1,5 @@
 //! `skyrun service --devices DEVICES.toml [--plans DIR] [--bind ADDR]
-//! [--nats URL]`: blueapi's REST API over one RunEngine and the devices of
+//! [--state-dir DIR] [--nats URL]`: blueapi's REST API over one RunEngine and the devices of
 //! a device file (see `skyrun::service`), until Ctrl-C or SIGTERM. Spans go
 //! where `--trace` says (OTLP from the OTEL_* variables by default, as
 //! `skyrun run`), under service name `skyrun-service`.
@@ -36,6 +36,14 @@ pub struct ServiceArgs {
     #[cfg(feature = "nats")]
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     remote_timeout: f64,
+    /// The folder of the task record (`tasks.jsonl`), so a restart lists the
+    /// tasks [default: $XDG_STATE_HOME/skyrun/service, else
+    /// ~/.local/state/skyrun/service].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Keep the tasks in memory only: a restart forgets them.
+    #[arg(long, conflicts_with = "state_dir")]
+    no_state: bool,
     /// Where spans go: none, console, jsonl:FILE or otlp
     /// [default: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none].
     #[arg(long, value_name = "TARGET")]
@@ -60,16 +68,34 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
     }
     let telemetry = crate::tracing::process_telemetry(args.trace.clone(), "skyrun-service")?;
     let mut opts = ServiceOptions::new(args.bind);
+    opts.state_dir = if args.no_state {
+        None
+    } else {
+        let dir = args.state_dir.clone().or_else(default_state_dir);
+        if dir.is_none() {
+            eprintln!(
+                "skyrun service: WARNING: neither XDG_STATE_HOME nor HOME is set and no --state-dir \
+                 given: tasks are kept in memory only"
+            );
+        }
+        dir
+    };
     opts.engine_tracer = telemetry.engine_tracer();
     opts.device_tracer = telemetry.device_tracer();
     #[cfg(feature = "nats")]
     {
         opts.spawn_extra = Some(Box::new(move |devices| remote.spawn(devices)));
     }
+    let kept = match &opts.state_dir {
+        Some(d) => format!("tasks kept in {}", d.display()),
+        None => "tasks in memory only".into(),
+    };
     let plans = catalog.models().len();
     let devices = set.len();
     opts.on_listening = Some(Box::new(move |addr| {
-        eprintln!("skyrun service: {plans} plans, {devices} devices; listening on http://{addr}");
+        eprintln!(
+            "skyrun service: {plans} plans, {devices} devices, {kept}; listening on http://{addr}"
+        );
     }));
     let result = serve(set, catalog, opts, crate::signals::interrupted());
     if let Err(e) = telemetry.shutdown() {
@@ -78,4 +104,16 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
     result
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| Failure::Runtime(anyhow!(e)))
+}
+
+/// `$XDG_STATE_HOME/skyrun/service`, else `~/.local/state/skyrun/service`.
+fn default_state_dir() -> Option<PathBuf> {
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_STATE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".local/state")))
+        .map(|d| d.join("skyrun/service"))
 }
