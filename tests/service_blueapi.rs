@@ -34,6 +34,8 @@ fn blueapis_cli_drives_the_service() {
         "{devices}"
     );
     assert_eq!(blueapi_ok(&dir, &svc, &["state"]).trim(), "IDLE");
+    let env = blueapi_ok(&dir, &svc, &["env", "-r"]);
+    assert!(env.contains("Environment is initialized"), "{env}");
 
     // In the foreground: the documents arrive (BestEffortCallback's table), then success.
     let out = blueapi_ok(

@@ -339,3 +339,85 @@ fn pause_resumes_from_the_checkpoint_and_the_trace_runs_from_the_client_to_the_d
         "the devices' spans are in the client's trace"
     );
 }
+
+/// Polls `GET /environment` until `done` says so (at most 60 s).
+fn wait_environment(svc: &Service, done: impl Fn(&Value) -> bool) -> Value {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (code, env) = svc.get("/environment");
+        assert_eq!(code, 200, "{env}");
+        if done(&env) {
+            return env;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "environment not reloaded within 60 s: {env}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_environment_reloads_the_device_file_while_idle() {
+    let dir = TempDir::new("svc-env");
+    let svc = Service::start(&dir, &[]);
+    let (_, first) = svc.get("/environment");
+    assert_eq!(first["initialized"], true, "{first}");
+    assert_eq!(svc.get("/devices/det2").0, 404);
+
+    // A new device in the file: after the reload it is offered, under a new id.
+    let devices = std::fs::read_to_string(dir.path("devices.toml")).unwrap();
+    dir.write(
+        "devices.toml",
+        &format!("{devices}[[detector]]\nname = 'det2'\nmotor = 'motor'\n"),
+    );
+    let (code, r) = svc.call("DELETE", "/environment", None, &[]);
+    assert_eq!(
+        (code, r),
+        (
+            200,
+            json!({"environment_id": first["environment_id"], "initialized": false})
+        )
+    );
+    let second = wait_environment(&svc, |e| {
+        e["initialized"] == true && e["environment_id"] != first["environment_id"]
+    });
+    assert_eq!(svc.get("/devices/det2").0, 200);
+    let task = svc.submit(r#"{"name": "count", "params": {"detectors": ["det2"], "num": 2}, "instrument_session": "s"}"#);
+    svc.begin(&task, &[]);
+    assert_eq!(svc.wait_complete(&task)["outcome"]["outcome"], "success");
+    svc.wait_state("IDLE");
+
+    // A broken file: GET /environment says why; the service goes on with what it had.
+    dir.write("devices.toml", "[[detector]\nname = ");
+    assert_eq!(svc.call("DELETE", "/environment", None, &[]).0, 200);
+    let broken = wait_environment(&svc, |e| !e["error_message"].is_null());
+    assert_eq!(broken["initialized"], false, "{broken}");
+    assert_ne!(broken["environment_id"], second["environment_id"]);
+    assert!(
+        broken["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("devices.toml"),
+        "the error names the file: {broken}"
+    );
+    assert_eq!(svc.get("/devices/det2").0, 200);
+
+    // Not while a task runs.
+    let running = svc.submit(UNTIL_TOLD);
+    svc.begin(&running, &[]);
+    let (code, r) = svc.call("DELETE", "/environment", None, &[]);
+    assert_eq!(
+        (code, r),
+        (
+            409,
+            json!({"detail": "Worker busy: the environment is reloaded only while no task runs"})
+        )
+    );
+    assert_eq!(
+        svc.set_state(r#"{"new_state": "ABORTING", "reason": "done"}"#)
+            .0,
+        202
+    );
+    svc.wait_complete(&running);
+}

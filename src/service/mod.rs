@@ -12,6 +12,8 @@
 //!   the engine's state to blueapi's `WorkerState`, and publishes each
 //!   document of the active task, its progress (`progress.rs`: each run's
 //!   points done of its `num_points`) and each state change as an update.
+//! * The **[`Environment`]** (`environment.rs`): the devices and the plans,
+//!   loaded again on `DELETE /environment` while no task runs.
 //! * The **[`Catalog`]** (`catalog.rs`) lists the plans with the JSON schema
 //!   of their parameters and checks a task's parameters against it (422
 //!   naming the field, as pydantic does) and against the device file.
@@ -41,6 +43,7 @@
 
 mod catalog;
 mod engine_thread;
+mod environment;
 pub mod model;
 mod progress;
 mod routes;
@@ -63,10 +66,11 @@ use tokio::sync::broadcast;
 
 pub use catalog::{Catalog, CatalogPlan};
 pub use engine_thread::{ControlReq, Ended};
+pub use environment::{Environment, Loaded, Loader};
 pub use progress::Progress;
 pub use routes::ENGINE_LIMIT;
 pub use store::{StoreError, TaskStore};
-pub use worker::{BeginError, SubmitError, Update, Worker, MAX_TASKS};
+pub use worker::{BeginError, ReloadError, SubmitError, Update, Worker, MAX_TASKS};
 
 use crate::config::{DeviceSet, Devices};
 
@@ -90,6 +94,9 @@ pub struct ServiceOptions {
     pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
     /// The folder of the task record (`tasks.jsonl`); `None`: tasks live in memory only.
     pub state_dir: Option<PathBuf>,
+    /// Loads the devices and plans again (`DELETE /environment`); `None`:
+    /// the service cannot reload (409).
+    pub reload: Option<Loader>,
 }
 
 impl ServiceOptions {
@@ -102,6 +109,7 @@ impl ServiceOptions {
             spawn_extra: None,
             on_listening: None,
             state_dir: None,
+            reload: None,
         }
     }
 }
@@ -161,8 +169,14 @@ pub fn serve(
             events.clone(),
         )),
     })?;
+    let env = Environment { set, catalog };
     let worker = Arc::new(Worker::new(
-        link, set, catalog, current, progress, events, store,
+        link,
+        (env, opts.reload),
+        current,
+        progress,
+        events,
+        store,
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -33,7 +33,10 @@ pub const COMPACT_AFTER: usize = 2 * MAX_TASKS;
 #[serde(untagged)]
 enum Record {
     /// A task as it is now, and when (RFC 3339).
-    Task { at: String, task: Box<TrackableTask> },
+    Task {
+        at: String,
+        task: Box<TrackableTask>,
+    },
     /// A task deleted.
     Deleted { at: String, deleted: String },
 }

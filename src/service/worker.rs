@@ -10,19 +10,18 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use opentelemetry::Context;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, oneshot};
 
-use super::catalog::Catalog;
 use super::engine_thread::{ControlReq, Ended, EngineCmd, EngineLink};
+use super::environment::{Environment, Loader};
 use super::model::{
-    ArgumentError, DataEvent, Outcome, ProgressEvent, Task, TaskRequest, TaskStatus, TrackableTask,
-    WorkerEvent, WorkerState,
+    ArgumentError, DataEvent, EnvironmentResponse, Outcome, ProgressEvent, Task, TaskRequest,
+    TaskStatus, TrackableTask, WorkerEvent, WorkerState,
 };
 use super::progress::Progress;
 use super::store::TaskStore;
-use crate::config::DeviceSet;
 use crate::run_engine::EngineState;
 use crate::{Document, ExitStatus};
 
@@ -50,6 +49,15 @@ pub enum SubmitError {
     Invalid(Vec<ArgumentError>),
 }
 
+/// Why the environment cannot be reloaded.
+#[derive(Debug, PartialEq)]
+pub enum ReloadError {
+    /// A task is active (409).
+    Busy,
+    /// The service was given no files to load again (409).
+    NoFiles,
+}
+
 /// Why a task could not start.
 #[derive(Debug, PartialEq)]
 pub enum BeginError {
@@ -71,20 +79,23 @@ struct Inner {
     transition: Option<WorkerState>,
     /// Counts the state changes asked for (a pause watcher stops at the next).
     requests: u64,
+    /// The environment is being reloaded: no task may start.
+    reloading: bool,
 }
 
 /// The worker the routes talk to.
 pub struct Worker {
     link: EngineLink,
-    set: DeviceSet,
-    catalog: Catalog,
+    env: RwLock<Arc<Environment>>,
+    /// What `GET /environment` says.
+    env_state: Mutex<EnvironmentResponse>,
+    loader: Option<Loader>,
     inner: Mutex<Inner>,
     /// The active task, read by the document subscriber.
     current: Arc<Mutex<Option<String>>>,
     /// The active task's runs and how far they have got.
     progress: Arc<Mutex<Progress>>,
     events: broadcast::Sender<Update>,
-    environment_id: String,
     /// The task record on disk, if kept.
     store: Option<TaskStore>,
 }
@@ -92,14 +103,16 @@ pub struct Worker {
 /// How long a control request may wait for the engine.
 const CONTROL_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long the engine may take to replace its devices.
+const RELOAD_LIMIT: Duration = Duration::from_secs(30);
+
 /// How often a requested pause is looked for.
 const PAUSE_POLL: Duration = Duration::from_millis(10);
 
 impl Worker {
     pub(crate) fn new(
         link: EngineLink,
-        set: DeviceSet,
-        catalog: Catalog,
+        (env, loader): (Environment, Option<Loader>),
         current: Arc<Mutex<Option<String>>>,
         progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
@@ -111,13 +124,17 @@ impl Worker {
         };
         let worker = Worker {
             link,
-            set,
-            catalog,
+            env: RwLock::new(Arc::new(env)),
+            env_state: Mutex::new(EnvironmentResponse {
+                environment_id: uuid::Uuid::new_v4().to_string(),
+                initialized: true,
+                error_message: None,
+            }),
+            loader,
             inner: Mutex::new(Inner::default()),
             current,
             progress,
             events,
-            environment_id: uuid::Uuid::new_v4().to_string(),
             store,
         };
         worker.restore(kept);
@@ -130,34 +147,107 @@ impl Worker {
         let mut inner = self.inner.lock();
         for mut task in kept {
             if task.is_pending {
-                let session = task.task.metadata.get("instrument_session");
-                let session = session.and_then(Value::as_str).unwrap_or_default();
-                match self.prepare(&task.task.name, &task.task.params, session, &task.task_id) {
-                    Ok(file) => {
-                        inner.plans.insert(task.task_id.clone(), file);
-                    }
-                    Err(errors) => {
-                        let msg = format!(
-                            "the task's plan no longer fits after the restart: {}",
-                            errors
-                                .iter()
-                                .map(|e| e.msg.as_str())
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        );
-                        task.is_pending = false;
-                        task.is_complete = true;
-                        task.errors.push(msg.clone());
-                        task.outcome = Some(Outcome::Error {
-                            kind: "ValueError".into(),
-                            message: msg,
-                        });
-                        self.save(&task);
-                    }
-                }
+                self.prepare_again(&mut inner, &mut task, "the restart");
             }
             inner.tasks.insert(task.task_id.clone(), task);
         }
+    }
+
+    /// Prepares pending `task`'s plan again (after `why`), or ends it in
+    /// error saying why it no longer fits.
+    fn prepare_again(&self, inner: &mut Inner, task: &mut TrackableTask, why: &str) {
+        let session = task.task.metadata.get("instrument_session");
+        let session = session.and_then(Value::as_str).unwrap_or_default();
+        match self.prepare(&task.task.name, &task.task.params, session, &task.task_id) {
+            Ok(file) => {
+                inner.plans.insert(task.task_id.clone(), file);
+            }
+            Err(errors) => {
+                let msg = format!(
+                    "the task's plan no longer fits after {why}: {}",
+                    errors
+                        .iter()
+                        .map(|e| e.msg.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                inner.plans.shift_remove(&task.task_id);
+                task.is_pending = false;
+                task.is_complete = true;
+                task.errors.push(msg.clone());
+                task.outcome = Some(Outcome::Error {
+                    kind: "ValueError".into(),
+                    message: msg,
+                });
+                self.save(task);
+            }
+        }
+    }
+
+    /// Starts reloading the environment (`DELETE /environment`): the answer
+    /// is the current id, not initialized; `GET /environment` tells when
+    /// the new one is ready (a new id) or why it is not (`error_message`).
+    pub fn reload(self: &Arc<Self>) -> Result<EnvironmentResponse, ReloadError> {
+        let loader = self.loader.clone().ok_or(ReloadError::NoFiles)?;
+        let answer = {
+            let mut inner = self.inner.lock();
+            if inner.active.is_some() {
+                return Err(ReloadError::Busy);
+            }
+            let mut state = self.env_state.lock();
+            state.initialized = false;
+            let answer = EnvironmentResponse {
+                environment_id: state.environment_id.clone(),
+                initialized: false,
+                error_message: None,
+            };
+            if inner.reloading {
+                return Ok(answer);
+            }
+            inner.reloading = true;
+            answer
+        };
+        tokio::spawn(self.clone().finish_reload(loader));
+        Ok(answer)
+    }
+
+    async fn finish_reload(self: Arc<Self>, loader: Loader) {
+        let loaded = tokio::task::spawn_blocking(move || loader())
+            .await
+            .unwrap_or_else(|e| Err(format!("the reload failed: {e}")));
+        let error = match loaded {
+            Err(msg) => Some(msg),
+            Ok((env, extra)) => {
+                if self.link.reload(env.set.clone(), extra, RELOAD_LIMIT).await {
+                    *self.env.write() = Arc::new(env);
+                    let mut inner = self.inner.lock();
+                    let pending: Vec<String> = inner
+                        .tasks
+                        .values()
+                        .filter(|t| t.is_pending)
+                        .map(|t| t.task_id.clone())
+                        .collect();
+                    for id in pending {
+                        if let Some(mut task) = inner.tasks.get(&id).cloned() {
+                            self.prepare_again(&mut inner, &mut task, "the reload");
+                            inner.tasks.insert(id, task);
+                        }
+                    }
+                    None
+                } else {
+                    Some(format!(
+                        "the RunEngine did not take the new devices within {RELOAD_LIMIT:?}"
+                    ))
+                }
+            }
+        };
+        let mut inner = self.inner.lock();
+        *self.env_state.lock() = EnvironmentResponse {
+            environment_id: uuid::Uuid::new_v4().to_string(),
+            initialized: error.is_none(),
+            error_message: error,
+        };
+        inner.reloading = false;
     }
 
     /// Records `task` on disk, if the record is kept.
@@ -175,7 +265,8 @@ impl Worker {
         instrument_session: &str,
         task_id: &str,
     ) -> Result<crate::config::PlanFile, Vec<ArgumentError>> {
-        let mut file = self.catalog.prepare(name, params, &self.set)?;
+        let env = self.env();
+        let mut file = env.catalog.prepare(name, params, &env.set)?;
         file.add_metadata("instrument_session", json!(instrument_session));
         file.add_metadata("task_id", json!(task_id));
         Ok(file)
@@ -213,19 +304,14 @@ impl Worker {
         }
     }
 
-    /// The plans.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The devices and the plans.
+    pub fn env(&self) -> Arc<Environment> {
+        self.env.read().clone()
     }
 
-    /// The devices.
-    pub fn devices(&self) -> &DeviceSet {
-        &self.set
-    }
-
-    /// Changes when the environment is reloaded (never, yet: see COMPATIBILITY.md).
-    pub fn environment_id(&self) -> &str {
-        &self.environment_id
+    /// What `GET /environment` answers.
+    pub fn environment(&self) -> EnvironmentResponse {
+        self.env_state.lock().clone()
     }
 
     /// Subscribes to updates (documents and worker events).
@@ -255,7 +341,7 @@ impl Worker {
 
     /// Creates a pending task.
     pub fn submit(&self, req: TaskRequest, user: Option<String>) -> Result<String, SubmitError> {
-        if self.catalog.get(&req.name).is_none() {
+        if self.env().catalog.get(&req.name).is_none() {
             return Err(SubmitError::UnknownPlan(req.name));
         }
         let task_id = uuid::Uuid::new_v4().to_string();
@@ -348,7 +434,7 @@ impl Worker {
     pub fn begin(self: &Arc<Self>, id: &str, parent: Context) -> Result<(), BeginError> {
         let (file, plan_name) = {
             let mut inner = self.inner.lock();
-            if inner.active.is_some() {
+            if inner.active.is_some() || inner.reloading {
                 return Err(BeginError::Busy);
             }
             let Some(task) = inner.tasks.get_mut(id).filter(|t| t.is_pending) else {
