@@ -229,6 +229,9 @@ pub(crate) fn start(setup: EngineSetup) -> std::io::Result<(EngineLink, JoinHand
 
 /// `cx` as a context from outside the engine (remote), so the engine's
 /// one-trace-per-run parenting puts the run span under it.
+// NOTE: the same as `remote_parent` in src/bin/skyrun/run.rs, which is being
+// refactored on branch issue25: once that lands, one of them should move to
+// the library (skyrun::telemetry) and both call it.
 fn remote_parent(cx: &SpanContext) -> Context {
     Context::new().with_remote_span_context(SpanContext::new(
         cx.trace_id(),
