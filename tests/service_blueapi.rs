@@ -87,13 +87,16 @@ fn blueapis_cli_drives_the_service() {
     // it in success. The count runs until told (100,000 points 0.05 s
     // apart), so however slowly the CLI starts, the task is still running.
     let until_told = r#"{"detectors": ["det"], "num": 100000, "delay": 0.05}"#;
-    let id = blueapi_ok(
-        &dir,
-        &svc,
-        &["run", "--bg", "-i", "cm1-1", "count", until_told],
-    )
-    .trim()
-    .to_owned();
+    let run_bg = || {
+        blueapi_ok(
+            &dir,
+            &svc,
+            &["run", "--bg", "-i", "cm1-1", "count", until_told],
+        )
+        .trim()
+        .to_owned()
+    };
+    let id = run_bg();
     blueapi_ok(&dir, &svc, &["pause"]);
     svc.wait_state("PAUSED");
     assert_eq!(blueapi_ok(&dir, &svc, &["state"]).trim(), "PAUSED");
@@ -125,13 +128,7 @@ fn blueapis_cli_drives_the_service() {
     svc.wait_state("IDLE");
 
     // Abort with a reason: the task's outcome carries it.
-    let id = blueapi_ok(
-        &dir,
-        &svc,
-        &["run", "--bg", "-i", "cm1-1", "count", until_told],
-    )
-    .trim()
-    .to_owned();
+    let id = run_bg();
     svc.wait_state("RUNNING");
     blueapi_ok(&dir, &svc, &["abort", "beam lost"]);
     let task = svc.wait_complete(&id);
