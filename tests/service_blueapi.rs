@@ -1,6 +1,6 @@
 //! blueapi 1.21.1's own CLI against `skyrun service`, no message bus
 //! configured: plans, devices, state, run in the foreground (over the
-//! WebSocket), run in the background, pause, state, resume, abort.
+//! WebSocket), run in the background, pause, state, resume, stop, abort.
 
 mod service_support;
 
@@ -34,9 +34,12 @@ fn blueapis_cli_drives_the_service() {
         "{devices}"
     );
     assert_eq!(blueapi_ok(&dir, &svc, &["state"]).trim(), "IDLE");
+    let env = blueapi_ok(&dir, &svc, &["env", "-r"]);
+    assert!(env.contains("Environment is initialized"), "{env}");
 
-    // In the foreground: the documents arrive (BestEffortCallback's table), then success.
-    let out = blueapi_ok(
+    // In the foreground: the documents arrive (BestEffortCallback's table),
+    // the ProgressEvents drive the CLI's progress bar (tqdm, on stderr), then success.
+    let fg = blueapi(
         &dir,
         &svc,
         &[
@@ -47,7 +50,13 @@ fn blueapis_cli_drives_the_service() {
             r#"{"detectors": ["det"], "num": 3}"#,
         ],
     );
+    let out = String::from_utf8_lossy(&fg.stdout);
     assert!(out.contains("Plan succeeded"), "{out}");
+    let bar = String::from_utf8_lossy(&fg.stderr);
+    assert!(
+        fg.status.success() && bar.contains("count: |") && bar.contains("100%"),
+        "{bar}"
+    );
     assert!(
         out.contains("|         3 |"),
         "the third event's row:\n{out}"
@@ -74,34 +83,52 @@ fn blueapis_cli_drives_the_service() {
     let unknown = blueapi(&dir, &svc, &["run", "-i", "cm1-1", "nope"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("Plan 'nope' was not recognised"));
 
-    // In the background: pause, it is PAUSED, resume, it succeeds. (Long
-    // enough, 20 s of running, that a slow CLI start still finds it running.)
-    let slow = r#"{"detectors": ["det"], "num": 300, "delay": 0.02}"#;
-    let long = r#"{"detectors": ["det"], "num": 1000, "delay": 0.02}"#;
-    let id = blueapi_ok(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", long])
+    // In the background: pause, it is PAUSED, resume, it runs on; stop ends
+    // it in success. The count runs until told (100,000 points 0.05 s
+    // apart), so however slowly the CLI starts, the task is still running.
+    let until_told = r#"{"detectors": ["det"], "num": 100000, "delay": 0.05}"#;
+    let run_bg = || {
+        blueapi_ok(
+            &dir,
+            &svc,
+            &["run", "--bg", "-i", "cm1-1", "count", until_told],
+        )
         .trim()
-        .to_owned();
+        .to_owned()
+    };
+    let id = run_bg();
     blueapi_ok(&dir, &svc, &["pause"]);
     svc.wait_state("PAUSED");
     assert_eq!(blueapi_ok(&dir, &svc, &["state"]).trim(), "PAUSED");
     // Busy while paused.
-    let busy = blueapi(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", slow]);
+    let busy = blueapi(
+        &dir,
+        &svc,
+        &["run", "--bg", "-i", "cm1-1", "count", until_told],
+    );
     assert!(
         String::from_utf8_lossy(&busy.stderr).contains("409"),
         "{busy:?}"
     );
     blueapi_ok(&dir, &svc, &["resume"]);
+    svc.wait_state("RUNNING");
+    let (_, task) = svc.get(&format!("/tasks/{id}"));
+    assert_eq!(
+        (task["is_complete"].clone(), task["errors"].clone()),
+        (json!(false), json!([])),
+        "resumed, the task runs on: {task}"
+    );
+    blueapi_ok(&dir, &svc, &["stop"]);
     let task = svc.wait_complete(&id);
     assert_eq!(
         task["outcome"],
         json!({"outcome": "success", "result": null, "type": "NoneType"}),
         "{task}"
     );
+    svc.wait_state("IDLE");
 
     // Abort with a reason: the task's outcome carries it.
-    let id = blueapi_ok(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", slow])
-        .trim()
-        .to_owned();
+    let id = run_bg();
     svc.wait_state("RUNNING");
     blueapi_ok(&dir, &svc, &["abort", "beam lost"]);
     let task = svc.wait_complete(&id);
@@ -111,12 +138,4 @@ fn blueapis_cli_drives_the_service() {
         "{task}"
     );
     svc.wait_state("IDLE");
-
-    // Stop: the runs end in success.
-    let id = blueapi_ok(&dir, &svc, &["run", "--bg", "-i", "cm1-1", "count", slow])
-        .trim()
-        .to_owned();
-    svc.wait_state("RUNNING");
-    blueapi_ok(&dir, &svc, &["stop"]);
-    assert_eq!(svc.wait_complete(&id)["outcome"]["outcome"], "success");
 }

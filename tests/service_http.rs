@@ -7,13 +7,10 @@ mod service_support;
 use serde_json::{json, Value};
 use service_support::{Service, TempDir};
 
-const COUNT_SLOW: &str = r#"{"name": "count", "params": {"detectors": ["det"], "num": 200, "delay": 0.02}, "instrument_session": "cm1-1"}"#;
-
-fn submit(svc: &Service, body: &str) -> String {
-    let (code, r) = svc.call("POST", "/tasks", Some(body), &[]);
-    assert_eq!(code, 201, "{r}");
-    r["task_id"].as_str().unwrap().to_owned()
-}
+/// A count that runs until told (100,000 points, 0.05 s apart: hours): it
+/// cannot end before the test pauses, aborts or stops it, however loaded
+/// the machine.
+const UNTIL_TOLD: &str = r#"{"name": "count", "params": {"detectors": ["det"], "num": 100000, "delay": 0.05}, "instrument_session": "cm1-1"}"#;
 
 #[test]
 fn error_codes_are_blueapis() {
@@ -120,12 +117,7 @@ fn error_codes_are_blueapis() {
     assert_eq!(svc.call("POST", "/tasks", Some(&big), &[]).0, 413);
 
     // Nothing runs: no state change is allowed.
-    let (code, r) = svc.call(
-        "PUT",
-        "/worker/state",
-        Some(r#"{"new_state": "PAUSED"}"#),
-        &[],
-    );
+    let (code, r) = svc.set_state(r#"{"new_state": "PAUSED"}"#);
     assert_eq!(
         (code, r),
         (
@@ -133,12 +125,7 @@ fn error_codes_are_blueapis() {
             json!({"detail": "Cannot transition from IDLE to PAUSED"})
         )
     );
-    let (code, _) = svc.call(
-        "PUT",
-        "/worker/state",
-        Some(r#"{"new_state": "paused"}"#),
-        &[],
-    );
+    let (code, _) = svc.set_state(r#"{"new_state": "paused"}"#);
     assert_eq!(code, 422, "states are upper case");
     assert_eq!(
         svc.call("PUT", "/worker/task", Some(r#"{"task_id": "nope"}"#), &[])
@@ -152,8 +139,8 @@ fn error_codes_are_blueapis() {
     );
 
     // One task at a time: 409; a pending task can be deleted.
-    let slow = submit(&svc, COUNT_SLOW);
-    let other = submit(&svc, COUNT_SLOW);
+    let slow = svc.submit(UNTIL_TOLD);
+    let other = svc.submit(UNTIL_TOLD);
     assert_eq!(
         svc.get("/tasks?task_status=PENDING").1["tasks"]
             .as_array()
@@ -161,16 +148,9 @@ fn error_codes_are_blueapis() {
             .len(),
         2
     );
-    assert_eq!(
-        svc.call(
-            "PUT",
-            "/worker/task",
-            Some(&format!(r#"{{"task_id": "{slow}"}}"#)),
-            &[]
-        )
-        .0,
-        200
-    );
+    // The client's traceparent on `PUT /worker/task` parents the task.
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03";
+    svc.begin(&slow, &[("traceparent", traceparent)]);
     let (code, r) = svc.call(
         "PUT",
         "/worker/task",
@@ -184,12 +164,7 @@ fn error_codes_are_blueapis() {
         (200, json!({"task_id": other}))
     );
     assert_eq!(svc.get(&format!("/tasks/{other}")).0, 404);
-    let (code, _) = svc.call(
-        "PUT",
-        "/worker/state",
-        Some(r#"{"new_state": "ABORTING", "reason": "enough"}"#),
-        &[],
-    );
+    let (code, _) = svc.set_state(r#"{"new_state": "ABORTING", "reason": "enough"}"#);
     assert_eq!(code, 202);
     let task = svc.wait_complete(&slow);
     assert_eq!(
@@ -203,29 +178,87 @@ fn error_codes_are_blueapis() {
         json!(slow)
     );
     assert_eq!(svc.get("/tasks?task_status=bogus").0, 422);
+
+    let spans = svc.stop();
+    let task_span = spans
+        .iter()
+        .find(|s| s["name"] == "task")
+        .expect("a task span");
+    assert_eq!(
+        (&task_span["context"]["trace_id"], &task_span["parent_id"]),
+        (
+            &json!("0x0af7651916cd43dd8448eb211c80319c"),
+            &json!("0xb7ad6b7169203331")
+        ),
+        "the client's span parents the task"
+    );
+    assert_eq!(task_span["attributes"]["exit_status"], "abort");
+}
+
+/// Raises `max` to the `seq_num` of `data` when it is an event document.
+fn max_seq(data: &Value, max: &mut u64) {
+    if data["name"] == "event" {
+        *max = (*max).max(data["doc"]["seq_num"].as_u64().unwrap_or(0));
+    }
 }
 
 #[test]
 fn pause_resumes_from_the_checkpoint_and_the_trace_runs_from_the_client_to_the_device() {
     let dir = TempDir::new("svc-pause");
     let svc = Service::start(&dir, &[]);
-    let id = submit(&svc, COUNT_SLOW);
-    // blueapi's client sends flags 03 (sampled + random).
+    // blueapi's client sends flags 03 (sampled + random), on the handshake too.
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03";
-    let (code, r) = svc.call(
-        "PUT",
-        "/worker/task",
-        Some(&format!(r#"{{"task_id": "{id}"}}"#)),
-        &[("traceparent", traceparent)],
+    let mut ws = svc.run_plan(UNTIL_TOLD, &[("traceparent", traceparent)]);
+    let mut seen = 0;
+    let third = ws.until("the third event", |d| {
+        max_seq(d, &mut seen);
+        d["name"] == "event" && d["doc"]["seq_num"].as_u64() >= Some(3)
+    });
+    let id = third["task_id"].as_str().unwrap().to_owned();
+    // Progress, as blueapi's ProgressEvent: the run's points done of its num_points.
+    let progress = ws.until("a ProgressEvent past the third point", |d| {
+        max_seq(d, &mut seen);
+        d.get("statuses")
+            .and_then(|s| s.as_object())
+            .and_then(|s| s.values().next())
+            .is_some_and(|v| v["current"].as_f64() >= Some(3.0))
+    });
+    assert_eq!(progress["task_id"], json!(id));
+    let statuses = progress["statuses"].as_object().unwrap();
+    assert_eq!(statuses.len(), 1, "one run: {progress}");
+    let (run_uid, view) = statuses.iter().next().unwrap();
+    let current = view["current"].as_f64().unwrap();
+    assert_eq!(
+        (
+            &view["display_name"],
+            &view["initial"],
+            &view["target"],
+            &view["unit"],
+            &view["done"],
+            &view["percentage"]
+        ),
+        (
+            &json!("count"),
+            &json!(0.0),
+            &json!(100000.0),
+            &json!("points"),
+            &json!(false),
+            &json!(current / 100000.0)
+        ),
+        "{progress}"
     );
-    assert_eq!(code, 200, "{r}");
-    let (code, state) = svc.call(
-        "PUT",
-        "/worker/state",
-        Some(r#"{"new_state": "PAUSED"}"#),
-        &[],
+    assert!(
+        view["time_elapsed"].as_f64().is_some() && view["time_remaining"].as_f64().is_some(),
+        "{progress}"
     );
+
+    let (code, state) = svc.set_state(r#"{"new_state": "PAUSED"}"#);
     assert_eq!(code, 202, "{state}");
+    ws.until("the WorkerEvent saying PAUSED", |d| {
+        max_seq(d, &mut seen);
+        d["state"] == "PAUSED"
+    });
+    let at_pause = seen;
     svc.wait_state("PAUSED");
     // Paused, the task is neither failed nor complete (blueapi marks it failed).
     let (_, task) = svc.get(&format!("/tasks/{id}"));
@@ -233,12 +266,7 @@ fn pause_resumes_from_the_checkpoint_and_the_trace_runs_from_the_client_to_the_d
         (task["is_complete"].clone(), task["errors"].clone()),
         (json!(false), json!([]))
     );
-    let (code, r) = svc.call(
-        "PUT",
-        "/worker/state",
-        Some(r#"{"new_state": "PAUSED"}"#),
-        &[],
-    );
+    let (code, r) = svc.set_state(r#"{"new_state": "PAUSED"}"#);
     assert_eq!(
         (code, r),
         (
@@ -246,15 +274,38 @@ fn pause_resumes_from_the_checkpoint_and_the_trace_runs_from_the_client_to_the_d
             json!({"detail": "Cannot transition from PAUSED to PAUSED"})
         )
     );
+    assert_eq!(svc.set_state(r#"{"new_state": "RUNNING"}"#).0, 202);
+    // The run goes on from its checkpoint: new points, numbered on from the pause.
+    ws.until("new events after the resume", |d| {
+        d["name"] == "event" && d["doc"]["seq_num"].as_u64() > Some(at_pause + 2)
+    });
+    // Stop ends the run (and the task) in success.
+    assert_eq!(svc.set_state(r#"{"new_state": "STOPPING"}"#).0, 202);
+    let rest = ws.rest();
+    let stop = rest
+        .iter()
+        .find(|d| d["name"] == "stop")
+        .expect("the stop document");
+    assert_eq!(stop["doc"]["exit_status"], "success", "{stop}");
+    assert_eq!(&stop["doc"]["run_start"], &json!(run_uid));
+    let last_progress = rest
+        .iter()
+        .rfind(|d| d.get("statuses").is_some())
+        .expect("a ProgressEvent at the end of the run");
     assert_eq!(
-        svc.call(
-            "PUT",
-            "/worker/state",
-            Some(r#"{"new_state": "RUNNING"}"#),
-            &[]
-        )
-        .0,
-        202
+        (
+            &last_progress["statuses"][run_uid]["done"],
+            &last_progress["statuses"][run_uid]["percentage"]
+        ),
+        (&json!(true), &json!(1.0)),
+        "{last_progress}"
+    );
+    let last = rest.last().expect("the WorkerEvent that ends the task");
+    assert_eq!(
+        last["task_status"],
+        json!({"task_id": id, "task_complete": true, "task_failed": false,
+               "result": {"outcome": "success", "result": null, "type": "NoneType"}}),
+        "{last}"
     );
     let task = svc.wait_complete(&id);
     assert_eq!(
@@ -287,4 +338,86 @@ fn pause_resumes_from_the_checkpoint_and_the_trace_runs_from_the_client_to_the_d
         statuses.iter().all(|s| s["context"]["trace_id"] == trace),
         "the devices' spans are in the client's trace"
     );
+}
+
+/// Polls `GET /environment` until `done` says so (at most 60 s).
+fn wait_environment(svc: &Service, done: impl Fn(&Value) -> bool) -> Value {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (code, env) = svc.get("/environment");
+        assert_eq!(code, 200, "{env}");
+        if done(&env) {
+            return env;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "environment not reloaded within 60 s: {env}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_environment_reloads_the_device_file_while_idle() {
+    let dir = TempDir::new("svc-env");
+    let svc = Service::start(&dir, &[]);
+    let (_, first) = svc.get("/environment");
+    assert_eq!(first["initialized"], true, "{first}");
+    assert_eq!(svc.get("/devices/det2").0, 404);
+
+    // A new device in the file: after the reload it is offered, under a new id.
+    let devices = std::fs::read_to_string(dir.path("devices.toml")).unwrap();
+    dir.write(
+        "devices.toml",
+        &format!("{devices}[[detector]]\nname = 'det2'\nmotor = 'motor'\n"),
+    );
+    let (code, r) = svc.call("DELETE", "/environment", None, &[]);
+    assert_eq!(
+        (code, r),
+        (
+            200,
+            json!({"environment_id": first["environment_id"], "initialized": false})
+        )
+    );
+    let second = wait_environment(&svc, |e| {
+        e["initialized"] == true && e["environment_id"] != first["environment_id"]
+    });
+    assert_eq!(svc.get("/devices/det2").0, 200);
+    let task = svc.submit(r#"{"name": "count", "params": {"detectors": ["det2"], "num": 2}, "instrument_session": "s"}"#);
+    svc.begin(&task, &[]);
+    assert_eq!(svc.wait_complete(&task)["outcome"]["outcome"], "success");
+    svc.wait_state("IDLE");
+
+    // A broken file: GET /environment says why; the service goes on with what it had.
+    dir.write("devices.toml", "[[detector]\nname = ");
+    assert_eq!(svc.call("DELETE", "/environment", None, &[]).0, 200);
+    let broken = wait_environment(&svc, |e| !e["error_message"].is_null());
+    assert_eq!(broken["initialized"], false, "{broken}");
+    assert_ne!(broken["environment_id"], second["environment_id"]);
+    assert!(
+        broken["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("devices.toml"),
+        "the error names the file: {broken}"
+    );
+    assert_eq!(svc.get("/devices/det2").0, 200);
+
+    // Not while a task runs.
+    let running = svc.submit(UNTIL_TOLD);
+    svc.begin(&running, &[]);
+    let (code, r) = svc.call("DELETE", "/environment", None, &[]);
+    assert_eq!(
+        (code, r),
+        (
+            409,
+            json!({"detail": "Worker busy: the environment is reloaded only while no task runs"})
+        )
+    );
+    assert_eq!(
+        svc.set_state(r#"{"new_state": "ABORTING", "reason": "done"}"#)
+            .0,
+        202
+    );
+    svc.wait_complete(&running);
 }

@@ -1,6 +1,6 @@
 //! The engine's own thread: an actix system that owns the RunEngine and the
 //! devices, and takes requests (run a plan file, pause, resume, abort,
-//! stop, ping) over a channel, so the HTTP server on its tokio runtime never
+//! stop, ping, replace the devices) over a channel, so the HTTP server on its tokio runtime never
 //! shares a thread with the engine, and a stuck engine shows in `/healthz`
 //! instead of stalling the server.
 
@@ -59,6 +59,12 @@ pub(crate) enum EngineCmd {
     },
     /// Answered by the engine actor itself: it is alive.
     Ping { reply: oneshot::Sender<EngineState> },
+    /// Replace the devices with those of `set` (no task runs).
+    Reload {
+        set: Box<DeviceSet>,
+        spawn_extra: Option<super::SpawnExtra>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A document subscriber.
@@ -99,6 +105,23 @@ impl EngineLink {
         }
     }
 
+    /// Replaces the engine's devices with those of `set` (and `spawn_extra`'s);
+    /// `false` if the engine did not answer within `limit`.
+    pub async fn reload(
+        &self,
+        set: DeviceSet,
+        spawn_extra: Option<super::SpawnExtra>,
+        limit: Duration,
+    ) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let cmd = EngineCmd::Reload {
+            set: Box::new(set),
+            spawn_extra,
+            reply,
+        };
+        self.send(cmd) && matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())))
+    }
+
     /// The engine's state, asked of the engine actor (so a stuck engine
     /// does not answer); `None` after `limit`.
     pub async fn ping(&self, limit: Duration) -> Option<EngineState> {
@@ -120,13 +143,13 @@ pub(crate) fn start(setup: EngineSetup) -> std::io::Result<(EngineLink, JoinHand
             let system = actix::System::new();
             system.block_on(async move {
                 let EngineSetup {
-                    set,
+                    mut set,
                     engine_tracer,
                     device_tracer,
                     spawn_extra,
                     mut on_document,
                 } = setup;
-                let mut devices = set.spawn(device_tracer);
+                let mut devices = set.spawn(device_tracer.clone());
                 if let Some(extra) = spawn_extra {
                     extra(&mut devices);
                 }
@@ -173,6 +196,18 @@ pub(crate) fn start(setup: EngineSetup) -> std::io::Result<(EngineLink, JoinHand
                                 let _ = reply.send(r);
                             });
                         }
+                        EngineCmd::Reload {
+                            set: new,
+                            spawn_extra,
+                            reply,
+                        } => {
+                            set = *new;
+                            devices = set.spawn(device_tracer.clone());
+                            if let Some(extra) = spawn_extra {
+                                extra(&mut devices);
+                            }
+                            let _ = reply.send(());
+                        }
                         EngineCmd::Ping { reply } => {
                             let re = re.clone();
                             actix::spawn(async move {
@@ -194,6 +229,9 @@ pub(crate) fn start(setup: EngineSetup) -> std::io::Result<(EngineLink, JoinHand
 
 /// `cx` as a context from outside the engine (remote), so the engine's
 /// one-trace-per-run parenting puts the run span under it.
+// NOTE: the same as `remote_parent` in src/bin/skyrun/run.rs, which is being
+// refactored on branch issue25: once that lands, one of them should move to
+// the library (skyrun::telemetry) and both call it.
 fn remote_parent(cx: &SpanContext) -> Context {
     Context::new().with_remote_span_context(SpanContext::new(
         cx.trace_id(),

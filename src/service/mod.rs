@@ -10,10 +10,16 @@
 //! * The **[`Worker`]** (`worker.rs`) keeps blueapi's task records (pending,
 //!   active, complete with an outcome), refuses a second active task, maps
 //!   the engine's state to blueapi's `WorkerState`, and publishes each
-//!   document of the active task and each state change as an update.
+//!   document of the active task, its progress (`progress.rs`: each run's
+//!   points done of its `num_points`) and each state change as an update.
+//! * The **[`Environment`]** (`environment.rs`): the devices and the plans,
+//!   loaded again on `DELETE /environment` while no task runs.
 //! * The **[`Catalog`]** (`catalog.rs`) lists the plans with the JSON schema
 //!   of their parameters and checks a task's parameters against it (422
 //!   naming the field, as pydantic does) and against the device file.
+//! * The **task record** (`store.rs`) keeps the tasks on disk, one
+//!   JSON-lines file, so a restart lists them and reports a task that was
+//!   running when the process died as lost.
 //! * The **routes** (`routes.rs`, `ws.rs`) answer HTTP on a tokio runtime
 //!   of their own (axum): `/plans`, `/devices`, `/worker/state`,
 //!   `/worker/task`, `/tasks`, `/environment`, `/config/oidc`, `/healthz`
@@ -37,13 +43,17 @@
 
 mod catalog;
 mod engine_thread;
+mod environment;
 pub mod model;
+mod progress;
 mod routes;
+mod store;
 mod worker;
 mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -56,8 +66,11 @@ use tokio::sync::broadcast;
 
 pub use catalog::{Catalog, CatalogPlan};
 pub use engine_thread::{ControlReq, Ended};
+pub use environment::{Environment, Loaded, Loader};
+pub use progress::Progress;
 pub use routes::ENGINE_LIMIT;
-pub use worker::{BeginError, SubmitError, Update, Worker, MAX_TASKS};
+pub use store::{StoreError, TaskStore};
+pub use worker::{BeginError, ReloadError, SubmitError, Update, Worker, MAX_TASKS};
 
 use crate::config::{DeviceSet, Devices};
 
@@ -79,6 +92,11 @@ pub struct ServiceOptions {
     pub spawn_extra: Option<SpawnExtra>,
     /// Called with the address once the service listens.
     pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+    /// The folder of the task record (`tasks.jsonl`); `None`: tasks live in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// Loads the devices and plans again (`DELETE /environment`); `None`:
+    /// the service cannot reload (409).
+    pub reload: Option<Loader>,
 }
 
 impl ServiceOptions {
@@ -90,6 +108,8 @@ impl ServiceOptions {
             device_tracer: SpanTracer::global("ophyd.status"),
             spawn_extra: None,
             on_listening: None,
+            state_dir: None,
+            reload: None,
         }
     }
 }
@@ -108,6 +128,9 @@ pub enum ServiceError {
     /// The engine thread or the runtime could not start, or the server failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The task record could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The whole HTTP application over `worker`.
@@ -131,16 +154,30 @@ pub fn serve(
     opts: ServiceOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
+    let store = opts.state_dir.as_deref().map(TaskStore::open).transpose()?;
     let (events, _) = broadcast::channel(4096);
     let current = Arc::new(Mutex::new(None));
+    let progress = Arc::new(Mutex::new(Progress::default()));
     let (link, _engine) = engine_thread::start(engine_thread::EngineSetup {
         set: set.clone(),
         engine_tracer: opts.engine_tracer,
         device_tracer: opts.device_tracer,
         spawn_extra: opts.spawn_extra,
-        on_document: Box::new(Worker::document_sink(current.clone(), events.clone())),
+        on_document: Box::new(Worker::document_sink(
+            current.clone(),
+            progress.clone(),
+            events.clone(),
+        )),
     })?;
-    let worker = Arc::new(Worker::new(link, set, catalog, current, events));
+    let env = Environment { set, catalog };
+    let worker = Arc::new(Worker::new(
+        link,
+        (env, opts.reload),
+        current,
+        progress,
+        events,
+        store,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("skyrun-service")

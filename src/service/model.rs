@@ -257,3 +257,38 @@ pub struct ArgumentError {
     /// The value given (`null` when missing).
     pub input: Value,
 }
+
+/// A snapshot of one operation's progress (`StatusView`). skyrun reports
+/// one per run of the task: points done of the plan's `num_points`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusView {
+    /// What it describes (the run's plan name).
+    pub display_name: String,
+    /// Where it is (points done).
+    pub current: Option<f64>,
+    /// Where it started (0).
+    pub initial: Option<f64>,
+    /// Where it is going (the plan's `num_points`, when it says).
+    pub target: Option<f64>,
+    /// The unit of `current` and `target` (`points`).
+    pub unit: String,
+    /// Digits worth showing.
+    pub precision: Option<i32>,
+    /// It has ended.
+    pub done: bool,
+    /// How much is done, as a fraction in `[0, 1]` (blueapi's meaning, despite the name).
+    pub percentage: Option<f64>,
+    /// Seconds since it began, less any time paused.
+    pub time_elapsed: Option<f64>,
+    /// Seconds left at the recent pace.
+    pub time_remaining: Option<f64>,
+}
+
+/// The progress of the task's operations (`ProgressEvent`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressEvent {
+    /// The task.
+    pub task_id: String,
+    /// Each operation under way (and one that just ended), by id.
+    pub statuses: indexmap::IndexMap<String, StatusView>,
+}

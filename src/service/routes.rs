@@ -22,7 +22,7 @@ use super::model::{
     DeviceModel, DeviceResponse, EnvironmentResponse, PlanResponse, ProtocolInfo,
     StateChangeRequest, TaskRequest, TaskResponse, TasksListResponse, WorkerTask,
 };
-use super::worker::{BeginError, SubmitError, Worker};
+use super::worker::{BeginError, ReloadError, SubmitError, Worker};
 use crate::config::DeviceKind;
 
 /// How long `/healthz` and `/worker/state` wait for the engine to answer.
@@ -112,12 +112,18 @@ pub fn trace_context(headers: &HeaderMap) -> Context {
 
 async fn plans(State(w): State<Arc<Worker>>) -> Json<PlanResponse> {
     Json(PlanResponse {
-        plans: w.catalog().models(),
+        plans: w.env().catalog.models(),
     })
 }
 
 async fn plan(State(w): State<Arc<Worker>>, Path(name): Path<String>) -> Response {
-    match w.catalog().models().into_iter().find(|p| p.name == name) {
+    match w
+        .env()
+        .catalog
+        .models()
+        .into_iter()
+        .find(|p| p.name == name)
+    {
         Some(p) => Json(p).into_response(),
         None => not_found(),
     }
@@ -147,7 +153,8 @@ fn protocols(kind: DeviceKind) -> Vec<ProtocolInfo> {
 }
 
 async fn devices(State(w): State<Arc<Worker>>) -> Json<DeviceResponse> {
-    let set = w.devices();
+    let env = w.env();
+    let set = &env.set;
     Json(DeviceResponse {
         devices: set
             .iter()
@@ -160,7 +167,7 @@ async fn devices(State(w): State<Arc<Worker>>) -> Json<DeviceResponse> {
 }
 
 async fn device(State(w): State<Arc<Worker>>, Path(name): Path<String>) -> Response {
-    match w.devices().kind(&name) {
+    match w.env().set.kind(&name) {
         Some(kind) => Json(DeviceModel {
             name,
             protocols: protocols(kind),
@@ -281,18 +288,21 @@ async fn delete_task(State(w): State<Arc<Worker>>, Path(id): Path<String>) -> Re
 }
 
 async fn environment(State(w): State<Arc<Worker>>) -> Json<EnvironmentResponse> {
-    Json(EnvironmentResponse {
-        environment_id: w.environment_id().to_owned(),
-        initialized: true,
-        error_message: None,
-    })
+    Json(w.environment())
 }
 
-async fn delete_environment() -> Response {
-    detail(
-        StatusCode::CONFLICT,
-        "skyrun service does not reload its devices and plans: restart the service to load changed files",
-    )
+async fn delete_environment(State(w): State<Arc<Worker>>) -> Response {
+    match w.reload() {
+        Ok(r) => Json(r).into_response(),
+        Err(ReloadError::Busy) => detail(
+            StatusCode::CONFLICT,
+            "Worker busy: the environment is reloaded only while no task runs",
+        ),
+        Err(ReloadError::NoFiles) => detail(
+            StatusCode::CONFLICT,
+            "this service was started without files to load again",
+        ),
+    }
 }
 
 /// `GET /healthz`: 200 `{"status": "ok"}` when the engine answers within

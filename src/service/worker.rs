@@ -6,21 +6,22 @@
 //! (the WebSocket route).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use opentelemetry::Context;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, oneshot};
 
-use super::catalog::Catalog;
 use super::engine_thread::{ControlReq, Ended, EngineCmd, EngineLink};
+use super::environment::{Environment, Loader};
 use super::model::{
-    ArgumentError, DataEvent, Outcome, Task, TaskRequest, TaskStatus, TrackableTask, WorkerEvent,
-    WorkerState,
+    ArgumentError, DataEvent, EnvironmentResponse, Outcome, ProgressEvent, Task, TaskRequest,
+    TaskStatus, TrackableTask, WorkerEvent, WorkerState,
 };
-use crate::config::DeviceSet;
+use super::progress::Progress;
+use super::store::TaskStore;
 use crate::run_engine::EngineState;
 use crate::{Document, ExitStatus};
 
@@ -48,6 +49,15 @@ pub enum SubmitError {
     Invalid(Vec<ArgumentError>),
 }
 
+/// Why the environment cannot be reloaded.
+#[derive(Debug, PartialEq)]
+pub enum ReloadError {
+    /// A task is active (409).
+    Busy,
+    /// The service was given no files to load again (409).
+    NoFiles,
+}
+
 /// Why a task could not start.
 #[derive(Debug, PartialEq)]
 pub enum BeginError {
@@ -67,76 +77,241 @@ struct Inner {
     active: Option<String>,
     /// A deferred pause, an abort or a stop asked for and not yet done.
     transition: Option<WorkerState>,
+    /// Counts the state changes asked for (a pause watcher stops at the next).
+    requests: u64,
+    /// The environment is being reloaded: no task may start.
+    reloading: bool,
 }
 
 /// The worker the routes talk to.
 pub struct Worker {
     link: EngineLink,
-    set: DeviceSet,
-    catalog: Catalog,
+    env: RwLock<Arc<Environment>>,
+    /// What `GET /environment` says.
+    env_state: Mutex<EnvironmentResponse>,
+    loader: Option<Loader>,
     inner: Mutex<Inner>,
     /// The active task, read by the document subscriber.
     current: Arc<Mutex<Option<String>>>,
+    /// The active task's runs and how far they have got.
+    progress: Arc<Mutex<Progress>>,
     events: broadcast::Sender<Update>,
-    environment_id: String,
+    /// The task record on disk, if kept.
+    store: Option<TaskStore>,
 }
 
 /// How long a control request may wait for the engine.
 const CONTROL_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long the engine may take to replace its devices.
+const RELOAD_LIMIT: Duration = Duration::from_secs(30);
+
+/// How often a requested pause is looked for.
+const PAUSE_POLL: Duration = Duration::from_millis(10);
+
 impl Worker {
     pub(crate) fn new(
         link: EngineLink,
-        set: DeviceSet,
-        catalog: Catalog,
+        (env, loader): (Environment, Option<Loader>),
         current: Arc<Mutex<Option<String>>>,
+        progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
+        store: Option<(TaskStore, Vec<TrackableTask>)>,
     ) -> Self {
-        Worker {
+        let (store, kept) = match store {
+            Some((store, kept)) => (Some(store), kept),
+            None => (None, Vec::new()),
+        };
+        let worker = Worker {
             link,
-            set,
-            catalog,
+            env: RwLock::new(Arc::new(env)),
+            env_state: Mutex::new(EnvironmentResponse {
+                environment_id: uuid::Uuid::new_v4().to_string(),
+                initialized: true,
+                error_message: None,
+            }),
+            loader,
             inner: Mutex::new(Inner::default()),
             current,
+            progress,
             events,
-            environment_id: uuid::Uuid::new_v4().to_string(),
+            store,
+        };
+        worker.restore(kept);
+        worker
+    }
+
+    /// Takes back the tasks of the record: pending ones are prepared again
+    /// (and fail, saying why, if their plan no longer fits the devices).
+    fn restore(&self, kept: Vec<TrackableTask>) {
+        let mut inner = self.inner.lock();
+        for mut task in kept {
+            if task.is_pending {
+                self.prepare_again(&mut inner, &mut task, "the restart");
+            }
+            inner.tasks.insert(task.task_id.clone(), task);
         }
     }
 
-    /// The document subscriber: each document of the active task as a `DataEvent`.
+    /// Prepares pending `task`'s plan again (after `why`), or ends it in
+    /// error saying why it no longer fits.
+    fn prepare_again(&self, inner: &mut Inner, task: &mut TrackableTask, why: &str) {
+        let session = task.task.metadata.get("instrument_session");
+        let session = session.and_then(Value::as_str).unwrap_or_default();
+        match self.prepare(&task.task.name, &task.task.params, session, &task.task_id) {
+            Ok(file) => {
+                inner.plans.insert(task.task_id.clone(), file);
+            }
+            Err(errors) => {
+                let msg = format!(
+                    "the task's plan no longer fits after {why}: {}",
+                    errors
+                        .iter()
+                        .map(|e| e.msg.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                inner.plans.shift_remove(&task.task_id);
+                task.is_pending = false;
+                task.is_complete = true;
+                task.errors.push(msg.clone());
+                task.outcome = Some(Outcome::Error {
+                    kind: "ValueError".into(),
+                    message: msg,
+                });
+                self.save(task);
+            }
+        }
+    }
+
+    /// Starts reloading the environment (`DELETE /environment`): the answer
+    /// is the current id, not initialized; `GET /environment` tells when
+    /// the new one is ready (a new id) or why it is not (`error_message`).
+    pub fn reload(self: &Arc<Self>) -> Result<EnvironmentResponse, ReloadError> {
+        let loader = self.loader.clone().ok_or(ReloadError::NoFiles)?;
+        let answer = {
+            let mut inner = self.inner.lock();
+            if inner.active.is_some() {
+                return Err(ReloadError::Busy);
+            }
+            let mut state = self.env_state.lock();
+            state.initialized = false;
+            let answer = EnvironmentResponse {
+                environment_id: state.environment_id.clone(),
+                initialized: false,
+                error_message: None,
+            };
+            if inner.reloading {
+                return Ok(answer);
+            }
+            inner.reloading = true;
+            answer
+        };
+        tokio::spawn(self.clone().finish_reload(loader));
+        Ok(answer)
+    }
+
+    async fn finish_reload(self: Arc<Self>, loader: Loader) {
+        let loaded = tokio::task::spawn_blocking(move || loader())
+            .await
+            .unwrap_or_else(|e| Err(format!("the reload failed: {e}")));
+        let error = match loaded {
+            Err(msg) => Some(msg),
+            Ok((env, extra)) => {
+                if self.link.reload(env.set.clone(), extra, RELOAD_LIMIT).await {
+                    *self.env.write() = Arc::new(env);
+                    let mut inner = self.inner.lock();
+                    let pending: Vec<String> = inner
+                        .tasks
+                        .values()
+                        .filter(|t| t.is_pending)
+                        .map(|t| t.task_id.clone())
+                        .collect();
+                    for id in pending {
+                        if let Some(mut task) = inner.tasks.get(&id).cloned() {
+                            self.prepare_again(&mut inner, &mut task, "the reload");
+                            inner.tasks.insert(id, task);
+                        }
+                    }
+                    None
+                } else {
+                    Some(format!(
+                        "the RunEngine did not take the new devices within {RELOAD_LIMIT:?}"
+                    ))
+                }
+            }
+        };
+        let mut inner = self.inner.lock();
+        *self.env_state.lock() = EnvironmentResponse {
+            environment_id: uuid::Uuid::new_v4().to_string(),
+            initialized: error.is_none(),
+            error_message: error,
+        };
+        inner.reloading = false;
+    }
+
+    /// Records `task` on disk, if the record is kept.
+    fn save(&self, task: &TrackableTask) {
+        if let Some(store) = &self.store {
+            store.save(task);
+        }
+    }
+
+    /// The plan of a task, its metadata added (`Err`: what does not fit).
+    fn prepare(
+        &self,
+        name: &str,
+        params: &Map<String, Value>,
+        instrument_session: &str,
+        task_id: &str,
+    ) -> Result<crate::config::PlanFile, Vec<ArgumentError>> {
+        let env = self.env();
+        let mut file = env.catalog.prepare(name, params, &env.set)?;
+        file.add_metadata("instrument_session", json!(instrument_session));
+        file.add_metadata("task_id", json!(task_id));
+        Ok(file)
+    }
+
+    /// The document subscriber: each document of the active task as a
+    /// `DataEvent`, and, when it moves the task on, a `ProgressEvent`.
     pub(crate) fn document_sink(
         current: Arc<Mutex<Option<String>>>,
+        progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
     ) -> impl FnMut(&str, &Document) + Send {
         move |name, doc| {
             let Some(task_id) = current.lock().clone() else {
                 return;
             };
+            let doc = serde_json::to_value(doc).unwrap_or(Value::Null);
+            let statuses = progress.lock().document(name, &doc, Instant::now());
             if events.receiver_count() == 0 {
                 return;
             }
             let event = DataEvent {
                 name: name.to_owned(),
-                doc: serde_json::to_value(doc).unwrap_or(Value::Null),
+                doc,
                 task_id: task_id.clone(),
             };
             let _ = events.send(update(&task_id, false, &event));
+            if let Some(statuses) = statuses {
+                let event = ProgressEvent {
+                    task_id: task_id.clone(),
+                    statuses,
+                };
+                let _ = events.send(update(&task_id, false, &event));
+            }
         }
     }
 
-    /// The plans.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The devices and the plans.
+    pub fn env(&self) -> Arc<Environment> {
+        self.env.read().clone()
     }
 
-    /// The devices.
-    pub fn devices(&self) -> &DeviceSet {
-        &self.set
-    }
-
-    /// Changes when the environment is reloaded (never, yet: see COMPATIBILITY.md).
-    pub fn environment_id(&self) -> &str {
-        &self.environment_id
+    /// What `GET /environment` answers.
+    pub fn environment(&self) -> EnvironmentResponse {
+        self.env_state.lock().clone()
     }
 
     /// Subscribes to updates (documents and worker events).
@@ -166,19 +341,16 @@ impl Worker {
 
     /// Creates a pending task.
     pub fn submit(&self, req: TaskRequest, user: Option<String>) -> Result<String, SubmitError> {
-        if self.catalog.get(&req.name).is_none() {
+        if self.env().catalog.get(&req.name).is_none() {
             return Err(SubmitError::UnknownPlan(req.name));
         }
-        let mut file = self
-            .catalog
-            .prepare(&req.name, &req.params, &self.set)
+        let task_id = uuid::Uuid::new_v4().to_string();
+        let file = self
+            .prepare(&req.name, &req.params, &req.instrument_session, &task_id)
             .map_err(SubmitError::Invalid)?;
         let mut metadata = Map::new();
         metadata.insert("user".into(), user.map_or(Value::Null, Value::String));
         metadata.insert("instrument_session".into(), json!(req.instrument_session));
-        file.add_metadata("instrument_session", json!(req.instrument_session));
-        let task_id = uuid::Uuid::new_v4().to_string();
-        file.add_metadata("task_id", json!(task_id));
         let task = TrackableTask {
             task_id: task_id.clone(),
             task: Task {
@@ -202,10 +374,14 @@ impl Worker {
             match oldest {
                 Some(k) => {
                     inner.tasks.shift_remove(&k);
+                    if let Some(store) = &self.store {
+                        store.delete(&k);
+                    }
                 }
                 None => break,
             }
         }
+        self.save(&task);
         inner.tasks.insert(task_id.clone(), task);
         inner.plans.insert(task_id.clone(), file);
         Ok(task_id)
@@ -242,7 +418,11 @@ impl Worker {
             return Some(Err("the task is active: abort or stop it first"));
         }
         inner.plans.shift_remove(id);
-        inner.tasks.shift_remove(id).map(|t| Ok(t.task_id))
+        let task = inner.tasks.shift_remove(id)?;
+        if let Some(store) = &self.store {
+            store.delete(id);
+        }
+        Some(Ok(task.task_id))
     }
 
     /// The active task's id.
@@ -254,7 +434,7 @@ impl Worker {
     pub fn begin(self: &Arc<Self>, id: &str, parent: Context) -> Result<(), BeginError> {
         let (file, plan_name) = {
             let mut inner = self.inner.lock();
-            if inner.active.is_some() {
+            if inner.active.is_some() || inner.reloading {
                 return Err(BeginError::Busy);
             }
             let Some(task) = inner.tasks.get_mut(id).filter(|t| t.is_pending) else {
@@ -262,6 +442,7 @@ impl Worker {
             };
             task.is_pending = false;
             let plan_name = task.task.name.clone();
+            self.save(task);
             let Some(file) = inner.plans.shift_remove(id) else {
                 return Err(BeginError::NotFound);
             };
@@ -269,6 +450,7 @@ impl Worker {
             inner.transition = None;
             (file, plan_name)
         };
+        self.progress.lock().clear();
         *self.current.lock() = Some(id.to_owned());
         let (done, ended) = oneshot::channel();
         let sent = self.link.send(EngineCmd::Run {
@@ -322,11 +504,18 @@ impl Worker {
                         }
                     }
                 });
+                self.save(task);
             }
             inner.active = None;
             inner.transition = None;
+            if let Some(store) = &self.store {
+                if store.wants_compaction(inner.tasks.len()) {
+                    store.compact(&inner.tasks.values().cloned().collect::<Vec<_>>());
+                }
+            }
         }
         *self.current.lock() = None;
+        self.progress.lock().clear();
         self.publish(id, WorkerState::Idle, true);
     }
 
@@ -360,7 +549,7 @@ impl Worker {
 
     /// Asks for `new` (blueapi's `PUT /worker/state`); `Err` is the 400's detail.
     pub async fn set_state(
-        &self,
+        self: &Arc<Self>,
         new: WorkerState,
         defer: bool,
         reason: Option<String>,
@@ -405,18 +594,51 @@ impl Worker {
                 new.as_str()
             )
         })?;
-        let id = {
+        let (id, request) = {
             let mut inner = self.inner.lock();
             if inner.active.is_some() {
                 inner.transition = transition;
             }
-            inner.active.clone()
+            inner.requests += 1;
+            (inner.active.clone(), inner.requests)
         };
+        if new == WorkerState::Running {
+            self.progress.lock().resume(Instant::now());
+        }
         if let Some(id) = id {
             let state = self.state(self.engine_state(CONTROL_LIMIT).await);
+            if state == WorkerState::Paused {
+                self.progress.lock().pause(Instant::now());
+            }
             self.publish(&id, state, false);
+            if new == WorkerState::Paused && state != WorkerState::Paused {
+                tokio::spawn(self.clone().tell_when_paused(id, request));
+            }
         }
         Ok(())
+    }
+
+    /// The engine pauses at the plan's next message (or checkpoint, when
+    /// deferred), after the request is answered: watches for it and
+    /// publishes the WorkerEvent saying PAUSED, as long as task `id` runs
+    /// and no other change (`request` was the pause's) is asked for.
+    async fn tell_when_paused(self: Arc<Self>, id: String, request: u64) {
+        let current = |w: &Self| {
+            let inner = w.inner.lock();
+            inner.active.as_deref() == Some(id.as_str()) && inner.requests == request
+        };
+        let mut tick = tokio::time::interval(PAUSE_POLL);
+        while current(&self) {
+            tick.tick().await;
+            if self.engine_state(CONTROL_LIMIT).await == Some(EngineState::Paused) {
+                if current(&self) {
+                    self.progress.lock().pause(Instant::now());
+                    let state = self.state(Some(EngineState::Paused));
+                    self.publish(&id, state, false);
+                }
+                return;
+            }
+        }
     }
 
     /// Aborts the active task, if it is `id` (a WebSocket client went away).

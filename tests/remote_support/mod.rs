@@ -46,44 +46,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A fresh temporary directory (removed on drop).
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "skyrun-{tag}-{}-{}",
-            std::process::id(),
-            uuid_like()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn uuid_like() -> u128 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    t ^ u128::from(N.fetch_add(1, Ordering::Relaxed))
-}
+#[path = "../temp_dir/mod.rs"]
+mod temp_dir;
+pub use temp_dir::TempDir;
 
 fn wait_port(port: u16, up: bool, within: Duration, what: &str) {
     let deadline = Instant::now() + within;

@@ -1,6 +1,7 @@
 //! Shared by the service tests: a `skyrun service` process on a free
-//! loopback port (stopped when dropped), a plain HTTP client with bounded
-//! waits, and blueapi 1.21.1's CLI pointed at the service.
+//! loopback port (stopped when dropped), a plain HTTP client and a
+//! WebSocket client with bounded waits, and blueapi 1.21.1's CLI pointed at
+//! the service.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -15,34 +16,9 @@ use serde_json::Value;
 pub const DEVICES: &str = "[[motor]]\nname = 'motor'\nvelocity = 1000.0\n\
     [[detector]]\nname = 'det'\nmotor = 'motor'\n[[signal]]\nname = 'sig'\n";
 
-/// A temporary folder, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("skyrun-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+#[path = "../temp_dir/mod.rs"]
+mod temp_dir;
+pub use temp_dir::TempDir;
 
 /// A running `skyrun service`, its spans written to `spans.jsonl` in `dir`.
 pub struct Service {
@@ -60,6 +36,8 @@ impl Service {
             .arg("service")
             .arg("--devices")
             .arg(&devices)
+            .arg("--state-dir")
+            .arg(dir.path("state"))
             .args(["--bind", "127.0.0.1:0", "--trace"])
             .arg(format!("jsonl:{}", spans.display()))
             .args(extra)
@@ -111,6 +89,12 @@ impl Service {
             .collect()
     }
 
+    /// Kills the service with SIGKILL (no chance to write anything) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn client() -> reqwest::blocking::Client {
         reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -144,6 +128,47 @@ impl Service {
 
     pub fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None, &[])
+    }
+
+    /// `PUT /worker/state` with `body` (`{"new_state": ...}`).
+    pub fn set_state(&self, body: &str) -> (u16, Value) {
+        self.call("PUT", "/worker/state", Some(body), &[])
+    }
+
+    /// `POST /tasks` with `body`, which must be accepted: the task's id.
+    pub fn submit(&self, body: &str) -> String {
+        let (code, r) = self.call("POST", "/tasks", Some(body), &[]);
+        assert_eq!(code, 201, "POST /tasks {body}: {r}");
+        r["task_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts pending task `id` (`PUT /worker/task`), with `headers`.
+    pub fn begin(&self, id: &str, headers: &[(&str, &str)]) {
+        let (code, r) = self.call(
+            "PUT",
+            "/worker/task",
+            Some(&format!(r#"{{"task_id": "{id}"}}"#)),
+            headers,
+        );
+        assert_eq!(code, 200, "PUT /worker/task {id}: {r}");
+    }
+
+    /// A WebSocket to `/api/v2/run_plan` that has submitted `task` (a TaskRequest).
+    pub fn run_plan(&self, task: &str, headers: &[(&str, &str)]) -> Ws {
+        use tungstenite::client::IntoClientRequest as _;
+        let url = format!("{}/api/v2/run_plan", self.url.replacen("http", "ws", 1));
+        let mut req = url.clone().into_client_request().unwrap();
+        for (k, v) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+            req.headers_mut().insert(name, v.parse().unwrap());
+        }
+        let (mut socket, _) = tungstenite::connect(req).unwrap_or_else(|e| panic!("{url}: {e}"));
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = socket.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        }
+        let submit = format!(r#"{{"kind": "submit", "task": {task}}}"#);
+        socket.send(tungstenite::Message::text(submit)).unwrap();
+        Ws { socket }
     }
 
     /// Polls `GET /tasks/{id}` until it is complete (at most 120 s).
@@ -185,6 +210,57 @@ impl Drop for Service {
         // Ours: started by Service::start.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket client of `/api/v2/run_plan`, every read bounded.
+pub struct Ws {
+    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+}
+
+impl Ws {
+    /// The next message (JSON), `None` once the service has closed the socket;
+    /// fails if nothing comes within 120 s.
+    pub fn next(&mut self) -> Option<Value> {
+        let end = Instant::now() + Duration::from_secs(120);
+        loop {
+            match self.socket.read() {
+                Ok(tungstenite::Message::Text(t)) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("a JSON message"))
+                }
+                Ok(tungstenite::Message::Close(_)) => return None,
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return None
+                }
+                Err(e) => panic!("reading the WebSocket: {e}"),
+            }
+            assert!(Instant::now() < end, "no WebSocket message within 120 s");
+        }
+    }
+
+    /// Reads updates until one's `data` satisfies `want` (which sees every
+    /// update's `data` on the way); fails if the socket closes first.
+    pub fn until(&mut self, what: &str, mut want: impl FnMut(&Value) -> bool) -> Value {
+        loop {
+            let Some(msg) = self.next() else {
+                panic!("the WebSocket closed before {what}");
+            };
+            assert_eq!(msg["kind"], "update", "{msg}");
+            if want(&msg["data"]) {
+                return msg["data"].clone();
+            }
+        }
+    }
+
+    /// Every update's `data` until the service closes the socket.
+    pub fn rest(&mut self) -> Vec<Value> {
+        std::iter::from_fn(|| self.next().map(|m| m["data"].clone())).collect()
     }
 }
 

@@ -1,5 +1,5 @@
 //! `skyrun service --devices DEVICES.toml [--plans DIR] [--bind ADDR]
-//! [--nats URL]`: blueapi's REST API over one RunEngine and the devices of
+//! [--state-dir DIR] [--nats URL]`: blueapi's REST API over one RunEngine and the devices of
 //! a device file (see `skyrun::service`), until Ctrl-C or SIGTERM. Spans go
 //! where `--trace` says (OTLP from the OTEL_* variables by default, as
 //! `skyrun run`), under service name `skyrun-service`.
@@ -7,11 +7,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::DeviceSet;
-use skyrun::service::{serve, Catalog, ServiceOptions};
+use skyrun::service::{serve, Catalog, Environment, ServiceOptions, SpawnExtra};
 
 use crate::tracing::TraceArg;
 use crate::Failure;
@@ -36,6 +37,14 @@ pub struct ServiceArgs {
     #[cfg(feature = "nats")]
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     remote_timeout: f64,
+    /// The folder of the task record (`tasks.jsonl`), so a restart lists the
+    /// tasks [default: $XDG_STATE_HOME/skyrun/service, else
+    /// ~/.local/state/skyrun/service].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Keep the tasks in memory only: a restart forgets them.
+    #[arg(long, conflicts_with = "state_dir")]
+    no_state: bool,
     /// Where spans go: none, console, jsonl:FILE or otlp
     /// [default: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none].
     #[arg(long, value_name = "TARGET")]
@@ -44,14 +53,15 @@ pub struct ServiceArgs {
 
 /// Runs the service until interrupted.
 pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
-    #[allow(unused_mut)]
-    let mut set = DeviceSet::load(&args.devices)?;
-    #[cfg(feature = "nats")]
-    let remote = crate::remote::resolve(&mut set, args.nats.as_deref(), args.remote_timeout)?;
-    let mut catalog = Catalog::standard();
-    if let Some(dir) = &args.plans {
-        catalog.add_dir(dir, &set)?;
-    }
+    let files = Files {
+        devices: args.devices.clone(),
+        plans: args.plans.clone(),
+        #[cfg(feature = "nats")]
+        nats: args.nats.clone(),
+        #[cfg(feature = "nats")]
+        remote_timeout: args.remote_timeout,
+    };
+    let (env, spawn_extra) = files.load()?;
     if !args.bind.ip().is_loopback() {
         eprintln!(
             "skyrun service: WARNING: listening on {} without authentication: anyone who can reach it may run plans",
@@ -60,22 +70,83 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
     }
     let telemetry = crate::tracing::process_telemetry(args.trace.clone(), "skyrun-service")?;
     let mut opts = ServiceOptions::new(args.bind);
+    opts.state_dir = if args.no_state {
+        None
+    } else {
+        let dir = args.state_dir.clone().or_else(default_state_dir);
+        if dir.is_none() {
+            eprintln!(
+                "skyrun service: WARNING: neither XDG_STATE_HOME nor HOME is set and no --state-dir \
+                 given: tasks are kept in memory only"
+            );
+        }
+        dir
+    };
     opts.engine_tracer = telemetry.engine_tracer();
     opts.device_tracer = telemetry.device_tracer();
-    #[cfg(feature = "nats")]
-    {
-        opts.spawn_extra = Some(Box::new(move |devices| remote.spawn(devices)));
-    }
-    let plans = catalog.models().len();
-    let devices = set.len();
-    opts.on_listening = Some(Box::new(move |addr| {
-        eprintln!("skyrun service: {plans} plans, {devices} devices; listening on http://{addr}");
+    opts.spawn_extra = spawn_extra;
+    opts.reload = Some(Arc::new(move || {
+        files.load().map_err(|e| match e {
+            Failure::Usage(e) | Failure::Runtime(e) => format!("{e:#}"),
+        })
     }));
-    let result = serve(set, catalog, opts, crate::signals::interrupted());
+    let kept = match &opts.state_dir {
+        Some(d) => format!("tasks kept in {}", d.display()),
+        None => "tasks in memory only".into(),
+    };
+    let plans = env.catalog.models().len();
+    let devices = env.set.len();
+    opts.on_listening = Some(Box::new(move |addr| {
+        eprintln!(
+            "skyrun service: {plans} plans, {devices} devices, {kept}; listening on http://{addr}"
+        );
+    }));
+    let result = serve(env.set, env.catalog, opts, crate::signals::interrupted());
     if let Err(e) = telemetry.shutdown() {
         eprintln!("skyrun service: trace export: {e}");
     }
     result
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| Failure::Runtime(anyhow!(e)))
+}
+
+/// Where the devices and the plans come from, to load them again on a reload.
+struct Files {
+    devices: PathBuf,
+    plans: Option<PathBuf>,
+    #[cfg(feature = "nats")]
+    nats: Option<String>,
+    #[cfg(feature = "nats")]
+    remote_timeout: f64,
+}
+
+impl Files {
+    /// The device file's devices (remote ones found on NATS) and the plans.
+    fn load(&self) -> Result<(Environment, Option<SpawnExtra>), Failure> {
+        #[allow(unused_mut)]
+        let mut set = DeviceSet::load(&self.devices)?;
+        #[cfg(feature = "nats")]
+        let remote = crate::remote::resolve(&mut set, self.nats.as_deref(), self.remote_timeout)?;
+        let mut catalog = Catalog::standard();
+        if let Some(dir) = &self.plans {
+            catalog.add_dir(dir, &set)?;
+        }
+        #[cfg(feature = "nats")]
+        let extra: Option<SpawnExtra> = Some(Box::new(move |devices| remote.spawn(devices)));
+        #[cfg(not(feature = "nats"))]
+        let extra = None;
+        Ok((Environment { set, catalog }, extra))
+    }
+}
+
+/// `$XDG_STATE_HOME/skyrun/service`, else `~/.local/state/skyrun/service`.
+fn default_state_dir() -> Option<PathBuf> {
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_STATE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".local/state")))
+        .map(|d| d.join("skyrun/service"))
 }
