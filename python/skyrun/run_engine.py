@@ -199,7 +199,8 @@ class RunEngine:
         self._next_token = 0
         self._engine_subscribed = False
         self._commands = {}
-        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "input", "wait_for"}
+        self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "input", "wait_for",
+                               "install_suspender", "remove_suspender"}
         self._local_commands = set(self._builtin_local)
         self._call_md = {}
         self._plan = None
@@ -328,7 +329,19 @@ class RunEngine:
                 return None
             return _ensure_generator(p() if callable(p) else p)
 
-        self._engine.suspend(fut, self, plan_of(pre_plan), plan_of(post_plan),
+        factory = fut if callable(fut) else (lambda: fut)
+
+        def suspended():
+            # Bluesky's suspender plan: the pre-plan, then a wait_for of the
+            # condition (a message msg_hook sees), awaited on RE.loop.
+            if pre_plan is not None:
+                yield from plan_of(pre_plan)
+            yield _Msg("wait_for", None, [factory])
+
+        if self._engine.state == "running":
+            self._set_state("suspending")
+            self._set_state("running")
+        self._engine.suspend(None, self, suspended(), plan_of(post_plan),
                              justification if justification is not None else "suspended")
 
     def request_pause(self, defer=False):
@@ -426,6 +439,10 @@ class RunEngine:
             return self._commands[command](msg)
         if command == "wait_for":
             return _wait_for(msg)
+        if command == "install_suspender":
+            return self.install_suspender(msg.args[0])
+        if command == "remove_suspender":
+            return self.remove_suspender(msg.args[0])
         if command == "subscribe":
             return self.subscribe(*msg.args, **msg.kwargs)
         if command == "unsubscribe":

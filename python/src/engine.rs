@@ -194,14 +194,14 @@ impl Engine {
     }
 
     /// Suspends the running plan (Bluesky's `request_suspend`) until `fut`
-    /// (an awaitable, or a function making one) is done on the RunEngine's
-    /// loop; `pre_plan`/`post_plan` are generators run around the wait.
-    /// Does not wait for the engine (a suspender calls it from the loop).
+    /// (an awaitable, or a function making one; None: at once) is done on
+    /// the RunEngine's loop; `pre_plan`/`post_plan` are generators run around
+    /// the wait. Does not wait for the engine (a suspender calls it from the loop).
     #[pyo3(signature = (fut, hooks, pre_plan=None, post_plan=None, justification=String::new()))]
     fn suspend(
         &self,
         py: Python<'_>,
-        fut: Py<PyAny>,
+        fut: Option<Py<PyAny>>,
         hooks: Py<PyAny>,
         pre_plan: Option<Py<PyAny>>,
         post_plan: Option<Py<PyAny>>,
@@ -210,6 +210,7 @@ impl Engine {
         let driver = self.driver.as_ref().map(|d| d.clone_ref(py));
         let until_driver = driver.as_ref().map(|d| d.clone_ref(py));
         let mut s = skyrun::Suspension::until_with(move || async move {
+            let Some(fut) = fut else { return };
             let aw = Python::attach(|py| {
                 let f = fut.bind(py);
                 if f.is_callable() {

@@ -559,38 +559,68 @@ impl EngineCore {
                 until.push((s.until)());
                 posts.extend(s.post_plan);
                 if let Some(pre) = s.pre_plan {
-                    self.run_aside(pre).await?;
+                    if !self.run_aside(pre).await? {
+                        return Ok(false);
+                    }
                 }
             }
             let all = futures::future::join_all(until.iter_mut().map(|f| f.as_mut()));
             let stop = self.control.interrupted();
             match select(std::pin::pin!(all), std::pin::pin!(stop)).await {
                 Either::Left(_) => break,
-                Either::Right(_) => {
-                    if let Some(i) = self.control.take_interrupt() {
-                        return Err(PlanError::Interrupted(i));
-                    }
-                    self.control.clear_pause();
-                    match self.control.take_suspension() {
-                        Some(s) => next = Some(s),
-                        None => {
-                            self.control.request_pause(EngineState::Running, false).ok();
-                            return Ok(false);
-                        }
-                    }
-                }
+                Either::Right(_) => match self.interrupted_aside()? {
+                    Some(s) => next = Some(s),
+                    None => return Ok(false),
+                },
             }
         }
         for post in posts {
-            self.run_aside(post).await?;
+            if !self.run_aside(post).await? {
+                return Ok(false);
+            }
         }
         Ok(true)
     }
 
-    /// Runs a suspension's pre- or post-plan; its messages are not cached.
-    async fn run_aside(self: &Rc<Self>, plan: Runnable) -> Result<(), PlanError> {
+    /// What interrupted a suspension: an interrupt (the error), another
+    /// suspension (to wait for too), or a pause (`None`: it becomes an
+    /// ordinary pause, asked for again here).
+    fn interrupted_aside(&self) -> Result<Option<Suspension>, PlanError> {
+        if let Some(i) = self.control.take_interrupt() {
+            return Err(PlanError::Interrupted(i));
+        }
+        self.control.clear_pause();
+        match self.control.take_suspension() {
+            Some(s) => Ok(Some(s)),
+            None => {
+                self.control.request_pause(EngineState::Running, false).ok();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs a suspension's pre- or post-plan (its messages are not cached),
+    /// interruptibly: `Ok(false)` when a pause was asked for meanwhile (the
+    /// plan is dropped). A suspension asked for meanwhile is waited for at once.
+    async fn run_aside(self: &Rc<Self>, plan: Runnable) -> Result<bool, PlanError> {
         self.suspending.set(true);
-        let r = (plan.body)(CoreHandle::new(self.clone()), Context::current()).await;
+        let mut body = (plan.body)(CoreHandle::new(self.clone()), Context::current());
+        let r = loop {
+            let stop = self.control.interrupted();
+            match select(body.as_mut(), std::pin::pin!(stop)).await {
+                Either::Left((r, _)) => break r.map(|()| true),
+                Either::Right(_) => match self.interrupted_aside() {
+                    Err(e) => break Err(e),
+                    Ok(None) => break Ok(false),
+                    Ok(Some(s)) => {
+                        // Nested: wait for it before the plan aside goes on.
+                        if !Box::pin(self.suspended(s)).await? {
+                            break Ok(false);
+                        }
+                    }
+                },
+            }
+        };
         self.suspending.set(false);
         r
     }
