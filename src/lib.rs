@@ -41,11 +41,11 @@
 //!
 //! | what | where |
 //! |---|---|
-//! | messages, replies, errors | [`msg`], [`reply`], `error.rs` |
+//! | the message model: messages, replies, errors (knows nothing of the engine) | [`msg`], [`reply`], `error.rs` |
+//! | the command table (one entry per command: name, typed arguments, reply kind, rewind, tracing) | [`msg::command`], `msg/args/` |
 //! | plans, stubs, standard plans, wrappers | [`plan`], [`plan_stubs`], [`plans`], [`preprocessors`] |
 //! | the engine loop (pause, rewind, interrupts, cleanup) | `run_engine/core.rs` |
-//! | the command table (one entry per command) | [`run_engine::commands`] |
-//! | the command handlers | `run_engine/handlers/` (runs, bundling, statuses, devices, flow) |
+//! | the command handlers, bound to the table's commands | `run_engine/commands.rs`, `run_engine/handlers/` (runs, bundling, statuses, devices, flow) |
 //! | registered commands | `run_engine/registry.rs` |
 //! | documents and the event bundle | [`documents`], `run_engine/bundler.rs` |
 //! | engine-side tracing (span names, attributes, the propagated context) | [`telemetry::spans`], `run_engine/request_context.rs` |
