@@ -2,17 +2,14 @@
 //! of a built-in scenario and of a plan file are read by the same parser
 //! ([`BenchLine::parse`]), with the same key for the same figure.
 
-use std::process::Command;
+mod process;
 
+use process::*;
 use skyrun::bench::{BenchLine, Devices};
 
 fn bench_lines(args: &[&str]) -> Vec<BenchLine> {
-    let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .arg("bench")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("skyrun runs");
+    let args: Vec<&str> = ["bench"].iter().chain(args).copied().collect();
+    let out = skyrun(&args);
     assert!(
         out.status.success(),
         "skyrun bench {args:?}: {}",
