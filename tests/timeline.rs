@@ -3,7 +3,7 @@
 //! and `skyrun view` write, with `#selftest`, which makes the page walk every
 //! row through its drawing code and write what it drew into the DOM; the
 //! test reads it with `--dump-dom`. Also: a screenshot kept under
-//! `target/tmp/timeline-<pid>/`, and a page of 100,000 spans.
+//! `target/tmp/timeline-<pid>/scan/timeline.png`, and a page of 100,000 spans.
 
 mod process;
 
@@ -239,9 +239,7 @@ fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
     assert_eq!(viewed_report["rows"], report["rows"]);
 
     // A screenshot, kept as a test artifact.
-    let png = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("timeline")
-        .join("timeline.png");
+    let png = work.join("timeline.png");
     let _ = fs::remove_file(&png);
     let out = browser(
         &work,
