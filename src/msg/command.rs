@@ -143,7 +143,7 @@ macro_rules! command_table {
             /// Parses the message's arguments as its command declares them:
             /// an error names the command and the argument, and a command
             /// not in the table is [`PlanError::UnknownCommand`].
-            #[inline]
+            #[inline(always)]
             pub(crate) fn parse<'m>(&'m self) -> Result<Parsed<'m>, PlanError> {
                 match &self.command {
                     $(Command::$variant => <$args as FromMsg<'m>>::from_msg(self).map(Parsed::$variant),)*
