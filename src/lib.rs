@@ -23,9 +23,10 @@
 //!   OpenTelemetry propagator, so the device's "Ophyd Status" span is a child
 //!   of the engine's "Bluesky RunEngine set" span, as in Bluesky.
 //! * **Commands**: a [`Msg`] is untyped, in Bluesky's form (command, obj,
-//!   args, kwargs). The engine's command table checks it once and turns it
-//!   into typed arguments; each command declares its reply kind, whether a
-//!   rewind replays it, how it is traced and its handler.
+//!   args, kwargs). The command table ([`msg::command`]) checks it once and
+//!   turns it into typed arguments; each command declares its reply kind,
+//!   whether a rewind replays it and how it is traced, and the engine binds
+//!   a handler to each.
 //!   [`RunEngine::register_command`] adds commands at run time.
 //! * **[`console`]**: what the `skyrun` command shows, for your own programs
 //!   too: the live event table, the run summary line, Ctrl-C handling as

@@ -10,9 +10,10 @@
 //!
 //! What the engine *does* with a command is its handler, in `run_engine/`:
 //! the engine binds one handler to each declared command
-//! (`run_engine/commands.rs`), matching on [`Parsed`], so a command declared
-//! here without a handler does not compile. Adding a command is one entry
-//! here, its arguments type, and its handler.
+//! (`run_engine/commands.rs`, one line each), matching on `Parsed`, so a
+//! command declared here without a handler does not compile. Adding a
+//! command is one entry here (with its arguments type in `msg/args/`,
+//! unless it shares one); the compiler then asks for its handler.
 //!
 //! Commands that are not in the table can be registered at run time
 //! ([`RunEngine::register_command`](crate::RunEngine::register_command)).
