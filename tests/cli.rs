@@ -7,7 +7,6 @@ mod process;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use process::*;
 
@@ -18,20 +17,6 @@ const EXAMPLES: &[&str] = &["scan", "count", "grid_scan", "fly", "steps"];
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_clean_failure(out: &Output, code: i32) {
-    let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {err}",
-        text(&out.stdout)
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
 }
 
 fn example(name: &str) -> String {

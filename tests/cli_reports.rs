@@ -7,23 +7,11 @@ mod process;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::Output;
 
 use process::*;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_clean_failure(out: &Output, code: i32) {
-    let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {err}",
-        text(&out.stdout)
-    );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 const DEVICES: &str = r#"[[motor]]
@@ -51,10 +39,8 @@ fn write_files(test: &str, devices: &str, plan: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn a_refused_export_says_where_how_and_why_once() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Nothing listens there.
+    let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let out = skyrun_env(
         &["run", "examples/count.toml", "-q"],
