@@ -51,12 +51,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     let out = tracing.out;
     let docs = Documents::open(args)?;
     let shown = Shown::new(args, out);
-    let (outcome, elapsed) =
+    let ran =
         actix::System::new().block_on(run_plan(args, &loaded, remote, &tracing, &docs, &shown))?;
     shown.live.lock().finish();
     let finished = tracing.finish().map_err(Failure::Runtime)?;
     docs.finish()?;
-    report(args, &loaded, &outcome, elapsed, &shown, finished, out)
+    report(args, &loaded, &ran, &shown, finished, out)
 }
 
 /// Loads the plan and its device file, resolves the `[[remote]]` device
@@ -160,12 +160,11 @@ impl Documents {
     }
 }
 
-/// What is shown while the plan runs (the live table), and what is
-/// gathered for the report at the end (document counts, peaks).
+/// What is shown while the plan runs (the live table), and the document
+/// counts for the report at the end.
 struct Shown {
     live: Arc<Mutex<Live>>,
     counts: RunCounter,
-    peaks: Mutex<Option<Arc<Mutex<PeakSummary>>>>,
 }
 
 impl Shown {
@@ -176,7 +175,6 @@ impl Shown {
         Shown {
             live: Arc::new(Mutex::new(Live::new(out, table, terminal))),
             counts: RunCounter::default(),
-            peaks: Mutex::new(None),
         }
     }
 }
@@ -193,9 +191,16 @@ fn engine(args: &RunArgs, tracer: SpanTracer, metadata: Map<String, Value>) -> R
     builder.build()
 }
 
+/// How the run went.
+struct Ran {
+    outcome: Result<RunSummary, RunError>,
+    elapsed: Duration,
+    /// The peaks of its scans (unless `-q`).
+    peaks: Option<Arc<Mutex<PeakSummary>>>,
+}
+
 /// Spawns the devices (local and remote), builds the plan, and runs it on
-/// a new engine under the plan span, with Ctrl-C handled as Bluesky does;
-/// returns how it ended and how long it ran.
+/// a new engine under the plan span, with Ctrl-C handled as Bluesky does.
 async fn run_plan(
     args: &RunArgs,
     loaded: &Loaded,
@@ -203,7 +208,7 @@ async fn run_plan(
     tracing: &Tracing,
     docs: &Documents,
     shown: &Shown,
-) -> Result<(Result<RunSummary, RunError>, Duration), Failure> {
+) -> Result<Ran, Failure> {
     #[allow(unused_mut)]
     let mut devices = loaded.devices.spawn(tracing.device.clone());
     #[cfg(feature = "nats")]
@@ -218,9 +223,7 @@ async fn run_plan(
         None => parent.clone(),
     };
     let re = engine(args, tracing.engine.clone(), built.run_metadata);
-    if !args.quiet {
-        *shown.peaks.lock() = Some(PeakSummary::subscribe(&re));
-    }
+    let peaks = (!args.quiet).then(|| PeakSummary::subscribe(&re));
     docs.subscribe(&re, shown, &parent);
     let started = Instant::now();
     let paused_live = shown.live.clone();
@@ -235,7 +238,11 @@ async fn run_plan(
     if let Some(span) = plan_span {
         end_plan_span(span, &result);
     }
-    Ok((result, started.elapsed()))
+    Ok(Ran {
+        outcome: result,
+        elapsed: started.elapsed(),
+        peaks,
+    })
 }
 
 /// The span named after the plan, the root of its trace (unless
@@ -278,33 +285,31 @@ fn end_plan_span(mut span: ActiveSpan, result: &Result<RunSummary, RunError>) {
 fn report(
     args: &RunArgs,
     loaded: &Loaded,
-    outcome: &Result<RunSummary, RunError>,
-    elapsed: Duration,
+    ran: &Ran,
     shown: &Shown,
     finished: Finished,
     out: Out,
 ) -> Result<ExitCode, Failure> {
     let RunReport { ok, line } = RunReport::new(
         &loaded.summary.plan,
-        outcome,
+        &ran.outcome,
         &shown.counts,
         Some(loaded.summary.num_points),
-        elapsed,
+        ran.elapsed,
     );
     if !args.quiet {
         out.line(&line);
     } else if !ok {
         eprintln!("{line}");
     }
-    let peaks = shown.peaks.lock().clone();
-    for run in peaks.iter().flat_map(|p| p.lock().runs().to_vec()) {
+    for run in ran.peaks.iter().flat_map(|p| p.lock().runs().to_vec()) {
         out.text(&format!(
             "\npeaks along {} (Bluesky's PeakStats, as BestEffortCallback's bec.peaks):\n{run}",
             run.motor
         ));
     }
     if let Some(report) = finished.profile {
-        out.text(&profile_text(&report, elapsed));
+        out.text(&profile_text(&report, ran.elapsed));
     }
     if let (Some(path), Some(spans)) = (&args.timeline, finished.spans) {
         let title = format!("{} ({})", loaded.summary.plan, args.plan.display());
