@@ -23,9 +23,10 @@
 //!   OpenTelemetry propagator, so the device's "Ophyd Status" span is a child
 //!   of the engine's "Bluesky RunEngine set" span, as in Bluesky.
 //! * **Commands**: a [`Msg`] is untyped, in Bluesky's form (command, obj,
-//!   args, kwargs). The engine's command table checks it once and turns it
-//!   into typed arguments; each command declares its reply kind, whether a
-//!   rewind replays it, how it is traced and its handler.
+//!   args, kwargs). The command table ([`msg::command`]) checks it once and
+//!   turns it into typed arguments; each command declares its reply kind,
+//!   whether a rewind replays it and how it is traced, and the engine binds
+//!   a handler to each.
 //!   [`RunEngine::register_command`] adds commands at run time.
 //! * **[`console`]**: what the `skyrun` command shows, for your own programs
 //!   too: the live event table, the run summary line, Ctrl-C handling as
@@ -41,11 +42,11 @@
 //!
 //! | what | where |
 //! |---|---|
-//! | messages, replies, errors | [`msg`], [`reply`], `error.rs` |
+//! | the message model: messages, replies, errors (knows nothing of the engine) | [`msg`], [`reply`], `error.rs` |
+//! | the command table (one entry per command: name, typed arguments, reply kind, rewind, tracing) | [`msg::command`], `msg/args/` |
 //! | plans, stubs, standard plans, wrappers | [`plan`], [`plan_stubs`], [`plans`], [`preprocessors`] |
 //! | the engine loop (pause, rewind, interrupts, cleanup) | `run_engine/core.rs` |
-//! | the command table (one entry per command) | [`run_engine::commands`] |
-//! | the command handlers | `run_engine/handlers/` (runs, bundling, statuses, devices, flow) |
+//! | the command handlers, bound to the table's commands | `run_engine/commands.rs`, `run_engine/handlers/` (runs, bundling, statuses, devices, flow) |
 //! | registered commands | `run_engine/registry.rs` |
 //! | documents and the event bundle | [`documents`], `run_engine/bundler.rs` |
 //! | engine-side tracing (span names, attributes, the propagated context) | [`telemetry::spans`], `run_engine/request_context.rs` |

@@ -2,17 +2,10 @@
 //! reported as JSON lines (asserted here: the message counts per command,
 //! which the plan fixes, and the shape of the timings, never their values).
 
-use std::process::Command;
+mod process;
 
+use process::*;
 use serde_json::Value;
-
-fn skyrun(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("skyrun runs")
-}
 
 fn lines(out: &std::process::Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)

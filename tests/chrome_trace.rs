@@ -5,29 +5,14 @@
 //! attributes in `args`, failures marked.
 
 use std::collections::{BTreeMap, HashMap};
+mod process;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+
+use process::*;
 
 use serde_json::Value;
-
-fn skyrun(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(args)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("TRACEPARENT")
-        .env_remove("UBER_TRACE_ID")
-        .output()
-        .unwrap()
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("chrome-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn run_traced(work: &Path, plan: &str, target: &str, code: i32) {
     let out = skyrun(&["run", plan, "-q", "--trace-all", "--trace", target]);
@@ -42,7 +27,7 @@ fn run_traced(work: &Path, plan: &str, target: &str, code: i32) {
 
 #[test]
 fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks() {
-    let work = dir("scan");
+    let work = test_dir("scan");
     let chrome = work.join("trace.json");
     let jsonl = work.join("spans.jsonl");
     run_traced(
@@ -208,7 +193,7 @@ fn a_scan_becomes_one_x_event_per_span_a_track_per_actor_and_flows_across_tracks
 
 #[test]
 fn failures_are_marked_and_a_bad_path_is_refused_before_running() {
-    let work = dir("fail");
+    let work = test_dir("fail");
     let plan = work.join("fail.toml");
     let devices = fs::canonicalize("examples/beamline.toml").unwrap();
     fs::write(

@@ -3,53 +3,20 @@
 //! broken plan and device files fail with `FILE:LINE:COLUMN: what is wrong`
 //! and exit status 2, and the documents file round-trips.
 
+mod process;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use process::*;
 
 use serde_json::Value;
 use skyrun::{Document, ExitStatus};
 
 const EXAMPLES: &[&str] = &["scan", "count", "grid_scan", "fly", "steps"];
 
-/// Runs the binary with `args`, without inheriting tracing settings.
-fn skyrun(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(args)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("TRACEPARENT")
-        .env_remove("UBER_TRACE_ID")
-        .output()
-        .expect("the skyrun binary runs")
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh directory for one test.
-fn tmpdir(name: &str) -> PathBuf {
-    // Per process, so concurrent runs of this suite never share files.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-{}", std::process::id()))
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn assert_clean_failure(out: &Output, code: i32) {
-    let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {err}",
-        text(&out.stdout)
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
 }
 
 fn example(name: &str) -> String {
@@ -84,7 +51,7 @@ fn every_example_checks() {
 
 /// Runs an example with documents and a profile; returns the documents.
 fn run_example(name: &str) -> Vec<(String, Document)> {
-    let dir = tmpdir(&format!("run-{name}"));
+    let dir = test_dir(&format!("run-{name}"));
     let docs = dir.join("docs.jsonl");
     let out = skyrun(&[
         "run",
@@ -284,7 +251,7 @@ num = 3
 
 /// Writes `devices` and `plan` to a fresh directory; returns their paths.
 fn write_files(test: &str, devices: &str, plan: &str) -> (PathBuf, PathBuf) {
-    let dir = tmpdir(test);
+    let dir = test_dir(test);
     let (d, p) = (dir.join("devices.toml"), dir.join("plan.toml"));
     fs::write(&d, devices).unwrap();
     fs::write(&p, plan).unwrap();
@@ -416,25 +383,24 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn traceparent_becomes_the_parent_of_the_run() {
-    let dir = tmpdir("traceparent");
+    let dir = test_dir("traceparent");
     let spans_path = dir.join("spans.jsonl");
     let target = format!("jsonl:{}", spans_path.display());
-    let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args([
+    let out = skyrun_env(
+        &[
             "run",
             "examples/fly.toml",
             "--profile",
             "--run-trace",
             "--trace-all",
-        ])
-        .args(["--trace", &target])
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env(
+            "--trace",
+            &target,
+        ],
+        &[(
             "TRACEPARENT",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .output()
-        .unwrap();
+        )],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The profile lists every message's span (--trace-all), open_run among them.
     assert!(
@@ -481,7 +447,7 @@ fn read_spans(path: &Path) -> Vec<SpanLine> {
 
 #[test]
 fn jsonl_spans_link_status_to_set_to_run() {
-    let dir = tmpdir("jsonl_spans");
+    let dir = test_dir("jsonl_spans");
     let spans_path = dir.join("spans.jsonl");
     let target = format!("jsonl:{}", spans_path.display());
     let out = skyrun(&[

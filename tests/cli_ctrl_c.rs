@@ -4,26 +4,20 @@
 //! Every wait is bounded: a child that does not end is killed and the test
 //! fails saying so.
 
+mod process;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+
+use process::*;
+use skyrun::{Document, ExitStatus};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
-
-/// A fresh directory for one test.
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-{}", module_path!(), std::process::id()))
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-use skyrun::{Document, ExitStatus};
 
 /// The documents of a documents file, parsed.
 fn read_documents(path: &Path) -> Vec<(String, Document)> {
@@ -43,68 +37,32 @@ const LONG_COUNT: &str =
     "[plan]\nname = \"count\"\ndetectors = [\"det\"]\nnum = 100\ndelay = 0.05\n";
 
 /// Starts the plan file `plan` (text) with stdin piped (`-q` when `quiet`);
-/// returns the child and its documents file once the plan is under way.
-fn start_plan(name: &str, plan: &str, quiet: bool) -> (std::process::Child, PathBuf) {
-    use std::process::Stdio;
-    let dir = tmpdir(name);
+/// returns the running `skyrun` and its documents file once the plan is under way.
+fn start_plan(name: &str, plan: &str, quiet: bool) -> (Running, PathBuf) {
+    let dir = test_dir(name);
     let plan_path = dir.join("long.toml");
     fs::write(&plan_path, plan).unwrap();
     let docs = dir.join("docs.jsonl");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skyrun"));
-    cmd.args([
+    let mut args = vec![
         "run",
         plan_path.to_str().unwrap(),
         "--devices",
         "examples/beamline.toml",
-    ])
-    .args(["--documents", docs.to_str().unwrap()]);
+        "--documents",
+        docs.to_str().unwrap(),
+    ];
     if quiet {
-        cmd.arg("-q");
+        args.push("-q");
     }
-    let child = cmd
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("skyrun starts");
+    let mut cmd = skyrun_command(&args, &[]);
+    cmd.stdin(Stdio::piped());
+    let child = Running::spawn(cmd, name);
     // The start document is flushed as soon as it is emitted: by then the
     // plan runs and Ctrl-C is handled.
-    for _ in 0..3000 {
-        if fs::read_to_string(&docs).is_ok_and(|s| s.starts_with("[\"start\"")) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    (child, docs)
-}
-
-fn sigint(child: &std::process::Child) {
-    // The shell's builtin kill: no procps needed.
-    let ok = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok);
-}
-
-/// Waits for `child` at most `secs` seconds; kills it and fails the test past that.
-fn wait_bounded(child: std::process::Child, secs: u64, what: &str) -> std::process::Output {
-    let id = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
+    wait_for_file(&docs, Duration::from_secs(30), "the start document", |s| {
+        s.starts_with("[\"start\"")
     });
-    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
-        Ok(out) => out.expect("skyrun's output"),
-        Err(_) => {
-            let _ = Command::new("sh")
-                .args(["-c", &format!("kill -KILL {id}")])
-                .status();
-            panic!("{what}: skyrun did not end within {secs} s");
-        }
-    }
+    (child, docs)
 }
 
 fn last_stop(docs: &Path) -> skyrun::RunStop {
@@ -118,9 +76,15 @@ fn last_stop(docs: &Path) -> skyrun::RunStop {
 /// returns how the program ended and its documents file.
 fn ctrl_c_then(name: &str, answer: &[u8], quiet: bool) -> (std::process::Output, PathBuf) {
     let (mut child, docs) = start_plan(name, LONG_COUNT, quiet);
-    sigint(&child);
-    child.stdin.as_mut().unwrap().write_all(answer).unwrap();
-    (wait_bounded(child, 60, name), docs)
+    child.signal("INT");
+    child
+        .child()
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(answer)
+        .unwrap();
+    (child.wait(Duration::from_secs(60)), docs)
 }
 
 #[test]
@@ -213,11 +177,11 @@ fn a_second_ctrl_c_pauses_at_once_and_the_run_is_kept() {
     // later, within 10 s) pauses at once, and the operator is asked; the
     // run is not aborted by the second Ctrl-C.
     let (mut child, docs) = start_plan("ctrl_c_twice", NO_CHECKPOINT_SOON, true);
-    sigint(&child);
+    child.signal("INT");
     std::thread::sleep(std::time::Duration::from_millis(400));
-    sigint(&child);
+    child.signal("INT");
     // Read the prompt before answering: the run waits for the operator.
-    let mut stderr = child.stderr.take().unwrap();
+    let mut stderr = child.child().stderr.take().unwrap();
     let mut seen = Vec::new();
     let prompt = b"[r/a/s/h] ";
     let (tx, rx) = std::sync::mpsc::channel();
@@ -255,8 +219,14 @@ fn a_second_ctrl_c_pauses_at_once_and_the_run_is_kept() {
     );
     // Still paused, not aborted: the run goes on when resumed... and here
     // the operator stops it.
-    child.stdin.as_mut().unwrap().write_all(b"s\n").unwrap();
-    let out = wait_bounded(child, 30, "stop after a hard pause");
+    child
+        .child()
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"s\n")
+        .unwrap();
+    let out = child.wait(Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(0), "{said}");
     let stop = last_stop(&docs);
     assert_eq!(stop.exit_status, ExitStatus::Success, "{said}");

@@ -3,38 +3,15 @@
 //! flags that do nothing, the event table outside a terminal, and `check`'s
 //! summary of a large beamline.
 
+mod process;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+
+use process::*;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh directory for one test.
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-{}", module_path!(), std::process::id()))
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// Runs the binary with `args`, without inheriting tracing settings.
-fn skyrun(args: &[&str]) -> Output {
-    skyrun_env(args, &[])
-}
-
-fn assert_clean_failure(out: &Output, code: i32) {
-    let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {err}",
-        text(&out.stdout)
-    );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 const DEVICES: &str = r#"[[motor]]
@@ -53,34 +30,17 @@ value = 20.0
 
 /// Writes `devices` and `plan` to a fresh directory; returns their paths.
 fn write_files(test: &str, devices: &str, plan: &str) -> (PathBuf, PathBuf) {
-    let dir = tmpdir(test);
+    let dir = test_dir(test);
     let (d, p) = (dir.join("devices.toml"), dir.join("plan.toml"));
     fs::write(&d, devices).unwrap();
     fs::write(&p, plan).unwrap();
     (d, p)
 }
 
-/// Runs the binary with `args` and extra environment `env`.
-fn skyrun_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skyrun"));
-    cmd.args(args)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .env_remove("TRACEPARENT")
-        .env_remove("UBER_TRACE_ID");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("the skyrun binary runs")
-}
-
 #[test]
 fn a_refused_export_says_where_how_and_why_once() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Nothing listens there.
+    let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let out = skyrun_env(
         &["run", "examples/count.toml", "-q"],
@@ -101,7 +61,7 @@ fn a_refused_export_says_where_how_and_why_once() {
 
 #[test]
 fn an_endpoint_without_scheme_is_refused_before_the_run() {
-    let dir = tmpdir("no-scheme");
+    let dir = test_dir("no-scheme");
     let docs = dir.join("docs.jsonl");
     let out = skyrun_env(
         &[

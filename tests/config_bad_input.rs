@@ -8,10 +8,12 @@
 //! Plans are checked against the example beamline (`examples/beamline.toml`),
 //! as `skyrun check examples/...` does.
 
+mod process;
+
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
+use process::skyrun;
 use skyrun::config::{DeviceSet, PlanFile};
 
 const BEAMLINE: &str = include_str!("../examples/beamline.toml");
@@ -282,13 +284,12 @@ fn the_binary_reports_bad_input_on_one_line() {
     for (name, text, want) in cases {
         let plan = dir.join(format!("{name}.toml"));
         fs::write(&plan, &text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-            .arg("check")
-            .arg(&plan)
-            .arg("--devices")
-            .arg(&devices)
-            .output()
-            .expect("the skyrun binary runs");
+        let out = skyrun(&[
+            "check",
+            plan.to_str().unwrap(),
+            "--devices",
+            devices.to_str().unwrap(),
+        ]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert_eq!(err, format!("error: {}:{want}\n", plan.display()), "{name}");

@@ -3,8 +3,9 @@
 //! positions past a motor's limits (followed from step to step), plans with
 //! no points, flyers without points. And the binary's `check` refusing them.
 
-use std::process::Command;
+mod process;
 
+use process::skyrun;
 use skyrun::config::{DeviceSet, PlanFile};
 
 const DEVICES: &str = r#"[[motor]]
@@ -137,15 +138,12 @@ fn the_binary_check_refuses_a_doomed_plan_with_file_and_line() {
     let (devices, plan) = (dir.join("dev.toml"), dir.join("plan.toml"));
     std::fs::write(&devices, DEVICES).unwrap();
     std::fs::write(&plan, SCAN.replace("stop = 5", "stop = 50")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args([
-            "check",
-            plan.to_str().unwrap(),
-            "--devices",
-            devices.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = skyrun(&[
+        "check",
+        plan.to_str().unwrap(),
+        "--devices",
+        devices.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(

@@ -6,40 +6,24 @@
 //! all; `--trace console` on a terminal prints the spans after the live
 //! table, never inside it.
 
+mod process;
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use process::*;
 use serde_json::Value;
-
-fn skyrun(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skyrun"));
-    cmd.args(args)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("TRACEPARENT")
-        .env_remove("UBER_TRACE_ID");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("one-trace-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Runs `plan` with `flags`, spans to a JSON-lines file, and reads them back.
 fn spans_of(name: &str, plan: &str, flags: &[&str], env: &[(&str, &str)], code: i32) -> Vec<Value> {
-    let path = dir(name).join("spans.jsonl");
+    let path = test_dir(name).join("spans.jsonl");
     let target = format!("jsonl:{}", path.display());
     let mut args = vec!["run", plan, "-q", "--trace", &target];
     args.extend_from_slice(flags);
-    let out = skyrun(&args, env);
+    let out = skyrun_env(&args, env);
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -169,7 +153,7 @@ fn bluesky_parents_keeps_bluesky_layout_of_127_traces_for_a_21_point_scan() {
 
 #[test]
 fn run_trace_and_bluesky_parents_exclude_each_other() {
-    let out = skyrun(
+    let out = skyrun_env(
         &[
             "run",
             "examples/scan.toml",
@@ -188,7 +172,7 @@ fn run_trace_and_bluesky_parents_exclude_each_other() {
 
 #[test]
 fn a_traceparent_parents_the_plan_span_and_a_failed_plan_fails_it() {
-    let plan = dir("fail").join("fail.toml");
+    let plan = test_dir("fail").join("fail.toml");
     let devices = fs::canonicalize("examples/beamline.toml").unwrap();
     fs::write(
         &plan,
@@ -244,16 +228,16 @@ fn console_spans_on_a_terminal_come_after_the_live_table() {
     if !Path::new("/usr/bin/script").exists() {
         panic!("this test needs util-linux's `script` for a pseudo-terminal (apt-get install -y bsdutils)");
     }
-    let cmd = format!(
-        "{} run examples/count.toml --trace console",
-        env!("CARGO_BIN_EXE_skyrun")
-    );
-    let out = Command::new("timeout")
-        .args(["120", "script", "-q", "-e", "-c", &cmd, "/dev/null"])
+    let cmd = format!("{} run examples/count.toml --trace console", skyrun_bin());
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("TRACEPARENT")
-        .output()
-        .unwrap();
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = Running::spawn(script, &cmd).wait(Duration::from_secs(120));
     assert!(
         out.status.success(),
         "{}",

@@ -4,8 +4,9 @@
 //! compare against Bluesky without needing it installed. Then: a known
 //! Gaussian, the library subscriber on a real scan, and the command's output.
 
-use std::process::Command;
+mod process;
 
+use process::skyrun;
 use skyrun::callbacks::{peak_stats, Peak, PeakSummary};
 use skyrun::plans;
 use skyrun::RunEngine;
@@ -167,11 +168,7 @@ fn the_subscriber_summarises_a_scan_along_its_motor_and_skips_a_count() {
 
 #[test]
 fn skyrun_run_prints_where_the_peak_is() {
-    let out = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(["run", "examples/scan.toml"])
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .output()
-        .unwrap();
+    let out = skyrun(&["run", "examples/scan.toml"]);
     assert!(
         out.status.success(),
         "{}",
@@ -198,10 +195,7 @@ fn skyrun_run_prints_where_the_peak_is() {
     let cen: f64 = det.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!((cen - 0.5).abs() < 0.3, "{det}");
 
-    let quiet = Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(["run", "examples/scan.toml", "-q"])
-        .output()
-        .unwrap();
+    let quiet = skyrun(&["run", "examples/scan.toml", "-q"]);
     assert!(quiet.status.success());
     assert!(!String::from_utf8_lossy(&quiet.stdout).contains("peaks"));
 }

@@ -5,9 +5,10 @@
 //! at that moment fails as any lost connection does.
 #![cfg(feature = "nats")]
 
+mod process;
 mod remote_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use remote_support::*;
 
@@ -72,18 +73,6 @@ detectors = ["d1", "d2", "a1", "a2"]
 stub = "close_run"
 "#;
 
-fn wait_for(path: &std::path::Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-        assert!(
-            Instant::now() < deadline,
-            "{} never contained {needle}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits until a client on node `on` sees the server `name`'s heartbeat (the cluster routes it).
 fn wait_routed(url: &str, name: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -133,7 +122,7 @@ fn a_run_goes_on_when_its_nats_node_goes_down() {
         ],
         &[],
     );
-    wait_for(&docs, "\"start\"");
+    wait_for_file_containing(&docs, "\"start\"", Duration::from_secs(20));
     c.nodes[0].kill();
     let out = run.wait(Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out));
@@ -170,7 +159,7 @@ fn a_move_in_flight_when_the_node_goes_down_fails_and_the_next_run_works() {
         ],
         &[],
     );
-    wait_for(&docs, "\"start\"");
+    wait_for_file_containing(&docs, "\"start\"", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(200));
     c.nodes[0].kill();
     let out = run.wait(Duration::from_secs(30));

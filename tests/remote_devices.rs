@@ -5,6 +5,7 @@
 //! spans (issue 16, points 1 and 2).
 #![cfg(feature = "nats")]
 
+mod process;
 mod remote_support;
 
 use remote_support::*;

@@ -6,6 +6,7 @@
 //! document, in order.
 #![cfg(feature = "nats")]
 
+mod process;
 mod remote_support;
 
 use std::time::Duration;
@@ -191,10 +192,12 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 fn bluesky_nats_python_dispatcher_receives_every_document() {
     use std::io::{BufRead, BufReader};
     let python = bluesky_python();
-    let probe = std::process::Command::new(&python)
+    let mut probe = std::process::Command::new(&python);
+    probe
         .args(["-c", "import bluesky_nats.nats_dispatcher"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let probe = Running::spawn(probe, &python).wait(Duration::from_secs(60));
     assert!(
         probe.status.success(),
         "{python} cannot import bluesky_nats (pip install bluesky-nats==2.0.1, as .ci/run does, \
@@ -229,15 +232,15 @@ fn bluesky_nats_python_dispatcher_receives_every_document() {
     // One run before the consumer starts (it must catch up from the stream), one while it runs.
     run();
     let script = dir.write("consumer.py", CONSUMER);
-    let mut child = std::process::Command::new(&python)
+    let mut consumer = std::process::Command::new(&python);
+    consumer
         .arg(&script)
         .args([&nats.url(), "2"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::inherit());
+    let mut child = Running::spawn(consumer, "the bluesky-nats consumer");
     let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.child().stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -247,8 +250,7 @@ fn bluesky_nats_python_dispatcher_receives_every_document() {
     assert_eq!(ready.as_deref(), Ok("ready"), "the consumer did not start");
     run();
     let line = rx.recv_timeout(Duration::from_secs(60));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child); // killed
     let got: Vec<(String, Option<String>, Option<u64>)> =
         serde_json::from_str(&line.expect("the consumer's result within 60 s")).unwrap();
     let names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();

@@ -7,9 +7,10 @@
 //! request timeout.
 #![cfg(feature = "nats")]
 
+mod process;
 mod remote_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use remote_support::*;
 
@@ -25,21 +26,6 @@ velocity = 0.05
 name = "rdet"
 motor = "rm"
 "#;
-
-fn wait_for_file_containing(path: &std::path::Path, needle: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never contained {needle:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 struct Setup {
     dir: TempDir,

@@ -3,13 +3,17 @@
 //! and `skyrun view` write, with `#selftest`, which makes the page walk every
 //! row through its drawing code and write what it drew into the DOM; the
 //! test reads it with `--dump-dom`. Also: a screenshot kept under
-//! `target/tmp/timeline/`, and a page of 100,000 spans.
+//! `target/tmp/timeline-<pid>/scan/timeline.png`, and a page of 100,000 spans.
+
+mod process;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use process::*;
 
 use serde_json::Value;
 use skyrun::telemetry::record::{read_spans, SpanRecord};
@@ -17,80 +21,40 @@ use skyrun::telemetry::record::{read_spans, SpanRecord};
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn chromium() -> PathBuf {
-    if let Some(p) = std::env::var_os("CHROMIUM") {
-        return PathBuf::from(p);
-    }
-    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("these tests need headless Chromium: apt-get install -y chromium (or set CHROMIUM=/path/to/chrome)");
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("timeline")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    program(
+        "CHROMIUM",
+        &["chromium", "chromium-browser"],
+        "these tests need headless Chromium: apt-get install -y chromium (or set CHROMIUM=/path/to/chrome)",
+    )
 }
 
 /// Runs Chromium headless on `url` with `extra` flags, killed (and the test
 /// failed) if it takes longer than BROWSER_TIMEOUT.
 fn browser(work: &Path, url: &str, extra: &[&str]) -> Output {
     let profile = work.join(format!("profile-{}", extra.join("").len()));
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1500,900",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("chromium starts");
-    // Read the pipes on threads so a large DOM cannot block the browser.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).map(|_| v)
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).map(|_| v)
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > BROWSER_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish {url} within {BROWSER_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out_t.join().unwrap().unwrap(),
-        stderr: err_t.join().unwrap().unwrap(),
-    }
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1500,900",
+        "--virtual-time-budget=10000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
+    .arg(url)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // The pipes are read as the browser writes, so a large DOM cannot block it.
+    Running::spawn(cmd, &format!("chromium on {url}")).wait(BROWSER_TIMEOUT)
 }
 
 fn file_url(path: &Path) -> String {
@@ -195,19 +159,9 @@ fn assert_drawn_and_nested(report: &Value, spans: &[SpanRecord]) {
     assert!(report["lanes_drawn"].as_u64().unwrap() > 0);
 }
 
-fn skyrun(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(args)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("TRACEPARENT")
-        .env_remove("UBER_TRACE_ID")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
-    let work = dir("scan");
+    let work = test_dir("scan");
     let (jsonl, html, viewed) = (
         work.join("spans.jsonl"),
         work.join("run.html"),
@@ -285,9 +239,7 @@ fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
     assert_eq!(viewed_report["rows"], report["rows"]);
 
     // A screenshot, kept as a test artifact.
-    let png = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("timeline")
-        .join("timeline.png");
+    let png = work.join("timeline.png");
     let _ = fs::remove_file(&png);
     let out = browser(
         &work,
@@ -311,7 +263,7 @@ fn a_scan_is_drawn_with_every_span_under_its_parent_and_a_screenshot_is_kept() {
 
 #[test]
 fn failed_spans_are_marked() {
-    let work = dir("failed");
+    let work = test_dir("failed");
     let plan = work.join("fail.toml");
     let devices = fs::canonicalize("examples/beamline.toml").unwrap();
     fs::write(
@@ -421,7 +373,7 @@ fn many_spans() -> Vec<SpanRecord> {
 
 #[test]
 fn a_hundred_thousand_spans_open_and_every_row_is_drawn() {
-    let work = dir("many");
+    let work = test_dir("many");
     let spans = many_spans();
     assert_eq!(spans.len(), 100_000);
     let html = work.join("many.html");
@@ -446,7 +398,7 @@ fn a_hundred_thousand_spans_open_and_every_row_is_drawn() {
 
 #[test]
 fn view_names_the_line_that_is_not_a_span_and_writes_nothing() {
-    let work = dir("bad-input");
+    let work = test_dir("bad-input");
     let bad = work.join("bad.jsonl");
     fs::write(&bad, "\n{\"name\": \"x\"}\n").unwrap();
     let html = work.join("bad.html");
@@ -497,7 +449,7 @@ fn view_names_the_line_that_is_not_a_span_and_writes_nothing() {
 
 #[test]
 fn view_reads_console_output_too() {
-    let work = dir("console");
+    let work = test_dir("console");
     let out = skyrun(&["run", "examples/count.toml", "-q", "--trace", "console"]);
     assert!(
         out.status.success(),

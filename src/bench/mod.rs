@@ -13,6 +13,7 @@
 //! ```
 
 mod limits;
+mod line;
 pub mod plan;
 mod tracing;
 
@@ -28,6 +29,7 @@ use crate::plan_stubs as bps;
 use crate::{plans, Document, Msg, Plan, RunEngine};
 
 pub use limits::peak_rss_bytes;
+pub use line::{BenchLine, Devices};
 pub use tracing::SpanProcessorKind;
 
 /// What a case measures.
@@ -128,7 +130,7 @@ impl Default for Case {
     }
 }
 
-/// The result of one case, as `skyrun bench --json` prints it.
+/// The result of one case (`skyrun bench --json` prints it as a [`BenchLine`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
     /// Scenario name.
@@ -152,6 +154,24 @@ pub struct BenchResult {
     pub spans_dropped: u64,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
+}
+
+impl BenchResult {
+    /// The case as a line of `skyrun bench --json`.
+    pub fn line(&self) -> BenchLine {
+        BenchLine {
+            trace: Some(self.trace.to_owned()),
+            span_processor: self.span_processor.map(|p| p.name().to_owned()),
+            devices: Some(Devices::Count(self.devices as u64)),
+            messages: Some(self.messages),
+            seconds: Some(self.seconds),
+            per_second: Some(self.per_second),
+            ..BenchLine::new(self.scenario)
+        }
+        .detail("spans_exported", self.spans_exported)
+        .detail("spans_dropped", self.spans_dropped)
+        .detail("peak_rss_bytes", self.peak_rss_bytes)
+    }
 }
 
 /// Runs one case in its own actix system and measures it.

@@ -38,6 +38,7 @@ use crate::telemetry::profile::{ProfileProcessor, ProfileRow};
 use crate::telemetry::spans::RUN_SPAN;
 use crate::{RunEngine, RunError};
 
+use super::line::{BenchLine, Devices};
 use super::tracing::BenchTracing;
 use super::SpanProcessorKind;
 
@@ -104,7 +105,7 @@ pub struct ModeResult {
     /// Every run's wall time, s, in run order.
     pub walls_s: Vec<f64>,
     /// `messages / wall_s`.
-    pub msgs_per_s: f64,
+    pub per_second: f64,
     /// Runs that failed, and the first reason.
     pub failed_runs: usize,
     /// Why the first failed run failed.
@@ -116,6 +117,37 @@ pub struct ModeResult {
     /// Where the time went (traced only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split: Option<TimeSplit>,
+}
+
+impl ModeResult {
+    /// The mode as a line of `skyrun bench --json`: `plan` is the plan's
+    /// name, `devices` its device file. `wall_s` is `seconds`, kept under
+    /// the name the plan lines had before the common schema.
+    pub fn line(&self, plan: &str, devices: &str) -> BenchLine {
+        let mut line = BenchLine {
+            plan: Some(plan.to_owned()),
+            trace: Some(self.trace.to_owned()),
+            devices: Some(Devices::File(devices.to_owned())),
+            messages: Some(self.messages),
+            seconds: Some(self.wall_s),
+            per_second: Some(self.per_second),
+            ..BenchLine::new("plan")
+        }
+        .detail("runs", self.runs)
+        .detail("wall_s", self.wall_s)
+        .detail("walls_s", &self.walls_s)
+        .detail("failed_runs", self.failed_runs);
+        if let Some(f) = &self.failure {
+            line = line.detail("failure", f);
+        }
+        if !self.commands.is_empty() {
+            line = line.detail("commands", &self.commands);
+        }
+        if let Some(split) = &self.split {
+            line = line.detail("split", split);
+        }
+        line
+    }
 }
 
 /// `skyrun bench PLAN.toml`'s result.
@@ -182,7 +214,7 @@ fn mode(trace: &'static str, runs: &[OneRun], messages: u64) -> ModeResult {
         messages,
         wall_s: wall,
         walls_s: walls,
-        msgs_per_s: messages as f64 / wall,
+        per_second: messages as f64 / wall,
         failed_runs: runs.iter().filter(|r| r.failure.is_some()).count(),
         failure: runs.iter().find_map(|r| r.failure.clone()),
         commands: Vec::new(),

@@ -16,7 +16,7 @@ use opentelemetry::{Context, KeyValue};
 use skyrun_actors::{ActiveSpan, DeviceHandle, DeviceOp, SpanTracer};
 
 use super::bundler::OpenRun;
-use super::commands::{self, Dispatched, Trace};
+use super::commands::{self, Dispatched};
 use super::control::{AtomicState, Control, EngineState};
 use super::core_handle::CoreHandle;
 use super::groups::Groups;
@@ -28,6 +28,7 @@ use super::{EngineOptions, Runnable};
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
 use crate::error::{Interrupt, PlanError};
 use crate::msg::Msg;
+use crate::msg::Trace;
 use crate::reply::{Reply, RunSummary};
 use crate::subscriptions::Dispatcher;
 use crate::telemetry::spans::{msg_attributes, span_name};

@@ -8,7 +8,7 @@
 //! complete from their side.
 
 mod bundler;
-pub mod commands;
+pub(crate) mod commands;
 mod control;
 mod core;
 pub(crate) mod core_handle;
@@ -30,7 +30,6 @@ use opentelemetry::Context;
 use serde_json::{Map, Value};
 use skyrun_actors::SpanTracer;
 
-pub use self::commands::{Command, CommandInfo, Trace};
 use self::control::AtomicState;
 pub use self::control::EngineState;
 use self::core::EngineCore;
@@ -42,6 +41,7 @@ pub use self::suspension::Suspension;
 use crate::documents::{Document, ExitStatus};
 use crate::error::{ControlError, Interrupt, PlanError, PlanResult, RunError};
 use crate::msg::Msg;
+pub use crate::msg::{Command, CommandInfo, Trace};
 use crate::reply::{Reply, RunSummary};
 use crate::subscriptions::{Dispatcher, SubscriptionId, DEFAULT_DOCUMENT_BUFFER};
 use crate::telemetry::spans::ENGINE_SCOPE;

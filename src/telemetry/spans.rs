@@ -32,7 +32,7 @@ pub fn span_name(command: &Command) -> Cow<'static, str> {
 pub fn traced_by_default(command: &Command) -> bool {
     command
         .info()
-        .is_some_and(|i| i.trace == crate::run_engine::Trace::Bluesky)
+        .is_some_and(|i| i.trace == crate::msg::Trace::Bluesky)
 }
 
 fn has_group_kwarg(command: &Command) -> bool {

@@ -2,68 +2,25 @@
 //! a free loopback port (JetStream on, its own store), `skyrun serve`
 //! processes, and `skyrun run` with a bounded wait. Nothing is mocked and
 //! every wait is bounded; a missing `nats-server` fails the test with a
-//! message saying how to install it.
+//! message saying how to install it. Built on the real-process helpers
+//! of `tests/process/` (re-exported here).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The `skyrun` binary under test.
-pub fn skyrun() -> &'static str {
-    env!("CARGO_BIN_EXE_skyrun")
-}
+pub use crate::process::*;
 
 /// The nats-server binary: `$NATS_SERVER`, else `nats-server` on PATH, else /usr/sbin/nats-server.
 pub fn nats_server_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("NATS_SERVER") {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var("PATH").unwrap_or_default();
-    for dir in
-        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-    {
-        let p = dir.join("nats-server");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "nats-server not found (looked at $NATS_SERVER, PATH and /usr/sbin): install it with \
-         `apt-get install -y nats-server` (what .ci/run does) or point NATS_SERVER at the binary"
-    );
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[path = "../temp_dir/mod.rs"]
-mod temp_dir;
-pub use temp_dir::TempDir;
-
-fn wait_port(port: u16, up: bool, within: Duration, what: &str) {
-    let deadline = Instant::now() + within;
-    loop {
-        let open = TcpStream::connect(("127.0.0.1", port)).is_ok();
-        if open == up {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: port {port} not {} within {within:?}",
-            if up { "open" } else { "closed" }
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    program(
+        "NATS_SERVER",
+        &["nats-server"],
+        "install it with `apt-get install -y nats-server` (what .ci/run does) or point NATS_SERVER at the binary",
+    )
 }
 
 /// A running nats-server.
@@ -159,19 +116,11 @@ impl Serve {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Serve {
-        let mut cmd = Command::new(skyrun());
-        cmd.arg("serve")
-            .arg(devices)
-            .args(["--nats", url, "--name", name])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .env_remove("OTEL_SERVICE_NAME")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let mut args = vec!["serve", devices.to_str().expect("a UTF-8 path")];
+        args.extend(["--nats", url, "--name", name]);
+        args.extend(extra);
+        let mut cmd = skyrun_command(&args, env);
+        cmd.stdout(Stdio::null());
         let mut child = cmd.spawn().expect("start skyrun serve");
         let (tx, rx) = mpsc::channel();
         let err = child.stderr.take().unwrap();
@@ -205,9 +154,7 @@ impl Serve {
     /// Stops it with SIGTERM (spans flushed) and waits (at most 15 s).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
+            send_signal(c.id(), "TERM");
             let deadline = Instant::now() + Duration::from_secs(15);
             loop {
                 if c.try_wait().unwrap().is_some() {
@@ -246,66 +193,9 @@ impl Drop for Serve {
     }
 }
 
-/// A `skyrun` command that was started and not yet waited for.
-pub struct Running {
-    child: Child,
-    what: String,
-}
-
-impl Running {
-    /// Waits (at most `limit`) for it to finish; kills it and fails the test past that.
-    pub fn wait(self, limit: Duration) -> Output {
-        let Running { mut child, what } = self;
-        let deadline = Instant::now() + limit;
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "{what} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Starts `skyrun ARGS` (environment without OTLP settings, plus `env`).
-pub fn start_skyrun(args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut cmd = Command::new(skyrun());
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("OTEL_SERVICE_NAME")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Running {
-        child: cmd.spawn().expect("start skyrun"),
-        what: format!("skyrun {}", args.join(" ")),
-    }
-}
-
 /// Runs `skyrun ARGS` to the end (at most 60 s).
 pub fn run_skyrun(args: &[&str], env: &[(&str, &str)]) -> Output {
     start_skyrun(args, env).wait(Duration::from_secs(60))
-}
-
-/// stdout and stderr of `out`, for assertion messages.
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The spans of a `--trace jsonl:FILE` file.

@@ -68,10 +68,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
     if args.child {
         // One case, in this process: print its JSON line for the parent.
         let case = single_case(args)?;
-        println!(
-            "{}",
-            serde_json::to_string(&run_case(&case)).expect("serializable")
-        );
+        println!("{}", run_case(&case).line().to_json());
         return Ok(ExitCode::SUCCESS);
     }
     let cases = match &args.scenario {
@@ -98,7 +95,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
         reps.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         let median = reps.swap_remove(reps.len() / 2);
         if args.json {
-            println!("{}", serde_json::to_string(&median).expect("serializable"));
+            println!("{}", median.line().to_json());
         } else {
             eprintln!("  measured {} (trace {})", median.scenario, median.trace);
         }

@@ -14,6 +14,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
+use skyrun::bench::BenchLine;
 use skyrun::plan_stubs as bps;
 use skyrun::{Msg, Plan, RunEngine};
 use skyrun_actors::DeviceHandle;
@@ -286,21 +287,32 @@ fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         });
     }
     if args.json {
+        let case = |case: &str| BenchLine {
+            case: Some(case.to_owned()),
+            ..BenchLine::new("remote")
+        };
         for r in &rows {
-            println!(
-                "{}",
-                serde_json::json!({"scenario": "remote", "case": r.case, "per_second": r.skyrun,
-                    "limit_per_second": r.limit, "ratio": r.skyrun / r.limit})
-            );
+            let line = BenchLine {
+                per_second: Some(r.skyrun),
+                ..case(&r.case)
+            };
+            let line = line
+                .detail("limit_per_second", r.limit)
+                .detail("ratio", r.skyrun / r.limit);
+            println!("{}", line.to_json());
         }
-        println!(
-            "{}",
-            serde_json::json!({"scenario": "remote", "case": "10000 motors in 4 servers, one group round", "seconds": big_round})
-        );
-        println!(
-            "{}",
-            serde_json::json!({"scenario": "remote", "case": "documents to JetStream", "per_second": docs as f64 / doc_secs, "acked": report.acked})
-        );
+        let round = BenchLine {
+            seconds: Some(big_round),
+            ..case("10000 motors in 4 servers, one group round")
+        };
+        println!("{}", round.to_json());
+        let documents = BenchLine {
+            messages: Some(docs as u64),
+            seconds: Some(doc_secs),
+            per_second: Some(docs as f64 / doc_secs),
+            ..case("documents to JetStream")
+        };
+        println!("{}", documents.detail("acked", report.acked).to_json());
     } else {
         println!(
             "{:<34} {:>14} {:>22} {:>7}",

@@ -19,185 +19,297 @@ use anyhow::Context as _;
 use opentelemetry::trace::{Span as _, SpanContext, Status as SpanStatus, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 use parking_lot::Mutex;
+use serde_json::{Map, Value};
 use skyrun::callbacks::PeakSummary;
 use skyrun::console::documents_jsonl::DocumentsWriter;
 use skyrun::console::sigint::{Choice, SigintEvent, SigintHandler};
 use skyrun::console::summary::{RunCounter, RunReport};
 use skyrun::telemetry::profile::{format_duration, ProfileReport};
-use skyrun::{ExitStatus, RunEngine, RunError};
+use skyrun::{ExitStatus, RunEngine, RunError, RunSummary};
 use skyrun_actors::propagation::context_from_env;
+use skyrun_actors::{ActiveSpan, SpanTracer};
 
 use crate::live::Live;
 #[cfg(not(feature = "nats"))]
 use crate::load::load;
-use crate::tracing::tracing_setup;
+use crate::load::Loaded;
+use crate::output::Out;
+use crate::tracing::{tracing_setup, Finished, Tracing};
 use crate::{Failure, RunArgs};
+
+/// The `[[remote]]` device servers of the device file, resolved (with NATS).
+#[cfg(feature = "nats")]
+type RemoteDevices = crate::remote::Remote;
+/// No `[[remote]]` device servers without NATS.
+#[cfg(not(feature = "nats"))]
+type RemoteDevices = ();
 
 /// Runs the plan file; the exit code says whether the plan succeeded.
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
+    let (loaded, remote) = load_plan(args)?;
+    let tracing = tracing_setup(args).map_err(Failure::Usage)?;
+    let out = tracing.out;
+    let docs = Documents::open(args)?;
+    let shown = Shown::new(args, out);
+    let ran =
+        actix::System::new().block_on(run_plan(args, &loaded, remote, &tracing, &docs, &shown))?;
+    shown.live.lock().finish();
+    let finished = tracing.finish().map_err(Failure::Runtime)?;
+    docs.finish()?;
+    report(args, &loaded, &ran, &shown, finished, out)
+}
+
+/// Loads the plan and its device file, resolves the `[[remote]]` device
+/// servers, checks that the timeline can be written (before running, not
+/// after), and says what `check` would refuse (it is still run: the engine
+/// reports the failure with its stop document).
+fn load_plan(args: &RunArgs) -> Result<(Loaded, RemoteDevices), Failure> {
     #[cfg(feature = "nats")]
     let (loaded, remote) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
         args.remote.resolve(set)
     })?;
     #[cfg(not(feature = "nats"))]
-    let loaded = load(&args.plan, args.devices.as_deref())?;
+    let (loaded, remote) = (load(&args.plan, args.devices.as_deref())?, ());
     if let Some(path) = &args.timeline {
-        // Fail before running, not after, when the timeline cannot be written.
         File::create(path)
             .with_context(|| format!("cannot create the timeline {}", path.display()))
             .map_err(Failure::Usage)?;
     }
-    // What `check` refuses is still run (the engine reports the failure
-    // with its stop document), but said first.
     for p in loaded.plan.problems(&loaded.devices) {
         eprintln!("skyrun: warning: {p}");
     }
-    let tracing = tracing_setup(args).map_err(Failure::Usage)?;
-    let out = tracing.out;
-    #[cfg(feature = "nats")]
-    let nats_docs =
-        crate::remote::document_publisher(args.documents.as_deref(), args.remote.nats.as_deref())?
-            .map(Arc::new);
-    #[cfg(feature = "nats")]
-    let file_docs = args
-        .documents
-        .as_ref()
-        .filter(|p| crate::remote::nats_prefix(Some(p)).is_none());
-    #[cfg(not(feature = "nats"))]
-    let file_docs = args.documents.as_ref();
-    let docs = match file_docs {
-        Some(p) => Some(Arc::new(Mutex::new(
-            DocumentsWriter::create(p).map_err(|e| Failure::Usage(e.into()))?,
-        ))),
-        None => None,
-    };
-    let terminal = !args.quiet && out.is_terminal();
-    // `--table` prints the table wherever the output goes (a CI log, `| tee`).
-    let table = terminal || args.table;
-    let live = Arc::new(Mutex::new(Live::new(out, table, terminal)));
-    let counts = RunCounter::default();
-    let parent = context_from_env();
-    let plan_name = loaded.summary.plan.clone();
-    let plan_span_wanted = !args.bluesky_parents && !args.run_trace;
-    let mut peaks = None;
+    Ok((loaded, remote))
+}
 
-    let system = actix::System::new();
-    let (outcome, elapsed) = system.block_on({
-        let (live, docs, counts) = (live.clone(), docs.clone(), counts.clone());
+/// Where the documents go: a JSON-lines file, and NATS (`nats:PREFIX`).
+struct Documents {
+    file: Option<Arc<Mutex<DocumentsWriter>>>,
+    #[cfg(feature = "nats")]
+    nats: Option<Arc<skyrun_remote::documents::DocumentPublisher>>,
+}
+
+impl Documents {
+    /// Opens what `--documents` names.
+    fn open(args: &RunArgs) -> Result<Documents, Failure> {
         #[cfg(feature = "nats")]
-        let (nats_docs, doc_cx) = (nats_docs.clone(), parent.clone());
-        let (engine_tracer, device_tracer) = (tracing.engine.clone(), tracing.device.clone());
-        let (plan_file, set) = (&loaded.plan, &loaded.devices);
-        let peaks = &mut peaks;
-        async move {
-            #[allow(unused_mut)]
-            let mut devices = set.spawn(device_tracer);
+        let nats = crate::remote::document_publisher(
+            args.documents.as_deref(),
+            args.remote.nats.as_deref(),
+        )?
+        .map(Arc::new);
+        #[cfg(feature = "nats")]
+        let file = args
+            .documents
+            .as_ref()
+            .filter(|p| crate::remote::nats_prefix(Some(p)).is_none());
+        #[cfg(not(feature = "nats"))]
+        let file = args.documents.as_ref();
+        let file = match file {
+            Some(p) => Some(Arc::new(Mutex::new(
+                DocumentsWriter::create(p).map_err(|e| Failure::Usage(e.into()))?,
+            ))),
+            None => None,
+        };
+        Ok(Documents {
+            file,
             #[cfg(feature = "nats")]
-            remote.spawn(&mut devices);
-            let built = plan_file.build(set, &devices)?;
-            let plan_span = plan_span_wanted
-                .then(|| {
-                    let attributes = vec![
-                        KeyValue::new("plan_name", plan_name.clone()),
-                        KeyValue::new("plan_file", args.plan.display().to_string()),
-                    ];
-                    engine_tracer.start(plan_name.clone(), &parent, attributes)
-                })
-                .flatten();
-            let run_parent = match &plan_span {
-                Some(span) => remote_parent(span.span_context()),
-                None => parent,
-            };
-            let mut builder = RunEngine::builder()
-                .tracer(engine_tracer)
-                .run_trace(!args.bluesky_parents)
-                .trace_all_messages(args.trace_all);
-            for (k, v) in built.run_metadata {
-                builder = builder.metadata(k, v);
-            }
-            let re = builder.build();
-            let paused_live = live.clone();
-            if !args.quiet {
-                *peaks = Some(PeakSummary::subscribe(&re));
-            }
-            re.subscribe(move |name, doc| {
-                counts.on_document(doc);
-                if let Some(d) = &docs {
-                    d.lock().write(name, doc);
-                }
-                #[cfg(feature = "nats")]
-                if let Some(p) = &nats_docs {
-                    // Failures are counted by the publisher and reported at the end.
-                    let _ = p.publish(name, doc, &doc_cx);
-                }
-                let mut l = live.lock();
-                if l.is_active() {
-                    l.on_document(doc);
-                }
-            });
-            let started = Instant::now();
-            let handler = SigintHandler::new(re.clone()).on_event(move |e| match e {
-                SigintEvent::Paused => paused_live.lock().set_paused(true),
-                SigintEvent::Chose(Choice::Resume) => paused_live.lock().set_paused(false),
-                _ => {}
-            });
-            let watcher = actix::spawn(handler.watch());
-            let result = re.run_with_parent(built.plan, run_parent).await;
-            watcher.abort();
-            if let Some(mut span) = plan_span {
-                let (status, reason) = match &result {
-                    Ok(s) => (s.exit_status, s.reason.clone()),
-                    Err(RunError::Failed { summary, .. } | RunError::Aborted { summary }) => {
-                        (summary.exit_status, summary.reason.clone())
-                    }
-                    Err(e) => (ExitStatus::Fail, e.to_string()),
-                };
-                span.set_attribute(KeyValue::new("exit_status", status.as_str()));
-                span.set_attribute(KeyValue::new("reason", reason.clone()));
-                if status != ExitStatus::Success {
-                    span.set_status(SpanStatus::error(reason));
-                }
-                span.end();
-            }
-            Ok::<_, Failure>((result, started.elapsed()))
-        }
-    })?;
-    live.lock().finish();
-
-    let finished = tracing.finish().map_err(Failure::Runtime)?;
-    if let Some(d) = &docs {
-        d.lock().finish().map_err(|e| Failure::Runtime(e.into()))?;
+            nats,
+        })
     }
+
+    /// Sends every document of `re` where it goes (`cx`: the span context
+    /// NATS messages carry).
+    fn subscribe(&self, re: &RunEngine, shown: &Shown, cx: &Context) {
+        let (file, counts, live) = (self.file.clone(), shown.counts.clone(), shown.live.clone());
+        #[cfg(feature = "nats")]
+        let (nats, cx) = (self.nats.clone(), cx.clone());
+        #[cfg(not(feature = "nats"))]
+        let _ = cx;
+        re.subscribe(move |name, doc| {
+            counts.on_document(doc);
+            if let Some(d) = &file {
+                d.lock().write(name, doc);
+            }
+            #[cfg(feature = "nats")]
+            if let Some(p) = &nats {
+                // Failures are counted by the publisher and reported at the end.
+                let _ = p.publish(name, doc, &cx);
+            }
+            let mut l = live.lock();
+            if l.is_active() {
+                l.on_document(doc);
+            }
+        });
+    }
+
+    /// Flushes the file and waits for NATS to take every document.
+    fn finish(&self) -> Result<(), Failure> {
+        if let Some(d) = &self.file {
+            d.lock().finish().map_err(|e| Failure::Runtime(e.into()))?;
+        }
+        #[cfg(feature = "nats")]
+        if let Some(p) = &self.nats {
+            let report = p.finish(Duration::from_secs(30));
+            if report.failed > 0 {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "documents to NATS: {report}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What is shown while the plan runs (the live table), and the document
+/// counts for the report at the end.
+struct Shown {
+    live: Arc<Mutex<Live>>,
+    counts: RunCounter,
+}
+
+impl Shown {
+    fn new(args: &RunArgs, out: Out) -> Shown {
+        let terminal = !args.quiet && out.is_terminal();
+        // `--table` prints the table wherever the output goes (a CI log, `| tee`).
+        let table = terminal || args.table;
+        Shown {
+            live: Arc::new(Mutex::new(Live::new(out, table, terminal))),
+            counts: RunCounter::default(),
+        }
+    }
+}
+
+/// The engine for the plan, with its tracer, parenting and metadata.
+fn engine(args: &RunArgs, tracer: SpanTracer, metadata: Map<String, Value>) -> RunEngine {
+    let mut builder = RunEngine::builder()
+        .tracer(tracer)
+        .run_trace(!args.bluesky_parents)
+        .trace_all_messages(args.trace_all);
+    for (k, v) in metadata {
+        builder = builder.metadata(k, v);
+    }
+    builder.build()
+}
+
+/// How the run went.
+struct Ran {
+    outcome: Result<RunSummary, RunError>,
+    elapsed: Duration,
+    /// The peaks of its scans (unless `-q`).
+    peaks: Option<Arc<Mutex<PeakSummary>>>,
+}
+
+/// Spawns the devices (local and remote), builds the plan, and runs it on
+/// a new engine under the plan span, with Ctrl-C handled as Bluesky does.
+async fn run_plan(
+    args: &RunArgs,
+    loaded: &Loaded,
+    remote: RemoteDevices,
+    tracing: &Tracing,
+    docs: &Documents,
+    shown: &Shown,
+) -> Result<Ran, Failure> {
+    #[allow(unused_mut)]
+    let mut devices = loaded.devices.spawn(tracing.device.clone());
     #[cfg(feature = "nats")]
-    if let Some(p) = &nats_docs {
-        let report = p.finish(Duration::from_secs(30));
-        if report.failed > 0 {
-            return Err(Failure::Runtime(anyhow::anyhow!(
-                "documents to NATS: {report}"
-            )));
-        }
+    remote.spawn(&mut devices);
+    #[cfg(not(feature = "nats"))]
+    let () = remote;
+    let built = loaded.plan.build(&loaded.devices, &devices)?;
+    let parent = context_from_env();
+    let plan_span = plan_span(args, &loaded.summary.plan, &tracing.engine, &parent);
+    let run_parent = match &plan_span {
+        Some(span) => remote_parent(span.span_context()),
+        None => parent.clone(),
+    };
+    let re = engine(args, tracing.engine.clone(), built.run_metadata);
+    let peaks = (!args.quiet).then(|| PeakSummary::subscribe(&re));
+    docs.subscribe(&re, shown, &parent);
+    let started = Instant::now();
+    let paused_live = shown.live.clone();
+    let handler = SigintHandler::new(re.clone()).on_event(move |e| match e {
+        SigintEvent::Paused => paused_live.lock().set_paused(true),
+        SigintEvent::Chose(Choice::Resume) => paused_live.lock().set_paused(false),
+        _ => {}
+    });
+    let watcher = actix::spawn(handler.watch());
+    let result = re.run_with_parent(built.plan, run_parent).await;
+    watcher.abort();
+    if let Some(span) = plan_span {
+        end_plan_span(span, &result);
     }
+    Ok(Ran {
+        outcome: result,
+        elapsed: started.elapsed(),
+        peaks,
+    })
+}
 
+/// The span named after the plan, the root of its trace (unless
+/// `--run-trace` or `--bluesky-parents`; `None` when untraced).
+fn plan_span(
+    args: &RunArgs,
+    name: &str,
+    tracer: &SpanTracer,
+    parent: &Context,
+) -> Option<ActiveSpan> {
+    if args.bluesky_parents || args.run_trace {
+        return None;
+    }
+    let attributes = vec![
+        KeyValue::new("plan_name", name.to_owned()),
+        KeyValue::new("plan_file", args.plan.display().to_string()),
+    ];
+    tracer.start(name.to_owned(), parent, attributes)
+}
+
+/// Ends the plan span with how the run ended (failed unless it succeeded).
+fn end_plan_span(mut span: ActiveSpan, result: &Result<RunSummary, RunError>) {
+    let (status, reason) = match result {
+        Ok(s) => (s.exit_status, s.reason.clone()),
+        Err(RunError::Failed { summary, .. } | RunError::Aborted { summary }) => {
+            (summary.exit_status, summary.reason.clone())
+        }
+        Err(e) => (ExitStatus::Fail, e.to_string()),
+    };
+    span.set_attribute(KeyValue::new("exit_status", status.as_str()));
+    span.set_attribute(KeyValue::new("reason", reason.clone()));
+    if status != ExitStatus::Success {
+        span.set_status(SpanStatus::error(reason));
+    }
+    span.end();
+}
+
+/// Reports how the run ended, where the peaks are, the profile and the
+/// timeline; the exit code says whether the plan succeeded.
+fn report(
+    args: &RunArgs,
+    loaded: &Loaded,
+    ran: &Ran,
+    shown: &Shown,
+    finished: Finished,
+    out: Out,
+) -> Result<ExitCode, Failure> {
     let RunReport { ok, line } = RunReport::new(
         &loaded.summary.plan,
-        &outcome,
-        &counts,
+        &ran.outcome,
+        &shown.counts,
         Some(loaded.summary.num_points),
-        elapsed,
+        ran.elapsed,
     );
     if !args.quiet {
         out.line(&line);
     } else if !ok {
         eprintln!("{line}");
     }
-    for run in peaks.iter().flat_map(|p| p.lock().runs().to_vec()) {
+    for run in ran.peaks.iter().flat_map(|p| p.lock().runs().to_vec()) {
         out.text(&format!(
             "\npeaks along {} (Bluesky's PeakStats, as BestEffortCallback's bec.peaks):\n{run}",
             run.motor
         ));
     }
     if let Some(report) = finished.profile {
-        out.text(&profile_text(&report, elapsed));
+        out.text(&profile_text(&report, ran.elapsed));
     }
     if let (Some(path), Some(spans)) = (&args.timeline, finished.spans) {
         let title = format!("{} ({})", loaded.summary.plan, args.plan.display());

@@ -1,27 +1,16 @@
 //! The event bundle: `declare_stream`, `create`, `read`, `save`, `drop`, and
 //! the descriptions a descriptor needs (describe, configuration, hints).
 
-use serde_json::Value;
 use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply};
 
-use super::{ill_formed, illegal, no_args, obj, request, with_run, Core, Done, FromMsg, Kwargs};
+use super::{illegal, request, with_run, Core, Done};
 use crate::documents::ObjectConfiguration;
 use crate::error::PlanError;
+use crate::msg::args::bundling::{CreateArgs, DeclareStreamArgs, NoArgs, ReadArgs};
 use crate::msg::Msg;
 use crate::reply::Reply;
 use crate::run_engine::bundler::ObjectDescription;
 use crate::run_engine::request_context::RequestContext;
-
-/// No arguments at all (`save`, `drop`, `checkpoint`, `null`, ...).
-pub(crate) struct NoArgs;
-
-impl<'m> FromMsg<'m> for NoArgs {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        Kwargs::only(msg, &[])?;
-        Ok(NoArgs)
-    }
-}
 
 /// Describes `devices` for the run's descriptors (describe, configuration, hints).
 pub(crate) async fn describe_all(
@@ -65,29 +54,6 @@ pub(crate) async fn describe_all(
     Ok(())
 }
 
-/// `declare_stream(*objs, name=, collect=False)`: the devices are the target
-/// and the positional device arguments.
-pub(crate) struct DeclareStreamArgs<'m> {
-    name: &'m str,
-    devices: Vec<DeviceHandle>,
-}
-
-impl<'m> FromMsg<'m> for DeclareStreamArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        let kw = Kwargs::only(msg, &["name", "collect"])?;
-        if kw.bool("collect", false)? {
-            return Err(ill_formed(
-                msg,
-                "argument 'collect': streams of collected data are declared by 'collect' itself",
-            ));
-        }
-        let name = kw.str("name")?.unwrap_or("primary");
-        let devices = msg.obj.iter().chain(&msg.objs).cloned().collect();
-        Ok(DeclareStreamArgs { name, devices })
-    }
-}
-
 pub(crate) async fn declare_stream(
     core: &Core,
     msg: &Msg,
@@ -100,29 +66,6 @@ pub(crate) async fn declare_stream(
     let docs = with_run(core, msg, |run| run.declare_stream(a.name, &names))?;
     docs.into_iter().for_each(|d| core.emit(d));
     Ok(Reply::None.into())
-}
-
-/// `create(name="primary")` (the name may also be the one positional argument).
-pub(crate) struct CreateArgs<'m> {
-    name: &'m str,
-}
-
-impl<'m> FromMsg<'m> for CreateArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        let kw = Kwargs::only(msg, &["name"])?;
-        let name = match (kw.str("name")?, msg.args.as_slice()) {
-            (Some(n), []) => n,
-            (None, []) => "primary",
-            (None, [Value::String(n)]) => n,
-            (_, [v, ..]) => {
-                return Err(ill_formed(
-                    msg,
-                    format!("argument 'name': expected one stream name, got {v}"),
-                ))
-            }
-        };
-        Ok(CreateArgs { name })
-    }
 }
 
 pub(crate) fn create(
@@ -156,19 +99,6 @@ pub(crate) fn drop_bundle(
 ) -> Result<Done, PlanError> {
     with_run(core, msg, |run| run.drop_bundle())?;
     Ok(Reply::None.into())
-}
-
-/// `read(obj)`.
-pub(crate) struct ReadArgs<'m> {
-    obj: &'m DeviceHandle,
-}
-
-impl<'m> FromMsg<'m> for ReadArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        Kwargs::only(msg, &[])?;
-        Ok(ReadArgs { obj: obj(msg)? })
-    }
 }
 
 pub(crate) async fn read(

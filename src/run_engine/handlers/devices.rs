@@ -1,30 +1,15 @@
 //! Commands addressed to one device (or a few) that are not about statuses:
 //! `stage`, `unstage`, `stop`, `locate`, `collect` and `configure`.
 
-use serde_json::{Map, Value};
-use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply};
+use skyrun_actors::{DeviceOp, DeviceReply};
 
 use super::bundling::describe_all;
-use super::{
-    ill_formed, illegal, no_args, obj, request, run_of, with_run, Core, Done, FromMsg, Kwargs,
-};
+use super::{illegal, request, run_of, with_run, Core, Done};
 use crate::error::PlanError;
+use crate::msg::args::devices::{CollectArgs, ConfigureArgs, LocateArgs, StageArgs, StopArgs};
 use crate::msg::Msg;
 use crate::reply::{Location, Reply};
 use crate::run_engine::request_context::RequestContext;
-
-/// `stage(obj, group=None)`, `unstage(obj, group=None)`.
-pub(crate) struct StageArgs<'m> {
-    obj: &'m DeviceHandle,
-}
-
-impl<'m> FromMsg<'m> for StageArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        Kwargs::only(msg, &["group"])?;
-        Ok(StageArgs { obj: obj(msg)? })
-    }
-}
 
 pub(crate) async fn stage(
     core: &Core,
@@ -57,19 +42,6 @@ pub(crate) async fn unstage(
     Ok(Reply::None.into())
 }
 
-/// `stop(obj)`.
-pub(crate) struct StopArgs<'m> {
-    obj: &'m DeviceHandle,
-}
-
-impl<'m> FromMsg<'m> for StopArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        Kwargs::only(msg, &[])?;
-        Ok(StopArgs { obj: obj(msg)? })
-    }
-}
-
 /// Bluesky's `_stop`: `obj.stop()` (ophyd's `success=False`), for a device
 /// that can be stopped; one that cannot fails the message, as
 /// `check_supports(obj, Stoppable)` does.
@@ -88,24 +60,6 @@ pub(crate) async fn stop(
     }
     request(core, msg, dev, DeviceOp::Stop { success: false }, cx).await?;
     Ok(Reply::None.into())
-}
-
-/// `locate(obj1, ..., objn, squeeze=True)`: the target and the positional device arguments.
-pub(crate) struct LocateArgs<'m> {
-    devices: Vec<&'m DeviceHandle>,
-}
-
-impl<'m> FromMsg<'m> for LocateArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        let kw = Kwargs::only(msg, &["squeeze"])?;
-        kw.bool("squeeze", true)?;
-        let devices: Vec<&DeviceHandle> = msg.obj.iter().chain(&msg.objs).collect();
-        if devices.is_empty() {
-            return Err(ill_formed(msg, "it needs at least one device to locate"));
-        }
-        Ok(LocateArgs { devices })
-    }
 }
 
 pub(crate) async fn locate(
@@ -129,22 +83,6 @@ pub(crate) async fn locate(
         });
     }
     Ok(Reply::Locations(out).into())
-}
-
-/// `collect(obj, stream=False, return_payload=True, name=None)`.
-pub(crate) struct CollectArgs<'m> {
-    obj: &'m DeviceHandle,
-}
-
-impl<'m> FromMsg<'m> for CollectArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        let kw = Kwargs::only(msg, &["stream", "return_payload", "name"])?;
-        kw.bool("stream", false)?;
-        kw.bool("return_payload", true)?;
-        kw.str("name")?;
-        Ok(CollectArgs { obj: obj(msg)? })
-    }
 }
 
 pub(crate) async fn collect(
@@ -177,32 +115,6 @@ pub(crate) async fn collect(
     let docs = with_run(core, msg, |run| run.collected(dev.name(), keys, events))?;
     docs.into_iter().for_each(|d| core.emit(d));
     Ok(Reply::Collected(n).into())
-}
-
-/// `configure(obj, {settings}, **settings)`.
-pub(crate) struct ConfigureArgs<'m> {
-    obj: &'m DeviceHandle,
-    settings: Map<String, Value>,
-}
-
-impl<'m> FromMsg<'m> for ConfigureArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        let mut settings = match msg.args.as_slice() {
-            [] => Map::new(),
-            [Value::Object(d)] => d.clone(),
-            [v, ..] => {
-                return Err(ill_formed(
-                    msg,
-                    format!("argument 'd': expected one dictionary of settings, got {v}"),
-                ))
-            }
-        };
-        settings.extend(msg.kwargs.clone());
-        Ok(ConfigureArgs {
-            obj: obj(msg)?,
-            settings,
-        })
-    }
 }
 
 pub(crate) async fn configure(

@@ -5,36 +5,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::bundling::NoArgs;
-use super::{ill_formed, illegal, After, Core, Done, FromMsg, Kwargs};
+use super::{illegal, After, Core, Done};
 use crate::error::PlanError;
+use crate::msg::args::bundling::NoArgs;
+use crate::msg::args::flow::{PauseArgs, RewindableArgs, SleepArgs};
 use crate::msg::Msg;
 use crate::reply::Reply;
 use crate::run_engine::request_context::RequestContext;
-
-/// `sleep(None, seconds)`.
-pub(crate) struct SleepArgs {
-    secs: f64,
-}
-
-impl<'m> FromMsg<'m> for SleepArgs {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        Kwargs::only(msg, &[])?;
-        match msg.args.as_slice() {
-            [v] => v
-                .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|secs| SleepArgs { secs }),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            ill_formed(
-                msg,
-                "it needs a non-negative number of seconds as its argument",
-            )
-        })
-    }
-}
 
 pub(crate) async fn sleep(
     _: &Core,
@@ -70,37 +47,6 @@ pub(crate) fn checkpoint(
     })
 }
 
-/// `rewindable(flag)`: `None` (null) only asks.
-pub(crate) struct RewindableArgs {
-    flag: Option<bool>,
-}
-
-impl<'m> FromMsg<'m> for RewindableArgs {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        Kwargs::only(msg, &[])?;
-        let flag = match msg.args.as_slice() {
-            [Value::Null] => None,
-            [Value::Bool(b)] => Some(*b),
-            [v] => {
-                return Err(ill_formed(
-                    msg,
-                    format!("its argument must be true, false or null, got {v}"),
-                ))
-            }
-            args => {
-                return Err(ill_formed(
-                    msg,
-                    format!(
-                        "it takes one argument (true, false or null), got {}",
-                        args.len()
-                    ),
-                ))
-            }
-        };
-        Ok(RewindableArgs { flag })
-    }
-}
-
 /// Bluesky's `_rewindable`: sets whether a rewind may replay the messages
 /// that follow (an engine setting, kept across plans as `RE.rewindable`
 /// is), and answers it. A change while the plan can be resumed starts the
@@ -122,29 +68,6 @@ pub(crate) fn clear_checkpoint(
 ) -> Result<Done, PlanError> {
     core.st().msg_cache = None;
     Ok(Reply::None.into())
-}
-
-/// `pause(None, defer=False)`.
-pub(crate) struct PauseArgs {
-    defer: bool,
-}
-
-impl<'m> FromMsg<'m> for PauseArgs {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        match msg.args.as_slice() {
-            [] | [Value::Null] => {}
-            [v, ..] => {
-                return Err(ill_formed(
-                    msg,
-                    format!("it takes no positional arguments, got {v}"),
-                ))
-            }
-        }
-        let kw = Kwargs::only(msg, &["defer"])?;
-        Ok(PauseArgs {
-            defer: kw.bool("defer", false)?,
-        })
-    }
 }
 
 pub(crate) fn pause(

@@ -2,30 +2,16 @@
 
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
-use serde_json::{Map, Value};
 
-use super::{ill_formed, illegal, no_args, run_of, Core, Done, FromMsg, Kwargs};
-use crate::documents::{new_uid, Document, ExitStatus, RunStart};
+use super::{illegal, run_of, Core, Done};
+use crate::documents::{new_uid, Document, RunStart};
 use crate::error::PlanError;
+use crate::msg::args::runs::{CloseRunArgs, OpenRunArgs};
 use crate::msg::Msg;
 use crate::reply::Reply;
 use crate::run_engine::bundler::OpenRun;
 use crate::run_engine::request_context::RequestContext;
 use crate::telemetry::spans::{msg_attributes, RUN_SPAN};
-
-/// `open_run(**md)`: every keyword is metadata for the start document.
-pub(crate) struct OpenRunArgs<'m> {
-    metadata: &'m Map<String, Value>,
-}
-
-impl<'m> FromMsg<'m> for OpenRunArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        Ok(OpenRunArgs {
-            metadata: &msg.kwargs,
-        })
-    }
-}
 
 pub(crate) fn open_run(
     core: &Core,
@@ -69,32 +55,6 @@ pub(crate) fn open_run(
     st.runs
         .push(OpenRun::new(msg.run.clone(), uid.clone(), span_cx));
     Ok(Reply::RunUid(uid).into())
-}
-
-/// `close_run(exit_status=None, reason=None)`.
-pub(crate) struct CloseRunArgs<'m> {
-    exit: ExitStatus,
-    reason: &'m str,
-}
-
-impl<'m> FromMsg<'m> for CloseRunArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        let kw = Kwargs::only(msg, &["exit_status", "reason"])?;
-        let exit = match kw.get("exit_status").and_then(Value::as_str) {
-            None | Some("success") => ExitStatus::Success,
-            Some("fail") => ExitStatus::Fail,
-            Some("abort") => ExitStatus::Abort,
-            Some(other) => {
-                return Err(ill_formed(
-                    msg,
-                    format!("exit_status must be 'success', 'fail' or 'abort', not '{other}'"),
-                ))
-            }
-        };
-        let reason = kw.str("reason")?.unwrap_or("");
-        Ok(CloseRunArgs { exit, reason })
-    }
 }
 
 pub(crate) fn close_run(

@@ -7,8 +7,9 @@ use futures::future::Either;
 use serde_json::Value;
 use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply, Status};
 
-use super::{group_of, ill_formed, illegal, no_args, obj, request, Core, Done, FromMsg, Kwargs};
+use super::{illegal, request, Core, Done};
 use crate::error::PlanError;
+use crate::msg::args::statuses::{CompleteArgs, SetArgs, StatusArgs, WaitArgs};
 use crate::msg::Msg;
 use crate::reply::Reply;
 use crate::run_engine::groups::{Group, Origin};
@@ -23,40 +24,6 @@ fn track(core: &Core, group: Option<&str>, command: &'static str, dev: &DeviceHa
             device: dev.clone(),
         },
     );
-}
-
-/// `set(obj, value, group=None)`.
-pub(crate) struct SetArgs<'m> {
-    obj: &'m DeviceHandle,
-    value: &'m Value,
-    group: Option<&'m str>,
-}
-
-impl<'m> FromMsg<'m> for SetArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        let obj = obj(msg)?;
-        let value = match msg.args.as_slice() {
-            [v] => v,
-            [] => {
-                return Err(ill_formed(
-                    msg,
-                    "it needs the value to set as its one argument",
-                ))
-            }
-            more => {
-                return Err(ill_formed(
-                    msg,
-                    format!("it takes one value, got {}", more.len()),
-                ))
-            }
-        };
-        Kwargs::only(msg, &["group"])?;
-        Ok(SetArgs {
-            obj,
-            value,
-            group: group_of(msg)?,
-        })
-    }
 }
 
 pub(crate) async fn set(
@@ -81,23 +48,6 @@ pub(crate) async fn set(
     }
     drop(st);
     Ok(Reply::Status(status).into())
-}
-
-/// `trigger(obj, group=None)`, `kickoff(obj, group=None)`.
-pub(crate) struct StatusArgs<'m> {
-    obj: &'m DeviceHandle,
-    group: Option<&'m str>,
-}
-
-impl<'m> FromMsg<'m> for StatusArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        Kwargs::only(msg, &["group"])?;
-        Ok(StatusArgs {
-            obj: obj(msg)?,
-            group: group_of(msg)?,
-        })
-    }
 }
 
 async fn status_op(
@@ -139,26 +89,6 @@ pub(crate) async fn kickoff(
     Ok(Reply::Status(status).into())
 }
 
-/// `complete(obj, group=None, wait=False)`.
-pub(crate) struct CompleteArgs<'m> {
-    target: StatusArgs<'m>,
-    wait: bool,
-}
-
-impl<'m> FromMsg<'m> for CompleteArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        no_args(msg)?;
-        let kw = Kwargs::only(msg, &["group", "wait"])?;
-        Ok(CompleteArgs {
-            target: StatusArgs {
-                obj: obj(msg)?,
-                group: group_of(msg)?,
-            },
-            wait: kw.bool("wait", false)?,
-        })
-    }
-}
-
 pub(crate) async fn complete(
     core: &Core,
     msg: &Msg,
@@ -178,59 +108,6 @@ pub(crate) async fn complete(
         })?;
     }
     Ok(Reply::Status(status).into())
-}
-
-/// `wait(group=None, timeout=None, error_on_timeout=True, watch=())`; the
-/// group may also be the one positional argument, as in Bluesky.
-pub(crate) struct WaitArgs<'m> {
-    group: Option<&'m str>,
-    timeout: Option<f64>,
-    error_on_timeout: bool,
-    /// The watched groups' names (checked to be strings).
-    watch: &'m [Value],
-}
-
-impl<'m> FromMsg<'m> for WaitArgs<'m> {
-    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
-        let kw = Kwargs::only(msg, &["group", "timeout", "error_on_timeout", "watch"])?;
-        let group = match msg.args.as_slice() {
-            [] => group_of(msg)?,
-            [Value::String(g)] if msg.group.is_none() && !msg.kwargs.contains_key("group") => {
-                Some(g.as_str())
-            }
-            [Value::Null] if msg.group.is_none() => None,
-            [v, ..] => {
-                return Err(ill_formed(
-                    msg,
-                    format!("argument 'group': expected one group name, got {v}"),
-                ))
-            }
-        };
-        let watch = match kw.get("watch") {
-            None => &[][..],
-            Some(Value::Array(w)) => {
-                if let Some(g) = w.iter().find(|g| !g.is_string()) {
-                    return Err(ill_formed(
-                        msg,
-                        format!("argument 'watch' must be a list of group names, got {g} in it"),
-                    ));
-                }
-                w.as_slice()
-            }
-            Some(v) => {
-                return Err(ill_formed(
-                    msg,
-                    format!("argument 'watch' must be a list of group names, got {v}"),
-                ))
-            }
-        };
-        Ok(WaitArgs {
-            group,
-            timeout: kw.seconds("timeout")?,
-            error_on_timeout: kw.bool("error_on_timeout", true)?,
-            watch,
-        })
-    }
 }
 
 /// Bluesky's `_wait`: waits for the group's statuses, failing at the first

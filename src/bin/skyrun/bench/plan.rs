@@ -32,16 +32,9 @@ pub fn bench_plan_file(plan: &Path, args: &BenchArgs) -> Result<ExitCode, Failur
     let loaded = load(plan, devices)?;
     let report = bench_plan(&loaded.plan, &loaded.devices, args.repeat)?;
     if args.json {
+        let devices = loaded.devices_path.display().to_string();
         for m in [&report.untraced, &report.traced] {
-            let mut v = serde_json::to_value(m).expect("serializable");
-            if let Some(o) = v.as_object_mut() {
-                o.insert("plan".into(), report.plan.clone().into());
-                o.insert(
-                    "devices".into(),
-                    loaded.devices_path.display().to_string().into(),
-                );
-            }
-            println!("{v}");
+            println!("{}", m.line(&report.plan, &devices).to_json());
         }
     } else {
         print!(
@@ -79,7 +72,7 @@ fn row(m: &ModeResult) -> String {
         m.runs,
         m.messages,
         secs(m.wall_s),
-        format!("{:.1}", m.msgs_per_s),
+        format!("{:.1}", m.per_second),
     )
 }
 

@@ -2,11 +2,19 @@
 //! in Bluesky's form (command, obj, args, kwargs), with the span context of
 //! the plan that sent it.
 //!
-//! A `Msg` is untyped, as Bluesky's are; the engine's command table
-//! (`run_engine/commands.rs`, which also generates [`Command`]) checks it once
-//! and turns it into typed arguments. Plans build messages with the typed
-//! constructors here ([`Msg::set`], [`Msg::wait`], ...), or with
-//! [`Msg::new`] for a registered command.
+//! A `Msg` is untyped, as Bluesky's are; the command table ([`command`],
+//! which also generates [`Command`]) declares what each command is, and its
+//! arguments type (`msg/args/`) checks a message once and turns it into
+//! typed arguments. Plans build messages with the typed constructors here
+//! ([`Msg::set`], [`Msg::wait`], ...), or with [`Msg::new`] for a
+//! registered command.
+//!
+//! The message model ([`Msg`], [`Command`], [`Reply`](crate::Reply),
+//! [`PlanError`](crate::PlanError)) stands on its own: nothing here knows
+//! the engine, which binds a handler to each command (`run_engine/commands.rs`).
+
+pub(crate) mod args;
+pub mod command;
 
 use std::fmt;
 
@@ -14,19 +22,7 @@ use opentelemetry::Context;
 use serde_json::{Map, Value};
 use skyrun_actors::DeviceHandle;
 
-pub use crate::run_engine::commands::Command;
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<&str> for Command {
-    fn from(s: &str) -> Self {
-        s.parse().expect("infallible")
-    }
-}
+pub use self::command::{Command, CommandInfo, Trace};
 
 /// One message from a plan to the RunEngine.
 ///

@@ -1,0 +1,78 @@
+//! Arguments of the commands that bundle readings into events (`declare_stream`, `create`, `read`, ...).
+
+use serde_json::Value;
+use skyrun_actors::DeviceHandle;
+
+use super::{ill_formed, no_args, obj, FromMsg, Kwargs};
+use crate::error::PlanError;
+use crate::msg::Msg;
+
+/// No arguments at all (`save`, `drop`, `checkpoint`, `null`, ...).
+pub(crate) struct NoArgs;
+
+impl<'m> FromMsg<'m> for NoArgs {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        Kwargs::only(msg, &[])?;
+        Ok(NoArgs)
+    }
+}
+
+/// `declare_stream(*objs, name=, collect=False)`: the devices are the target
+/// and the positional device arguments.
+pub(crate) struct DeclareStreamArgs<'m> {
+    pub(crate) name: &'m str,
+    pub(crate) devices: Vec<DeviceHandle>,
+}
+
+impl<'m> FromMsg<'m> for DeclareStreamArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        let kw = Kwargs::only(msg, &["name", "collect"])?;
+        if kw.bool("collect", false)? {
+            return Err(ill_formed(
+                msg,
+                "argument 'collect': streams of collected data are declared by 'collect' itself",
+            ));
+        }
+        let name = kw.str("name")?.unwrap_or("primary");
+        let devices = msg.obj.iter().chain(&msg.objs).cloned().collect();
+        Ok(DeclareStreamArgs { name, devices })
+    }
+}
+
+/// `create(name="primary")` (the name may also be the one positional argument).
+pub(crate) struct CreateArgs<'m> {
+    pub(crate) name: &'m str,
+}
+
+impl<'m> FromMsg<'m> for CreateArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        let kw = Kwargs::only(msg, &["name"])?;
+        let name = match (kw.str("name")?, msg.args.as_slice()) {
+            (Some(n), []) => n,
+            (None, []) => "primary",
+            (None, [Value::String(n)]) => n,
+            (_, [v, ..]) => {
+                return Err(ill_formed(
+                    msg,
+                    format!("argument 'name': expected one stream name, got {v}"),
+                ))
+            }
+        };
+        Ok(CreateArgs { name })
+    }
+}
+
+/// `read(obj)`.
+pub(crate) struct ReadArgs<'m> {
+    pub(crate) obj: &'m DeviceHandle,
+}
+
+impl<'m> FromMsg<'m> for ReadArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        Kwargs::only(msg, &[])?;
+        Ok(ReadArgs { obj: obj(msg)? })
+    }
+}

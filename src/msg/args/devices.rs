@@ -1,0 +1,94 @@
+//! Arguments of the commands that act on a device (`stage`, `stop`, `locate`, `collect`, `configure`).
+
+use serde_json::{Map, Value};
+use skyrun_actors::DeviceHandle;
+
+use super::{ill_formed, no_args, obj, FromMsg, Kwargs};
+use crate::error::PlanError;
+use crate::msg::Msg;
+
+/// `stage(obj, group=None)`, `unstage(obj, group=None)`.
+pub(crate) struct StageArgs<'m> {
+    pub(crate) obj: &'m DeviceHandle,
+}
+
+impl<'m> FromMsg<'m> for StageArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        Kwargs::only(msg, &["group"])?;
+        Ok(StageArgs { obj: obj(msg)? })
+    }
+}
+
+/// `stop(obj)`.
+pub(crate) struct StopArgs<'m> {
+    pub(crate) obj: &'m DeviceHandle,
+}
+
+impl<'m> FromMsg<'m> for StopArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        Kwargs::only(msg, &[])?;
+        Ok(StopArgs { obj: obj(msg)? })
+    }
+}
+
+/// `locate(obj1, ..., objn, squeeze=True)`: the target and the positional device arguments.
+pub(crate) struct LocateArgs<'m> {
+    pub(crate) devices: Vec<&'m DeviceHandle>,
+}
+
+impl<'m> FromMsg<'m> for LocateArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        let kw = Kwargs::only(msg, &["squeeze"])?;
+        kw.bool("squeeze", true)?;
+        let devices: Vec<&DeviceHandle> = msg.obj.iter().chain(&msg.objs).collect();
+        if devices.is_empty() {
+            return Err(ill_formed(msg, "it needs at least one device to locate"));
+        }
+        Ok(LocateArgs { devices })
+    }
+}
+
+/// `collect(obj, stream=False, return_payload=True, name=None)`.
+pub(crate) struct CollectArgs<'m> {
+    pub(crate) obj: &'m DeviceHandle,
+}
+
+impl<'m> FromMsg<'m> for CollectArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        no_args(msg)?;
+        let kw = Kwargs::only(msg, &["stream", "return_payload", "name"])?;
+        kw.bool("stream", false)?;
+        kw.bool("return_payload", true)?;
+        kw.str("name")?;
+        Ok(CollectArgs { obj: obj(msg)? })
+    }
+}
+
+/// `configure(obj, {settings}, **settings)`.
+pub(crate) struct ConfigureArgs<'m> {
+    pub(crate) obj: &'m DeviceHandle,
+    pub(crate) settings: Map<String, Value>,
+}
+
+impl<'m> FromMsg<'m> for ConfigureArgs<'m> {
+    fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
+        let mut settings = match msg.args.as_slice() {
+            [] => Map::new(),
+            [Value::Object(d)] => d.clone(),
+            [v, ..] => {
+                return Err(ill_formed(
+                    msg,
+                    format!("argument 'd': expected one dictionary of settings, got {v}"),
+                ))
+            }
+        };
+        settings.extend(msg.kwargs.clone());
+        Ok(ConfigureArgs {
+            obj: obj(msg)?,
+            settings,
+        })
+    }
+}
