@@ -48,12 +48,13 @@ class DrivenLoop:
         loop._check_closed()
         self.loop = loop
         self.ended = threading.Event()
+        self.ident = None
         self._hooks = None
 
     def attach(self):
         """On the engine thread: the loop is now running there. Returns its selector's fd."""
         loop = self.loop
-        loop._thread_id = threading.get_ident()
+        loop._thread_id = self.ident = threading.get_ident()
         loop._set_coroutine_origin_tracking(loop._debug)
         self._hooks = (loop._asyncgen_firstiter_hook, loop._asyncgen_finalizer_hook)
         # Counts the I/O events of each iteration: after some, the loop is

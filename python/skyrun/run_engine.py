@@ -128,7 +128,7 @@ except ImportError:  # pragma: no cover - bluesky is what skyrun runs
 
 
 def _default_context_managers():
-    # Bluesky's default is [SigintHandler]; skyrun handles Ctrl-C itself in RE()'s wait.
+    # Bluesky's default: [SigintHandler] (without bluesky, RE() handles Ctrl-C the same way itself).
     return [_SigintHandler] if _SigintHandler is not None else []
 
 
@@ -193,6 +193,7 @@ class RunEngine:
         self._loop = loop
         self._loop_driver = _skyrun.drive_loop(driven)
         self._th = _loop.LoopThread(driven)
+        self._loop_ident = driven.ident
         _set_bluesky_event_loop(loop)
         self._engine = _skyrun.Engine(run_trace, trace_all_messages, self._loop_driver)
         self._subs = {}
@@ -230,7 +231,7 @@ class RunEngine:
 
     @property
     def _sigint(self):
-        # Ctrl-C pauses (as Bluesky's SigintHandler) when it is among the context managers.
+        # Ctrl-C pauses when Bluesky's SigintHandler is among the context managers (or bluesky is missing).
         return _SigintHandler is None or _SigintHandler in self.context_managers
 
     @property
@@ -364,24 +365,15 @@ class RunEngine:
     def abort(self, reason=""):
         """Stop the plan, let it clean up, mark its runs ``abort`` with ``reason``."""
         self._abort_reason = reason
-        self._engine.abort(reason)
-        self._interrupted = True
-        self._raise_interrupted = self._waiting
-        return self._wait_unless_waited()
+        return self._interrupt(lambda: self._engine.abort(reason))
 
     def stop(self):
         """Stop the plan, let it clean up, mark its runs ``success``."""
-        self._engine.stop()
-        self._interrupted = True
-        self._raise_interrupted = self._waiting
-        return self._wait_unless_waited()
+        return self._interrupt(lambda: self._engine.stop())
 
     def halt(self):
         """Stop the plan at once without cleanup; runs end ``abort``."""
-        self._engine.halt()
-        self._interrupted = True
-        self._raise_interrupted = self._waiting
-        return self._wait_unless_waited()
+        return self._interrupt(lambda: self._engine.halt())
 
     # -- documents --------------------------------------------------------
 
@@ -556,19 +548,29 @@ class RunEngine:
 
         return waiting_first()
 
-    def _wait_unless_waited(self):
-        # From another thread (or a callback) while RE() waits: that RE() returns the uids.
-        if self._waiting:
+    def _interrupt(self, request):
+        # From another thread while RE() waits: that RE() raises RunEngineInterrupted
+        # (decided before the engine is asked, so the plan cannot end first).
+        waited = self._waiting
+        self._interrupted, self._raise_interrupted = True, waited
+        try:
+            request()
+        except BaseException:
+            self._raise_interrupted = False
+            raise
+        if waited:
             return ()
         return self._wait()
 
     def _wait(self):
+        # As Bluesky's RunEngine: the context managers (Bluesky's SigintHandler
+        # by default: Ctrl-C once pauses at the next checkpoint, again within
+        # 10 s pauses now) are entered while RE() waits.
         self._waiting = True
         try:
             with contextlib.ExitStack() as stack:
                 for mgr in self.context_managers:
-                    if mgr is not _SigintHandler:
-                        stack.enter_context(mgr(self))
+                    stack.enter_context(mgr(self))
                 return self._wait_loop()
         finally:
             self._waiting = False
@@ -589,17 +591,15 @@ class RunEngine:
                         raise RunEngineInterrupted(self.pause_msg) from None
             except KeyboardInterrupt:
                 self._interrupted = True
-                if not self._sigint:
-                    self._engine.abort("KeyboardInterrupt")
-                    self._engine.wait(30.0)
-                    raise
+                if _SigintHandler is not None or not self._sigint:
+                    # Ctrl-C got through (SigintHandler gave up after 10 hits, or
+                    # there is none): stop the plan at once, as Bluesky does.
+                    self._panic_stop()
+                    raise RunEngineInterrupted(self.pause_msg) from None
+                # Without bluesky installed: SigintHandler's behaviour, here.
                 now = time.monotonic()
                 hits = [t for t in hits if now - t < 10.0] + [now]
                 try:
-                    if len(hits) > 10:
-                        self._engine.halt()
-                        self._engine.wait(30.0)
-                        raise
                     if len(hits) == 1:
                         print(
                             "A 'deferred pause' has been requested. The RunEngine will pause at the next "
@@ -611,6 +611,37 @@ class RunEngine:
                         self._engine.pause(False)
                 except TransitionError:
                     pass
+
+    def _panic_stop(self):
+        # The plan may be blocked in Python code (a time.sleep in the plan):
+        # raise into the engine thread, as Bluesky raises into its loop's
+        # thread, then halt; wait (bounded) for the plan to end.
+        import ctypes
+
+        ident = self._loop_ident
+        if ident is not None and self._engine.state != "idle":
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            try:
+                self._engine.halt()
+            except TransitionError:
+                pass
+            except Exception:
+                pass
+            r = self._engine.wait(0.1)
+            if r is not None:
+                self._finish_quietly(r)
+                return
+
+    def _finish_quietly(self, r):
+        for t in self._temporary:
+            self.unsubscribe(t)
+        self._temporary = []
+        self._engine.take_error()
+        self._engine.take_result()
+        self.last_summary = r
+        self._set_state("idle")
 
     def _finish(self, r):
         for t in self._temporary:

@@ -1,0 +1,130 @@
+"""The RunEngine's event loop (RE.loop, driven on skyrun's engine thread),
+the hooks and options Bluesky's RunEngine has, and plans that never wait:
+each asserted on skyrun's RunEngine, the way Bluesky's behaves."""
+
+import asyncio
+import threading
+import time
+
+import bluesky.plan_stubs as bps
+import pytest
+from bluesky.run_engine import RunEngineResult, call_in_bluesky_event_loop, in_bluesky_event_loop
+from bluesky.utils import Msg, RunEngineInterrupted
+
+from skyrun import RunEngine
+
+
+@pytest.fixture
+def RE():
+    loop = asyncio.new_event_loop()
+    RE = RunEngine({}, loop=loop)
+    yield RE
+    if RE.state != "idle":
+        RE.halt()
+    loop.call_soon_threadsafe(loop.stop)
+    RE._th.join(10)
+    assert not RE._th.is_alive(), "the loop is no longer driven once stopped"
+    loop.close()
+
+
+def test_plans_run_in_the_loop_and_other_threads_reach_it(RE):
+    async def which():
+        return asyncio.get_running_loop()
+
+    assert call_in_bluesky_event_loop(which(), timeout=10) is RE.loop
+    seen = {}
+
+    async def later():
+        await asyncio.sleep(0.01)
+        return 42
+
+    def plan():
+        yield from bps.null()
+        seen["in_loop"] = in_bluesky_event_loop()
+        task = asyncio.create_task(later())
+        (done,) = yield Msg("wait_for", None, [lambda: task])
+        seen["result"] = done.result()
+
+    RE(plan())
+    assert seen == {"in_loop": True, "result": 42}
+    assert not in_bluesky_event_loop()
+
+
+def test_wait_for_times_out_with_blueskys_error(RE):
+    from bluesky.run_engine import WaitForTimeoutError
+
+    with pytest.raises(WaitForTimeoutError, match="Plan failed to complete in the specified time"):
+        RE([Msg("wait_for", None, [lambda: asyncio.sleep(10)], timeout=0.05)])
+
+
+def test_async_scan_id_source_and_result(RE):
+    async def scan_id(md):
+        await asyncio.sleep(0)
+        return md.get("scan_id", 0) + 10
+
+    RE.scan_id_source = scan_id
+    RE.call_returns_result = True
+
+    def plan():
+        uid = yield from bps.open_run()
+        yield from bps.close_run()
+        return uid
+
+    starts = []
+    r = RE(plan(), {"start": lambda name, doc: starts.append(doc)})
+    assert isinstance(r, RunEngineResult)
+    assert r.exit_status == "success" and not r.interrupted
+    assert r.plan_result == r.run_start_uids[0]
+    assert starts[0]["scan_id"] == 10
+
+
+def test_hooks_see_messages_and_states(RE):
+    msgs, states = [], []
+    RE.msg_hook = lambda msg: msgs.append(msg.command)
+    RE.state_hook = lambda new, old: states.append((new, old))
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("open_run"), Msg("pause"), Msg("close_run")])
+    RE.resume()
+    assert msgs[:2] == ["open_run", "pause"] and msgs[-1] == "close_run"
+    assert states == [("running", "idle"), ("pausing", "running"), ("paused", "pausing"),
+                      ("running", "paused"), ("idle", "running")]
+
+
+def test_unsupported_options_raise_at_once(RE):
+    with pytest.raises(NotImplementedError, match="waiting_hook"):
+        RE.waiting_hook = print
+    with pytest.raises(TypeError):
+        RunEngine({}, not_an_option=True)
+
+
+def endless(counter):
+    while True:
+        yield Msg("null")
+        counter[0] += 1
+
+
+def test_an_endless_python_plan_is_paused_resumed_and_aborted(RE):
+    n = [0]
+    threading.Timer(0.3, RE.request_pause).start()
+    with pytest.raises(RunEngineInterrupted):
+        RE(endless(n))
+    assert RE.state == "paused"
+    at_pause = n[0]
+    assert at_pause > 0
+    time.sleep(0.1)
+    assert n[0] == at_pause, "a paused plan does not run"
+    threading.Timer(0.3, RE.abort, ("enough",)).start()
+    with pytest.raises(RunEngineInterrupted):
+        RE.resume()
+    assert n[0] > at_pause
+    assert RE.state == "idle"
+    # The engine is usable afterwards.
+    assert RE([Msg("null")]) == ()
+
+
+def test_an_endless_python_plan_is_halted_from_another_thread(RE):
+    n = [0]
+    threading.Timer(0.2, RE.halt).start()
+    with pytest.raises(RunEngineInterrupted):
+        RE(endless(n))
+    assert RE.state == "idle" and n[0] > 0
