@@ -102,6 +102,23 @@ def _Msg(command, obj, *args, **kwargs):
     return Msg(command, obj, *args, **kwargs)
 
 
+def _same_data(a, b):
+    # Equal as JSON data: tuples and lists alike.
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_data(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_data(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _restore(doc, given):
+    # The start document's fields get back the Python values the plan gave
+    # (Bluesky keeps them as given: a grid scan's snaking is a tuple).
+    for k, v in given.items():
+        if k in doc and isinstance(v, (tuple, dict, list)) and _same_data(doc[k], v):
+            doc[k] = v
+
+
 def _default_scan_id_source(md):
     return md.get("scan_id", 0) + 1
 
@@ -214,6 +231,7 @@ class RunEngine:
         self._state_seen = "idle"
         self._deferred_pause = False
         self._suspenders = set()
+        self._start_md = collections.deque()
         self.preprocessors = list(preprocessors or [])
         self.context_managers = _default_context_managers() if context_managers is None else list(context_managers)
         self.md_validator = md_validator if md_validator is not None else _default_md_validator
@@ -396,6 +414,8 @@ class RunEngine:
         self._subs.pop(token, None)
 
     def _dispatch(self, name, doc):
+        if name == "start" and self._start_md:
+            _restore(doc, self._start_md.popleft())
         for which, func in list(self._subs.values()):
             if which == "all" or which == name:
                 try:
@@ -479,8 +499,11 @@ class RunEngine:
             self.md,
         )
         self.md_validator(dict(md))
-        normalized = self.md_normalizer(copy.deepcopy(md))
-        return dict(normalized)
+        normalized = dict(self.md_normalizer(copy.deepcopy(md)))
+        # The start document comes back through the engine as JSON data: its
+        # fields get back the Python values they were given (tuples stay tuples).
+        self._start_md.append(normalized)
+        return normalized
 
     # -- running ----------------------------------------------------------
 
