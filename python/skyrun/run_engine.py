@@ -375,10 +375,12 @@ class RunEngine:
 
     def resume(self):
         """Resume a paused plan (rewinding to its last checkpoint); returns as ``RE()``."""
-        self._engine.resume()
-        self._interrupted = False
-        self._set_state("running")
-        return self._wait()
+        def start():
+            self._engine.resume()
+            self._interrupted = False
+            self._set_state("running")
+
+        return self._wait(start)
 
     def abort(self, reason=""):
         """Stop the plan, let it clean up, mark its runs ``abort`` with ``reason``."""
@@ -545,9 +547,12 @@ class RunEngine:
         for wrapper in self.preprocessors:
             gen = wrapper(gen)
         gen = self._after_tripped_suspenders(gen)
-        self._engine.start(gen, self)
-        self._set_state("running")
-        return self._wait()
+
+        def start():
+            self._engine.start(gen, self)
+            self._set_state("running")
+
+        return self._wait(start)
 
     def _after_tripped_suspenders(self, gen):
         # As Bluesky: a plan starts only when every installed suspender is ready.
@@ -585,15 +590,18 @@ class RunEngine:
             return ()
         return self._wait()
 
-    def _wait(self):
+    def _wait(self, start=None):
         # As Bluesky's RunEngine: the context managers (Bluesky's SigintHandler
         # by default: Ctrl-C once pauses at the next checkpoint, again within
-        # 10 s pauses now) are entered while RE() waits.
+        # 10 s pauses now) are entered before the plan starts (or resumes) and
+        # left when RE() returns.
         self._waiting = True
         try:
             with contextlib.ExitStack() as stack:
                 for mgr in self.context_managers:
                     stack.enter_context(mgr(self))
+                if start is not None:
+                    start()
                 return self._wait_loop()
         finally:
             self._waiting = False
