@@ -265,11 +265,18 @@ impl PyDevice {
         }
         let at = resolve(py, driver, locate.call0().ok()?, "locate").ok()?;
         let pos = async_device::position_of(&at).ok()?;
-        let unit = obj
-            .getattr("units")
-            .and_then(|u| u.call_method0("get_value"))
-            .and_then(|v| resolve(py, driver, v, "units.get_value"))
-            .and_then(|u| u.extract::<String>())
+        // The unit of the readback: its data key's `units` (the first hinted field).
+        let unit = resolve(py, driver, obj.call_method0("describe").ok()?, "describe")
+            .ok()
+            .and_then(|keys| {
+                let field = self.hints().into_iter().next().unwrap_or(self.name.clone());
+                keys.get_item(field)
+                    .ok()?
+                    .get_item("units")
+                    .ok()?
+                    .extract::<String>()
+                    .ok()
+            })
             .unwrap_or_default();
         Some((target, pos, unit.into()))
     }
