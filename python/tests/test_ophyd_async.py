@@ -276,3 +276,47 @@ def test_watch_updates_are_span_events():
     elapsed = [e["time_elapsed"] for _, e in events]
     assert current == sorted(current) and current[0] == 0.0 and 0.5 < current[-1] <= 1.0
     assert elapsed == sorted(elapsed)
+
+
+def test_a_plans_status_watch_reaches_the_watchable_async_status():
+    RE = skyrun_engine()
+    with init_devices():
+        m = SimMotor(instant=False)
+    call_in_bluesky_event_loop(put(m.velocity, 10.0), timeout=10)
+    updates = []
+
+    def plan():
+        st = yield from bps.abs_set(m, 0.6)
+        st.watch(lambda **u: updates.append(u))
+        yield from bps.wait()
+
+    RE(plan())
+    assert len(updates) >= 2 and {"current", "initial", "target", "name", "unit"} <= set(updates[0])
+    assert updates[0]["target"] == 0.6 and updates[0]["name"] == "m"
+    assert [u["current"] for u in updates] == sorted(u["current"] for u in updates)
+
+
+def test_the_example_prints_the_docs_four_spans_and_the_scan():
+    import pathlib
+
+    example = pathlib.Path(__file__).parent.parent / "examples" / "ophyd_async_scan.py"
+    p = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    decoder, text, spans = json.JSONDecoder(), p.stdout, []
+    i = text.find("{\n")
+    while i != -1:
+        obj, end = decoder.raw_decode(text, i)
+        spans.append(obj)
+        i = text.find("{\n", end)
+    first = [s for s in spans if s["context"]["trace_id"] in
+             {x["context"]["trace_id"] for x in spans if x["name"] == "demo plan"}]
+    assert sorted(s["name"] for s in first) == ["Bluesky RunEngine set", "Ophyd Status", "demo plan"]
+    ids = {s["name"]: s["context"]["span_id"] for s in first}
+    status = next(s for s in first if s["name"] == "Ophyd Status")
+    assert status["parent_id"] == ids["Bluesky RunEngine set"]
+    assert status["attributes"]["device_name"] == "motor" and status["attributes"]["target"] == 5
+    assert sum(s["name"] == "Bluesky RunEngine run" for s in spans) == 2
+    # The stage's moves report progress: watch events on their status spans.
+    assert any(e["name"] == "watch" for s in spans if s["name"] == "Ophyd Status" for e in s["events"])
+    assert [line.split()[0] for line in p.stdout.splitlines() if line.split()[:1] in (["event"], ["start"], ["stop"])] == [
+        "start", "event", "event", "event", "stop"]
