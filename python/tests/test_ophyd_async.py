@@ -9,6 +9,7 @@ of its own, made after it (``make``)."""
 
 import asyncio
 import json
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import bluesky.plan_stubs as bps
 import bluesky.plans as bp
 import pytest
 from bluesky.run_engine import call_in_bluesky_event_loop
-from ophyd_async.core import init_devices
+from ophyd_async.core import AsyncStatus, StandardReadable, init_devices, soft_signal_rw
 from ophyd_async.sim import PatternGenerator, SimMotor, SimPointDetector, SimStage
 
 from conftest import collect, validate
@@ -153,20 +154,21 @@ def test_the_documents_match_bluesky_on_sim_devices(plan_of):
         assert got == pytest.approx(want)
 
 
+class Broken(StandardReadable):
+    """An ophyd-async device whose moves fail."""
+
+    def __init__(self, name=""):
+        with self.add_children_as_readables():
+            self.value = soft_signal_rw(float)
+        super().__init__(name=name)
+
+    @AsyncStatus.wrap
+    async def set(self, value):
+        await asyncio.sleep(0.01)
+        raise OSError("limit switch hit")
+
+
 def test_a_failing_async_move_fails_the_run_and_the_engine_goes_on():
-    from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_rw
-
-    class Broken(StandardReadable):
-        def __init__(self, name=""):
-            with self.add_children_as_readables():
-                self.value = soft_signal_rw(float)
-            super().__init__(name=name)
-
-        @AsyncStatus.wrap
-        async def set(self, value):
-            await asyncio.sleep(0.01)
-            raise OSError("limit switch hit")
-
     RE = skyrun_engine()
     with init_devices():
         broken = Broken()
@@ -183,21 +185,13 @@ def test_a_failing_async_move_fails_the_run_and_the_engine_goes_on():
 def test_async_statuses_are_traced_as_ophyd_status_spans():
     spans = run(
         """
-        from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_rw, init_devices
-        from ophyd_async.sim import SimMotor, SimStage, PatternGenerator
+        import sys
+        sys.path.insert(0, %r)
+        from ophyd_async.core import AsyncStatus, StandardReadable, init_devices, soft_signal_rw
+        from ophyd_async.sim import SimStage, PatternGenerator
         from bluesky.run_engine import call_in_bluesky_event_loop
-        import asyncio
+        from test_ophyd_async import Broken
         RE = RunEngine()
-
-        class Broken(StandardReadable):
-            def __init__(self, name=""):
-                with self.add_children_as_readables():
-                    self.value = soft_signal_rw(float)
-                super().__init__(name=name)
-
-            @AsyncStatus.wrap
-            async def set(self, value):
-                raise OSError("limit switch hit")
 
         with init_devices():
             stage = SimStage(PatternGenerator())
@@ -217,6 +211,7 @@ def test_async_statuses_are_traced_as_ophyd_status_spans():
         except Exception as e:
             print("FAILED", e)
         """
+        % str(pathlib.Path(__file__).parent)
     )
     s = by_name(spans)
     set_spans = s["Bluesky RunEngine set"]
@@ -245,7 +240,7 @@ def test_watch_updates_are_span_events():
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
         import bluesky.plan_stubs as bps
         from bluesky.run_engine import call_in_bluesky_event_loop
-        from ophyd_async.core import init_devices
+        from ophyd_async.core import AsyncStatus, StandardReadable, init_devices, soft_signal_rw
         from ophyd_async.sim import SimMotor
         from skyrun import RunEngine
         exporter = InMemorySpanExporter()
@@ -297,8 +292,6 @@ def test_a_plans_status_watch_reaches_the_watchable_async_status():
 
 
 def test_the_example_prints_the_docs_four_spans_and_the_scan():
-    import pathlib
-
     example = pathlib.Path(__file__).parent.parent / "examples" / "ophyd_async_scan.py"
     p = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
