@@ -6,10 +6,12 @@
 //! and then runs one non-blocking iteration of the loop. Plans and device
 //! calls run with the loop as the running loop ([`Entered`]).
 
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use tokio::io::unix::AsyncFd;
@@ -33,7 +35,40 @@ pub struct LoopDriver {
     wake: Arc<Notify>,
 }
 
+/// The loops being driven, by the identity of the asyncio loop object (so a
+/// device layer finds the driver of Bluesky's global event loop).
+static DRIVEN: Mutex<Option<HashMap<usize, Py<LoopDriver>>>> = Mutex::new(None);
+
+/// The driver of `loop_`, if skyrun drives that loop.
+pub fn driver_of(loop_: &Bound<'_, PyAny>) -> Option<Py<LoopDriver>> {
+    let key = loop_.as_ptr() as usize;
+    let py = loop_.py();
+    DRIVEN
+        .lock()
+        .as_ref()
+        .and_then(|m| m.get(&key).map(|d| d.clone_ref(py)))
+}
+
+/// The driver of Bluesky's event loop (`bluesky.run_engine.get_bluesky_event_loop()`),
+/// if skyrun drives it: the loop ophyd-async devices run on.
+pub fn bluesky_driver(py: Python<'_>) -> Option<Py<LoopDriver>> {
+    let loop_ = py
+        .import(intern!(py, "bluesky.run_engine"))
+        .and_then(|m| m.call_method0(intern!(py, "get_bluesky_event_loop")))
+        .ok()?;
+    if loop_.is_none() {
+        return None;
+    }
+    driver_of(&loop_)
+}
+
 impl LoopDriver {
+    /// Wakes the driver so it runs an iteration and looks again at what the
+    /// loop waits for (after the loop was run from elsewhere on this thread).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Wakes the driver when callbacks wait in the loop (scheduled by Python
     /// code that just ran on the engine thread, where nobody else would).
     pub fn kick_if_ready(&self, py: Python<'_>) {
@@ -106,6 +141,18 @@ pub fn drive_loop(py: Python<'_>, driven: Py<PyAny>) -> PyResult<LoopDriver> {
         let driven = Python::attach(|py| driven.clone_ref(py));
         move || async move { Python::attach(|py| driven.call_method0(py, "attach")?.extract(py)) }
     })??;
+    let key = loop_.bind(py).as_ptr() as usize;
+    let driver = Py::new(
+        py,
+        LoopDriver {
+            loop_: loop_.clone_ref(py),
+            wake: wake.clone(),
+        },
+    )?;
+    DRIVEN
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(key, driver.clone_ref(py));
     rt.spawn(move || async move {
         // SAFETY: the fd stays open while registered: asyncio refuses to close
         // a running loop, and the loop runs until this task ends (and drops
@@ -151,6 +198,9 @@ pub fn drive_loop(py: Python<'_>, driven: Py<PyAny>) -> PyResult<LoopDriver> {
             }
         }
         drop(afd);
+        if let Some(m) = DRIVEN.lock().as_mut() {
+            m.remove(&key);
+        }
         Python::attach(|py| {
             if let Err(e) = driven.call_method0(py, "detach") {
                 e.print(py);

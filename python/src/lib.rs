@@ -10,6 +10,7 @@
 
 use pyo3::prelude::*;
 
+mod async_device;
 mod convert;
 mod device;
 mod engine;

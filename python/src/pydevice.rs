@@ -3,6 +3,10 @@
 //! method with the GIL, inside the OpenTelemetry context the request carried
 //! (so ophyd's own "Ophyd Status" span is a child of skyrun's set span), and
 //! an ophyd Status completes the skyrun Status it is paired with.
+//!
+//! ophyd-async devices run here too: every call runs with Bluesky's event
+//! loop as the running loop, an awaitable answer is awaited on it, and an
+//! awaitable status is traced by skyrun (see [`crate::async_device`]).
 
 use std::collections::HashMap;
 
@@ -17,7 +21,9 @@ use skyrun_actors::{
     Flyable, Movable, Readable, Readings, Stageable, Status, StatusError, Stoppable, Triggerable,
 };
 
+use crate::async_device::{self, resolve, with_loop};
 use crate::convert::{from_py, map_to_py, to_py, to_value};
+use crate::event_loop::LoopDriver;
 use crate::otel;
 
 /// Python objects already running as actors, by identity (kept alive here so
@@ -123,16 +129,41 @@ impl PyDevice {
         r.map_err(|e| py_err(&self.name, method, py, e))
     }
 
+    /// Calls `method(*args)` with Bluesky's event loop running; an awaitable
+    /// answer is awaited on it.
+    fn call_await<'py>(
+        &self,
+        py: Python<'py>,
+        method: &'static str,
+        args: Vec<Bound<'py, PyAny>>,
+    ) -> Result<Bound<'py, PyAny>, DeviceError> {
+        with_loop(py, |driver| {
+            let r = self.call(py, method, args, None)?;
+            self.resolve(py, driver, r, method)
+        })
+    }
+
+    fn resolve<'py>(
+        &self,
+        py: Python<'py>,
+        driver: Option<&LoopDriver>,
+        r: Bound<'py, PyAny>,
+        method: &'static str,
+    ) -> Result<Bound<'py, PyAny>, DeviceError> {
+        resolve(py, driver, r, &format!("{}.{method}()", self.name))
+            .map_err(|e| py_err(&self.name, method, py, e))
+    }
+
     fn readings(&self, method: &'static str) -> Result<Readings, DeviceError> {
         Python::attach(|py| {
-            let r = self.call(py, method, vec![], None)?;
+            let r = self.call_await(py, method, vec![])?;
             from_py::<Readings>(&r, method).map_err(|e| py_err(&self.name, method, py, e))
         })
     }
 
     fn data_keys(&self, method: &'static str) -> DataKeys {
         Python::attach(|py| {
-            self.call(py, method, vec![], None)
+            self.call_await(py, method, vec![])
                 .and_then(|r| {
                     from_py::<DataKeys>(&r, method).map_err(|e| py_err(&self.name, method, py, e))
                 })
@@ -143,7 +174,9 @@ impl PyDevice {
         })
     }
 
-    /// Calls a Status-returning method and pairs the ophyd Status with a skyrun one.
+    /// Calls a Status-returning method and pairs what it answers with a
+    /// skyrun Status: an ophyd Status (which records its own span) completes
+    /// it; an awaitable status (ophyd-async's) completes a traced one.
     fn status_call(
         &self,
         method: &'static str,
@@ -156,18 +189,96 @@ impl PyDevice {
             for a in &args {
                 pyargs.push(to_py(py, a).map_err(|e| py_err(&self.name, method, py, e))?);
             }
-            let st = self.call(py, method, pyargs, Some(&parent))?;
-            let status = Status::builder()
-                .status_type(if method == "set" {
-                    "MoveStatus"
-                } else {
-                    "Status"
-                })
-                .device(self.name.clone(), self.type_name)
-                .build();
-            pair(py, &st, status.clone()).map_err(|e| py_err(&self.name, method, py, e))?;
-            Ok(status)
+            with_loop(py, |driver| {
+                let t0 = std::time::SystemTime::now();
+                let start = match (method, args.first()) {
+                    ("set", Some(target)) if ctx.is_traced() => {
+                        self.start_of_move(py, driver, target)
+                    }
+                    _ => None,
+                };
+                let st = self.call(py, method, pyargs, Some(&parent))?;
+                if async_device::is_awaitable(py, &st) {
+                    return self.follow_awaitable(py, &st, start, ctx, t0);
+                }
+                let status = Status::builder()
+                    .status_type(if method == "set" {
+                        "MoveStatus"
+                    } else {
+                        "Status"
+                    })
+                    .device(self.name.clone(), self.type_name)
+                    .build();
+                pair(py, &st, status.clone()).map_err(|e| py_err(&self.name, method, py, e))?;
+                Ok(status)
+            })
         })
+    }
+
+    /// The traced skyrun Status an awaitable status `st` completes, started
+    /// at `t0`; a move's (target, start position, unit) when known.
+    fn follow_awaitable(
+        &self,
+        py: Python<'_>,
+        st: &Bound<'_, PyAny>,
+        start: Option<(f64, f64, std::sync::Arc<str>)>,
+        ctx: &DeviceContext,
+        t0: std::time::SystemTime,
+    ) -> Result<Status, DeviceError> {
+        let kind = st
+            .get_type()
+            .name()
+            .map(|n| leak_type_name(n.to_string()))
+            .unwrap_or("AsyncStatus");
+        let (builder, finish) = match &start {
+            Some((target, pos, unit)) => (
+                ctx.move_status(*target, *pos, unit),
+                self.obj.bind(py).getattr("locate").ok(),
+            ),
+            None => (ctx.status(), None),
+        };
+        let status = builder.status_type(kind).start_at(t0).build();
+        async_device::follow(py, st, status.clone(), finish)
+            .map_err(|e| py_err(&self.name, "status", py, e))?;
+        Ok(status)
+    }
+
+    /// Where a move to `target` starts, for its span: the target, the
+    /// readback of an ophyd-async `locate()`, and the `units` signal's value.
+    /// None for devices without a coroutine `locate` or a non-numeric target.
+    fn start_of_move(
+        &self,
+        py: Python<'_>,
+        driver: Option<&LoopDriver>,
+        target: &Value,
+    ) -> Option<(f64, f64, std::sync::Arc<str>)> {
+        let target = target.as_f64()?;
+        let obj = self.obj.bind(py);
+        let locate = obj.getattr("locate").ok()?;
+        let is_async = py
+            .import("inspect")
+            .and_then(|m| m.call_method1("iscoroutinefunction", (&locate,)))
+            .and_then(|r| r.extract::<bool>())
+            .unwrap_or(false);
+        if !is_async {
+            return None;
+        }
+        let at = resolve(py, driver, locate.call0().ok()?, "locate").ok()?;
+        let pos = async_device::position_of(&at).ok()?;
+        // The unit of the readback: its data key's `units` (the first hinted field).
+        let unit = resolve(py, driver, obj.call_method0("describe").ok()?, "describe")
+            .ok()
+            .and_then(|keys| {
+                let field = self.hints().into_iter().next().unwrap_or(self.name.clone());
+                keys.get_item(field)
+                    .ok()?
+                    .get_item("units")
+                    .ok()?
+                    .extract::<String>()
+                    .ok()
+            })
+            .unwrap_or_default();
+        Some((target, pos, unit.into()))
     }
 }
 
@@ -286,9 +397,17 @@ impl Movable for PyDevice {
     }
     fn position(&self) -> Value {
         Python::attach(|py| {
-            self.obj
-                .bind(py)
-                .getattr("position")
+            let obj = self.obj.bind(py);
+            if !obj.hasattr("position").unwrap_or(false) && obj.hasattr("locate").unwrap_or(false) {
+                // ophyd-async: `locate()` (a coroutine) answers setpoint and readback.
+                return self
+                    .call_await(py, "locate", vec![])
+                    .ok()
+                    .and_then(|l| l.get_item("readback").ok())
+                    .and_then(|p| to_value(&p).ok())
+                    .unwrap_or(Value::Null);
+            }
+            obj.getattr("position")
                 .and_then(|p| to_value(&p))
                 .unwrap_or(Value::Null)
         })
@@ -316,7 +435,7 @@ impl Flyable for PyDevice {
             .cloned()
             .unwrap_or_else(|| self.name.clone());
         Python::attach(|py| {
-            let it = self.call(py, "collect", vec![], None)?;
+            let it = self.call_await(py, "collect", vec![])?;
             let mut out = Vec::new();
             let iter = it
                 .try_iter()
@@ -349,7 +468,7 @@ impl Flyable for PyDevice {
     }
     fn describe_collect(&self) -> IndexMap<String, DataKeys> {
         Python::attach(|py| {
-            self.call(py, "describe_collect", vec![], None)
+            self.call_await(py, "describe_collect", vec![])
                 .ok()
                 .and_then(|r| from_py::<IndexMap<String, DataKeys>>(&r, "describe_collect").ok())
                 .unwrap_or_default()
@@ -359,10 +478,10 @@ impl Flyable for PyDevice {
 
 impl Stageable for PyDevice {
     fn stage(&mut self) -> Result<(), DeviceError> {
-        Python::attach(|py| self.call(py, "stage", vec![], None).map(|_| ()))
+        Python::attach(|py| self.call_await(py, "stage", vec![]).map(|_| ()))
     }
     fn unstage(&mut self) -> Result<(), DeviceError> {
-        Python::attach(|py| self.call(py, "unstage", vec![], None).map(|_| ()))
+        Python::attach(|py| self.call_await(py, "unstage", vec![]).map(|_| ()))
     }
 }
 
@@ -373,7 +492,7 @@ impl Configurable for PyDevice {
     ) -> Result<(Readings, Readings), DeviceError> {
         Python::attach(|py| {
             let d = map_to_py(py, settings).map_err(|e| py_err(&self.name, "configure", py, e))?;
-            let r = self.call(py, "configure", vec![d.into_any()], None)?;
+            let r = self.call_await(py, "configure", vec![d.into_any()])?;
             from_py::<(Readings, Readings)>(&r, "configure")
                 .map_err(|e| py_err(&self.name, "configure", py, e))
         })
@@ -386,9 +505,12 @@ impl Stoppable for PyDevice {
             let obj = self.obj.bind(py);
             let kw = PyDict::new(py);
             kw.set_item("success", success).ok();
-            obj.call_method("stop", (), Some(&kw))
-                .map(|_| ())
-                .map_err(|e| py_err(&self.name, "stop", py, e))
+            with_loop(py, |driver| {
+                let r = obj
+                    .call_method("stop", (), Some(&kw))
+                    .map_err(|e| py_err(&self.name, "stop", py, e))?;
+                self.resolve(py, driver, r, "stop").map(|_| ())
+            })
         })
     }
 }

@@ -1,12 +1,25 @@
 //! `skyrun.Status`: a skyrun device Status as Python sees it, with the parts
 //! of ophyd's StatusBase that plans and callbacks use (`done`, `success`,
-//! `add_callback`, `wait`, `exception`).
+//! `add_callback`, `wait`, `exception`), and `watch` when the device's own
+//! status reports progress (ophyd-async's `WatchableAsyncStatus`).
 
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
 use skyrun_actors::Status as RustStatus;
+
+/// Pending statuses whose device status reports progress (has `watch`),
+/// with that Python status; an entry leaves when its status completes.
+static WATCHABLE: Mutex<Vec<(RustStatus, Py<PyAny>)>> = Mutex::new(Vec::new());
+
+/// Makes `status.watch(cb)` reach `device_status.watch(cb)` until `status` completes.
+pub fn register_watchable(status: &RustStatus, device_status: Py<PyAny>) {
+    WATCHABLE.lock().push((status.clone(), device_status));
+    let me = status.clone();
+    status.add_callback(move |_| WATCHABLE.lock().retain(|(s, _)| !s.same_as(&me)));
+}
 
 /// A skyrun Status: completes when the device operation does.
 #[pyclass(name = "Status", module = "skyrun")]
@@ -52,6 +65,22 @@ impl PyStatus {
                 }
             })
         });
+    }
+
+    /// Calls `callback(current=, initial=, target=, name=, unit=, precision=,
+    /// fraction=, time_elapsed=, time_remaining=)` on each progress update
+    /// (Bluesky's `watch`, as its ProgressBar uses it), when the device's own
+    /// status reports progress; otherwise never.
+    fn watch(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        let device_status = WATCHABLE
+            .lock()
+            .iter()
+            .find(|(s, _)| s.same_as(&self.inner))
+            .map(|(_, d)| d.clone_ref(py));
+        if let Some(d) = device_status {
+            d.call_method1(py, "watch", (callback,))?;
+        }
+        Ok(())
     }
 
     /// Blocks until done (at most `timeout` seconds); raises if it failed or timed out.
