@@ -117,7 +117,7 @@ pub use plan::{Plan, PlanCtx, PlanResult};
 pub use reply::{Location, Reply, ReplyKind, RunSummary};
 pub use run_engine::{
     CommandContext, EngineOptions, EngineState, NoSystem, RunEngine, RunEngineBuilder, Runnable,
-    Suspension,
+    Suspender, SuspenderError, SuspenderId, Suspension,
 };
 pub use skyrun_actors::{self as actors, Status};
 pub use subscriptions::SubscriptionId;

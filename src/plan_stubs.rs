@@ -291,6 +291,49 @@ pub async fn clear_checkpoint(ctx: &PlanCtx) -> Result<(), PlanError> {
         .none(&Command::ClearCheckpoint)
 }
 
+/// Monitors `device` (Bluesky's `bps.monitor`): an event in the stream
+/// `name` (default `<device>_monitor`) for its current reading and each new
+/// one, until [`unmonitor`] or the end of the run.
+///
+/// ```
+/// use skyrun::{plan_stubs as bps, Plan, RunEngine};
+/// use skyrun_actors::{sim::SynSignal, DeviceHandle};
+/// use std::sync::{Arc, Mutex};
+/// actix::System::new().block_on(async {
+///     let re = RunEngine::new();
+///     let sig = DeviceHandle::spawn(SynSignal::new("current", 400.0));
+///     let names = Arc::new(Mutex::new(Vec::new()));
+///     let n = names.clone();
+///     re.subscribe(move |name, _| n.lock().unwrap().push(name.to_owned()));
+///     re.run(Plan::new("watch", move |ctx| async move {
+///         bps::open_run(&ctx, Default::default()).await?;
+///         bps::monitor(&ctx, &sig, None).await?;
+///         bps::mv(&ctx, &[(&sig, 390.0)]).await?;
+///         bps::sleep(&ctx, 0.01).await?; // the monitor records it meanwhile
+///         bps::unmonitor(&ctx, &sig).await?;
+///         bps::close_run(&ctx, None, None).await.map(|_| ())
+///     })).await.unwrap();
+///     // The descriptor, the current reading, the new one.
+///     assert_eq!(*names.lock().unwrap(), ["start", "descriptor", "event", "event", "stop"]);
+/// });
+/// ```
+pub async fn monitor(
+    ctx: &PlanCtx,
+    device: &DeviceHandle,
+    name: Option<&str>,
+) -> Result<(), PlanError> {
+    ctx.send(Msg::monitor(device, name))
+        .await?
+        .none(&Command::Monitor)
+}
+
+/// Stops monitoring `device` (Bluesky's `bps.unmonitor`).
+pub async fn unmonitor(ctx: &PlanCtx, device: &DeviceHandle) -> Result<(), PlanError> {
+    ctx.send(Msg::unmonitor(device))
+        .await?
+        .none(&Command::Unmonitor)
+}
+
 /// Pauses the engine from inside the plan (at the next checkpoint when `defer`).
 pub async fn pause(ctx: &PlanCtx, defer: bool) -> Result<(), PlanError> {
     ctx.send(Msg::pause(defer)).await?.none(&Command::Pause)

@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 use common::{bounded, eventually, run, Docs, Traced};
 use opentelemetry::Value;
-use skyrun::{plan_stubs as bps, EngineState, ExitStatus, Plan, Suspension};
-use skyrun_actors::{sim::SynAxis, DeviceHandle};
+use skyrun::{plan_stubs as bps, EngineState, ExitStatus, Plan, Suspender, Suspension};
+use skyrun_actors::{
+    sim::{SynAxis, SynSignal},
+    DeviceHandle,
+};
 
 /// A 10-point step scan, slow enough to be suspended mid-way.
 fn slow_scan(motor: DeviceHandle, det: DeviceHandle, points: Arc<AtomicUsize>) -> Plan {
@@ -161,5 +164,165 @@ fn a_plan_without_a_checkpoint_is_aborted_when_suspended() {
             summary.reason
         );
         assert_eq!(docs.stops().len(), 1, "the stop document is emitted");
+    });
+}
+
+/// Sets `signal` to `v` from outside the plan (the beam going away).
+async fn put(signal: &DeviceHandle, v: f64) {
+    let reply = signal
+        .request(
+            skyrun_actors::DeviceOp::Set(v.into()),
+            &opentelemetry::Context::new(),
+        )
+        .await;
+    assert!(reply.is_ok(), "{reply:?}");
+}
+
+#[test]
+fn a_plan_submitted_while_a_suspender_is_tripped_starts_once_it_is_released() {
+    run(async {
+        let re = skyrun::RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let ring = DeviceHandle::spawn(SynSignal::new("ring_current", 50.0));
+        let id = re
+            .install_suspender(Suspender::floor(&ring, 100.0, 150.0).unwrap())
+            .await
+            .unwrap();
+        eventually("the suspender to trip", || re.suspenders()[0].tripped).await;
+        let (re2, ring2) = (re.clone(), ring.clone());
+        let handle =
+            actix::spawn(async move { re2.run(skyrun::plans::count(vec![ring2], 1, 0.0)).await });
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            docs.names().is_empty(),
+            "the plan waits: {:?}",
+            docs.names()
+        );
+        put(&ring, 160.0).await;
+        bounded("the plan", handle)
+            .await
+            .unwrap()
+            .expect("it runs once released");
+        assert_eq!(docs.starts().len(), 1);
+        assert!(re.remove_suspender(id));
+        assert!(!re.remove_suspender(id));
+        assert!(re.suspenders().is_empty());
+    });
+}
+
+#[test]
+fn thresholds_that_make_no_sense_are_refused_naming_the_signal() {
+    run(async {
+        let ring = DeviceHandle::spawn(SynSignal::new("ring_current", 400.0));
+        let e = Suspender::floor(&ring, 100.0, 50.0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "suspender on 'ring_current': the resume threshold (50) must be at or above the suspend threshold (100)"
+        );
+        assert!(Suspender::ceil(&ring, 10.0, 20.0).is_err());
+        assert!(Suspender::in_band(&ring, 5.0, 5.0).is_err());
+        // A device that cannot be subscribed to cannot be watched.
+        let re = skyrun::RunEngine::new();
+        let flyer = DeviceHandle::spawn(skyrun_actors::sim::SynFlyer::new("flyer", 3));
+        let e = re
+            .install_suspender(Suspender::bool_high(&flyer))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("does not support subscribe"), "{e}");
+    });
+}
+
+#[test]
+fn a_ring_current_below_the_floor_mid_scan_suspends_rewinds_and_resumes_after_the_sleep() {
+    run(async {
+        let traced = Traced::new();
+        let re = traced.engine().build();
+        let docs = Docs::subscribe(&re);
+        let motor = traced.device(SynAxis::new("motor"));
+        let det = traced.device(SynAxis::new("det"));
+        let shutter = traced.device(SynAxis::new("shutter"));
+        let ring = traced.device(SynSignal::new("ring_current", 400.0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (sh, c, shutter_now) = (shutter.clone(), closed.clone(), shutter.clone());
+        let floor = Suspender::floor(&ring, 100.0, 150.0)
+            .unwrap()
+            .sleep(0.05)
+            .pre_plan(move || {
+                let (sh, c) = (sh.clone(), c.clone());
+                Plan::new("close", move |ctx| async move {
+                    bps::mv(&ctx, &[(&sh, -1.0)]).await?;
+                    c.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            })
+            .post_plan(move || move_shutter(shutter.clone(), 1.0));
+        re.install_suspender(floor)
+            .await
+            .expect("the signal can be subscribed to");
+        let points = Arc::new(AtomicUsize::new(0));
+        let re2 = re.clone();
+        let handle = actix::spawn({
+            let (m, d, p) = (motor.clone(), det.clone(), points.clone());
+            async move { re2.run(slow_scan(m, d, p)).await }
+        });
+        eventually("three points read", || points.load(Ordering::SeqCst) >= 3).await;
+        put(&ring, 50.0).await;
+        eventually("the pre-plan closed the shutter", || {
+            closed.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert!(re.suspenders()[0].tripped);
+        let at_suspend = points.load(Ordering::SeqCst);
+        // Above the floor, below the resume threshold: still suspended.
+        put(&ring, 120.0).await;
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(
+            points.load(Ordering::SeqCst),
+            at_suspend,
+            "no point while suspended"
+        );
+        assert!(re.suspenders()[0].tripped);
+        put(&ring, 200.0).await;
+        let summary = bounded("the scan to finish", handle)
+            .await
+            .unwrap()
+            .expect("the scan succeeds after the suspension");
+        assert_eq!(summary.exit_status, ExitStatus::Success);
+        assert!(!re.suspenders()[0].tripped, "released");
+        // Every point is there, in order (the interrupted one retaken).
+        let events = docs.events();
+        for e in &events {
+            assert_eq!(e.data["motor"].as_f64().unwrap(), (e.seq_num - 1) as f64);
+        }
+        let mut seq: Vec<u64> = events.iter().map(|e| e.seq_num).collect();
+        seq.dedup();
+        assert_eq!(seq, (1..=10).collect::<Vec<u64>>());
+        // One suspension in the trace, saying why.
+        let spans = traced.spans();
+        let suspend: Vec<_> = spans
+            .iter()
+            .filter(|s| s.name == "Bluesky RunEngine suspend")
+            .collect();
+        assert_eq!(suspend.len(), 1);
+        let why = suspend[0]
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "justification")
+            .map(|kv| kv.value.as_str().into_owned());
+        assert_eq!(
+            why.as_deref(),
+            Some("Signal ring_current = 50 is below 100")
+        );
+        // The post-plan reopened the shutter.
+        let reply = shutter_now
+            .request(
+                skyrun_actors::DeviceOp::Position,
+                &opentelemetry::Context::new(),
+            )
+            .await;
+        assert!(
+            matches!(&reply, Ok(skyrun_actors::DeviceReply::Position(p)) if *p == 1.0),
+            "{reply:?}"
+        );
     });
 }

@@ -24,6 +24,7 @@ use crate::error::DeviceError;
 use crate::propagation::TraceCarrier;
 use crate::repr::Repr;
 use crate::request::{DeviceOp, DeviceReply, DeviceRequest};
+use crate::subscription::Subscription;
 use crate::tracer::SpanTracer;
 
 /// The default bound of a device's mailbox: a sender waits once this many requests are queued.
@@ -139,6 +140,32 @@ impl DeviceActor {
                     reason,
                 })
             }
+        }
+    }
+}
+
+/// Asks a device actor for a [`Subscription`] to its readings.
+struct Subscribe;
+
+impl actix::Message for Subscribe {
+    type Result = Result<Subscription, DeviceError>;
+}
+
+impl Handler<Subscribe> for DeviceActor {
+    type Result = Result<Subscription, DeviceError>;
+
+    fn handle(&mut self, _: Subscribe, _: &mut Self::Context) -> Self::Result {
+        let unsupported = self.unsupported("subscribe");
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.device.subscribable().map(|d| d.subscribe())
+        })) {
+            Ok(Some(sub)) => sub,
+            Ok(None) => Err(unsupported),
+            Err(_) => Err(DeviceError::Panicked {
+                device: self.device.name().to_owned(),
+                operation: "subscribe",
+                reason: "panicked while subscribing".into(),
+            }),
         }
     }
 }
@@ -385,6 +412,37 @@ impl DeviceHandle {
     /// Whether the actor is still running.
     pub fn is_running(&self) -> bool {
         self.inner.addr.connected()
+    }
+
+    /// A subscription to the device's readings (see [`Subscription`]): the
+    /// current reading first, then each new one, until dropped. A device
+    /// that is not [`Subscribable`](crate::Subscribable) answers
+    /// [`DeviceError::Unsupported`].
+    ///
+    /// ```
+    /// use skyrun_actors::{sim::SynAxis, DeviceHandle, DeviceOp, DeviceReply};
+    /// use opentelemetry::Context;
+    /// # actix_rt::System::new().block_on(async {
+    /// let m = DeviceHandle::spawn(SynAxis::new("m"));
+    /// let mut sub = m.subscribe().await.unwrap();
+    /// assert_eq!(sub.next().await.unwrap()["m"].value, serde_json::json!(0.0));
+    /// let DeviceReply::Status(st) = m.request(DeviceOp::Set(2.0.into()), &Context::new()).await.unwrap()
+    ///     else { panic!() };
+    /// st.wait().await.unwrap();
+    /// // The readback arrives at its target.
+    /// let mut last = None;
+    /// while let Some(r) = sub.try_next() { last = Some(r); }
+    /// assert_eq!(last.unwrap()["m"].value, serde_json::json!(2.0));
+    /// # });
+    /// ```
+    pub async fn subscribe(&self) -> Result<Subscription, DeviceError> {
+        match self.inner.addr.send(Subscribe).await {
+            Ok(sub) => sub,
+            Err(_) => Err(DeviceError::Gone {
+                device: self.inner.repr.name().to_string(),
+                operation: "subscribe",
+            }),
+        }
     }
 
     /// Sends `op` with the span context of `cx` and waits for the reply.

@@ -16,6 +16,7 @@ use crate::error::DeviceError;
 use crate::reading::{DataKeys, Readings};
 use crate::request::DeviceOp;
 use crate::status::Status;
+use crate::subscription::Subscribable;
 
 /// A device: a name, a type, and the capabilities it supports.
 ///
@@ -90,6 +91,10 @@ pub trait Device: Send + 'static {
     }
     /// This device as [`Stoppable`], if it is.
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
+        None
+    }
+    /// This device as [`Subscribable`], if it is.
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
         None
     }
     /// When the answer to `op` is sent, asked before the request is handled
@@ -220,6 +225,9 @@ pub struct Capabilities {
     pub configurable: bool,
     /// Implements [`Stoppable`].
     pub stoppable: bool,
+    /// Implements [`Subscribable`].
+    #[serde(default)]
+    pub subscribable: bool,
 }
 
 impl Capabilities {
@@ -233,6 +241,7 @@ impl Capabilities {
             stageable: device.stageable().is_some(),
             configurable: device.configurable().is_some(),
             stoppable: device.stoppable().is_some(),
+            subscribable: device.subscribable().is_some(),
         }
     }
 }

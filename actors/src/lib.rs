@@ -12,7 +12,9 @@
 //! ([`Readable`], [`Movable`], [`Triggerable`], [`Flyable`], [`Stageable`],
 //! [`Configurable`], [`Stoppable`]). Operations that take time return a
 //! [`Status`] that the device completes later; the caller waits on it or
-//! registers callbacks. [`sim`] has simulated devices after ophyd.sim.
+//! registers callbacks. A [`Subscribable`] device delivers each new reading
+//! to its [`Subscription`]s (see [`DeviceHandle::subscribe`]). [`sim`] has
+//! simulated devices after ophyd.sim.
 //!
 //! ```
 //! use skyrun_actors::{sim::SynAxis, DeviceHandle, DeviceOp, DeviceReply};
@@ -41,6 +43,7 @@ mod repr;
 mod request;
 pub mod sim;
 mod status;
+mod subscription;
 mod tracer;
 mod w3c;
 
@@ -60,6 +63,7 @@ pub use request::{DeviceOp, DeviceReply, DeviceRequest};
 pub use status::{
     record_move_finish, Status, StatusBuilder, StatusResult, StatusWait, STATUS_SPAN_NAME,
 };
+pub use subscription::{Subscribable, Subscribers, Subscription, SUBSCRIPTION_BUFFER};
 pub use tracer::{record_exception, ActiveSpan, SpanTracer};
 pub use w3c::W3cTraceContext;
 

@@ -23,6 +23,7 @@ use std::fmt;
 use super::args::bundling::{CreateArgs, DeclareStreamArgs, NoArgs, ReadArgs};
 use super::args::devices::{CollectArgs, ConfigureArgs, LocateArgs, StageArgs, StopArgs};
 use super::args::flow::{PauseArgs, RewindableArgs, SleepArgs};
+use super::args::monitors::{MonitorArgs, UnmonitorArgs};
 use super::args::runs::{CloseRunArgs, OpenRunArgs};
 use super::args::statuses::{CompleteArgs, SetArgs, StatusArgs, WaitArgs};
 use super::args::FromMsg;
@@ -259,6 +260,14 @@ command_table! {
     /// Configure a device.
     Configure => "configure" {
         args: ConfigureArgs<'m>, reply: Configured, cached: true, trace: All, group: false,
+    }
+    /// Emit an event in the stream `name` (`<obj>_monitor`) for each new reading of a device, until `unmonitor` or the end of the run.
+    Monitor => "monitor" {
+        args: MonitorArgs<'m>, reply: None, cached: false, trace: All, group: false,
+    }
+    /// Stop monitoring a device.
+    Unmonitor => "unmonitor" {
+        args: UnmonitorArgs<'m>, reply: None, cached: false, trace: All, group: false,
     }
     /// Do nothing.
     Null => "null" {

@@ -293,6 +293,21 @@ impl Msg {
         Msg::new(Command::Configure).obj(device).kwargs(settings)
     }
 
+    /// `monitor(device, name=...)`: events of `device`'s readings in the
+    /// stream `name` (default `<device>_monitor`).
+    pub fn monitor(device: &DeviceHandle, name: Option<&str>) -> Self {
+        let m = Msg::new(Command::Monitor).obj(device);
+        match name {
+            Some(n) => m.kwarg("name", n),
+            None => m,
+        }
+    }
+
+    /// `unmonitor(device)`.
+    pub fn unmonitor(device: &DeviceHandle) -> Self {
+        Msg::new(Command::Unmonitor).obj(device)
+    }
+
     /// `null()`.
     pub fn null() -> Self {
         Msg::new(Command::Null)

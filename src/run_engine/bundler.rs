@@ -43,6 +43,24 @@ pub(crate) struct OpenRun {
     bundle: Option<Bundle>,
     descriptions: HashMap<String, ObjectDescription>,
     pub num_events: IndexMap<String, u64>,
+    /// The devices monitored in this run (by name): their streams and
+    /// subscription tasks, which end when removed (or the run closes).
+    monitors: HashMap<String, Monitor>,
+    /// Streams that are or were monitored: their events are not rewound.
+    monitor_streams: Vec<String>,
+}
+
+/// A monitored device: its stream, and the task emitting its events
+/// (aborted when this is dropped).
+pub(crate) struct Monitor {
+    pub stream: String,
+    pub task: tokio::task::AbortHandle,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn illegal(command: &str, reason: impl Into<String>) -> PlanError {
@@ -63,6 +81,8 @@ impl OpenRun {
             bundle: None,
             descriptions: HashMap::new(),
             num_events: IndexMap::new(),
+            monitors: HashMap::new(),
+            monitor_streams: Vec::new(),
         }
     }
 
@@ -296,6 +316,35 @@ impl OpenRun {
         Ok(docs)
     }
 
+    /// Whether `device` is monitored in this run.
+    pub fn is_monitored(&self, device: &str) -> bool {
+        self.monitors.contains_key(device)
+    }
+
+    /// Records that `device` is monitored into `monitor.stream`.
+    pub fn add_monitor(&mut self, device: &str, monitor: Monitor) {
+        if !self.monitor_streams.contains(&monitor.stream) {
+            self.monitor_streams.push(monitor.stream.clone());
+        }
+        self.monitors.insert(device.to_owned(), monitor);
+    }
+
+    /// Stops monitoring `device`; `false` if it was not monitored.
+    pub fn remove_monitor(&mut self, device: &str) -> bool {
+        self.monitors.remove(device).is_some()
+    }
+
+    /// The event of a monitored stream for `readings` (its descriptor was
+    /// emitted by `monitor`); `None` once the stream is not monitored.
+    pub fn monitor_event(&mut self, stream: &str, readings: Readings) -> Option<Document> {
+        if !self.monitors.values().any(|m| m.stream == stream) {
+            return None;
+        }
+        let descriptor = self.streams.get(stream)?.descriptor.clone()?;
+        let (data, timestamps) = split_readings(readings);
+        Some(self.next_event(stream, descriptor, now(), data, timestamps))
+    }
+
     /// Records the sequence numbers a rewind returns to.
     pub fn checkpoint(&mut self) {
         self.checkpoint_seq = self
@@ -309,7 +358,10 @@ impl OpenRun {
     pub fn rewind(&mut self) {
         self.bundle = None;
         for (k, s) in self.streams.iter_mut() {
-            s.seq = self.checkpoint_seq.get(k).copied().unwrap_or(0);
+            // A monitor's events were not taken by the plan: none is retaken.
+            if !self.monitor_streams.contains(k) {
+                s.seq = self.checkpoint_seq.get(k).copied().unwrap_or(0);
+            }
         }
     }
 }

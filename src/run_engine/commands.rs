@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::core::EngineCore;
-use super::handlers::{bundling, devices, flow, runs, statuses, Done};
+use super::handlers::{bundling, devices, flow, monitors, runs, statuses, Done};
 use super::registry::{CommandContext, Handler};
 use super::request_context::RequestContext;
 use crate::error::PlanError;
@@ -137,5 +137,7 @@ handlers! {
     Complete => waits statuses::complete,
     Collect => waits devices::collect,
     Configure => waits devices::configure,
+    Monitor => waits monitors::monitor,
+    Unmonitor => now monitors::unmonitor,
     Null => now flow::null,
 }

@@ -726,6 +726,7 @@ mod tests {
                 "clear_checkpoint",
                 "pause",
                 "rewindable",
+                "unmonitor",
                 "null"
             ]
         );

@@ -16,6 +16,7 @@ mod groups;
 mod handlers;
 mod registry;
 mod request_context;
+mod suspender;
 mod suspension;
 pub(crate) mod turn;
 
@@ -37,6 +38,7 @@ pub(crate) use self::core::Sent;
 pub(crate) use self::core_handle::CoreHandle;
 pub use self::registry::CommandContext;
 use self::registry::Registry;
+pub use self::suspender::{Condition, InstalledSuspender, Suspender, SuspenderError, SuspenderId};
 pub use self::suspension::Suspension;
 use crate::documents::{Document, ExitStatus};
 use crate::error::{ControlError, Interrupt, PlanError, PlanResult, RunError};
@@ -191,6 +193,7 @@ impl RunEngineBuilder {
             state,
             docs,
             registry,
+            suspenders: Default::default(),
         })
     }
 }
@@ -221,6 +224,7 @@ pub struct RunEngine {
     state: Arc<AtomicState>,
     docs: Arc<Dispatcher>,
     registry: Arc<Registry>,
+    suspenders: Arc<suspender::Suspenders>,
 }
 
 /// [`RunEngine`]s are actix actors: they start only inside an actix system.
@@ -317,6 +321,8 @@ impl RunEngine {
         parent: Context,
     ) -> Result<RunSummary, RunError> {
         let plan = plan.into();
+        // As Bluesky's `RE()`: a plan starts once no suspender is tripped.
+        self.suspenders.ready().await;
         let (summary, error) = self
             .addr
             .send(RunPlan { plan, parent })

@@ -15,6 +15,7 @@ use crate::error::{DeviceError, StatusError};
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
 use crate::request::DeviceOp;
 use crate::status::{record_move_finish, Status};
+use crate::subscription::{Subscribable, Subscribers, Subscription};
 
 /// The default units, shared by every motor.
 static MM: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("mm"));
@@ -126,6 +127,7 @@ pub struct SynAxis {
     moving: Option<Status>,
     // Boxed: most motors are ideal, and it keeps the motor small.
     timing: Option<Box<Timing>>,
+    subs: Subscribers,
 }
 
 /// ophyd.sim's `SynAxis` reports an acceleration of 1 (it models none).
@@ -148,6 +150,7 @@ impl SynAxis {
             staged: false,
             moving: None,
             timing: None,
+            subs: Subscribers::new(),
         }
     }
 
@@ -286,23 +289,45 @@ impl Device for SynAxis {
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
         Some(self)
     }
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
+        Some(self)
+    }
     fn answer(&mut self, op: &DeviceOp) -> Answer {
         super::answer(self.timing.as_deref_mut(), op)
     }
 }
 
+/// The readings of a motor whose readback is at `position`.
+fn axis_readings(name: &str, position: f64, setpoint: f64, setpoint_ts: f64) -> Readings {
+    Readings::from([
+        (name.to_owned(), Reading::new(position)),
+        (
+            format!("{name}_setpoint"),
+            Reading {
+                value: setpoint.into(),
+                timestamp: setpoint_ts,
+            },
+        ),
+    ])
+}
+
+/// The readback is delivered when a move arrives (or is stopped), as
+/// ophyd.sim's `SynAxis` updates its readback once the move is done.
+impl Subscribable for SynAxis {
+    fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
+        let now = self.read()?;
+        Ok(self.subs.subscribe(now))
+    }
+}
+
 impl Readable for SynAxis {
     fn read(&mut self) -> Result<Readings, DeviceError> {
-        Ok(Readings::from([
-            (self.name.to_string(), Reading::new(self.probe.position())),
-            (
-                self.key("_setpoint"),
-                Reading {
-                    value: self.setpoint.into(),
-                    timestamp: self.setpoint_ts,
-                },
-            ),
-        ]))
+        Ok(axis_readings(
+            &self.name,
+            self.probe.position(),
+            self.setpoint,
+            self.setpoint_ts,
+        ))
     }
 
     fn describe(&self) -> DataKeys {
@@ -399,7 +424,9 @@ impl Movable for SynAxis {
             acceleration: self.acceleration,
         };
         let done = status.clone();
+        let (subs, name, ts) = (self.subs.clone(), self.name.clone(), self.setpoint_ts);
         ctx.after(Duration::from_secs_f64(duration), move || {
+            subs.publish_with(|| axis_readings(&name, target, target, ts));
             record_move_finish(&done, target);
             done.set_finished();
         });
@@ -439,6 +466,11 @@ impl Stoppable for SynAxis {
     fn stop(&mut self, success: bool) -> Result<(), DeviceError> {
         let here = self.probe.position();
         *self.probe.0.lock() = Trajectory::at_rest(here);
+        if self.moving.is_some() {
+            let (setpoint, ts) = (self.setpoint, self.setpoint_ts);
+            self.subs
+                .publish_with(|| axis_readings(&self.name, here, setpoint, ts));
+        }
         if let Some(st) = self.moving.take() {
             if success {
                 record_move_finish(&st, here);

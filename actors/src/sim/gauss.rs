@@ -14,6 +14,7 @@ use crate::error::DeviceError;
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
 use crate::request::DeviceOp;
 use crate::status::Status;
+use crate::subscription::{Subscribable, Subscribers, Subscription};
 
 /// Noise added to a [`SynGauss`] reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,6 +82,7 @@ pub struct SynGauss {
     ready_at: Option<Instant>,
     rng: StdRng,
     timing: Option<Box<Timing>>,
+    subs: Subscribers,
 }
 
 impl SynGauss {
@@ -108,6 +110,7 @@ impl SynGauss {
             ready_at: None,
             rng: device_rng(None, "", 1),
             timing: None,
+            subs: Subscribers::new(),
         }
     }
 
@@ -242,6 +245,9 @@ impl Device for SynGauss {
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
         Some(self)
     }
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
+        Some(self)
+    }
     fn answer(&mut self, op: &DeviceOp) -> Answer {
         super::answer(self.timing.as_deref_mut(), op)
     }
@@ -255,15 +261,29 @@ impl Stoppable for SynGauss {
     }
 }
 
-impl Readable for SynGauss {
-    fn read(&mut self) -> Result<Readings, DeviceError> {
-        Ok(Readings::from([(
+impl SynGauss {
+    fn reading(&self) -> Readings {
+        Readings::from([(
             self.name.clone(),
             Reading {
                 value: self.value.into(),
                 timestamp: self.timestamp,
             },
-        )]))
+        )])
+    }
+}
+
+/// Each trigger delivers the value it acquired (ophyd.sim's `SynGauss`
+/// puts its new value on `trigger`, running its subscriptions).
+impl Subscribable for SynGauss {
+    fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
+        Ok(self.subs.subscribe(self.reading()))
+    }
+}
+
+impl Readable for SynGauss {
+    fn read(&mut self) -> Result<Readings, DeviceError> {
+        Ok(self.reading())
     }
 
     fn describe(&self) -> DataKeys {
@@ -317,6 +337,7 @@ impl Triggerable for SynGauss {
     fn trigger(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError> {
         self.value = self.compute();
         self.timestamp = now();
+        self.subs.publish_with(|| self.reading());
         let status = ctx.status().timeout(self.timeout).build();
         let (latency, fault) = match self.timing.as_deref_mut() {
             Some(t) => (t.latency(TimedOp::Trigger), t.fault(TimedOp::Trigger)),

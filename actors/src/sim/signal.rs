@@ -9,6 +9,7 @@ use crate::error::DeviceError;
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
 use crate::request::DeviceOp;
 use crate::status::Status;
+use crate::subscription::{Subscribable, Subscribers, Subscription};
 
 /// A value with a timestamp: `set` replaces it at once, `trigger` completes
 /// at once, unless a [`Timing`] model says otherwise (the status of a set or
@@ -30,6 +31,7 @@ pub struct SynSignal {
     units: Option<String>,
     timeout: Option<f64>,
     timing: Option<Box<Timing>>,
+    subs: Subscribers,
 }
 
 impl SynSignal {
@@ -42,6 +44,7 @@ impl SynSignal {
             units: None,
             timeout: None,
             timing: None,
+            subs: Subscribers::new(),
         }
     }
 
@@ -116,20 +119,37 @@ impl Device for SynSignal {
     fn triggerable(&mut self) -> Option<&mut dyn Triggerable> {
         Some(self)
     }
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
+        Some(self)
+    }
     fn answer(&mut self, op: &DeviceOp) -> Answer {
         super::answer(self.timing.as_deref_mut(), op)
     }
 }
 
-impl Readable for SynSignal {
-    fn read(&mut self) -> Result<Readings, DeviceError> {
-        Ok(Readings::from([(
+impl SynSignal {
+    fn reading(&self) -> Readings {
+        Readings::from([(
             self.name.clone(),
             Reading {
                 value: self.value.clone(),
                 timestamp: self.timestamp,
             },
-        )]))
+        )])
+    }
+}
+
+/// Every `set` and `trigger` delivers the new reading (ophyd's `SynSignal`
+/// runs its subscriptions on each `put`).
+impl Subscribable for SynSignal {
+    fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
+        Ok(self.subs.subscribe(self.reading()))
+    }
+}
+
+impl Readable for SynSignal {
+    fn read(&mut self) -> Result<Readings, DeviceError> {
+        Ok(self.reading())
     }
 
     fn describe(&self) -> DataKeys {
@@ -152,6 +172,7 @@ impl Movable for SynSignal {
         }
         self.value = value.clone();
         self.timestamp = now();
+        self.subs.publish_with(|| self.reading());
         Ok(self.finish(ctx, TimedOp::Set))
     }
 
@@ -163,6 +184,7 @@ impl Movable for SynSignal {
 impl Triggerable for SynSignal {
     fn trigger(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError> {
         self.timestamp = now();
+        self.subs.publish_with(|| self.reading());
         Ok(self.finish(ctx, TimedOp::Trigger))
     }
 }

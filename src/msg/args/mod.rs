@@ -3,11 +3,12 @@
 //! command and the argument ([`PlanError::IllFormed`]). Each command of the
 //! table ([`super::command`]) declares its arguments type; the types are
 //! grouped as the engine's handlers are (runs, bundling, devices, flow,
-//! statuses).
+//! monitors, statuses).
 
 pub(crate) mod bundling;
 pub(crate) mod devices;
 pub(crate) mod flow;
+pub(crate) mod monitors;
 pub(crate) mod runs;
 pub(crate) mod statuses;
 

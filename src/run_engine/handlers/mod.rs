@@ -7,6 +7,7 @@
 pub(crate) mod bundling;
 pub(crate) mod devices;
 pub(crate) mod flow;
+pub(crate) mod monitors;
 pub(crate) mod runs;
 pub(crate) mod statuses;
 

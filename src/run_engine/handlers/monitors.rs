@@ -1,0 +1,163 @@
+//! `monitor` and `unmonitor`: a device's readings as events of their own
+//! stream, as they come, while the plan goes on (Bluesky's
+//! `RunBundler.monitor`).
+//!
+//! `monitor` describes the device, emits the stream's descriptor (the
+//! stream is `name`, default `<device>_monitor`), subscribes to the device
+//! and emits an event for its current reading at once, then one for each
+//! new reading, from a task on the engine's thread. `unmonitor`, the run's
+//! `close_run`, or the end of the plan ends the subscription. Monitoring
+//! outside a run, or a device already monitored in the run, is an illegal
+//! message sequence, as in Bluesky. While the engine is paused the
+//! monitor's readings are not recorded (Bluesky unsubscribes during a pause).
+
+use std::rc::{Rc, Weak};
+
+use skyrun_actors::{DeviceHandle, Readings, Subscription};
+
+use super::bundling::describe_all;
+use super::{device_error, illegal, run_of, with_run, Core, Done};
+use crate::error::PlanError;
+use crate::msg::args::monitors::{MonitorArgs, UnmonitorArgs};
+use crate::msg::Msg;
+use crate::reply::Reply;
+use crate::run_engine::bundler::Monitor;
+use crate::run_engine::core::EngineCore;
+use crate::run_engine::request_context::RequestContext;
+use crate::run_engine::EngineState;
+
+pub(crate) async fn monitor(
+    core: &Core,
+    msg: &Msg,
+    a: MonitorArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    let i = run_of(core, msg)?;
+    if core.st().runs[i].is_monitored(dev.name()) {
+        return Err(illegal(
+            msg,
+            format!("{} is already monitored in this run", dev.name()),
+        ));
+    }
+    if !dev.capabilities().subscribable {
+        return Err(illegal(
+            msg,
+            format!(
+                "{} cannot be monitored (it is not Subscribable)",
+                dev.name()
+            ),
+        ));
+    }
+    let stream = a
+        .name
+        .map_or_else(|| format!("{}_monitor", dev.name()), str::to_owned);
+    let todo = with_run(core, msg, |run| Ok(run.undescribed([dev])))?;
+    describe_all(core, msg, todo, cx).await?;
+    let mut sub = subscribe(core, msg, dev).await?;
+    let (docs, run_uid) = with_run(core, msg, |run| {
+        Ok((
+            run.declare_stream(&stream, &[dev.name().to_owned()])?,
+            run.uid.clone(),
+        ))
+    })?;
+    docs.into_iter().for_each(|d| core.emit(d));
+    // The current reading is the first event, emitted now, as ophyd's
+    // `subscribe` calls back at once.
+    let first = sub.try_next();
+    let task = tokio::task::spawn_local(emit_events(
+        Rc::downgrade(core),
+        run_uid,
+        stream.clone(),
+        sub,
+    ));
+    with_run(core, msg, |run| {
+        run.add_monitor(
+            dev.name(),
+            Monitor {
+                stream: stream.clone(),
+                task: task.abort_handle(),
+            },
+        );
+        // As Bluesky's `_reset_checkpoint_state`.
+        run.checkpoint();
+        Ok(())
+    })?;
+    if let Some(first) = first {
+        record(core, msg.run.as_deref(), &stream, first);
+    }
+    Ok(Reply::None.into())
+}
+
+pub(crate) fn unmonitor(
+    core: &Core,
+    msg: &Msg,
+    a: UnmonitorArgs<'_>,
+    _: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    with_run(core, msg, |run| {
+        if !run.remove_monitor(dev.name()) {
+            return Err(illegal(
+                msg,
+                format!("cannot unmonitor {}: it is not monitored", dev.name()),
+            ));
+        }
+        run.checkpoint();
+        Ok(())
+    })?;
+    Ok(Reply::None.into())
+}
+
+async fn subscribe(core: &Core, msg: &Msg, dev: &DeviceHandle) -> Result<Subscription, PlanError> {
+    let sub = dev.subscribe();
+    let r = match core.opts().request_timeout {
+        None => sub.await,
+        Some(limit) => match tokio::time::timeout(limit, sub).await {
+            Ok(r) => r,
+            Err(_) => Err(skyrun_actors::DeviceError::NoReply {
+                device: dev.name().to_owned(),
+                operation: "subscribe",
+                after: limit.as_secs_f64(),
+            }),
+        },
+    };
+    r.map_err(|e| device_error(msg, dev, e))
+}
+
+/// Emits the event of `readings` in the monitored `stream` of the run with key `run`.
+fn record(core: &EngineCore, run: Option<&str>, stream: &str, readings: Readings) {
+    let doc = core.run_index(run).and_then(|i| {
+        let mut st = core.st();
+        st.runs[i].monitor_event(stream, readings)
+    });
+    if let Some(doc) = doc {
+        core.emit(doc);
+    }
+}
+
+/// Emits an event for each reading of `sub` while the run `run_uid` monitors `stream`.
+async fn emit_events(
+    core: Weak<EngineCore>,
+    run_uid: String,
+    stream: String,
+    mut sub: Subscription,
+) {
+    while let Some(readings) = sub.next().await {
+        let Some(core) = core.upgrade() else { return };
+        if core.engine_state() == EngineState::Paused {
+            continue;
+        }
+        let doc = {
+            let mut st = core.st();
+            let Some(run) = st.runs.iter_mut().find(|r| r.uid == run_uid) else {
+                return;
+            };
+            run.monitor_event(&stream, readings)
+        };
+        match doc {
+            Some(doc) => core.emit(doc),
+            None => return,
+        }
+    }
+}
