@@ -41,6 +41,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
     })?;
     #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;
+    // Every PV of the file connects now, at once, or the run does not start.
+    #[cfg(feature = "epics")]
+    let epics = args.epics.resolve(&loaded.devices)?;
+    #[cfg(not(feature = "epics"))]
+    crate::load::no_epics(&loaded.devices)?;
     if let Some(path) = &args.timeline {
         // Fail before running, not after, when the timeline cannot be written.
         File::create(path)
@@ -91,9 +96,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
         let peaks = &mut peaks;
         async move {
             #[allow(unused_mut)]
-            let mut devices = set.spawn(device_tracer);
+            let mut devices = set.spawn(device_tracer.clone());
             #[cfg(feature = "nats")]
             remote.spawn(&mut devices);
+            // Kept until the run is over: the EPICS devices' client.
+            #[cfg(feature = "epics")]
+            let _ca = epics.spawn(&mut devices, &device_tracer);
             let built = plan_file.build(set, &devices)?;
             let plan_span = plan_span_wanted
                 .then(|| {

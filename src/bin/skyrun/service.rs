@@ -46,6 +46,12 @@ pub struct ServiceArgs {
 pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
     #[allow(unused_mut)]
     let mut set = DeviceSet::load(&args.devices)?;
+    if let Some((name, _)) = set.epics_devices().next() {
+        return Err(Failure::Usage(anyhow!(
+            "{}: device '{name}' is an EPICS device: `skyrun service` does not connect EPICS devices yet (serve them with `skyrun serve` and name that server in a [[remote]] table)",
+            args.devices.display()
+        )));
+    }
     #[cfg(feature = "nats")]
     let remote = crate::remote::resolve(&mut set, args.nats.as_deref(), args.remote_timeout)?;
     let mut catalog = Catalog::standard();
