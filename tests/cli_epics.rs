@@ -9,68 +9,39 @@
 
 #[path = "../epics/tests/common/mod.rs"]
 mod common;
+mod remote_support;
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{repeater_port, Ioc};
-use serde_json::Value;
+use remote_support::{documents, run_skyrun, TempDir};
 
-/// Runs the binary with `args`, its CA client searching only `iocs`.
+/// Runs the binary with `args` (bounded), its CA client searching only `iocs`.
 fn skyrun(iocs: &[&Ioc], args: &[&str]) -> Output {
     let addrs: Vec<String> = iocs.iter().map(|i| i.addr().to_string()).collect();
-    Command::new(env!("CARGO_BIN_EXE_skyrun"))
-        .args(args)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("TRACEPARENT")
-        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
-        .env("EPICS_CA_ADDR_LIST", addrs.join(" "))
-        .env("EPICS_CA_REPEATER_PORT", repeater_port().to_string())
-        .output()
-        .expect("the skyrun binary runs")
+    let (addrs, repeater) = (addrs.join(" "), repeater_port().to_string());
+    let env = [
+        ("EPICS_CA_AUTO_ADDR_LIST", "NO"),
+        ("EPICS_CA_ADDR_LIST", addrs.as_str()),
+        ("EPICS_CA_REPEATER_PORT", repeater.as_str()),
+    ];
+    run_skyrun(args, &env)
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-epics-{}", std::process::id()))
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> String {
-    let p = dir.join(name);
-    fs::write(&p, body).expect("write");
-    p.display().to_string()
-}
-
-fn documents(path: &Path) -> Vec<(String, Value)> {
-    fs::read_to_string(path)
-        .expect("documents file")
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("a JSON line");
-            (v[0].as_str().unwrap().to_owned(), v[1].clone())
-        })
-        .collect()
-}
-
 #[test]
 fn a_scan_from_a_device_file_moves_the_epics_motor_and_reads_the_signals() {
     let motors = Ioc::motors(2, &["--velocity", "20"]);
     let signals = Ioc::signals(3);
-    let dir = tmpdir("scan");
-    let devices = write(
-        &dir,
-        "beamline.toml",
-        &format!(
-            r#"
+    let dir = TempDir::new("cli-epics-scan");
+    let devices = dir
+        .write(
+            "beamline.toml",
+            &format!(
+                r#"
 [[epics_motor_family]]
 prefix = "m"
 count = 2
@@ -89,16 +60,19 @@ count = 3
 read_pv = "ca://{s}:AO:{{i:05}}"
 read_only = true
 "#,
-            m = motors.prefix,
-            s = signals.prefix
-        ),
-    );
-    let plan = write(
-        &dir,
+                m = motors.prefix,
+                s = signals.prefix
+            ),
+        )
+        .display()
+        .to_string();
+    let plan = dir.write(
         "scan.toml",
         "[plan]\nname = 'scan'\ndetectors = ['tick', 'ao']\nmotor = 'm2'\nstart = -1\nstop = 1\nnum = 5\n",
-    );
-    let docs = dir.join("docs.jsonl");
+    )
+    .display()
+    .to_string();
+    let docs = dir.path("docs.jsonl");
 
     let check = skyrun(
         &[&motors, &signals],
@@ -156,12 +130,12 @@ read_only = true
 #[test]
 fn pvs_that_do_not_connect_fail_the_start_naming_each_and_check_lists_them() {
     let signals = Ioc::signals(2);
-    let dir = tmpdir("missing");
-    let devices = write(
-        &dir,
-        "beamline.toml",
-        &format!(
-            r#"
+    let dir = TempDir::new("cli-epics-missing");
+    let devices = dir
+        .write(
+            "beamline.toml",
+            &format!(
+                r#"
 [[epics_signal_family]]
 prefix = "s"
 count = 4
@@ -173,14 +147,18 @@ name = "gain"
 read_pv = "{s}:GAIN:RBV"
 write_pv = "{s}:AO:00000"
 "#,
-            s = signals.prefix
-        ),
-    );
-    let plan = write(
-        &dir,
-        "count.toml",
-        "[plan]\nname = 'count'\ndetectors = ['s']\nnum = 1\n",
-    );
+                s = signals.prefix
+            ),
+        )
+        .display()
+        .to_string();
+    let plan = dir
+        .write(
+            "count.toml",
+            "[plan]\nname = 'count'\ndetectors = ['s']\nnum = 1\n",
+        )
+        .display()
+        .to_string();
     let args = [
         "run",
         &plan,
