@@ -37,12 +37,14 @@
 //!
 //! Where things live: `client.rs` (the trait), `ca.rs` (Channel Access),
 //! `pv.rs` (a connected, monitored PV; connecting many), `signal.rs`,
-//! `motor.rs` (the devices), `error.rs`.
+//! `motor.rs` (the devices), `devices.rs` (connecting many devices at
+//! once, as a device file or the Python package declares them), `error.rs`.
 
 #![warn(missing_docs)]
 
 mod ca;
 mod client;
+mod devices;
 mod error;
 mod motor;
 mod pv;
@@ -50,6 +52,7 @@ mod signal;
 
 pub use ca::CaClient;
 pub use client::{PvChannel, PvClient, PvEvent, PvMeta, PvUpdate};
+pub use devices::{connect_devices, ConnectedDevice, EpicsSpec};
 pub use error::{ClientError, ConnectError};
 pub use motor::{EpicsMotor, MOTOR_FIELDS};
 pub use pv::{connect_all, Pv, PvState, MAX_IN_FLIGHT};

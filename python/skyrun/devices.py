@@ -1,18 +1,21 @@
-"""``skyrun.load_devices(path)``: the simulated devices of a skyrun device file
-(the TOML ``skyrun run --devices`` reads), as ``skyrun.sim`` objects."""
+"""``skyrun.load_devices(path)``: the devices of a skyrun device file (the TOML
+``skyrun run --devices`` reads), as ``skyrun.sim`` objects, and its EPICS
+devices as ``skyrun.epics`` objects (every PV connected at once)."""
 
 from . import _skyrun
 
 
-def load_devices(path):
+def load_devices(path, connection_timeout=2.0):
     """A dict of name to device for the device file at ``path``.
 
     Raises ``ValueError`` naming ``FILE:LINE:COLUMN`` and what is wrong for a
-    bad file.
+    bad file, and ``TimeoutError`` naming every EPICS PV that did not connect
+    within ``connection_timeout`` seconds.
     """
     from . import sim
 
     devices = {}
+    epics = []
     for spec in _skyrun.parse_device_file(str(path)):
         name, kind = spec["name"], spec["kind"]
         if kind == "motor":
@@ -30,4 +33,10 @@ def load_devices(path):
             devices[name] = sim.SynSignal(name=name, value=spec["value"], units=spec["units"])
         elif kind == "flyer":
             devices[name] = sim.SynFlyer(name, spec["num_points"], spec["start"], spec["stop"], spec["duration"])
+        elif kind.startswith("epics_"):
+            epics.append(spec)
+    if epics:
+        from . import epics as _epics
+
+        devices.update(_epics.connect(epics, connection_timeout))
     return devices

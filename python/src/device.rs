@@ -428,6 +428,30 @@ pub fn parse_device_file<'py>(
                 d.set_item("start", c.start)?;
                 d.set_item("stop", c.stop)?;
             }
+            DeviceConfig::Epics(e) => {
+                use skyrun::config::EpicsDevice;
+                match &e.device {
+                    EpicsDevice::Motor { prefix } => {
+                        d.set_item("kind", "epics_motor")?;
+                        d.set_item("prefix", prefix)?;
+                    }
+                    EpicsDevice::Signal {
+                        read_pv,
+                        write_pv,
+                        read_only,
+                        put_complete,
+                        tolerance,
+                    } => {
+                        d.set_item("kind", "epics_signal")?;
+                        d.set_item("read_pv", read_pv)?;
+                        d.set_item("write_pv", write_pv)?;
+                        d.set_item("read_only", read_only)?;
+                        d.set_item("put_complete", put_complete)?;
+                        d.set_item("tolerance", tolerance)?;
+                    }
+                }
+                d.set_item("timeout", e.timeout)?;
+            }
             DeviceConfig::Remote(r) => {
                 return Err(PyValueError::new_err(format!(
                     "{}: device '{}' is on device server '{}': remote devices are not supported from Python yet",

@@ -4,7 +4,7 @@
 //! skyrun's RunEngine: [`engine::Engine`] owns a RunEngine actor on the
 //! process-wide runtime ([`runtime`]), [`plan`] steps the generator with
 //! Bluesky's protocol, [`msg`] converts Bluesky's messages, [`device`] holds
-//! skyrun's simulated devices, [`pydevice`] runs ophyd-protocol Python objects
+//! skyrun's simulated devices, [`epics`] connects EPICS devices, [`pydevice`] runs ophyd-protocol Python objects
 //! as actors, and [`otel`] carries OpenTelemetry context and spans both ways.
 //! The Python API (`skyrun.RunEngine`, `skyrun.sim`) is in `skyrun/*.py`.
 
@@ -14,6 +14,7 @@ mod async_device;
 mod convert;
 mod device;
 mod engine;
+mod epics;
 mod event_loop;
 mod msg;
 mod otel;
@@ -75,6 +76,7 @@ fn _skyrun(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(device::spawn_signal, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_flyer, m)?)?;
     m.add_function(wrap_pyfunction!(device::parse_device_file, m)?)?;
+    m.add_function(wrap_pyfunction!(epics::connect_epics, m)?)?;
     m.add_function(wrap_pyfunction!(bridge_spans_to, m)?)?;
     m.add_function(wrap_pyfunction!(flush_spans, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_spans, m)?)?;

@@ -51,6 +51,10 @@
 //! motor_family = "m"        # d0 reads m0, d1 reads m1, ... (or: motor = "motor", for all of them)
 //! ```
 //!
+//! Real hardware: `[[epics_motor]]`, `[[epics_signal]]` and their families
+//! declare EPICS devices (see [`epics`]), which the `skyrun` binary
+//! connects when a run starts.
+//!
 //! Names must be unique across all kinds and made of letters, digits, `_`
 //! and `-`. A device file holds at most [`MAX_DEVICES`] devices.
 //!
@@ -146,6 +150,7 @@
 //!     "d.toml:3:20: [[signal]] faults: the rate of 'set_fails' must be a probability in [0, 1], got 2");
 //! ```
 
+pub mod epics;
 mod model;
 mod parse;
 mod raw;
@@ -162,6 +167,7 @@ use skyrun_actors::{DeviceHandle, SpanTracer};
 
 use super::error::{known_list, ConfigError};
 use super::read_file;
+pub use epics::{EpicsConfig, EpicsDevice};
 
 /// The most devices a device file may declare (families included).
 pub const MAX_DEVICES: u64 = 1_000_000;
@@ -317,6 +323,8 @@ pub enum DeviceConfig {
     Flyer(FlyerConfig),
     /// A device of a device server (added after discovery, see [`super::remote`]).
     Remote(super::remote::RemoteConfig),
+    /// An EPICS motor or signal (see [`epics`]).
+    Epics(EpicsConfig),
 }
 
 impl DeviceConfig {
@@ -328,6 +336,7 @@ impl DeviceConfig {
             DeviceConfig::Signal(_) => DeviceKind::Signal,
             DeviceConfig::Flyer(_) => DeviceKind::Flyer,
             DeviceConfig::Remote(r) => r.kind,
+            DeviceConfig::Epics(e) => e.kind(),
         }
     }
 }
@@ -451,6 +460,22 @@ impl DeviceSet {
         out
     }
 
+    /// The EPICS device called `name`.
+    pub fn epics(&self, name: &str) -> Option<&EpicsConfig> {
+        match &self.get(name)?.config {
+            DeviceConfig::Epics(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The EPICS devices, in declaration order: what a run must connect.
+    pub fn epics_devices(&self) -> impl Iterator<Item = (&str, &EpicsConfig)> {
+        self.iter().filter_map(|d| match &d.config {
+            DeviceConfig::Epics(e) => Some((d.name.as_str(), e)),
+            _ => None,
+        })
+    }
+
     /// "did you mean ...? known: ..." for an unknown `name`.
     pub fn known_names(&self, name: &str) -> String {
         known_list(name, self.names())
@@ -529,8 +554,8 @@ impl DeviceSet {
                         .with_range(c.start, c.stop);
                     DeviceHandle::builder(f).tracer(t).spawn()
                 }
-                // Started by whoever discovered it (see `Devices::insert`).
-                DeviceConfig::Remote(_) => continue,
+                // Started by whoever discovered or connected it (see `Devices::insert`).
+                DeviceConfig::Remote(_) | DeviceConfig::Epics(_) => continue,
             };
             handles.insert(d.name.clone(), handle);
         }

@@ -53,8 +53,8 @@ mod steps;
 
 pub use args::{DeviceRef, Need};
 pub use devices::{
-    DetectorConfig, DeviceConfig, DeviceKind, DeviceSet, DeviceSpec, Devices, FlyerConfig,
-    MotorConfig, SignalConfig, MAX_DEVICES,
+    DetectorConfig, DeviceConfig, DeviceKind, DeviceSet, DeviceSpec, Devices, EpicsConfig,
+    EpicsDevice, FlyerConfig, MotorConfig, SignalConfig, MAX_DEVICES,
 };
 pub use error::{ConfigError, ErrorKind, Location};
 pub use plan::{BuiltPlan, PlanBody, PlanFile, PlanSummary};

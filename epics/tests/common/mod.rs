@@ -14,13 +14,24 @@ use std::time::Duration;
 
 use skyrun_epics::CaClient;
 
+/// The `epics/` directory of the workspace (this file is also included by
+/// the workspace root's CLI tests, whose manifest directory is the root).
+pub fn epics_dir() -> std::path::PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if here.join("tests/iocs").is_dir() {
+        here.to_path_buf()
+    } else {
+        here.join("epics")
+    }
+}
+
 /// The Python with softioc and caproto: `$SKYRUN_EPICS_PYTHON`, else the
 /// venv scripts/test makes (`.ci/epics-venv`).
 pub fn python() -> String {
     static PY: OnceLock<String> = OnceLock::new();
     PY.get_or_init(|| {
         let py = std::env::var("SKYRUN_EPICS_PYTHON").unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
+            epics_dir()
                 .join("../.ci/epics-venv/bin/python")
                 .display()
                 .to_string()
@@ -112,9 +123,7 @@ impl Ioc {
     /// Starts the IOC (again) on its port; returns once it serves.
     pub fn restart(&mut self) {
         let repeater = repeater_port().to_string();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/iocs")
-            .join(self.script);
+        let script = epics_dir().join("tests/iocs").join(self.script);
         let mut child = Command::new(python())
             .arg(script)
             .arg(&self.prefix)

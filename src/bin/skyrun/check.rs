@@ -2,7 +2,9 @@
 //! run, and what would make it fail at once (positions past a motor's limits,
 //! plans without points, flyers without points), without running anything.
 //! The device servers of `[[remote]]` tables are asked which devices they
-//! serve (with the `nats` feature), so a plan naming them checks as it runs.
+//! serve (with the `nats` feature), so a plan naming them checks as it runs;
+//! the PVs of EPICS devices are connected (with the `epics` feature), and
+//! each one that does not connect is listed, with its device.
 
 use std::process::ExitCode;
 
@@ -24,7 +26,29 @@ pub fn check(args: &CheckArgs) -> Result<ExitCode, Failure> {
     #[cfg(not(feature = "nats"))]
     let loaded = load(&args.plan, args.devices.as_deref())?;
     print!("{}", describe(&loaded));
-    let problems = loaded.plan.problems(&loaded.devices);
+    #[allow(unused_mut)]
+    let mut problems: Vec<String> = loaded
+        .plan
+        .problems(&loaded.devices)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    #[cfg(not(feature = "epics"))]
+    crate::load::no_epics(&loaded.devices)?;
+    #[cfg(feature = "epics")]
+    match args.epics.resolve(&loaded.devices) {
+        Ok(e) => {
+            if let Some((n, took)) = e.connected {
+                println!(
+                    "epics:       {} connected in {:.3} s",
+                    plural(n, "PV"),
+                    took.as_secs_f64()
+                );
+            }
+        }
+        Err(Failure::Runtime(e)) => problems.push(format!("{e:#}")),
+        Err(e) => return Err(e),
+    }
     if problems.is_empty() {
         println!("ok: {} is valid", args.plan.display());
         return Ok(ExitCode::SUCCESS);

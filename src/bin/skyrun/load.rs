@@ -21,6 +21,18 @@ pub fn load(plan: &Path, devices: Option<&Path>) -> Result<Loaded, Failure> {
     load_with(plan, devices, |_| Ok(())).map(|(l, ())| l)
 }
 
+/// Refuses a device file with EPICS devices in a `skyrun` built without them.
+#[cfg(not(feature = "epics"))]
+pub fn no_epics(set: &DeviceSet) -> Result<(), Failure> {
+    match set.epics_devices().next() {
+        Some((name, _)) => Err(Failure::Usage(anyhow!(
+            "{}: device '{name}' is an EPICS device, and this skyrun was built without the `epics` feature",
+            set.file()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// As [`load`], with `resolve` run on the device set before the check
 /// (it adds the devices of `[[remote]]` servers).
 pub fn load_with<R>(

@@ -40,6 +40,8 @@ mod bench;
 #[cfg(feature = "nats")]
 mod bench_remote;
 mod check;
+#[cfg(feature = "epics")]
+mod epics;
 mod live;
 mod load;
 mod output;
@@ -186,6 +188,9 @@ struct RunArgs {
     #[cfg(feature = "nats")]
     #[command(flatten)]
     remote: RemoteArgs,
+    #[cfg(feature = "epics")]
+    #[command(flatten)]
+    epics: epics::EpicsArgs,
 }
 
 /// How `run` and `check` reach the device file's `[[remote]]` servers.
@@ -214,6 +219,11 @@ struct CheckArgs {
     #[cfg(feature = "nats")]
     #[command(flatten)]
     remote: RemoteArgs,
+    /// The EPICS PVs of the device file are connected, as `run` connects
+    /// them (nothing is written): a PV that does not connect is a problem.
+    #[cfg(feature = "epics")]
+    #[command(flatten)]
+    epics: epics::EpicsArgs,
 }
 
 /// Why skyrun stops with an error: the exit status and the message.

@@ -44,15 +44,23 @@ type RemoteDevices = crate::remote::Remote;
 #[cfg(not(feature = "nats"))]
 type RemoteDevices = ();
 
+/// The `[[epics_*]]` devices of the device file, connected (with EPICS).
+#[cfg(feature = "epics")]
+type EpicsDevices = crate::epics::Epics;
+/// No EPICS devices without the `epics` feature (a file with some is refused).
+#[cfg(not(feature = "epics"))]
+type EpicsDevices = ();
+
 /// Runs the plan file; the exit code says whether the plan succeeded.
 pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
-    let (loaded, remote) = load_plan(args)?;
+    let (loaded, remote, epics) = load_plan(args)?;
     let tracing = tracing_setup(args).map_err(Failure::Usage)?;
     let out = tracing.out;
     let docs = Documents::open(args)?;
     let shown = Shown::new(args, out);
-    let ran =
-        actix::System::new().block_on(run_plan(args, &loaded, remote, &tracing, &docs, &shown))?;
+    let ran = actix::System::new().block_on(run_plan(
+        args, &loaded, remote, epics, &tracing, &docs, &shown,
+    ))?;
     shown.live.lock().finish();
     let finished = tracing.finish().map_err(Failure::Runtime)?;
     docs.finish()?;
@@ -63,13 +71,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, Failure> {
 /// servers, checks that the timeline can be written (before running, not
 /// after), and says what `check` would refuse (it is still run: the engine
 /// reports the failure with its stop document).
-fn load_plan(args: &RunArgs) -> Result<(Loaded, RemoteDevices), Failure> {
+fn load_plan(args: &RunArgs) -> Result<(Loaded, RemoteDevices, EpicsDevices), Failure> {
     #[cfg(feature = "nats")]
     let (loaded, remote) = crate::load::load_with(&args.plan, args.devices.as_deref(), |set| {
         args.remote.resolve(set)
     })?;
     #[cfg(not(feature = "nats"))]
     let (loaded, remote) = (load(&args.plan, args.devices.as_deref())?, ());
+    // Every PV of the file connects now, at once, or the run does not start.
+    #[cfg(feature = "epics")]
+    let epics = args.epics.resolve(&loaded.devices)?;
+    #[cfg(not(feature = "epics"))]
+    let epics = crate::load::no_epics(&loaded.devices)?;
     if let Some(path) = &args.timeline {
         File::create(path)
             .with_context(|| format!("cannot create the timeline {}", path.display()))
@@ -78,7 +91,7 @@ fn load_plan(args: &RunArgs) -> Result<(Loaded, RemoteDevices), Failure> {
     for p in loaded.plan.problems(&loaded.devices) {
         eprintln!("skyrun: warning: {p}");
     }
-    Ok((loaded, remote))
+    Ok((loaded, remote, epics))
 }
 
 /// Where the documents go: a JSON-lines file, and NATS (`nats:PREFIX`).
@@ -205,6 +218,7 @@ async fn run_plan(
     args: &RunArgs,
     loaded: &Loaded,
     remote: RemoteDevices,
+    epics: EpicsDevices,
     tracing: &Tracing,
     docs: &Documents,
     shown: &Shown,
@@ -215,6 +229,11 @@ async fn run_plan(
     remote.spawn(&mut devices);
     #[cfg(not(feature = "nats"))]
     let () = remote;
+    // Kept until the run is over: the EPICS devices' client.
+    #[cfg(feature = "epics")]
+    let _ca = epics.spawn(&mut devices, &tracing.device);
+    #[cfg(not(feature = "epics"))]
+    let () = epics;
     let built = loaded.plan.build(&loaded.devices, &devices)?;
     let parent = context_from_env();
     let plan_span = plan_span(args, &loaded.summary.plan, &tracing.engine, &parent);

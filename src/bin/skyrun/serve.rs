@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Also answer bare echo requests (the limit `skyrun bench --scenario remote` compares with).
     #[arg(long, hide = true)]
     echo: bool,
+    /// The device file's EPICS devices are connected before serving.
+    #[cfg(feature = "epics")]
+    #[command(flatten)]
+    epics: crate::epics::EpicsArgs,
 }
 
 fn kind_name(k: DeviceKind) -> String {
@@ -59,6 +63,10 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
             args.heartbeat
         )));
     }
+    #[cfg(feature = "epics")]
+    let epics = args.epics.resolve(&set)?;
+    #[cfg(not(feature = "epics"))]
+    crate::load::no_epics(&set)?;
     let telemetry = crate::tracing::process_telemetry(
         args.trace.clone(),
         &format!("skyrun-serve-{}", args.name),
@@ -66,7 +74,11 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode, Failure> {
     let tracer = telemetry.device_tracer();
     let system = actix::System::new();
     let result = system.block_on(async {
-        let devices = set.spawn(tracer);
+        #[allow(unused_mut)]
+        let mut devices = set.spawn(tracer.clone());
+        // Kept while serving: the EPICS devices' client.
+        #[cfg(feature = "epics")]
+        let _ca = epics.spawn(&mut devices, &tracer);
         let served: Vec<ServedDevice> = devices
             .iter()
             .map(|(name, h)| ServedDevice {

@@ -125,6 +125,12 @@ impl Files {
     fn load(&self) -> Result<(Environment, Option<SpawnExtra>), Failure> {
         #[allow(unused_mut)]
         let mut set = DeviceSet::load(&self.devices)?;
+        if let Some((name, _)) = set.epics_devices().next() {
+            return Err(Failure::Usage(anyhow!(
+                "{}: device '{name}' is an EPICS device: `skyrun service` does not connect EPICS devices yet (serve them with `skyrun serve` and name that server in a [[remote]] table)",
+                self.devices.display()
+            )));
+        }
         #[cfg(feature = "nats")]
         let remote = crate::remote::resolve(&mut set, self.nats.as_deref(), self.remote_timeout)?;
         let mut catalog = Catalog::standard();

@@ -25,16 +25,16 @@ struct Family {
     members: Vec<String>,
 }
 
-struct Builder<'a> {
-    src: Src<'a>,
-    devices: IndexMap<String, DeviceSpec>,
+pub(super) struct Builder<'a> {
+    pub(super) src: Src<'a>,
+    pub(super) devices: IndexMap<String, DeviceSpec>,
     families: HashMap<String, Family>,
 }
 
 /// The names a table declares: one, or a family's.
-struct Naming {
-    names: Vec<String>,
-    prefix: Option<String>,
+pub(super) struct Naming {
+    pub(super) names: Vec<String>,
+    pub(super) prefix: Option<String>,
 }
 
 impl Builder<'_> {
@@ -48,7 +48,7 @@ impl Builder<'_> {
             .map_or(Ok(default), |v| finite(self.src, v, what))
     }
 
-    fn opt_timeout(
+    pub(super) fn opt_timeout(
         &self,
         v: &Option<Spanned<f64>>,
         what: &str,
@@ -65,7 +65,7 @@ impl Builder<'_> {
 
     /// The names of a `[[kind]]` (single) or `[[kind_family]]` table.
     #[allow(clippy::too_many_arguments)]
-    fn naming(
+    pub(super) fn naming(
         &self,
         table: &str,
         span: &Range<usize>,
@@ -587,5 +587,18 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Parsed, ConfigError> {
     }
     // Detectors may name motors declared anywhere in the file, so bind them last.
     b.check_bindings(&raw)?;
+    // EPICS devices after the bindings: a simulated detector cannot read an EPICS motor.
+    for m in &raw.epics_motor {
+        b.epics_motor(m, false)?;
+    }
+    for m in &raw.epics_motor_family {
+        b.epics_motor(m, true)?;
+    }
+    for s in &raw.epics_signal {
+        b.epics_signal(s, false)?;
+    }
+    for s in &raw.epics_signal_family {
+        b.epics_signal(s, true)?;
+    }
     Ok((b.devices, seed))
 }

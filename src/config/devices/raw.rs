@@ -21,6 +21,15 @@ pub(super) struct RawFile {
     pub(super) signal: Vec<Spanned<Table<RawSignal>>>,
     #[serde(default)]
     pub(super) flyer: Vec<Spanned<Table<RawFlyer>>>,
+    /// EPICS devices (see `epics`).
+    #[serde(default)]
+    pub(super) epics_motor: Vec<Spanned<Table<super::epics::RawEpicsMotor>>>,
+    #[serde(default)]
+    pub(super) epics_motor_family: Vec<Spanned<Table<super::epics::RawEpicsMotor>>>,
+    #[serde(default)]
+    pub(super) epics_signal: Vec<Spanned<Table<super::epics::RawEpicsSignal>>>,
+    #[serde(default)]
+    pub(super) epics_signal_family: Vec<Spanned<Table<super::epics::RawEpicsSignal>>>,
     /// `[[remote]]` tables: shape checked here, read by `config::remote`.
     #[serde(default)]
     #[allow(dead_code)]
