@@ -12,6 +12,23 @@ async fn ask(h: &DeviceHandle, op: DeviceOp) -> Result<DeviceReply, DeviceError>
     within(10, "a device request", h.request(op, &Context::new())).await
 }
 
+/// Reads `key` until it is `want` (the monitor update of a put may arrive
+/// just after the put's completion callback); fails after 10 s.
+async fn read_until(h: &DeviceHandle, key: &str, want: serde_json::Value) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let got = read_value(h, key).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "{key} read {got} for 10 s after the set, not {want}"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 async fn read_value(h: &DeviceHandle, key: &str) -> serde_json::Value {
     match ask(h, DeviceOp::Read).await.expect("read") {
         DeviceReply::Readings(r) => r[key].value.clone(),
@@ -94,7 +111,7 @@ async fn set_waits_for_the_readback_or_for_put_completion() {
     within(10, "the put-completion set", st.wait())
         .await
         .expect("the set succeeds");
-    assert_eq!(read_value(&h, "slow").await, json!(7.5));
+    read_until(&h, "slow", json!(7.5)).await;
 
     // Text to a numeric PV: a clear error, on the status.
     let DeviceReply::Status(st) = ask(&h, DeviceOp::Set(json!("abc"))).await.unwrap() else {

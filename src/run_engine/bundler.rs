@@ -190,7 +190,8 @@ impl OpenRun {
         docs: &mut Vec<Document>,
     ) -> Result<String, PlanError> {
         if let Some(s) = self.streams.get(stream) {
-            if s.objects != objects {
+            // The same objects in any order, as Bluesky's bundler compares them (a set).
+            if s.objects != objects && !same_objects(&s.objects, objects) {
                 return Err(illegal(
                     "save",
                     format!(
@@ -407,4 +408,12 @@ fn make_descriptor(
         }
     }
     Ok(d)
+}
+
+/// Whether `a` and `b` hold the same object names, in any order.
+fn same_objects(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && {
+        let a: std::collections::HashSet<&String> = a.iter().collect();
+        b.iter().all(|o| a.contains(o))
+    }
 }
