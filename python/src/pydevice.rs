@@ -18,7 +18,8 @@ use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use skyrun_actors::{
     CollectedEvent, Configurable, DataKeys, Device, DeviceContext, DeviceError, DeviceHandle,
-    Flyable, Movable, Readable, Readings, Stageable, Status, StatusError, Stoppable, Triggerable,
+    Flyable, Movable, Readable, Readings, Stageable, Status, StatusError, Stoppable, Subscribable,
+    Subscribers, Subscription, Triggerable,
 };
 
 use crate::async_device::{self, resolve, with_loop};
@@ -54,6 +55,8 @@ struct Caps {
     stage: bool,
     configure: bool,
     stop: bool,
+    /// ophyd's `subscribe(callback, run=...)` (readable objects only).
+    subscribe: bool,
 }
 
 /// An ophyd-protocol Python object hosted by a skyrun device actor.
@@ -63,6 +66,8 @@ pub struct PyDevice {
     type_name: &'static str,
     repr: String,
     caps: Caps,
+    /// Where the object's subscription publishes (made at the first subscribe).
+    subscribers: Option<Subscribers>,
 }
 
 fn leak_type_name(name: String) -> &'static str {
@@ -104,7 +109,9 @@ impl PyDevice {
                 stage: has("stage") && has("unstage"),
                 configure: has("configure"),
                 stop: has("stop"),
+                subscribe: has("subscribe") && has("read") && has("describe"),
             },
+            subscribers: None,
             name,
         })
     }
@@ -345,6 +352,58 @@ impl Device for PyDevice {
     }
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
         self.caps.stop.then_some(self as _)
+    }
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
+        self.caps.subscribe.then_some(self as _)
+    }
+}
+
+impl Subscribable for PyDevice {
+    /// Subscribes to the object once (ophyd's `subscribe`, not run at once):
+    /// each callback reads the object and publishes the reading, from
+    /// whichever thread ophyd calls back on. The first reading a
+    /// subscription gets is the current one.
+    fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
+        let current = self.readings("read")?;
+        if self.subscribers.is_none() {
+            let subs = Subscribers::new();
+            let publish = subs.clone();
+            let name = self.name.clone();
+            Python::attach(|py| -> PyResult<()> {
+                let obj = self.obj.clone_ref(py);
+                let cb = pyo3::types::PyCFunction::new_closure(
+                    py,
+                    None,
+                    None,
+                    move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| {
+                        let py = args.py();
+                        match obj
+                            .bind(py)
+                            .call_method0("read")
+                            .and_then(|r| from_py::<Readings>(&r, "read"))
+                        {
+                            Ok(r) => publish.publish(r),
+                            Err(e) => {
+                                eprintln!("skyrun: {name}: a subscription's read failed: {e}")
+                            }
+                        }
+                    },
+                )?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("run", false)?;
+                self.obj
+                    .bind(py)
+                    .call_method("subscribe", (cb,), Some(&kwargs))?;
+                Ok(())
+            })
+            .map_err(|e| Python::attach(|py| py_err(&self.name, "subscribe", py, e)))?;
+            self.subscribers = Some(subs);
+        }
+        Ok(self
+            .subscribers
+            .as_ref()
+            .expect("made above")
+            .subscribe(current))
     }
 }
 

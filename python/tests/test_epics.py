@@ -82,6 +82,22 @@ def iocs():
     signals.stop()
 
 
+def _ophyd(code, timeout=120):
+    """Runs `code` (which sets `result`) with ophyd and pyepics in a process
+    of its own, and returns `result`: pyepics' libca can crash a process
+    whose IOCs go away while its threads still fetch (seen here), and that
+    must not take the test run with it."""
+    script = "import json\n" + code + "\nprint('RESULT ' + json.dumps(result), flush=True)\n"
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ))
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            import json
+
+            return json.loads(line[len("RESULT "):])
+    raise AssertionError(f"the ophyd process gave no result (exit {p.returncode}): {p.stderr[-2000:]}")
+
+
 def _docs(RE, plan):
     docs = []
     RE(plan, lambda name, doc: docs.append((name, doc)))
@@ -110,14 +126,20 @@ def test_a_scan_records_the_positions_it_asked_for_as_ophyds_devices_do(iocs):
     assert (docs[-1][0], stop["exit_status"]) == ("stop", "success")
 
     # ophyd's devices of the same names on the same records, on Bluesky's RunEngine.
-    import ophyd
-    from bluesky import RunEngine as BlueskyRunEngine
-
-    om1 = ophyd.EpicsMotor(motors.pv("MTR1"), name="m1")
-    oao = ophyd.EpicsSignalRO(signals.pv("AO:00000"), name="ao")
-    om1.wait_for_connection(timeout=10)
-    oao.wait_for_connection(timeout=10)
-    odocs = _docs(BlueskyRunEngine(), bp.scan([oao], om1, -1, 1, 5))
+    odocs = _ophyd(f"""
+import ophyd
+import bluesky.plans as bp
+from bluesky import RunEngine
+om1 = ophyd.EpicsMotor({motors.pv("MTR1")!r}, name="m1")
+oao = ophyd.EpicsSignalRO({signals.pv("AO:00000")!r}, name="ao")
+om1.wait_for_connection(timeout=10)
+oao.wait_for_connection(timeout=10)
+result = []
+RE = RunEngine()
+RE(bp.scan([oao], om1, -1, 1, 5), lambda name, doc: result.append((name, doc)))
+om1.destroy()
+oao.destroy()
+""")
     assert [e["data"]["m1"] for e in _events(odocs)] == [-1.0, -0.5, 0.0, 0.5, 1.0]
     # The same readings, from the same PVs, described alike.
     for mine, theirs in zip(_events(docs), _events(odocs)):
@@ -128,13 +150,9 @@ def test_a_scan_records_the_positions_it_asked_for_as_ophyds_devices_do(iocs):
         for field in ("source", "dtype", "shape", "units", "precision"):
             assert d[key].get(field) == od[key].get(field), (key, field, d[key], od[key])
     assert d["m1"]["source"] == f"PV:{motors.pv('MTR1.RBV')}"
-    om1.destroy()
-    oao.destroy()
 
 
 def test_an_epics_signal_set_completes_on_the_ioc_and_ophyd_reads_it(iocs):
-    import ophyd
-
     from skyrun import RunEngine
     from skyrun.epics import EpicsSignal
 
@@ -148,10 +166,14 @@ def test_an_epics_signal_set_completes_on_the_ioc_and_ophyd_reads_it(iocs):
     # SLOW's put callback comes 0.3 s after the write: mv waited for it.
     assert time.monotonic() - t0 >= 0.3
     assert (slow.get(), ao1.get()) == (2.5, -3.25)
-    theirs = ophyd.EpicsSignalRO(signals.pv("AO:00001"), name="theirs")
-    theirs.wait_for_connection(timeout=10)
-    assert theirs.get() == -3.25
-    theirs.destroy()
+    theirs = _ophyd(f"""
+import ophyd
+theirs = ophyd.EpicsSignalRO({signals.pv("AO:00001")!r}, name="theirs")
+theirs.wait_for_connection(timeout=10)
+result = theirs.get()
+theirs.destroy()
+""")
+    assert theirs == -3.25
     ao1.put(4.0)
     assert ao1.get() == 4.0
 
