@@ -2,6 +2,7 @@
 //! configured: plans, devices, state, run in the foreground (over the
 //! WebSocket), run in the background, pause, state, resume, stop, abort.
 
+mod process;
 mod service_support;
 
 use serde_json::json;

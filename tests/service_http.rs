@@ -2,6 +2,7 @@
 //! API, a pause that resumes to success through the engine, and one trace
 //! from the client's `traceparent` to the device.
 
+mod process;
 mod service_support;
 
 use serde_json::{json, Value};

@@ -4,6 +4,7 @@
 //! its outcome, a pending task still runnable, and the task that was running
 //! ended in error, saying the service stopped while it ran.
 
+mod process;
 mod service_support;
 
 use serde_json::json;

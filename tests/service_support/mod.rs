@@ -16,9 +16,7 @@ use serde_json::Value;
 pub const DEVICES: &str = "[[motor]]\nname = 'motor'\nvelocity = 1000.0\n\
     [[detector]]\nname = 'det'\nmotor = 'motor'\n[[signal]]\nname = 'sig'\n";
 
-#[path = "../temp_dir/mod.rs"]
-mod temp_dir;
-pub use temp_dir::TempDir;
+pub use crate::process::TempDir;
 
 /// A running `skyrun service`, its spans written to `spans.jsonl` in `dir`.
 pub struct Service {
