@@ -241,6 +241,8 @@ class RunEngine:
         self.pause_msg = PAUSE_MSG
         self.msg_hook = None
         self.state_hook = None
+        # Called with the statuses a `wait` waits on, then None (Bluesky's ProgressBarManager).
+        self.waiting_hook = None
         self.max_depth = None
         self.NO_PLAN_RETURN = object()
         if not _atexit_registered:
@@ -261,16 +263,6 @@ class RunEngine:
     def record_interruptions(self, v):
         if v:
             raise NotImplementedError("skyrun does not record interruptions as an event stream yet")
-
-    @property
-    def waiting_hook(self):
-        """Bluesky's hook called with the statuses a wait waits on: not supported yet (None)."""
-        return None
-
-    @waiting_hook.setter
-    def waiting_hook(self, v):
-        if v is not None:
-            raise NotImplementedError("skyrun does not call a waiting_hook yet")
 
     @property
     def deferred_pause_requested(self):

@@ -276,6 +276,61 @@ pub(crate) async fn await_on_loop(aw: Py<PyAny>, driver: Option<&Py<LoopDriver>>
     })
 }
 
+/// Bluesky's `RE.waiting_hook`: the statuses of each group (kept while a
+/// hook is set), handed to the hook when a `wait` waits on them, and `None`
+/// when the wait is over (ProgressBarManager shows them meanwhile).
+#[derive(Default)]
+struct Waiting {
+    groups: std::collections::HashMap<Option<String>, Vec<skyrun::Status>>,
+}
+
+impl Waiting {
+    fn hook(py: Python<'_>, re: &Py<PyAny>) -> Option<Py<PyAny>> {
+        re.bind(py)
+            .getattr(intern!(py, "waiting_hook"))
+            .ok()
+            .filter(|h| !h.is_none())
+            .map(Bound::unbind)
+    }
+
+    /// Keeps a status a message of `group` answered with, while a hook is set.
+    fn keep(
+        &mut self,
+        py: Python<'_>,
+        re: &Py<PyAny>,
+        group: Option<String>,
+        r: &Result<Reply, PlanError>,
+    ) {
+        if let Ok(Reply::Status(s)) = r {
+            if Self::hook(py, re).is_some() {
+                self.groups.entry(group).or_default().push(s.clone());
+            }
+        }
+    }
+
+    /// A `wait` of `group` starts: calls the hook with its statuses; the hook
+    /// to call with `None` when it is over.
+    fn start(
+        &mut self,
+        py: Python<'_>,
+        re: &Py<PyAny>,
+        group: &Option<String>,
+    ) -> Option<Py<PyAny>> {
+        let statuses = self.groups.remove(group).unwrap_or_default();
+        let hook = Self::hook(py, re)?;
+        let set = pyo3::types::PySet::empty(py).ok()?;
+        for s in statuses {
+            if let Ok(st) = Py::new(py, PyStatus { inner: s }) {
+                let _ = set.add(st);
+            }
+        }
+        if let Err(e) = hook.call1(py, (set,)) {
+            e.print(py);
+        }
+        Some(hook)
+    }
+}
+
 /// The skyrun plan stepping `gen` (a started-or-not Python generator); its
 /// steps run with the RunEngine's loop (`driver`) as the running loop.
 pub fn python_plan(
@@ -288,6 +343,7 @@ pub fn python_plan(
         let mut guard = Generator { gen: Some(gen) };
         let mut pcx = Python::attach(PlanContext::new);
         let mut incoming = Incoming::Value(Python::attach(|py| py.None()));
+        let mut waiting = Waiting::default();
         let local = Python::attach(|py| {
             hooks
                 .bind(py)
@@ -313,7 +369,20 @@ pub fn python_plan(
                 Step::Engine(msg, cx) => {
                     let squeeze = msg.command.as_str() == "locate"
                         && msg.kw("squeeze").and_then(|v| v.as_bool()).unwrap_or(true);
-                    Incoming::Reply(ctx.with_context(cx).send(msg).await, squeeze)
+                    let group = msg.kw("group").and_then(|v| v.as_str()).map(str::to_owned);
+                    let hook = (msg.command.as_str() == "wait")
+                        .then(|| Python::attach(|py| waiting.start(py, &hooks, &group)))
+                        .flatten();
+                    let r = ctx.with_context(cx).send(msg).await;
+                    match hook {
+                        Some(hook) => Python::attach(|py| {
+                            if let Err(e) = hook.call1(py, (py.None(),)) {
+                                e.print(py);
+                            }
+                        }),
+                        None => Python::attach(|py| waiting.keep(py, &hooks, group, &r)),
+                    }
+                    Incoming::Reply(r, squeeze)
                 }
                 Step::Local(i) => i,
                 Step::Await(aw) => await_on_loop(aw, driver.as_ref()).await,

@@ -91,10 +91,20 @@ def test_hooks_see_messages_and_states(RE):
 
 
 def test_unsupported_options_raise_at_once(RE):
-    with pytest.raises(NotImplementedError, match="waiting_hook"):
-        RE.waiting_hook = print
+    with pytest.raises(NotImplementedError, match="record"):
+        RE.record_interruptions = True
     with pytest.raises(TypeError):
         RunEngine({}, not_an_option=True)
+
+
+def test_waiting_hook_sees_the_statuses_of_a_wait_then_none(RE):
+    from skyrun.sim import SynAxis
+
+    motor = SynAxis(name="m")
+    seen = []
+    RE.waiting_hook = lambda statuses: seen.append(None if statuses is None else len(statuses))
+    RE(bps.mv(motor, 1.0))
+    assert seen == [1, None]
 
 
 def endless(counter):
