@@ -134,6 +134,12 @@ def _default_md_validator(md):
 
 
 try:
+    from bluesky.run_engine import Dispatcher as _Dispatcher
+    from event_model import DocumentNames as _DocumentNames
+except ImportError:  # pragma: no cover - bluesky is what skyrun runs
+    _Dispatcher = None
+
+try:
     from bluesky.run_engine import RunEngineResult
     from bluesky.utils import SigintHandler as _SigintHandler
 except ImportError:  # pragma: no cover - bluesky is what skyrun runs
@@ -215,6 +221,8 @@ class RunEngine:
         self._engine = _skyrun.Engine(run_trace, trace_all_messages, self._loop_driver)
         self._subs = {}
         self._next_token = 0
+        # Bluesky's own Dispatcher (RE.dispatcher), when bluesky is installed.
+        self.dispatcher = _Dispatcher() if _Dispatcher is not None else None
         self._engine_subscribed = False
         self._commands = {}
         self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "input", "wait_for",
@@ -390,14 +398,19 @@ class RunEngine:
     # -- documents --------------------------------------------------------
 
     def subscribe(self, func, name="all"):
-        """Call ``func(name, doc)`` for every document (or those named ``name``); returns a token."""
+        """Call ``func(name, doc)`` for every document (or those named ``name``);
+        returns a token. Documents go through Bluesky's own ``Dispatcher``
+        (``RE.dispatcher``) when bluesky is installed."""
         if not callable(func):
             raise ValueError(f"subscribe needs a callable, got {func!r}")
-        if name not in ("all", "start", "descriptor", "event", "stop", "event_page", "resource", "datum"):
-            raise ValueError(f"unknown document name {name!r}")
-        token = self._next_token
-        self._next_token += 1
-        self._subs[token] = (name, func)
+        if self.dispatcher is not None:
+            token = self.dispatcher.subscribe(func, name)
+        else:
+            if name not in ("all", "start", "descriptor", "event", "stop", "event_page", "resource", "datum"):
+                raise ValueError(f"unknown document name {name!r}")
+            token = self._next_token
+            self._next_token += 1
+            self._subs[token] = (name, func)
         if not self._engine_subscribed:
             self._engine.subscribe(self._dispatch)
             self._engine_subscribed = True
@@ -405,11 +418,21 @@ class RunEngine:
 
     def unsubscribe(self, token):
         """Remove the subscription ``token``."""
-        self._subs.pop(token, None)
+        if self.dispatcher is not None:
+            self.dispatcher.unsubscribe(token)
+        else:
+            self._subs.pop(token, None)
 
     def _dispatch(self, name, doc):
         if name == "start" and self._start_md:
             _restore(doc, self._start_md.popleft())
+        if self.dispatcher is not None:
+            try:
+                self.dispatcher.process(_DocumentNames[name], doc)
+            except Exception as e:
+                self._callback_errors.append(e)
+                traceback.print_exc()
+            return
         for which, func in list(self._subs.values()):
             if which == "all" or which == name:
                 try:

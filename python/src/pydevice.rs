@@ -96,7 +96,12 @@ fn py_err(device: &str, operation: &'static str, py: Python<'_>, e: PyErr) -> De
 impl PyDevice {
     fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let has = |a: &str| obj.hasattr(a).unwrap_or(false);
-        let name: String = obj.getattr("name")?.extract()?;
+        // Bluesky asks a name only of what it reads: an object without one
+        // (stage-only helpers, say) is named after its type and identity.
+        let name: String = match obj.getattr("name") {
+            Ok(n) => n.extract()?,
+            Err(_) => format!("{}@{:x}", obj.get_type().name()?, obj.as_ptr() as usize),
+        };
         Ok(PyDevice {
             obj: obj.clone().unbind(),
             type_name: leak_type_name(obj.get_type().name()?.to_string()),

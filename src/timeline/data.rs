@@ -68,6 +68,18 @@ pub fn waterfall_order(spans: &[SpanRecord]) -> (Vec<usize>, Vec<usize>) {
 
 /// The page's data: one JSON object, columns indexed by row (waterfall order).
 pub(crate) fn page_data(spans: &[SpanRecord], title: &str) -> Value {
+    // Whole microseconds, as a spans file (JSON lines) keeps them: the page
+    // drawn from a run's spans and the one `skyrun view` draws from its
+    // file are the same (order, tracks and positions alike).
+    let spans: Vec<SpanRecord> = spans
+        .iter()
+        .map(|s| SpanRecord {
+            start_ns: s.start_ns / 1000 * 1000,
+            end_ns: s.end_ns / 1000 * 1000,
+            ..s.clone()
+        })
+        .collect();
+    let spans = spans.as_slice();
     let (order, depth) = waterfall_order(spans);
     let tracks = assign_tracks(spans);
     let report = ProfileReport::from_records(spans);
