@@ -17,6 +17,7 @@ import copy
 import datetime
 import inspect
 import sys
+import threading
 import time
 import traceback
 
@@ -238,6 +239,7 @@ class RunEngine:
         self._callback_errors = []
         self._state_seen = "idle"
         self._deferred_pause = False
+        self._rewindable_seen = True
         self._suspenders = set()
         self._start_md = collections.deque()
         self.preprocessors = list(preprocessors or [])
@@ -295,12 +297,18 @@ class RunEngine:
     @property
     def rewindable(self):
         """Whether a paused plan, when resumed, replays the messages since its
-        last checkpoint (``True`` by default), as Bluesky's ``RE.rewindable``."""
-        return self._engine.rewindable()
+        last checkpoint (``True`` by default), as Bluesky's ``RE.rewindable``.
+        Read from inside a plan (on the engine thread), it is the setting the
+        plan last saw (its ``rewindable`` messages' answers)."""
+        if threading.get_ident() == self._loop_ident:
+            return self._rewindable_seen
+        self._rewindable_seen = self._engine.rewindable()
+        return self._rewindable_seen
 
     @rewindable.setter
     def rewindable(self, v):
         self._engine.rewindable(bool(v))
+        self._rewindable_seen = bool(v)
 
     @property
     def state(self):

@@ -370,6 +370,7 @@ pub fn python_plan(
                     let squeeze = msg.command.as_str() == "locate"
                         && msg.kw("squeeze").and_then(|v| v.as_bool()).unwrap_or(true);
                     let group = msg.kw("group").and_then(|v| v.as_str()).map(str::to_owned);
+                    let is_rewindable = msg.command.as_str() == "rewindable";
                     let hook = (msg.command.as_str() == "wait")
                         .then(|| Python::attach(|py| waiting.start(py, &hooks, &group)))
                         .flatten();
@@ -381,6 +382,15 @@ pub fn python_plan(
                             }
                         }),
                         None => Python::attach(|py| waiting.keep(py, &hooks, group, &r)),
+                    }
+                    // The engine's rewindable setting, as the plan last saw it
+                    // (RE.rewindable read from inside the plan answers it).
+                    if let (true, Ok(Reply::Value(serde_json::Value::Bool(b)))) =
+                        (is_rewindable, &r)
+                    {
+                        Python::attach(|py| {
+                            let _ = hooks.bind(py).setattr(intern!(py, "_rewindable_seen"), *b);
+                        });
                     }
                     Incoming::Reply(r, squeeze)
                 }
