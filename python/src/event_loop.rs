@@ -69,12 +69,6 @@ impl LoopDriver {
         self.wake.notify_one();
     }
 
-    /// Wakes the driver when callbacks wait in the loop (scheduled by Python
-    /// code that just ran on the engine thread, where nobody else would).
-    pub fn kick_if_ready(&self, py: Python<'_>) {
-        self.kick_if_changed(py, None);
-    }
-
     /// How many timers the loop has (`call_later`), to see new ones.
     fn timers(&self, py: Python<'_>) -> usize {
         self.loop_
@@ -84,17 +78,18 @@ impl LoopDriver {
             .unwrap_or(0)
     }
 
-    /// Wakes the driver when callbacks wait in the loop, or when its timers
-    /// changed since `timers` were counted (a `call_later` from the engine
-    /// thread: the driver's sleep must be computed again).
-    fn kick_if_changed(&self, py: Python<'_>, timers: Option<usize>) {
+    /// Wakes the driver when callbacks wait in the loop (scheduled by Python
+    /// code that just ran on the engine thread, where nobody else would), or
+    /// when its timers changed since `timers` were counted (a `call_later`
+    /// from the engine thread: the driver's sleep must be computed again).
+    fn kick_if_changed(&self, py: Python<'_>, timers: usize) {
         let ready = self
             .loop_
             .bind(py)
             .getattr(intern!(py, "_ready"))
             .and_then(|r| r.len())
             .unwrap_or(0);
-        if ready > 0 || timers.is_some_and(|n| n != self.timers(py)) {
+        if ready > 0 || timers != self.timers(py) {
             self.wake.notify_one();
         }
     }
@@ -129,7 +124,7 @@ impl Drop for Entered<'_, '_> {
         if let Some(set) = &self.set {
             let _ = set.call1((self.py.None(),));
         }
-        self.driver.kick_if_changed(self.py, Some(self.timers));
+        self.driver.kick_if_changed(self.py, self.timers);
     }
 }
 
