@@ -110,7 +110,7 @@ pub mod subscriptions;
 pub mod telemetry;
 pub mod timeline;
 
-pub use documents::{Document, Event, EventDescriptor, ExitStatus, RunStart, RunStop};
+pub use documents::{Document, Event, EventDescriptor, EventPage, ExitStatus, RunStart, RunStop};
 pub use error::{ControlError, Interrupt, PlanError, RunError};
 pub use msg::{Command, Msg};
 pub use plan::{Plan, PlanCtx, PlanResult};

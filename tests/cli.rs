@@ -138,6 +138,14 @@ fn assert_one_run(docs: &[(String, Document)], expected: u64) {
                 );
                 events += 1;
             }
+            // A flyer's collected events come as a page (Bluesky's collect).
+            Document::EventPage(p) => {
+                assert!(
+                    descriptors.contains(&p.descriptor),
+                    "event page before its descriptor"
+                );
+                events += p.seq_num.len() as u64;
+            }
             other => panic!("unexpected {}", other.name()),
         }
     }

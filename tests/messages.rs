@@ -88,10 +88,7 @@ fn every_command_is_handled() {
                 "descriptor",
                 "event",
                 "descriptor",
-                "event",
-                "event",
-                "event",
-                "event",
+                "event_page",
                 "stop"
             ]
         );
@@ -138,7 +135,7 @@ fn ill_formed_messages_name_what_is_wrong() {
             (Msg::new("close_run"), "close_run: no run is open (send 'open_run' first)"),
             (Msg::new("save"), "save: no run is open (send 'open_run' first)"),
             (Msg::new("set").obj(&motor).arg(f64::NAN), "set on motor: device 'motor' rejected set: expected a finite number, got null"),
-            (Msg::new("kickoff").obj(&motor), "kickoff on motor: device 'motor' (SynAxis) does not support kickoff"),
+            (Msg::new("kickoff").obj(&motor), "kickoff: A 'kickoff' message was sent but no run is open."),
         ];
         for (msg, expected) in cases {
             let m = msg.clone();

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{motor_det, run, Docs};
 use serde_json::json;
-use skyrun::{plan_stubs as bps, plans, preprocessors, Plan, RunEngine};
+use skyrun::{plan_stubs as bps, plans, preprocessors, Document, Plan, RunEngine};
 use skyrun_actors::{
     sim::{SynAxis, SynFlyer, SynGauss},
     DeviceError, DeviceHandle, Readable, Stageable,
@@ -118,14 +118,16 @@ fn fly_emits_the_collected_events_in_the_flyer_stream() {
             [
                 "start",
                 "descriptor",
-                "event",
-                "event",
-                "event",
-                "event",
-                "event",
+                // Bluesky's collect: the collected events as one page.
+                "event_page",
                 "stop"
             ]
         );
+        let Document::EventPage(page) = &docs.all()[2] else {
+            unreachable!()
+        };
+        assert_eq!(page.seq_num, [1, 2, 3, 4, 5]);
+        assert_eq!(page.data["flyer_x"].len(), 5);
         let d = &docs.descriptors()[0];
         assert_eq!(d.name, "flyer");
         assert_eq!(

@@ -213,6 +213,11 @@ impl DeviceActor {
             DeviceOp::Complete => DeviceReply::Status(cap!(flyable).complete(&ctx)?),
             DeviceOp::Collect => DeviceReply::Collected(cap!(flyable).collect()?),
             DeviceOp::DescribeCollect => DeviceReply::CollectKeys(cap!(flyable).describe_collect()),
+            DeviceOp::CollectAssetDocs(index) => {
+                DeviceReply::Assets(cap!(external_assets).collect_asset_docs(index)?)
+            }
+            DeviceOp::Prepare(v) => DeviceReply::Status(cap!(preparable).prepare(&v, &ctx)?),
+            DeviceOp::GetIndex => DeviceReply::Index(cap!(external_assets).get_index()?),
             DeviceOp::Stage => {
                 cap!(stageable).stage()?;
                 DeviceReply::Done

@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::assets::{CollectDescription, ExternalAssets};
 use crate::context::DeviceContext;
 use crate::error::DeviceError;
 use crate::reading::{DataKeys, Readings};
@@ -79,6 +80,14 @@ pub trait Device: Send + 'static {
     }
     /// This device as [`Flyable`], if it is.
     fn flyable(&mut self) -> Option<&mut dyn Flyable> {
+        None
+    }
+    /// This device as [`Preparable`], if it is.
+    fn preparable(&mut self) -> Option<&mut dyn Preparable> {
+        None
+    }
+    /// This device as [`ExternalAssets`], if it writes data elsewhere.
+    fn external_assets(&mut self) -> Option<&mut dyn ExternalAssets> {
         None
     }
     /// This device as [`Stageable`], if it is.
@@ -181,8 +190,15 @@ pub trait Flyable {
     fn complete(&mut self, ctx: &DeviceContext) -> Result<Status, DeviceError>;
     /// The events acquired since the last collect.
     fn collect(&mut self) -> Result<Vec<CollectedEvent>, DeviceError>;
-    /// Data keys per stream of the collected events.
-    fn describe_collect(&self) -> IndexMap<String, DataKeys>;
+    /// Data keys of the collected events: per stream, or flat for a stream the plan declares.
+    fn describe_collect(&self) -> CollectDescription;
+}
+
+/// A device prepared for a fly scan (Bluesky's `Preparable`: ophyd-async's
+/// detectors take a `TriggerInfo`, its motors a `FlyMotorInfo`).
+pub trait Preparable {
+    /// Starts preparing with `value`; the returned status completes when ready.
+    fn prepare(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError>;
 }
 
 /// A device that is prepared before a run (`stage`) and released after (`unstage`).
@@ -228,6 +244,12 @@ pub struct Capabilities {
     /// Implements [`Subscribable`].
     #[serde(default)]
     pub subscribable: bool,
+    /// Implements [`ExternalAssets`].
+    #[serde(default)]
+    pub external_assets: bool,
+    /// Implements [`Preparable`].
+    #[serde(default)]
+    pub preparable: bool,
 }
 
 impl Capabilities {
@@ -242,6 +264,8 @@ impl Capabilities {
             configurable: device.configurable().is_some(),
             stoppable: device.stoppable().is_some(),
             subscribable: device.subscribable().is_some(),
+            external_assets: device.external_assets().is_some(),
+            preparable: device.preparable().is_some(),
         }
     }
 }

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod actor;
+mod assets;
 mod context;
 mod device;
 mod error;
@@ -51,10 +52,11 @@ pub use actor::{
     Answered, DeviceActor, DeviceBuilder, DeviceHandle, DEFAULT_MAILBOX_CAPACITY,
     STATUS_TRACER_SCOPE,
 };
+pub use assets::{AssetDocument, AssetKind, CollectDescription, ExternalAssets};
 pub use context::DeviceContext;
 pub use device::{
-    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Readable,
-    Stageable, Stoppable, Triggerable,
+    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Preparable,
+    Readable, Stageable, Stoppable, Triggerable,
 };
 pub use error::{DeviceError, StatusError};
 pub use propagation::TraceCarrier;

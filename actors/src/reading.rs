@@ -61,6 +61,15 @@ pub struct DataKey {
     /// The name of the object this key belongs to (filled in by the engine).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub object_name: Option<String>,
+    /// Where the data is stored when not in the event: `"STREAM:"` for a
+    /// stream resource, another prefix (`"FILESTORE:"`) for a resource and
+    /// datum.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub external: Option<String>,
+    /// Any other field the device gave (`dtype_numpy`, `limits`, `dims`,
+    /// `chunk_shape`, ...), kept as it is.
+    #[serde(flatten, default)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 impl DataKey {
@@ -75,6 +84,8 @@ impl DataKey {
             lower_ctrl_limit: None,
             upper_ctrl_limit: None,
             object_name: None,
+            external: None,
+            extra: Default::default(),
         }
     }
 
@@ -123,6 +134,8 @@ impl DataKey {
             lower_ctrl_limit: None,
             upper_ctrl_limit: None,
             object_name: None,
+            external: None,
+            extra: Default::default(),
         }
     }
 }

@@ -2,9 +2,9 @@
 //! context of its sender.
 
 use actix::Message;
-use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::assets::{AssetDocument, CollectDescription};
 use crate::device::CollectedEvent;
 use crate::error::DeviceError;
 use crate::propagation::TraceCarrier;
@@ -38,6 +38,12 @@ pub enum DeviceOp {
     Collect,
     /// `describe_collect()`.
     DescribeCollect,
+    /// `prepare(value)`.
+    Prepare(Value),
+    /// `collect_asset_docs(index)`.
+    CollectAssetDocs(Option<u64>),
+    /// `get_index()`.
+    GetIndex,
     /// `stage()`.
     Stage,
     /// `unstage()`.
@@ -71,6 +77,9 @@ impl DeviceOp {
             DeviceOp::Complete => "complete",
             DeviceOp::Collect => "collect",
             DeviceOp::DescribeCollect => "describe_collect",
+            DeviceOp::CollectAssetDocs(_) => "collect_asset_docs",
+            DeviceOp::Prepare(_) => "prepare",
+            DeviceOp::GetIndex => "get_index",
             DeviceOp::Stage => "stage",
             DeviceOp::Unstage => "unstage",
             DeviceOp::Configure(_) => "configure",
@@ -105,7 +114,11 @@ pub enum DeviceReply {
     /// Collected events.
     Collected(Vec<CollectedEvent>),
     /// Data keys per stream.
-    CollectKeys(IndexMap<String, DataKeys>),
+    CollectKeys(CollectDescription),
+    /// External-asset documents.
+    Assets(Vec<AssetDocument>),
+    /// A frame index (`None`: the device has none).
+    Index(Option<u64>),
     /// Configuration before and after `configure` (boxed: the replies that
     /// every message passes along stay small).
     Configured {

@@ -113,3 +113,10 @@ def follow(aw, done, watch=None, finish=None):
 
     fut.add_done_callback(task_done)
     return fut
+
+
+async def drain(agen):
+    """The items of async iterator ``agen``, as a list (ophyd-async's
+    ``collect_asset_docs`` is an async generator; Bluesky iterates it with
+    ``iterate_maybe_async``)."""
+    return [item async for item in agen]

@@ -1,6 +1,13 @@
 //! Conversions between Python objects and JSON values (`serde_json::Value`),
 //! the form skyrun's messages, readings and documents carry.
+//!
+//! A message argument JSON cannot hold (ophyd-async's `TriggerInfo` for
+//! `prepare`, any object a plan hands to its own device) crosses the engine
+//! as a placeholder, `{"__skyrun_pyobject__": id, "repr": ...}`, and the
+//! device receives the object itself ([`to_msg_value`], [`to_py`]).
 
+use indexmap::IndexMap;
+use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -69,6 +76,70 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     )))
 }
 
+/// Python objects carried by messages as placeholders, newest last (the
+/// oldest are let go past [`HELD`]).
+static OBJECTS: Mutex<Option<Held>> = Mutex::new(None);
+/// The last id given, and the objects by id.
+type Held = (u64, IndexMap<u64, Py<PyAny>>);
+/// How many such objects are held at once.
+const HELD: usize = 4096;
+const PLACEHOLDER: &str = "__skyrun_pyobject__";
+
+/// A message argument as JSON: [`to_value`]'s, or a placeholder for an
+/// object JSON cannot hold, which [`to_py`] turns back into the object.
+pub fn to_msg_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    match to_value(obj) {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            let repr = obj.repr().map(|r| r.to_string()).unwrap_or_default();
+            let mut held = OBJECTS.lock();
+            let (next, objs) = held.get_or_insert_with(|| (0, IndexMap::new()));
+            *next += 1;
+            objs.insert(*next, obj.clone().unbind());
+            while objs.len() > HELD {
+                objs.shift_remove_index(0);
+            }
+            let mut m = Map::new();
+            m.insert(PLACEHOLDER.into(), Value::from(*next));
+            m.insert("repr".into(), Value::String(repr));
+            Ok(Value::Object(m))
+        }
+    }
+}
+
+/// A dict of message keyword arguments, each by [`to_msg_value`].
+pub fn dict_to_msg_map(d: &Bound<'_, PyDict>) -> PyResult<Map<String, Value>> {
+    let mut m = Map::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let key = match k.cast::<PyString>() {
+            Ok(s) => s.to_str()?.to_owned(),
+            Err(_) => k.str()?.to_str()?.to_owned(),
+        };
+        m.insert(key, to_msg_value(&v)?);
+    }
+    Ok(m)
+}
+
+/// The object a placeholder names, if `m` is one.
+fn held_object<'py>(
+    py: Python<'py>,
+    m: &Map<String, Value>,
+) -> Option<PyResult<Bound<'py, PyAny>>> {
+    let id = m.get(PLACEHOLDER)?.as_u64()?;
+    let held = OBJECTS.lock();
+    Some(
+        held.as_ref()
+            .and_then(|(_, objs)| objs.get(&id))
+            .map(|o| o.bind(py).clone())
+            .ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "the Python object {} a message carried is no longer held (more than {HELD} newer ones were sent since)",
+                    m.get("repr").and_then(Value::as_str).unwrap_or("?")
+                ))
+            }),
+    )
+}
+
 fn float(f: f64) -> Value {
     Number::from_f64(f).map(Value::Number).unwrap_or_else(|| {
         // JSON has no NaN/inf; keep them as Python's repr so the engine can name them.
@@ -117,7 +188,10 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
             }
             l.into_any()
         }
-        Value::Object(m) => map_to_py(py, m)?.into_any(),
+        Value::Object(m) => match held_object(py, m) {
+            Some(obj) => obj?,
+            None => map_to_py(py, m)?.into_any(),
+        },
     })
 }
 

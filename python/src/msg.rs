@@ -15,7 +15,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use skyrun::Msg;
 use skyrun_actors::DeviceHandle;
 
-use crate::convert::{dict_to_map, to_value};
+use crate::convert::{dict_to_msg_map, to_msg_value};
 use crate::device::DeviceCore;
 use crate::pydevice;
 
@@ -106,13 +106,13 @@ pub fn to_msg(f: &Fields<'_>, kwargs: Option<&Bound<'_, PyAny>>) -> PyResult<Msg
             msg.objs.extend(device_of(&a)?);
         } else {
             msg.args
-                .push(to_value(&a).map_err(|e| arg_error(command, e))?);
+                .push(to_msg_value(&a).map_err(|e| arg_error(command, e))?);
         }
     }
     let kwargs = kwargs.unwrap_or(&f.kwargs);
     if let Ok(d) = kwargs.cast::<PyDict>() {
         if !d.is_empty() {
-            msg.kwargs = dict_to_map(d).map_err(|e| arg_error(command, e))?;
+            msg.kwargs = dict_to_msg_map(d).map_err(|e| arg_error(command, e))?;
         }
     }
     if !f.run.is_none() {
@@ -139,9 +139,20 @@ fn is_device(a: &Bound<'_, PyAny>) -> bool {
     let py = a.py();
     a.hasattr(intern!(py, "_skyrun_core")).unwrap_or(false)
         || (a.hasattr(intern!(py, "name")).unwrap_or(false)
-            && ["read", "set", "locate", "kickoff", "trigger"]
-                .iter()
-                .any(|m| a.hasattr(*m).unwrap_or(false)))
+            && [
+                "read",
+                "set",
+                "locate",
+                "kickoff",
+                "trigger",
+                "collect",
+                "collect_pages",
+                "describe_collect",
+                "collect_asset_docs",
+                "stage",
+            ]
+            .iter()
+            .any(|m| a.hasattr(*m).unwrap_or(false)))
 }
 
 fn arg_error(command: &str, e: PyErr) -> PyErr {

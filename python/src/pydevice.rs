@@ -10,16 +10,16 @@
 
 use std::collections::HashMap;
 
-use indexmap::IndexMap;
 use opentelemetry::Context;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use skyrun_actors::{
-    CollectedEvent, Configurable, DataKeys, Device, DeviceContext, DeviceError, DeviceHandle,
-    Flyable, Movable, Readable, Readings, Stageable, Status, StatusError, Stoppable, Subscribable,
-    Subscribers, Subscription, Triggerable,
+    AssetDocument, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
+    DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Movable, Preparable,
+    Readable, Readings, Stageable, Status, StatusError, Stoppable, Subscribable, Subscribers,
+    Subscription, Triggerable,
 };
 
 use crate::async_device::{self, resolve, with_loop};
@@ -57,6 +57,14 @@ struct Caps {
     stop: bool,
     /// ophyd's `subscribe(callback, run=...)` (readable objects only).
     subscribe: bool,
+    /// `collect_asset_docs` (Bluesky's WritesExternalAssets).
+    assets: bool,
+    /// `get_index` (with `collect_asset_docs`, WritesStreamAssets).
+    index: bool,
+    /// `collect_pages` (EventPageCollectable).
+    pages: bool,
+    /// `prepare` (Preparable: ophyd-async's detectors and motors).
+    prepare: bool,
 }
 
 /// An ophyd-protocol Python object hosted by a skyrun device actor.
@@ -110,11 +118,20 @@ impl PyDevice {
                 read: has("read") && has("describe"),
                 set: has("set"),
                 trigger: has("trigger"),
-                fly: has("kickoff") && has("complete"),
+                // Bluesky's Flyable, and its collectables (EventCollectable,
+                // EventPageCollectable, describe_collect of WritesStreamAssets).
+                fly: (has("kickoff") && has("complete"))
+                    || has("collect")
+                    || has("collect_pages")
+                    || has("describe_collect"),
                 stage: has("stage") && has("unstage"),
                 configure: has("configure"),
                 stop: has("stop"),
                 subscribe: has("subscribe") && has("read") && has("describe"),
+                assets: has("collect_asset_docs"),
+                index: has("get_index"),
+                pages: has("collect_pages"),
+                prepare: has("prepare"),
             },
             subscribers: None,
             name,
@@ -152,6 +169,29 @@ impl PyDevice {
         with_loop(py, |driver| {
             let r = self.call(py, method, args, None)?;
             self.resolve(py, driver, r, method)
+        })
+    }
+
+    /// The items `method(*args)` gives: a list, an iterator, a generator or
+    /// an async generator (iterated on Bluesky's loop), or a coroutine of one.
+    fn items<'py>(
+        &self,
+        py: Python<'py>,
+        method: &'static str,
+        args: Vec<Bound<'py, PyAny>>,
+    ) -> Result<Vec<Bound<'py, PyAny>>, DeviceError> {
+        let err = |e| py_err(&self.name, method, py, e);
+        with_loop(py, |driver| {
+            let mut r = self.call(py, method, args, None)?;
+            if r.hasattr("__aiter__").unwrap_or(false) {
+                r = py
+                    .import("skyrun._async_device")
+                    .and_then(|m| m.getattr("drain"))
+                    .and_then(|f| f.call1((r,)))
+                    .map_err(err)?;
+            }
+            let r = self.resolve(py, driver, r, method)?;
+            r.try_iter().map_err(err)?.map(|x| x.map_err(err)).collect()
         })
     }
 
@@ -361,6 +401,12 @@ impl Device for PyDevice {
     fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
         self.caps.subscribe.then_some(self as _)
     }
+    fn external_assets(&mut self) -> Option<&mut dyn ExternalAssets> {
+        self.caps.assets.then_some(self as _)
+    }
+    fn preparable(&mut self) -> Option<&mut dyn Preparable> {
+        self.caps.prepare.then_some(self as _)
+    }
 }
 
 impl Subscribable for PyDevice {
@@ -455,6 +501,12 @@ impl Readable for PyDevice {
     }
 }
 
+impl Preparable for PyDevice {
+    fn prepare(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+        self.status_call("prepare", vec![value.clone()], ctx)
+    }
+}
+
 impl Movable for PyDevice {
     fn set(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
         self.status_call("set", vec![value.clone()], ctx)
@@ -492,52 +544,165 @@ impl Flyable for PyDevice {
         self.status_call("complete", vec![], ctx)
     }
     fn collect(&mut self) -> Result<Vec<CollectedEvent>, DeviceError> {
-        let stream = self
-            .describe_collect()
-            .keys()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| self.name.clone());
+        let stream = match self.describe_collect() {
+            CollectDescription::Streams(s) => s.keys().next().cloned().unwrap_or_default(),
+            CollectDescription::Flat(_) => String::new(),
+        };
+        let fail = |reason: String| DeviceError::Failed {
+            device: self.name.clone(),
+            operation: "collect",
+            reason,
+        };
+        let method = if self.caps.pages {
+            "collect_pages"
+        } else {
+            "collect"
+        };
         Python::attach(|py| {
-            let it = self.call_await(py, "collect", vec![])?;
             let mut out = Vec::new();
-            let iter = it
-                .try_iter()
-                .map_err(|e| py_err(&self.name, "collect", py, e))?;
-            for ev in iter {
-                let ev = ev.map_err(|e| py_err(&self.name, "collect", py, e))?;
-                let v = to_value(&ev).map_err(|e| py_err(&self.name, "collect", py, e))?;
-                let mut m: Map<String, Value> = match v {
-                    Value::Object(m) => m,
-                    other => {
-                        return Err(DeviceError::Failed {
-                            device: self.name.clone(),
-                            operation: "collect",
-                            reason: format!("an event must be a dict, got {other}"),
-                        })
-                    }
+            for item in self.items(py, method, vec![])? {
+                let v = to_value(&item).map_err(|e| py_err(&self.name, method, py, e))?;
+                let Value::Object(m) = v else {
+                    return Err(fail(format!("{method} must give dicts, got {v}")));
                 };
-                m.entry("stream")
-                    .or_insert_with(|| Value::String(stream.clone()));
-                let ev: CollectedEvent =
-                    serde_json::from_value(Value::Object(m)).map_err(|e| DeviceError::Failed {
-                        device: self.name.clone(),
-                        operation: "collect",
-                        reason: e.to_string(),
-                    })?;
-                out.push(ev);
+                let rows = if self.caps.pages {
+                    unpack_page(m).map_err(fail)?
+                } else {
+                    vec![m]
+                };
+                for mut m in rows {
+                    m.entry("stream")
+                        .or_insert_with(|| Value::String(stream.clone()));
+                    m.entry("time")
+                        .or_insert_with(|| skyrun_actors::now().into());
+                    let ev: CollectedEvent = serde_json::from_value(Value::Object(m))
+                        .map_err(|e| fail(e.to_string()))?;
+                    out.push(ev);
+                }
             }
             Ok(out)
         })
     }
-    fn describe_collect(&self) -> IndexMap<String, DataKeys> {
+    fn describe_collect(&self) -> CollectDescription {
         Python::attach(|py| {
             self.call_await(py, "describe_collect", vec![])
                 .ok()
-                .and_then(|r| from_py::<IndexMap<String, DataKeys>>(&r, "describe_collect").ok())
+                .and_then(|r| to_value(&r).ok())
+                .map(collect_description)
                 .unwrap_or_default()
         })
     }
+}
+
+impl ExternalAssets for PyDevice {
+    fn collect_asset_docs(
+        &mut self,
+        index: Option<u64>,
+    ) -> Result<Vec<AssetDocument>, DeviceError> {
+        Python::attach(|py| {
+            // Bluesky's maybe_collect_asset_docs: an index only for WritesStreamAssets.
+            let args = if self.caps.index {
+                vec![match index {
+                    Some(i) => i
+                        .into_pyobject(py)
+                        .map(|i| i.into_any())
+                        .unwrap_or_else(|e| match e {}),
+                    None => py.None().into_bound(py),
+                }]
+            } else {
+                vec![]
+            };
+            self.items(py, "collect_asset_docs", args)?
+                .into_iter()
+                .map(|item| {
+                    let (name, doc): (String, Bound<'_, PyAny>) = item
+                        .extract()
+                        .map_err(|e| py_err(&self.name, "collect_asset_docs", py, e))?;
+                    let doc = to_value(&doc)
+                        .map_err(|e| py_err(&self.name, "collect_asset_docs", py, e))?;
+                    AssetDocument::from_named(&name, doc).map_err(|reason| DeviceError::Failed {
+                        device: self.name.clone(),
+                        operation: "collect_asset_docs",
+                        reason,
+                    })
+                })
+                .collect()
+        })
+    }
+    fn get_index(&mut self) -> Result<Option<u64>, DeviceError> {
+        if !self.caps.index {
+            return Ok(None);
+        }
+        Python::attach(|py| {
+            let r = self.call_await(py, "get_index", vec![])?;
+            r.extract::<u64>()
+                .map(Some)
+                .map_err(|e| py_err(&self.name, "get_index", py, e))
+        })
+    }
+}
+
+/// `describe_collect`'s answer: flat `{key: DataKey}` when every value looks
+/// like a data key (Bluesky's `_describe_collect_dict_is_valid`), else `{stream: {key: DataKey}}`.
+fn collect_description(v: Value) -> CollectDescription {
+    let is_key = |k: &Value| {
+        k.as_object().is_some_and(|o| {
+            ["dtype", "shape", "source"]
+                .iter()
+                .all(|f| o.contains_key(*f))
+        })
+    };
+    let flat = v
+        .as_object()
+        .is_some_and(|o| !o.is_empty() && o.values().all(is_key));
+    let parsed = if flat {
+        serde_json::from_value(v).map(CollectDescription::Flat)
+    } else {
+        serde_json::from_value(v).map(CollectDescription::Streams)
+    };
+    parsed.unwrap_or_default()
+}
+
+/// The events of an event page (`data`/`timestamps` column-wise, `time` optional).
+fn unpack_page(page: Map<String, Value>) -> Result<Vec<Map<String, Value>>, String> {
+    let cols = |k: &str| -> Result<Map<String, Value>, String> {
+        match page.get(k) {
+            Some(Value::Object(m)) => Ok(m.clone()),
+            None => Ok(Map::new()),
+            Some(other) => Err(format!("an event page's '{k}' must be a dict, got {other}")),
+        }
+    };
+    let (data, ts) = (cols("data")?, cols("timestamps")?);
+    let n = data
+        .values()
+        .filter_map(Value::as_array)
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    let at = |m: &Map<String, Value>, i: usize| -> Map<String, Value> {
+        m.iter()
+            .filter_map(|(k, v)| {
+                v.as_array()
+                    .and_then(|a| a.get(i))
+                    .map(|x| (k.clone(), x.clone()))
+            })
+            .collect()
+    };
+    Ok((0..n)
+        .map(|i| {
+            let mut ev = Map::new();
+            ev.insert("data".into(), Value::Object(at(&data, i)));
+            ev.insert("timestamps".into(), Value::Object(at(&ts, i)));
+            if let Some(t) = page
+                .get("time")
+                .and_then(Value::as_array)
+                .and_then(|a| a.get(i))
+            {
+                ev.insert("time".into(), t.clone());
+            }
+            ev
+        })
+        .collect())
 }
 
 impl Stageable for PyDevice {

@@ -14,12 +14,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use skyrun_actors::{
-    CollectedEvent, Configurable, DataKeys, Device, DeviceContext, DeviceError, DeviceHandle,
-    DeviceOp, Flyable, Movable, Readable, Readings, Stageable, Status, Stoppable, Triggerable,
+    AssetDocument, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
+    DeviceContext, DeviceError, DeviceHandle, DeviceOp, ExternalAssets, Flyable, Movable,
+    Preparable, Readable, Readings, Stageable, Status, Stoppable, Triggerable,
 };
 
 use crate::client::{Outgoing, Pending, RemoteClient, Waiter};
@@ -179,6 +179,12 @@ impl Device for ProxyDevice {
     fn flyable(&mut self) -> Option<&mut dyn Flyable> {
         self.info.caps.flyable.then_some(self as _)
     }
+    fn external_assets(&mut self) -> Option<&mut dyn ExternalAssets> {
+        self.info.caps.external_assets.then_some(self as _)
+    }
+    fn preparable(&mut self) -> Option<&mut dyn Preparable> {
+        self.info.caps.preparable.then_some(self as _)
+    }
     fn stageable(&mut self) -> Option<&mut dyn Stageable> {
         self.info.caps.stageable.then_some(self as _)
     }
@@ -250,8 +256,32 @@ impl Flyable for ProxyDevice {
             other => Err(self.unexpected("collect", &other)),
         }
     }
-    fn describe_collect(&self) -> IndexMap<String, DataKeys> {
+    fn describe_collect(&self) -> CollectDescription {
         self.info.describe_collect.clone()
+    }
+}
+
+impl Preparable for ProxyDevice {
+    fn prepare(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+        Ok(self.status_op(DeviceOp::Prepare(value.clone()), ctx, "DeviceStatus"))
+    }
+}
+
+impl ExternalAssets for ProxyDevice {
+    fn collect_asset_docs(
+        &mut self,
+        index: Option<u64>,
+    ) -> Result<Vec<AssetDocument>, DeviceError> {
+        match self.call(DeviceOp::CollectAssetDocs(index))? {
+            WireReply::Assets { docs } => Ok(docs),
+            other => Err(self.unexpected("collect_asset_docs", &other)),
+        }
+    }
+    fn get_index(&mut self) -> Result<Option<u64>, DeviceError> {
+        match self.call(DeviceOp::GetIndex)? {
+            WireReply::Index { index } => Ok(index),
+            other => Err(self.unexpected("get_index", &other)),
+        }
     }
 }
 

@@ -358,6 +358,8 @@ fn to_wire(r: DeviceReply) -> WireReply {
         DeviceReply::Position(value) => WireReply::Position { value },
         DeviceReply::Collected(events) => WireReply::Collected { events },
         DeviceReply::CollectKeys(streams) => WireReply::CollectKeys { streams },
+        DeviceReply::Assets(docs) => WireReply::Assets { docs },
+        DeviceReply::Index(index) => WireReply::Index { index },
         DeviceReply::Configured { old, new } => WireReply::Configured {
             old: *old,
             new: *new,

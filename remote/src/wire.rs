@@ -15,13 +15,13 @@
 //! device returns it is answered by `Done` alone.
 
 use async_nats::HeaderMap;
-use indexmap::IndexMap;
 use opentelemetry::propagation::Injector;
 use opentelemetry::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use skyrun_actors::{
-    Capabilities, CollectedEvent, DataKeys, DeviceError, DeviceOp, Readings, TraceCarrier,
+    AssetDocument, Capabilities, CollectDescription, CollectedEvent, DataKeys, DeviceError,
+    DeviceOp, Readings, TraceCarrier,
 };
 
 /// The first token of every skyrun subject.
@@ -99,7 +99,7 @@ pub struct DeviceInfo {
     pub hints: Vec<String>,
     /// `describe_collect()` (flyers).
     #[serde(default)]
-    pub describe_collect: IndexMap<String, DataKeys>,
+    pub describe_collect: CollectDescription,
 }
 
 /// A page of a server's devices.
@@ -155,6 +155,18 @@ pub enum WireOp {
     Collect,
     /// `describe_collect()`.
     DescribeCollect,
+    /// `collect_asset_docs(index)`.
+    CollectAssetDocs {
+        /// Frames to collect up to.
+        index: Option<u64>,
+    },
+    /// `get_index()`.
+    GetIndex,
+    /// `prepare(value)`.
+    Prepare {
+        /// The value (a TriggerInfo's fields, say).
+        value: Value,
+    },
     /// `stage()`.
     Stage,
     /// `unstage()`.
@@ -186,6 +198,9 @@ impl From<DeviceOp> for WireOp {
             DeviceOp::Complete => WireOp::Complete,
             DeviceOp::Collect => WireOp::Collect,
             DeviceOp::DescribeCollect => WireOp::DescribeCollect,
+            DeviceOp::CollectAssetDocs(index) => WireOp::CollectAssetDocs { index },
+            DeviceOp::GetIndex => WireOp::GetIndex,
+            DeviceOp::Prepare(value) => WireOp::Prepare { value },
             DeviceOp::Stage => WireOp::Stage,
             DeviceOp::Unstage => WireOp::Unstage,
             DeviceOp::Configure(settings) => WireOp::Configure { settings },
@@ -209,6 +224,9 @@ impl From<WireOp> for DeviceOp {
             WireOp::Complete => DeviceOp::Complete,
             WireOp::Collect => DeviceOp::Collect,
             WireOp::DescribeCollect => DeviceOp::DescribeCollect,
+            WireOp::CollectAssetDocs { index } => DeviceOp::CollectAssetDocs(index),
+            WireOp::GetIndex => DeviceOp::GetIndex,
+            WireOp::Prepare { value } => DeviceOp::Prepare(value),
             WireOp::Stage => DeviceOp::Stage,
             WireOp::Unstage => DeviceOp::Unstage,
             WireOp::Configure { settings } => DeviceOp::Configure(settings),
@@ -263,10 +281,20 @@ pub enum WireReply {
         /// The events.
         events: Vec<CollectedEvent>,
     },
-    /// Data keys per stream.
+    /// Data keys per stream (or flat).
     CollectKeys {
         /// By stream.
-        streams: IndexMap<String, DataKeys>,
+        streams: CollectDescription,
+    },
+    /// External-asset documents.
+    Assets {
+        /// The documents.
+        docs: Vec<AssetDocument>,
+    },
+    /// A frame index.
+    Index {
+        /// The index (`None`: the device has none).
+        index: Option<u64>,
     },
     /// Configuration before and after.
     Configured {

@@ -35,7 +35,7 @@ use indexmap::IndexMap;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use crate::{Document, RunEngine};
+use crate::{Document, Event, RunEngine};
 
 /// The statistics of one detector along one motor.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,30 +221,8 @@ impl PeakSummary {
                     .cloned()
                     .collect();
             }
-            Document::Event(e) => {
-                let Some(c) = &mut self.current else { return };
-                if c.descriptor.as_deref() != Some(e.descriptor.as_str()) {
-                    return;
-                }
-                let Some(x) = e.data.get(&c.motor).and_then(Value::as_f64) else {
-                    return;
-                };
-                // As PeakStats: an event lacking the detector's field is skipped for it.
-                c.x.push(x);
-                for f in &c.fields {
-                    if let Some(v) = e.data.get(f).and_then(Value::as_f64) {
-                        c.y.entry(f.clone()).or_default().push(v);
-                    }
-                }
-                let n = c.x.len();
-                for f in &c.fields {
-                    let ys = c.y.entry(f.clone()).or_default();
-                    if ys.len() < n {
-                        // Keep x and y aligned per field: pad with NaN, removed at the end.
-                        ys.push(f64::NAN);
-                    }
-                }
-            }
+            Document::Event(e) => self.on_event(e),
+            Document::EventPage(p) => p.events().iter().for_each(|e| self.on_event(e)),
             Document::Stop(_) => {
                 let Some(c) = self.current.take() else { return };
                 let mut peaks = IndexMap::new();
@@ -267,6 +245,33 @@ impl PeakSummary {
                         peaks,
                     });
                 }
+            }
+            // External assets carry no values to fit.
+            _ => {}
+        }
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        let Some(c) = &mut self.current else { return };
+        if c.descriptor.as_deref() != Some(e.descriptor.as_str()) {
+            return;
+        }
+        let Some(x) = e.data.get(&c.motor).and_then(Value::as_f64) else {
+            return;
+        };
+        // As PeakStats: an event lacking the detector's field is skipped for it.
+        c.x.push(x);
+        for f in &c.fields {
+            if let Some(v) = e.data.get(f).and_then(Value::as_f64) {
+                c.y.entry(f.clone()).or_default().push(v);
+            }
+        }
+        let n = c.x.len();
+        for f in &c.fields {
+            let ys = c.y.entry(f.clone()).or_default();
+            if ys.len() < n {
+                // Keep x and y aligned per field: pad with NaN, removed at the end.
+                ys.push(f64::NAN);
             }
         }
     }

@@ -74,7 +74,14 @@ impl EventTable {
             Document::Start(s) => Some(self.on_start(s)),
             Document::Descriptor(d) => self.on_descriptor(d),
             Document::Event(e) => self.on_event(e),
+            Document::EventPage(p) => {
+                let rows: Vec<String> =
+                    p.events().iter().filter_map(|e| self.on_event(e)).collect();
+                (!rows.is_empty()).then(|| rows.join("\n"))
+            }
             Document::Stop(s) => Some(self.on_stop(s)),
+            // External assets are not rows of the table.
+            _ => None,
         }
     }
 

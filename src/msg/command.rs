@@ -205,6 +205,10 @@ command_table! {
     Set => "set" {
         args: SetArgs<'m>, reply: Status, cached: true, trace: Bluesky, group: true,
     }
+    /// Prepare a device for a fly scan (`prepare(obj, value)`); returns a Status.
+    Prepare => "prepare" {
+        args: SetArgs<'m>, reply: Status, cached: true, trace: All, group: true,
+    }
     /// Trigger a device; returns a Status.
     Trigger => "trigger" {
         args: StatusArgs<'m>, reply: Status, cached: true, trace: All, group: true,

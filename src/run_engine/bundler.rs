@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 use opentelemetry::Context;
-use skyrun_actors::{now, CollectedEvent, DataKeys, DeviceHandle, Readings};
+use skyrun_actors::{now, AssetDocument, DataKeys, DeviceHandle, Readings};
 
 use crate::documents::{
     new_uid, split_readings, Document, Event, EventDescriptor, ObjectConfiguration, ObjectHints,
@@ -21,15 +21,32 @@ pub(crate) struct ObjectDescription {
     pub hints: Vec<String>,
 }
 
+mod collect;
+
 struct Stream {
     descriptor: Option<String>,
     objects: Vec<String>,
     seq: u64,
+    /// The descriptor's data keys (which of them are stored externally).
+    data_keys: DataKeys,
+}
+
+impl Stream {
+    fn new(objects: Vec<String>) -> Self {
+        Stream {
+            descriptor: None,
+            objects,
+            seq: 0,
+            data_keys: DataKeys::new(),
+        }
+    }
 }
 
 struct Bundle {
     stream: String,
     reads: IndexMap<String, (DeviceHandle, Readings)>,
+    /// Asset documents the devices read gave, emitted with the event.
+    assets: Vec<AssetDocument>,
 }
 
 /// One open run.
@@ -48,6 +65,14 @@ pub(crate) struct OpenRun {
     monitors: HashMap<String, Monitor>,
     /// Streams that are or were monitored: their events are not rewound.
     monitor_streams: Vec<String>,
+    /// Streams declared with `declare_stream`, by their objects (sorted names), for `collect`.
+    declared: Vec<(Vec<String>, String)>,
+    /// The data key of each stream resource emitted (by uid).
+    stream_resources: HashMap<String, String>,
+    /// The streams of each old-style flyer's `describe_collect` (by flyer name).
+    local_streams: HashMap<String, Vec<String>>,
+    /// Flyers kicked off and not collected since.
+    uncollected: Vec<DeviceHandle>,
 }
 
 /// A monitored device: its stream, and the task emitting its events
@@ -83,6 +108,10 @@ impl OpenRun {
             num_events: IndexMap::new(),
             monitors: HashMap::new(),
             monitor_streams: Vec::new(),
+            declared: Vec::new(),
+            stream_resources: HashMap::new(),
+            local_streams: HashMap::new(),
+            uncollected: Vec::new(),
         }
     }
 
@@ -96,6 +125,7 @@ impl OpenRun {
         self.bundle = Some(Bundle {
             stream,
             reads: IndexMap::new(),
+            assets: Vec::new(),
         });
         Ok(())
     }
@@ -208,25 +238,45 @@ impl OpenRun {
         let parts: Vec<(&String, &ObjectDescription)> =
             objects.iter().map(|n| (n, &self.descriptions[n])).collect();
         let d = make_descriptor(&self.uid, stream, &parts)?;
-        let uid = d.uid.clone();
-        docs.push(Document::Descriptor(d));
-        let s = self.streams.entry(stream.to_owned()).or_insert(Stream {
-            descriptor: None,
-            objects: objects.to_vec(),
-            seq: 0,
-        });
-        s.descriptor = Some(uid.clone());
-        Ok(uid)
+        Ok(self.add_descriptor(d, objects.to_vec(), docs))
     }
 
-    /// Emits the descriptor of `stream` for `objects` (all described) if it has none.
+    /// Records descriptor `d` of `objects` (its stream's first, or a new one
+    /// after `configure`) and queues it in `docs`; returns its uid.
+    fn add_descriptor(
+        &mut self,
+        d: EventDescriptor,
+        objects: Vec<String>,
+        docs: &mut Vec<Document>,
+    ) -> String {
+        let uid = d.uid.clone();
+        let s = self
+            .streams
+            .entry(d.name.clone())
+            .or_insert_with(|| Stream::new(Vec::new()));
+        s.objects = objects;
+        s.descriptor = Some(uid.clone());
+        s.data_keys = d.data_keys.clone();
+        docs.push(Document::Descriptor(d));
+        uid
+    }
+
+    /// Emits the descriptor of `stream` for `objects` (all described) if it
+    /// has none, and records the stream as theirs (for `collect`).
     pub fn declare_stream(
         &mut self,
         stream: &str,
         objects: &[String],
     ) -> Result<Vec<Document>, PlanError> {
+        // Each declaration emits a new descriptor, as Bluesky's does (the
+        // stream's sequence numbers go on).
+        if let Some(s) = self.streams.get_mut(stream) {
+            s.descriptor = None;
+            s.objects = objects.to_vec();
+        }
         let mut docs = Vec::new();
         self.descriptor_for(stream, objects, &mut docs)?;
+        self.record_declared(objects, stream);
         Ok(docs)
     }
 
@@ -238,10 +288,21 @@ impl OpenRun {
         data: IndexMap<String, serde_json::Value>,
         timestamps: IndexMap<String, f64>,
     ) -> Document {
+        Document::Event(self.next_event_doc(stream, descriptor, time, data, timestamps))
+    }
+
+    fn next_event_doc(
+        &mut self,
+        stream: &str,
+        descriptor: String,
+        time: f64,
+        data: IndexMap<String, serde_json::Value>,
+        timestamps: IndexMap<String, f64>,
+    ) -> Event {
         let s = self.streams.get_mut(stream).expect("descriptor made first");
         s.seq += 1;
         *self.num_events.entry(stream.to_owned()).or_insert(0) += 1;
-        Document::Event(Event {
+        Event {
             uid: new_uid(),
             time,
             descriptor,
@@ -249,10 +310,11 @@ impl OpenRun {
             data,
             timestamps,
             filled: IndexMap::new(),
-        })
+        }
     }
 
-    /// Closes the bundle into an event (preceded by its descriptor the first time).
+    /// Closes the bundle into an event, preceded by its descriptor the first
+    /// time and by the asset documents its devices gave.
     pub fn save(&mut self) -> Result<Vec<Document>, PlanError> {
         let b = self
             .bundle
@@ -261,6 +323,16 @@ impl OpenRun {
         let objects: Vec<String> = b.reads.keys().cloned().collect();
         let mut docs = Vec::with_capacity(2);
         let descriptor = self.descriptor_for(&b.stream, &objects, &mut docs)?;
+        if !b.assets.is_empty() {
+            let frames = self.pack_assets(b.assets, Some(&b.stream), &mut docs)?;
+            if frames > 1 {
+                return Err(illegal(
+                    "save",
+                    "Received multiple indices in a `stream_datum` document for one event, during a `read()` `save()`. \
+                     `stream_datum` should have indices {\"start\": n, \"stop\": n+1} in a `read()` `save()`.",
+                ));
+            }
+        }
         let mut data = IndexMap::new();
         let mut timestamps = IndexMap::new();
         for (_, (_, readings)) in b.reads {
@@ -268,52 +340,12 @@ impl OpenRun {
             data.extend(d);
             timestamps.extend(t);
         }
-        docs.push(self.next_event(&b.stream, descriptor, now(), data, timestamps));
-        Ok(docs)
-    }
-
-    /// Documents for a flyer's collected events: descriptors as needed, then events.
-    pub fn collected(
-        &mut self,
-        flyer: &str,
-        keys: IndexMap<String, DataKeys>,
-        events: Vec<CollectedEvent>,
-    ) -> Result<Vec<Document>, PlanError> {
-        let mut docs = Vec::new();
-        let mut uids = HashMap::new();
-        for (stream, data_keys) in keys {
-            let existing = self.streams.get(&stream).and_then(|s| s.descriptor.clone());
-            let uid = match existing {
-                Some(uid) => uid,
-                None => {
-                    let desc = ObjectDescription {
-                        data_keys,
-                        configuration: ObjectConfiguration::default(),
-                        hints: Vec::new(),
-                    };
-                    let d = make_descriptor(&self.uid, &stream, &[(&flyer.to_owned(), &desc)])?;
-                    let uid = d.uid.clone();
-                    docs.push(Document::Descriptor(d));
-                    let s = self.streams.entry(stream.clone()).or_insert(Stream {
-                        descriptor: None,
-                        objects: vec![flyer.to_owned()],
-                        seq: 0,
-                    });
-                    s.descriptor = Some(uid.clone());
-                    uid
-                }
-            };
-            uids.insert(stream, uid);
+        let filled = self.unfilled(&b.stream);
+        let mut ev = self.next_event(&b.stream, descriptor, now(), data, timestamps);
+        if let Document::Event(e) = &mut ev {
+            e.filled = filled;
         }
-        for ev in events {
-            let Some(uid) = uids.get(&ev.stream).cloned() else {
-                return Err(illegal(
-                    "collect",
-                    format!("{flyer} collected an event for stream '{}', which its describe_collect does not declare", ev.stream),
-                ));
-            };
-            docs.push(self.next_event(&ev.stream, uid, ev.time, ev.data, ev.timestamps));
-        }
+        docs.push(ev);
         Ok(docs)
     }
 

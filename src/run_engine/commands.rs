@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::core::EngineCore;
-use super::handlers::{bundling, devices, flow, monitors, runs, statuses, Done};
+use super::handlers::{bundling, collect, devices, flow, monitors, runs, statuses, Done};
 use super::registry::{CommandContext, Handler};
 use super::request_context::RequestContext;
 use crate::error::PlanError;
@@ -134,8 +134,9 @@ handlers! {
     Unstage => waits devices::unstage,
     Stop => waits devices::stop,
     Kickoff => waits statuses::kickoff,
+    Prepare => waits statuses::prepare,
     Complete => waits statuses::complete,
-    Collect => waits devices::collect,
+    Collect => waits collect::collect,
     Configure => waits devices::configure,
     Monitor => waits monitors::monitor,
     Unmonitor => now monitors::unmonitor,

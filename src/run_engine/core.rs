@@ -249,7 +249,18 @@ impl EngineCore {
         )
     }
 
-    async fn cleanup(&self, exit: ExitStatus, reason: &str) {
+    async fn cleanup(self: &Rc<Self>, exit: ExitStatus, reason: &str) {
+        // Flyers kicked off and never collected are collected first, as Bluesky's backstop does.
+        let keys: Vec<Option<String>> = self
+            .st
+            .borrow()
+            .runs
+            .iter()
+            .map(|r| r.key.clone())
+            .collect();
+        for key in keys {
+            super::handlers::collect::backstop(self, key.as_deref()).await;
+        }
         let runs: Vec<OpenRun> = std::mem::take(&mut self.st.borrow_mut().runs);
         for run in runs.into_iter().rev() {
             self.finish_run(run, exit, reason);

@@ -40,12 +40,14 @@ impl Docs {
             .map(|(_, d)| d)
             .collect()
     }
+    /// Every event, those of event pages one by one (as Bluesky's callbacks see them).
     pub fn events(&self) -> Vec<skyrun::Event> {
         self.all()
             .into_iter()
-            .filter_map(|d| match d {
-                Document::Event(e) => Some(e),
-                _ => None,
+            .flat_map(|d| match d {
+                Document::Event(e) => vec![e],
+                Document::EventPage(p) => p.events(),
+                _ => Vec::new(),
             })
             .collect()
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
+use crate::assets::CollectDescription;
 use crate::context::DeviceContext;
 use crate::device::{CollectedEvent, Device, Flyable, Stoppable};
 use crate::error::DeviceError;
@@ -20,7 +21,8 @@ use crate::status::Status;
 /// use skyrun_actors::sim::SynFlyer;
 /// use skyrun_actors::Flyable;
 /// let f = SynFlyer::new("flyer", 5).with_range(-1.0, 1.0);
-/// assert_eq!(f.describe_collect()["flyer"].len(), 2);
+/// let skyrun_actors::CollectDescription::Streams(streams) = f.describe_collect() else { panic!() };
+/// assert_eq!(streams["flyer"].len(), 2);
 /// ```
 #[derive(Debug)]
 pub struct SynFlyer {
@@ -135,8 +137,8 @@ impl Flyable for SynFlyer {
             .collect())
     }
 
-    fn describe_collect(&self) -> IndexMap<String, DataKeys> {
-        IndexMap::from([(
+    fn describe_collect(&self) -> CollectDescription {
+        CollectDescription::Streams(IndexMap::from([(
             self.name.clone(),
             DataKeys::from([
                 (
@@ -148,7 +150,7 @@ impl Flyable for SynFlyer {
                     DataKey::number(format!("SIM:{}_y", self.name)),
                 ),
             ]),
-        )])
+        )]))
     }
 }
 

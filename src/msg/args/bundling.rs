@@ -23,21 +23,22 @@ impl<'m> FromMsg<'m> for NoArgs {
 pub(crate) struct DeclareStreamArgs<'m> {
     pub(crate) name: &'m str,
     pub(crate) devices: Vec<DeviceHandle>,
+    /// The descriptor from `describe_collect` (a stream `collect` fills).
+    pub(crate) collect: bool,
 }
 
 impl<'m> FromMsg<'m> for DeclareStreamArgs<'m> {
     fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
         no_args(msg)?;
         let kw = Kwargs::only(msg, &["name", "collect"])?;
-        if kw.bool("collect", false)? {
-            return Err(ill_formed(
-                msg,
-                "argument 'collect': streams of collected data are declared by 'collect' itself",
-            ));
-        }
+        let collect = kw.bool("collect", false)?;
         let name = kw.str("name")?.unwrap_or("primary");
         let devices = msg.obj.iter().chain(&msg.objs).cloned().collect();
-        Ok(DeclareStreamArgs { name, devices })
+        Ok(DeclareStreamArgs {
+            name,
+            devices,
+            collect,
+        })
     }
 }
 

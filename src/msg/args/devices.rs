@@ -51,19 +51,27 @@ impl<'m> FromMsg<'m> for LocateArgs<'m> {
     }
 }
 
-/// `collect(obj, stream=False, return_payload=True, name=None)`.
+/// `collect(obj, *objs, stream=False, return_payload=True, name=None)`:
+/// several objects collect into one declared stream.
 pub(crate) struct CollectArgs<'m> {
-    pub(crate) obj: &'m DeviceHandle,
+    pub(crate) devices: Vec<&'m DeviceHandle>,
+    pub(crate) name: Option<&'m str>,
 }
 
 impl<'m> FromMsg<'m> for CollectArgs<'m> {
     fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
         no_args(msg)?;
         let kw = Kwargs::only(msg, &["stream", "return_payload", "name"])?;
-        kw.bool("stream", false)?;
+        if kw.bool("stream", false)? {
+            return Err(ill_formed(
+                msg,
+                "argument 'stream': Collect now emits EventPages (stream=False), so emitting Events (stream=True) is no longer supported",
+            ));
+        }
         kw.bool("return_payload", true)?;
-        kw.str("name")?;
-        Ok(CollectArgs { obj: obj(msg)? })
+        let name = kw.str("name")?;
+        let devices = std::iter::once(obj(msg)?).chain(&msg.objs).collect();
+        Ok(CollectArgs { devices, name })
     }
 }
 

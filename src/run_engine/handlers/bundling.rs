@@ -60,6 +60,10 @@ pub(crate) async fn declare_stream(
     a: DeclareStreamArgs<'_>,
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
+    if a.collect {
+        super::collect::declare_collected(core, msg, a.name, &a.devices, cx).await?;
+        return Ok(Reply::None.into());
+    }
     let todo = with_run(core, msg, |run| Ok(run.undescribed(&a.devices)))?;
     describe_all(core, msg, todo, cx).await?;
     let names: Vec<String> = a.devices.iter().map(|d| d.name().to_owned()).collect();
@@ -116,6 +120,7 @@ pub(crate) async fn read(
     };
     if let Some(i) = core.run_index(msg.run.as_deref()) {
         core.st().runs[i].record_read(dev, &readings);
+        super::collect::read_assets(core, msg, dev, cx).await?;
     }
     Ok(Reply::Readings(readings).into())
 }

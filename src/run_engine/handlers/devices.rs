@@ -1,12 +1,12 @@
 //! Commands addressed to one device (or a few) that are not about statuses:
-//! `stage`, `unstage`, `stop`, `locate`, `collect` and `configure`.
+//! `stage`, `unstage`, `stop`, `locate` and `configure` (`collect` has its own file).
 
 use skyrun_actors::{DeviceOp, DeviceReply};
 
 use super::bundling::describe_all;
-use super::{illegal, request, run_of, with_run, Core, Done};
+use super::{illegal, request, with_run, Core, Done};
 use crate::error::PlanError;
-use crate::msg::args::devices::{CollectArgs, ConfigureArgs, LocateArgs, StageArgs, StopArgs};
+use crate::msg::args::devices::{ConfigureArgs, LocateArgs, StageArgs, StopArgs};
 use crate::msg::Msg;
 use crate::reply::{Location, Reply};
 use crate::run_engine::request_context::RequestContext;
@@ -83,38 +83,6 @@ pub(crate) async fn locate(
         });
     }
     Ok(Reply::Locations(out).into())
-}
-
-pub(crate) async fn collect(
-    core: &Core,
-    msg: &Msg,
-    a: CollectArgs<'_>,
-    cx: &RequestContext<'_>,
-) -> Result<Done, PlanError> {
-    let dev = a.obj;
-    run_of(core, msg)?;
-    let DeviceReply::CollectKeys(keys) =
-        request(core, msg, dev, DeviceOp::DescribeCollect, cx).await?
-    else {
-        return Err(illegal(
-            msg,
-            format!(
-                "{} answered describe_collect with something else",
-                dev.name()
-            ),
-        ));
-    };
-    let DeviceReply::Collected(events) = request(core, msg, dev, DeviceOp::Collect, cx).await?
-    else {
-        return Err(illegal(
-            msg,
-            format!("{} answered collect with something else", dev.name()),
-        ));
-    };
-    let n = events.len();
-    let docs = with_run(core, msg, |run| run.collected(dev.name(), keys, events))?;
-    docs.into_iter().for_each(|d| core.emit(d));
-    Ok(Reply::Collected(n).into())
 }
 
 pub(crate) async fn configure(

@@ -5,6 +5,7 @@
 //! arguments, parsed by the message model (`msg/args/`).
 
 pub(crate) mod bundling;
+pub(crate) mod collect;
 pub(crate) mod devices;
 pub(crate) mod flow;
 pub(crate) mod monitors;

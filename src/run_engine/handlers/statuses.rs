@@ -7,7 +7,7 @@ use futures::future::Either;
 use serde_json::Value;
 use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply, Status};
 
-use super::{illegal, request, Core, Done};
+use super::{illegal, request, with_run, Core, Done};
 use crate::error::PlanError;
 use crate::msg::args::statuses::{CompleteArgs, SetArgs, StatusArgs, WaitArgs};
 use crate::msg::Msg;
@@ -50,6 +50,32 @@ pub(crate) async fn set(
     Ok(Reply::Status(status).into())
 }
 
+/// Bluesky's `_prepare`: `obj.prepare(value)`, its status in the group.
+pub(crate) async fn prepare(
+    core: &Core,
+    msg: &Msg,
+    a: SetArgs<'_>,
+    cx: &RequestContext<'_>,
+) -> Result<Done, PlanError> {
+    let dev = a.obj;
+    if !dev.capabilities().preparable {
+        return Err(illegal(
+            msg,
+            format!("{} cannot be prepared (it has no prepare)", dev.name()),
+        ));
+    }
+    let DeviceReply::Status(status) =
+        request(core, msg, dev, DeviceOp::Prepare(a.value.clone()), cx).await?
+    else {
+        return Err(illegal(
+            msg,
+            format!("{} answered prepare without a status", dev.name()),
+        ));
+    };
+    track(core, a.group, "prepare", dev, &status);
+    Ok(Reply::Status(status).into())
+}
+
 async fn status_op(
     core: &Core,
     msg: &Msg,
@@ -85,6 +111,13 @@ pub(crate) async fn kickoff(
     a: StatusArgs<'_>,
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
+    // Flying belongs to a run (Bluesky's IllegalMessageSequence otherwise);
+    // a flyer kicked off and never collected is collected when the plan ends.
+    with_run(core, msg, |run| {
+        run.kicked_off(a.obj);
+        Ok(())
+    })
+    .map_err(|_| illegal(msg, "A 'kickoff' message was sent but no run is open."))?;
     let status = status_op(core, msg, &a, cx, DeviceOp::Kickoff).await?;
     Ok(Reply::Status(status).into())
 }
