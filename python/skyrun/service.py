@@ -1,0 +1,522 @@
+"""``python -m skyrun service``: blueapi's REST API (1.21.1) over Python plans
+and Python devices, so blueapi's own client drives them::
+
+    python -m skyrun service --devices beamline.py --plans plans.py [--bind 127.0.0.1:8000]
+
+The routes, the task life cycle, the task record and the WebSocket are those
+of ``skyrun service`` (Rust, ``skyrun::service``): only the plans, the
+devices and the engine differ. This module is the Python half:
+
+* the **devices** are the top-level device objects of each ``--devices``
+  module (a ``.py`` file or an importable module name; a ``.toml`` skyrun
+  device file is read with ``skyrun.load_devices``): every object that
+  follows one of Bluesky's protocols (ophyd, ``ophyd.sim``, ophyd-async,
+  ``skyrun.sim``), known by its ``name``;
+* the **plans** are the generator functions of each ``--plans`` module whose
+  return annotation is ``MsgGenerator`` (defined in the module, or listed in
+  its ``__all__``), found as blueapi finds them; each parameter needs a type
+  annotation. Their signatures give the JSON schema of the parameters, built
+  by pydantic as blueapi builds it: a parameter typed with a Bluesky
+  protocol or a device class takes a device's name (``enum``: the devices
+  that fit); the docstring is the description;
+* a task's parameters are checked by that model (422 with pydantic's
+  errors), and its plan runs on a ``skyrun.RunEngine`` — the engine's thread
+  and its Python driver, as ``RE(plan)`` runs it — with the task's
+  ``instrument_session`` and ``task_id`` in its runs' start documents.
+
+``Environment`` is what the native service (``skyrun._skyrun.start_service``)
+calls; ``serve`` runs the service until Ctrl-C or SIGTERM.
+"""
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import pathlib
+import sys
+import types
+import typing
+from collections.abc import Generator
+
+__all__ = ["Environment", "serve", "main"]
+
+_UNKNOWN_NAME = "UNKNOWN"
+
+
+def _protocols():
+    # Bluesky's device protocols, as blueapi lists them (its `Device` union).
+    from bluesky import protocols as p
+
+    names = ("Checkable", "Flyable", "Movable", "Pausable", "Readable", "Stageable", "Stoppable",
+             "Subscribable", "WritesExternalAssets", "Configurable", "Triggerable")
+    found = [getattr(p, n) for n in names if hasattr(p, n)]
+    try:
+        from ophyd_async.core import Device as AsyncDevice
+    except ImportError:  # pragma: no cover - ophyd-async is optional
+        AsyncDevice = None
+    if AsyncDevice is not None:
+        found.append(AsyncDevice)
+    return tuple(found), AsyncDevice
+
+
+def is_device(obj):
+    """Whether ``obj`` is a device: an instance (not a class) following a Bluesky protocol."""
+    protocols, _ = _protocols()
+    return not inspect.isclass(obj) and isinstance(obj, protocols)
+
+
+def is_plan(func):
+    """Whether ``func`` is a plan function: its return annotation is ``MsgGenerator``."""
+    from bluesky.utils import Msg
+
+    try:
+        ret = typing.get_type_hints(func).get("return")
+    except (TypeError, NameError):
+        return False
+    args = typing.get_args(ret)
+    return typing.get_origin(ret) is Generator and bool(args) and args[0] == Msg
+
+
+def _public_members(mod):
+    # What `from mod import *` would give: __export__, else __all__, else the public names.
+    names = getattr(mod, "__export__", None) or getattr(mod, "__all__", None)
+    if names is None:
+        names = [n for n in vars(mod) if not n.startswith("_")]
+    return [getattr(mod, n) for n in names]
+
+
+def _load_source(source, fresh=False):
+    """The module ``source`` names: a ``.py`` file (its folder goes on
+    ``sys.path``, and it is importable by its stem, so plan modules can
+    import the device module and get the same devices) or a module name."""
+    path = pathlib.Path(source)
+    if source.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ValueError(f"{source}: no such file")
+        path = path.resolve()
+        folder = str(path.parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        name = path.stem
+        old = sys.modules.get(name)
+        if old is not None and not fresh and getattr(old, "__file__", None) == str(path):
+            return old
+        if old is not None and getattr(old, "__file__", None) != str(path):
+            name = f"skyrun_service_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            if old is not None:
+                sys.modules[name] = old
+            else:
+                sys.modules.pop(name, None)
+            raise
+        return mod
+    mod = importlib.import_module(source)
+    return importlib.reload(mod) if fresh else mod
+
+
+def _qualified_name(target):
+    if isinstance(target, typing.TypeVar):
+        return "Any"
+    module = getattr(target, "__module__", "builtins")
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target))
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+def _generic_name(target):
+    args = typing.get_args(target)
+    inner = "[" + ", ".join(_qualified_name(a) for a in args) + "]" if args else ""
+    return _qualified_name(target) + inner
+
+
+def _generic_bounds(device, protocol):
+    # The type arguments `device`'s class gives `protocol` among its direct bases (Movable[float]: float).
+    for base in getattr(device, "__orig_bases__", ()):
+        if (typing.get_origin(base) or base) == protocol:
+            return typing.get_args(base)
+    return ()
+
+
+def _args_fit(device, origin, wanted):
+    if not wanted:
+        return True
+    for expected, actual in zip(wanted, _generic_bounds(device, origin)):
+        if actual is typing.Any or isinstance(actual, typing.TypeVar) or isinstance(expected, typing.TypeVar):
+            continue
+        if expected == actual:
+            continue
+        if not (inspect.isclass(actual) and inspect.isclass(expected) and issubclass(actual, expected)):
+            return False
+    return True
+
+
+def _result_json(value):
+    """blueapi's ``TaskResult``: the value as JSON (None when pydantic cannot), its type's name."""
+    from pydantic import TypeAdapter
+
+    kind = type(value).__name__
+    try:
+        dumped = TypeAdapter(type(value)).dump_python(value, mode="json")
+        text = json.dumps(dumped)
+    except Exception:  # not serializable: blueapi gives None, with the type's name
+        text = "null"
+    return text, kind
+
+
+@dataclasses.dataclass
+class _Plan:
+    name: str
+    func: typing.Callable
+    model: type
+    description: typing.Optional[str]
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """A task's plan with its checked parameters (devices already looked up)."""
+
+    func: typing.Callable
+    kwargs: dict
+    metadata: dict
+
+
+class Environment:
+    """The devices and the plans of modules, as blueapi's context holds them.
+
+    ``devices`` and ``plans`` are lists of sources: ``.py`` files, module
+    names (or, for devices, skyrun ``.toml`` device files).
+    """
+
+    def __init__(self, devices=(), plans=()):
+        self._device_sources = list(devices)
+        self._plan_sources = list(plans)
+        self.devices = {}
+        self.plans = {}
+        self._references = {}
+        self._plans_json = "[]"
+        self._devices_json = "[]"
+        self._load(fresh=False)
+
+    # -- loading ----------------------------------------------------------
+
+    def _load(self, fresh):
+        devices, references = {}, {}
+        old = (self.devices, self._references)
+        self.devices, self._references = devices, references
+        try:
+            for source in self._device_sources:
+                if source.endswith(".toml"):
+                    from .devices import load_devices
+
+                    found = list(load_devices(source).values())
+                else:
+                    # Modules and functions are not devices, even when they have a protocol's
+                    # names (`bluesky.plan_stubs` has `stage` and `unstage`).
+                    found = [obj for obj in _public_members(_load_source(source, fresh))
+                             if not (inspect.ismodule(obj) or inspect.isroutine(obj)) and is_device(obj)]
+                for device in found:
+                    name = getattr(device, "name", None)
+                    if not isinstance(name, str) or not name:
+                        print(f"skyrun service: {source}: {device!r} follows Bluesky's protocols but has no "
+                              "name: left out", file=sys.stderr)
+                        continue
+                    if name in devices and devices[name] is not device:
+                        raise ValueError(f"{source}: two devices are named '{name}'")
+                    devices[name] = device
+            plans = {}
+            for source in self._plan_sources:
+                mod = _load_source(source, fresh)
+                listed = hasattr(mod, "__all__")
+                for obj in _public_members(mod):
+                    if not (callable(obj) and is_plan(obj)):
+                        continue
+                    if listed or getattr(obj, "__module__", None) == mod.__name__:
+                        plans[obj.__name__] = self._plan(obj)
+            plans_json = json.dumps([
+                {"name": p.name, "description": p.description, "schema": p.model.model_json_schema()}
+                for p in plans.values()
+            ])
+            devices_json = json.dumps([
+                {"name": name, "protocols": self._protocol_info(d)} for name, d in devices.items()
+            ])
+        except BaseException:
+            self.devices, self._references = old
+            raise
+        self.plans = plans
+        self._plans_json, self._devices_json = plans_json, devices_json
+
+    def reload(self):
+        """Loads the modules anew (``DELETE /environment``); on failure keeps what it had and raises."""
+        self._load(fresh=True)
+
+    @staticmethod
+    def _protocol_info(device):
+        protocols, _ = _protocols()
+        return [
+            {"name": p.__name__, "types": [getattr(a, "__name__", str(a)) for a in _generic_bounds(device, p)]}
+            for p in protocols
+            if isinstance(device, p)
+        ]
+
+    # -- schemas (as blueapi builds them) ---------------------------------
+
+    def find_device(self, address):
+        """The device called ``address`` (``"stage.x"``: a child of ``stage``), or None."""
+        parts = address.split(".") if isinstance(address, str) else list(address)
+        found = self.devices.get(parts[0])
+        for part in parts[1:]:
+            if found is None:
+                return None
+            found = getattr(found, part, None)
+        return found if found is None or is_device(found) else None
+
+    def _is_device_type(self, typ):
+        protocols, async_device = _protocols()
+        return (typ in protocols or isinstance(typ, protocols)
+                or (async_device is not None and inspect.isclass(typ) and issubclass(typ, async_device)))
+
+    def _reference(self, target):
+        """A type pydantic validates from a device's name to the device (which
+        must be a ``target``); its JSON schema names the type and lists the
+        devices that fit."""
+        if target in self._references:
+            return self._references[target]
+        from pydantic_core import core_schema
+
+        env = self
+        origin = typing.get_origin(target) or target
+        wanted = typing.get_args(target)
+
+        def lookup(name):
+            device = env.find_device(name)
+            if not device:
+                raise ValueError(f"Device {name} cannot be found")
+            if not (isinstance(device, origin) and _args_fit(device, origin, wanted)):
+                raise ValueError(
+                    f"Device {name} ({_qualified_name(type(device))}) is not of type {_generic_name(target)}")
+            return device
+
+        def core(cls, source, handler):
+            return core_schema.no_info_after_validator_function(lookup, handler(str))
+
+        def json_schema(cls, schema, handler):
+            out = handler.resolve_ref_schema(handler(schema))
+            out["type"] = _qualified_name(target)
+            out["enum"] = sorted(n for n, d in env.devices.items() if isinstance(d, origin))
+            if wanted:
+                out["types"] = [_qualified_name(a) for a in wanted]
+            return out
+
+        ref = type("Reference", (origin,), {
+            "__get_pydantic_core_schema__": classmethod(core),
+            "__get_pydantic_json_schema__": classmethod(json_schema),
+        })
+        self._references[target] = ref
+        return ref
+
+    def _convert(self, typ, no_default=True):
+        from pydantic.json_schema import SkipJsonSchema
+
+        if typ is type(None) and not no_default:
+            return SkipJsonSchema[type(None)]
+        root = typing.get_origin(typ)
+        if self._is_device_type(root or typ):
+            return self._reference(typ)
+        args = typing.get_args(typ)
+        if not args:
+            return typ
+        converted = tuple(self._convert(a, no_default) for a in args)
+        if root is types.UnionType:
+            root = typing.Union
+        return root[converted] if root else typ
+
+    def _composite(self, cls):
+        # A parameter typed with a model or dataclass of devices, its default a string: built from the devices
+        # named as its fields.
+        def make():
+            names = (list(cls.model_fields) if hasattr(cls, "model_fields")
+                     else [f.name for f in dataclasses.fields(cls)])
+            return cls(**{n: self.find_device(n) for n in names})
+
+        return make
+
+    def _plan(self, func):
+        from pydantic import BaseModel, ConfigDict, create_model
+        from pydantic.fields import FieldInfo
+        from pydantic.json_schema import SkipJsonSchema
+
+        hints = typing.get_type_hints(func)
+        fields = {}
+        for name, param in inspect.signature(func).parameters.items():
+            if name not in hints:
+                raise ValueError(f"Type annotation is required for '{name}' in '{func.__name__}'")
+            typ = hints[name]
+            no_default = param.default is inspect.Parameter.empty
+            composite = inspect.isclass(typ) and (issubclass(typ, BaseModel) or dataclasses.is_dataclass(typ))
+            if composite and isinstance(param.default, str):
+                fields[name] = (SkipJsonSchema[self._convert(typ, no_default)],
+                                FieldInfo(default_factory=self._composite(typ)))
+            elif no_default:
+                fields[name] = (self._convert(typ, no_default), FieldInfo(default_factory=None))
+            elif param.default is None:
+                fields[name] = (self._convert(typ, no_default), FieldInfo(default_factory=lambda: None))
+            else:
+                fields[name] = (self._convert(typ, no_default), FieldInfo(default=param.default))
+        config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+        model = create_model(func.__name__, __config__=config, **fields)
+        return _Plan(func.__name__, func, model, func.__doc__)
+
+    # -- what the native service calls -------------------------------------
+
+    def plans_json(self):
+        """``GET /plans``' plans, as JSON."""
+        return self._plans_json
+
+    def devices_json(self):
+        """``GET /devices``' devices, as JSON."""
+        return self._devices_json
+
+    def has_plan(self, name):
+        return name in self.plans
+
+    def prepare(self, name, params_json, metadata_json):
+        """Checks a task's parameters: ``(None, prepared)``, or ``(errors, None)``
+        with pydantic's errors as blueapi's 422 lists them (JSON)."""
+        from pydantic import ValidationError
+
+        plan = self.plans[name]
+        try:
+            checked = plan.model.model_validate(json.loads(params_json))
+        except ValidationError as e:
+            errors = [
+                {"loc": ["body", "params", *err.get("loc", ())], "msg": err.get("msg"),
+                 "type": err.get("type"), "input": err.get("input")}
+                for err in e.errors(include_url=False)
+            ]
+            return json.dumps(errors, default=repr), None
+        kwargs = {f: getattr(checked, f) for f in type(checked).model_fields}
+        return None, _Prepared(plan.func, kwargs, json.loads(metadata_json))
+
+    def begin(self, prepared, RE):
+        """The task's generator, ``RE`` set up as ``RE(plan, **metadata)`` sets it up
+        (called on the engine's thread as the task starts)."""
+        from .run_engine import _ensure_generator
+
+        gen = _ensure_generator(prepared.func(**prepared.kwargs))
+        RE._call_md = dict(prepared.metadata)
+        RE._abort_reason = ""
+        RE._callback_errors = []
+        RE._interrupted = False
+        RE._plan = gen
+        RE._start_md.clear()
+        for wrapper in RE.preprocessors:
+            gen = wrapper(gen)
+        return gen
+
+    def result(self, value):
+        """``(json, type name)`` of what a plan returned."""
+        return _result_json(value)
+
+
+def _default_state_dir():
+    base = os.environ.get("XDG_STATE_HOME") or (
+        os.path.join(os.environ["HOME"], ".local", "state") if os.environ.get("HOME") else None)
+    return os.path.join(base, "skyrun", "python-service") if base else None
+
+
+def add_parser(sub):
+    """Adds ``service`` to ``python -m skyrun``'s subcommands."""
+    s = sub.add_parser("service", help="serve blueapi's REST API over Python plans and devices")
+    s.add_argument("--devices", action="append", default=[], metavar="MODULE",
+                   help="a module of devices: a .py file, a module name or a skyrun .toml device file (repeatable)")
+    s.add_argument("--plans", action="append", default=[], metavar="MODULE",
+                   help="a module of plan functions: a .py file or a module name (repeatable)")
+    s.add_argument("--bind", default="127.0.0.1:8000", metavar="ADDR",
+                   help="where to listen: loopback unless told otherwise (port 0: any free port)")
+    s.add_argument("--state-dir", metavar="DIR", help="the folder of the task record (tasks.jsonl) "
+                   "[default: $XDG_STATE_HOME/skyrun/python-service, else ~/.local/state/skyrun/python-service]")
+    s.add_argument("--no-state", action="store_true", help="keep the tasks in memory only")
+    s.add_argument("--trace", metavar="TARGET", help="none | console | jsonl:FILE | otlp (default: otlp when "
+                   "OTEL_EXPORTER_OTLP_ENDPOINT is set, else none)")
+    return s
+
+
+def serve(env, RE=None, bind="127.0.0.1:8000", state_dir=None, on_listening=None):
+    """Serves blueapi's API over ``env`` on ``RE`` (a new ``skyrun.RunEngine``
+    when None) until Ctrl-C or SIGTERM; ``on_listening(address)`` is called
+    once it listens."""
+    import signal
+
+    from . import _skyrun
+    from .run_engine import RunEngine
+
+    if RE is None:
+        RE = RunEngine(context_managers=[])
+    RE._configure_tracing()
+    handle = _skyrun.start_service(env, RE, bind, state_dir)
+    if on_listening is not None:
+        on_listening(handle.address)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        while not handle.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        handle.stop()
+        handle.wait(10.0)
+
+
+def main(args):
+    """``python -m skyrun service``'s body; returns the exit status."""
+    from . import _skyrun
+    from .run_engine import RunEngine, use_skyrun_pipeline
+
+    if not args.plans:
+        print("skyrun service: no plans: name a module of plan functions with --plans", file=sys.stderr)
+        return 2
+    try:
+        use_skyrun_pipeline(args.trace)
+    except ValueError as e:
+        print(f"skyrun service: --trace: {e}", file=sys.stderr)
+        return 2
+    # The RunEngine first: its loop is Bluesky's event loop, which ophyd-async
+    # devices connect on (`init_devices()` in a device module).
+    RE = RunEngine(context_managers=[])
+    try:
+        env = Environment(args.devices, args.plans)
+    except Exception as e:
+        print(f"skyrun service: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    host = args.bind.rsplit(":", 1)[0].strip("[]")
+    if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+        print(f"skyrun service: WARNING: listening on {args.bind} without authentication: anyone who can "
+              "reach it may run plans", file=sys.stderr)
+    state_dir = None if args.no_state else (args.state_dir or _default_state_dir())
+    kept = f"tasks kept in {state_dir}" if state_dir else "tasks in memory only"
+
+    def listening(address):
+        print(f"skyrun service: {len(env.plans)} plans, {len(env.devices)} devices, {kept}; "
+              f"listening on http://{address}", file=sys.stderr, flush=True)
+
+    try:
+        serve(env, RE, bind=args.bind, state_dir=state_dir, on_listening=listening)
+    except (OSError, ValueError) as e:
+        print(f"skyrun service: {e}", file=sys.stderr)
+        return 1
+    finally:
+        report = _skyrun.shutdown_telemetry()
+        if report and "dropped" in report and " 0 dropped" not in report:
+            print(f"skyrun service: trace export: {report}", file=sys.stderr)
+    return 0
