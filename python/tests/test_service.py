@@ -6,6 +6,7 @@ and ends in success), abort and stop, a failing plan's exception as the
 outcome, and one trace from the client's ``traceparent`` to the run."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -168,32 +169,68 @@ def test_bad_modules_stop_the_service_from_starting(tmp_path):
     assert p.returncode == 2 and "Type annotation is required for 'x' in 'untyped'" in p.stderr, p.stderr
 
 
-def test_the_schemas_are_those_blueapi_builds(tmp_path):
-    """The same plan module's schemas from blueapi 1.21.1's own context
-    (in its venv, on ophyd-async devices of the same names) and from the service."""
+STAGES = """
+from bluesky.protocols import Movable
+from ophyd_async.core import AsyncStatus, StandardReadable, init_devices, soft_signal_rw
+
+
+class Stage(StandardReadable, Movable[float]):
+    def __init__(self, name=""):
+        with self.add_children_as_readables():
+            self.x = soft_signal_rw(float)
+        super().__init__(name=name)
+
+    @AsyncStatus.wrap
+    async def set(self, value: float):
+        await self.x.set(value)
+
+
+with init_devices():
+    stage_x = Stage()
+    stage_y = Stage()
+"""
+
+GRID = """
+from typing import Literal, Optional
+from bluesky.protocols import Movable, Readable
+from bluesky.utils import MsgGenerator
+import bluesky.plans as bp
+
+
+def grid(detectors: list[Readable], x: Movable, y: Movable[float], n: int = 3, snake: bool = False,
+         mode: Literal["fast", "slow"] = "fast", note: Optional[str] = None, md: dict | None = None) -> MsgGenerator:
+    '''A grid.'''
+    yield from bp.count(detectors)
+"""
+
+BLUEAPIS_VIEW = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from blueapi.core import BlueskyContext
+from blueapi.service.model import DeviceModel
+ctx = BlueskyContext()
+import beamline, plans
+ctx.register_device(beamline.stage_x)
+ctx.register_device(beamline.stage_y)
+ctx.with_plan_module(plans)
+print(json.dumps({"plans": {n: p.model.model_json_schema() for n, p in ctx.plans.items()},
+                  "devices": [DeviceModel.from_device(d).model_dump() for d in ctx.devices.values()]}))
+"""
+
+
+def test_the_schemas_and_protocols_are_those_blueapi_finds(tmp_path):
+    """The same modules seen by blueapi 1.21.1's own context (in its venv)
+    and by the service: the plans' schemas and the devices' protocols."""
     needs_blueapi()
-    beamline = ("from ophyd_async.core import init_devices\nfrom ophyd_async.sim import SimMotor\n"
-                "with init_devices():\n    stage_x = SimMotor(instant=True)\n    stage_y = SimMotor(instant=True)\n")
-    plans = ("from typing import Literal, Optional\nfrom bluesky.protocols import Movable, Readable\n"
-             "from bluesky.utils import MsgGenerator\nimport bluesky.plans as bp\n"
-             "def grid(detectors: list[Readable], x: Movable, y: Movable[float], n: int = 3, snake: bool = False,\n"
-             "         mode: Literal['fast', 'slow'] = 'fast', note: Optional[str] = None,\n"
-             "         md: dict | None = None) -> MsgGenerator:\n"
-             "    '''A grid.'''\n    yield from bp.count(detectors)\n")
-    svc = Service(tmp_path, beamline=beamline, plans=plans)
+    svc = Service(tmp_path, beamline=STAGES, plans=GRID)
     try:
-        ours = {p["name"]: p["schema"] for p in svc.get("/plans")[1]["plans"]}
+        ours = {"plans": {p["name"]: p["schema"] for p in svc.get("/plans")[1]["plans"]},
+                "devices": svc.get("/devices")[1]["devices"]}
     finally:
         svc.kill()
-    script = (
-        "import json, sys\nsys.path.insert(0, sys.argv[1])\nfrom blueapi.core import BlueskyContext\n"
-        "ctx = BlueskyContext()\nimport beamline, plans\n"
-        "ctx.register_device(beamline.stage_x); ctx.register_device(beamline.stage_y)\n"
-        "ctx.with_plan_module(plans)\n"
-        "print(json.dumps({n: p.model.model_json_schema() for n, p in ctx.plans.items()}))\n"
-    )
-    python = str(__import__("pathlib").Path(BLUEAPI).parent / "python")
-    p = subprocess.run([python, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    python = str(pathlib.Path(BLUEAPI).parent / "python")
+    p = subprocess.run([python, "-c", BLUEAPIS_VIEW, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     theirs = json.loads(p.stdout.strip().splitlines()[-1])
     assert ours == theirs
