@@ -169,6 +169,22 @@ def _result_json(value):
     return text, kind
 
 
+def _attach(carrier):
+    # The context of `carrier` made current (a token for _detach), or None without OpenTelemetry's API.
+    try:
+        from opentelemetry import context, propagate
+    except ImportError:
+        return None
+    return context.attach(propagate.extract(carrier)) if carrier else None
+
+
+def _detach(token):
+    if token is not None:
+        from opentelemetry import context
+
+        context.detach(token)
+
+
 @dataclasses.dataclass
 class _Plan:
     name: str
@@ -184,6 +200,7 @@ class _Prepared:
     func: typing.Callable
     kwargs: dict
     metadata: dict
+    token: typing.Any = None
 
 
 class Environment:
@@ -403,11 +420,16 @@ class Environment:
         kwargs = {f: getattr(checked, f) for f in type(checked).model_fields}
         return None, _Prepared(plan.func, kwargs, json.loads(metadata_json))
 
-    def begin(self, prepared, RE):
+    def begin(self, prepared, RE, carrier):
         """The task's generator, ``RE`` set up as ``RE(plan, **metadata)`` sets it up
-        (called on the engine's thread as the task starts)."""
+        (called on the engine's thread as the task starts). ``carrier`` (W3C
+        headers) is the task span's context: made Python's current context on
+        the engine's thread until ``end``, so the plan's messages (its run
+        first) are spans of the task's trace, as a plan's spans are under a
+        Python span around ``RE(plan)``."""
         from .run_engine import _ensure_generator
 
+        prepared.token = _attach(carrier)
         gen = _ensure_generator(prepared.func(**prepared.kwargs))
         RE._call_md = dict(prepared.metadata)
         RE._abort_reason = ""
@@ -418,6 +440,11 @@ class Environment:
         for wrapper in RE.preprocessors:
             gen = wrapper(gen)
         return gen
+
+    def end(self, prepared):
+        """The task has ended: Python's context on the engine's thread is what it was."""
+        token, prepared.token = prepared.token, None
+        _detach(token)
 
     def result(self, value):
         """``(json, type name)`` of what a plan returned."""

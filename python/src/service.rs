@@ -11,6 +11,7 @@
 //! server runs on a thread of its own ([`ServiceHandle`]), so Python's main
 //! thread stays free to take Ctrl-C and SIGTERM.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use skyrun::service::{
     ControlReq, Ended, Job, Prepared, ServiceOptions, TaskSpan,
 };
 use skyrun::{ExitStatus, RunEngine};
-use skyrun_actors::SpanTracer;
+use skyrun_actors::{SpanTracer, TraceCarrier};
 use tokio::sync::oneshot;
 
 use crate::engine::Engine;
@@ -190,9 +191,14 @@ impl Backend for PyBackend {
         self.runtime.spawn(move || async move {
             let (span, run_parent) = TaskSpan::start(&tracer, &parent, &task_id, &plan_name);
             let slots = ErrorSlot::default();
+            // The plan's messages take Python's current context: the task's span, until `end`.
+            let carrier: HashMap<String, String> = TraceCarrier::inject(&run_parent)
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
             // The generator is made on the engine thread, as the plan is about to run.
             let made = Python::attach(|py| {
-                env.call_method1(py, "begin", (&prepared.0, &hooks))
+                env.call_method1(py, "begin", (&prepared.0, &hooks, carrier))
                     .map(|gen| python_plan(gen, hooks.clone_ref(py), slots.clone(), driver))
                     .map_err(|e| (type_name(py, &e), e.value(py).to_string()))
             });
@@ -200,7 +206,12 @@ impl Backend for PyBackend {
                 Ok(plan) => Ended::from_run(re.run_with_parent(plan, run_parent).await),
                 Err((kind, reason)) => Ended::failed(kind, reason),
             };
-            Python::attach(|py| PyBackend::refine(py, &env, &slots, &mut ended));
+            Python::attach(|py| {
+                if let Err(e) = env.call_method1(py, "end", (&prepared.0,)) {
+                    e.print(py);
+                }
+                PyBackend::refine(py, &env, &slots, &mut ended)
+            });
             span.end(&ended);
             let _ = done.send(ended);
         });
