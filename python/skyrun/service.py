@@ -28,6 +28,7 @@ devices and the engine differ. This module is the Python half:
 calls; ``serve`` runs the service until Ctrl-C or SIGTERM.
 """
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -40,7 +41,7 @@ import types
 import typing
 from collections.abc import Generator
 
-__all__ = ["Environment", "serve", "main"]
+__all__ = ["Environment", "LoadError", "serve", "main"]
 
 _UNKNOWN_NAME = "UNKNOWN"
 
@@ -94,7 +95,7 @@ def _load_source(source, fresh=False):
     path = pathlib.Path(source)
     if source.endswith(".py") or path.is_file():
         if not path.is_file():
-            raise ValueError(f"{source}: no such file")
+            raise FileNotFoundError("no such file")
         path = path.resolve()
         folder = str(path.parent)
         if folder not in sys.path:
@@ -185,6 +186,21 @@ def _detach(token):
         context.detach(token)
 
 
+class LoadError(Exception):
+    """A device or plan module that does not load: ``SOURCE: ExcType: message``."""
+
+
+@contextlib.contextmanager
+def _naming(source):
+    # What goes wrong while loading `source` names it.
+    try:
+        yield
+    except LoadError:
+        raise
+    except Exception as e:
+        raise LoadError(f"{source}: {type(e).__name__}: {e}") from e
+
+
 @dataclasses.dataclass
 class _Plan:
     name: str
@@ -225,36 +241,16 @@ class Environment:
     def _load(self, fresh):
         devices, references = {}, {}
         old = (self.devices, self._references)
+        # The plans' schemas are built against the new devices.
         self.devices, self._references = devices, references
         try:
             for source in self._device_sources:
-                if source.endswith(".toml"):
-                    from .devices import load_devices
-
-                    found = list(load_devices(source).values())
-                else:
-                    # Modules and functions are not devices, even when they have a protocol's
-                    # names (`bluesky.plan_stubs` has `stage` and `unstage`).
-                    found = [obj for obj in _public_members(_load_source(source, fresh))
-                             if not (inspect.ismodule(obj) or inspect.isroutine(obj)) and is_device(obj)]
-                for device in found:
-                    name = getattr(device, "name", None)
-                    if not isinstance(name, str) or not name:
-                        print(f"skyrun service: {source}: {device!r} follows Bluesky's protocols but has no "
-                              "name: left out", file=sys.stderr)
-                        continue
-                    if name in devices and devices[name] is not device:
-                        raise ValueError(f"{source}: two devices are named '{name}'")
-                    devices[name] = device
+                with _naming(source):
+                    self._add_devices(source, fresh, devices)
             plans = {}
             for source in self._plan_sources:
-                mod = _load_source(source, fresh)
-                listed = hasattr(mod, "__all__")
-                for obj in _public_members(mod):
-                    if not (callable(obj) and is_plan(obj)):
-                        continue
-                    if listed or getattr(obj, "__module__", None) == mod.__name__:
-                        plans[obj.__name__] = self._plan(obj)
+                with _naming(source):
+                    self._add_plans(source, fresh, plans)
             plans_json = json.dumps([
                 {"name": p.name, "description": p.description, "schema": p.model.model_json_schema()}
                 for p in plans.values()
@@ -267,6 +263,34 @@ class Environment:
             raise
         self.plans = plans
         self._plans_json, self._devices_json = plans_json, devices_json
+
+    @staticmethod
+    def _add_devices(source, fresh, devices):
+        if source.endswith(".toml"):
+            from .devices import load_devices
+
+            found = list(load_devices(source).values())
+        else:
+            # Modules and functions are not devices, even when they have a protocol's
+            # names (`bluesky.plan_stubs` has `stage` and `unstage`).
+            found = [obj for obj in _public_members(_load_source(source, fresh))
+                     if not (inspect.ismodule(obj) or inspect.isroutine(obj)) and is_device(obj)]
+        for device in found:
+            name = getattr(device, "name", None)
+            if not isinstance(name, str) or not name:
+                print(f"skyrun service: {source}: {device!r} follows Bluesky's protocols but has no name: "
+                      "left out", file=sys.stderr)
+                continue
+            if name in devices and devices[name] is not device:
+                raise ValueError(f"two devices are named '{name}'")
+            devices[name] = device
+
+    def _add_plans(self, source, fresh, plans):
+        mod = _load_source(source, fresh)
+        listed = hasattr(mod, "__all__")
+        for obj in _public_members(mod):
+            if callable(obj) and is_plan(obj) and (listed or getattr(obj, "__module__", None) == mod.__name__):
+                plans[obj.__name__] = self._plan(obj)
 
     def reload(self):
         """Loads the modules anew (``DELETE /environment``); on failure keeps what it had and raises."""
@@ -521,10 +545,12 @@ def main(args):
     # The RunEngine first: its loop is Bluesky's event loop, which ophyd-async
     # devices connect on (`init_devices()` in a device module).
     RE = RunEngine(context_managers=[])
+    # The modules are executed anew on a reload: no stale bytecode of an edited file.
+    sys.dont_write_bytecode = True
     try:
         env = Environment(args.devices, args.plans)
-    except Exception as e:
-        print(f"skyrun service: {type(e).__name__}: {e}", file=sys.stderr)
+    except LoadError as e:
+        print(f"skyrun service: {e}", file=sys.stderr)
         return 2
     host = args.bind.rsplit(":", 1)[0].strip("[]")
     if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):

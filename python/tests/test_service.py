@@ -9,11 +9,19 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 
-from service_support import BLUEAPI, Service, needs_blueapi, service  # noqa: F401 (fixture)
+from service_support import BLUEAPI, PLANS, Service, needs_blueapi, service  # noqa: F401 (fixture)
 
 # A count that runs until told (100,000 points 0.05 s apart).
 UNTIL_TOLD = {"detectors": ["det"], "num": 100000, "delay": 0.05}
+
+NEW_PLAN = '''
+
+def count_twice(detectors: list[Readable]) -> MsgGenerator:
+    """Count twice."""
+    yield from bp.count(detectors, num=2)
+'''
 
 
 def test_plans_and_devices_are_listed_as_blueapi_lists_them(service):
@@ -151,6 +159,50 @@ def test_a_failing_plan_reports_its_exception_and_the_service_goes_on(service):
     assert service.wait_complete(ok)["outcome"]["outcome"] == "success"
 
 
+def wait_environment(service, done):
+    end = time.monotonic() + 60
+    while True:
+        code, env = service.get("/environment")
+        assert code == 200, env
+        if done(env):
+            return env
+        assert time.monotonic() < end, f"environment not reloaded within 60 s: {env}"
+        time.sleep(0.02)
+
+
+def test_the_environment_reloads_the_modules_while_idle(service):
+    _, first = service.get("/environment")
+    assert first == {"environment_id": first["environment_id"], "initialized": True}
+    # A new plan in the module: after the reload it is offered, under a new id.
+    plans = service.dir / "plans.py"
+    plans.write_text(PLANS + NEW_PLAN)
+    code, r = service.call("DELETE", "/environment")
+    assert (code, r) == (200, {"environment_id": first["environment_id"], "initialized": False})
+    second = wait_environment(service, lambda e: e["initialized"] and e["environment_id"] != first["environment_id"])
+    code, plan = service.get("/plans/count_twice")
+    assert code == 200 and plan["description"] == "Count twice.", plan
+    task_id = service.submit("count_twice", {"detectors": ["det"]})
+    service.begin(task_id)
+    assert service.wait_complete(task_id)["outcome"]["outcome"] == "success"
+    service.wait_state("IDLE")
+
+    # A broken module: GET /environment says why, naming it; the service goes on with what it had.
+    plans.write_text(PLANS + "raise RuntimeError('broken on purpose')\n")
+    assert service.call("DELETE", "/environment")[0] == 200
+    broken = wait_environment(service, lambda e: e.get("error_message") is not None)
+    assert not broken["initialized"] and broken["environment_id"] != second["environment_id"], broken
+    assert "plans.py: RuntimeError: broken on purpose" in broken["error_message"], broken
+    assert service.get("/plans/count_twice")[0] == 200
+
+    # Not while a task runs.
+    running = service.submit("count_plan", UNTIL_TOLD)
+    service.begin(running)
+    code, r = service.call("DELETE", "/environment")
+    assert (code, r) == (409, {"detail": "Worker busy: the environment is reloaded only while no task runs"})
+    assert service.set_state("ABORTING", reason="done")[0] == 202
+    service.wait_complete(running)
+
+
 def test_bad_modules_stop_the_service_from_starting(tmp_path):
     (tmp_path / "plans.py").write_text("def untyped(x) -> 'MsgGenerator':\n    yield\n")
     (tmp_path / "broken.py").write_text("import nowhere_to_be_found\n")
@@ -162,7 +214,7 @@ def test_bad_modules_stop_the_service_from_starting(tmp_path):
     p = start("--devices", tmp_path / "broken.py", "--plans", tmp_path / "plans.py")
     assert p.returncode == 2 and "No module named 'nowhere_to_be_found'" in p.stderr, p.stderr
     p = start("--plans", tmp_path / "missing.py")
-    assert p.returncode == 2 and "missing.py: no such file" in p.stderr, p.stderr
+    assert p.returncode == 2 and "missing.py: FileNotFoundError: no such file" in p.stderr, p.stderr
     (tmp_path / "plans.py").write_text("from bluesky.utils import MsgGenerator\n"
                                        "def untyped(x) -> MsgGenerator:\n    yield\n")
     p = start("--plans", tmp_path / "plans.py")
