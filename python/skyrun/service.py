@@ -11,7 +11,10 @@ devices and the engine differ. This module is the Python half:
   module (a ``.py`` file or an importable module name; a ``.toml`` skyrun
   device file is read with ``skyrun.load_devices``): every object that
   follows one of Bluesky's protocols (ophyd, ``ophyd.sim``, ophyd-async,
-  ``skyrun.sim``), known by its ``name``;
+  ``skyrun.sim``), known by its ``name``, and the devices a top-level
+  device manager builds and connects (an object with blueapi's
+  ``DeviceManager.build_and_connect``, such as dodal's: blueapi's
+  ``deviceManager`` source);
 * the **plans** are the generator functions of each ``--plans`` module whose
   return annotation is ``MsgGenerator`` (defined in the module, or listed in
   its ``__all__``), found as blueapi finds them; each parameter needs a type
@@ -186,6 +189,17 @@ def _detach(token):
         context.detach(token)
 
 
+def _build_and_connect(source, manager):
+    # blueapi's `deviceManager` source: the devices a DeviceManager (dodal's, or any object
+    # with its `build_and_connect`) builds and connects; what fails is reported, as blueapi does.
+    result = manager.build_and_connect(mock=False, fixtures={})
+    for what in ("build_errors", "connection_errors"):
+        for name, error in (getattr(result, what, None) or {}).items():
+            print(f"skyrun service: {source}: device '{name}' left out ({what.replace('_', ' ')[:-1]}): "
+                  f"{type(error).__name__}: {error}", file=sys.stderr)
+    return list(result.devices.values())
+
+
 class LoadError(Exception):
     """A device or plan module that does not load: ``SOURCE: ExcType: message``."""
 
@@ -271,10 +285,17 @@ class Environment:
 
             found = list(load_devices(source).values())
         else:
-            # Modules and functions are not devices, even when they have a protocol's
+            # Modules, classes and functions are not devices, even when they have a protocol's
             # names (`bluesky.plan_stubs` has `stage` and `unstage`).
-            found = [obj for obj in _public_members(_load_source(source, fresh))
-                     if not (inspect.ismodule(obj) or inspect.isroutine(obj)) and is_device(obj)]
+            mod = _load_source(source, fresh)
+            members = [obj for obj in _public_members(mod)
+                       if not (inspect.ismodule(obj) or inspect.isroutine(obj) or inspect.isclass(obj))]
+            found = [obj for obj in members if is_device(obj)]
+            # A device manager: `devices` (blueapi's default name, listed in __all__ or not) or any other.
+            managers = [obj for obj in [getattr(mod, "devices", None), *members]
+                        if callable(getattr(obj, "build_and_connect", None)) and not inspect.isclass(obj)]
+            for manager in {id(m): m for m in managers}.values():
+                found.extend(_build_and_connect(source, manager))
         for device in found:
             name = getattr(device, "name", None)
             if not isinstance(name, str) or not name:

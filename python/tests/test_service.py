@@ -286,3 +286,37 @@ def test_the_schemas_and_protocols_are_those_blueapi_finds(tmp_path):
     assert p.returncode == 0, p.stderr
     theirs = json.loads(p.stdout.strip().splitlines()[-1])
     assert ours == theirs
+
+
+MANAGED = """
+from dataclasses import dataclass, field
+from ophyd.sim import SynAxis
+
+
+@dataclass
+class Built:
+    devices: dict
+    build_errors: dict = field(default_factory=dict)
+    connection_errors: dict = field(default_factory=dict)
+
+
+class Manager:
+    def build_and_connect(self, *, mock=False, timeout=None, fixtures=None):
+        return Built({"m9": SynAxis(name="m9")}, connection_errors={"broken": TimeoutError("no answer")})
+
+
+devices = Manager()
+__all__ = []
+"""
+
+
+def test_a_device_manager_builds_the_devices_as_blueapis_device_manager_source(tmp_path):
+    svc = Service(tmp_path, beamline=MANAGED)
+    try:
+        assert [d["name"] for d in svc.get("/devices")[1]["devices"]] == ["m9"]
+        assert "device 'broken' left out (connection error): TimeoutError: no answer" in "".join(svc.log)
+        task_id = svc.submit("count_plan", {"detectors": ["m9"], "num": 2})
+        svc.begin(task_id)
+        assert svc.wait_complete(task_id)["outcome"]["outcome"] == "success"
+    finally:
+        svc.kill()
