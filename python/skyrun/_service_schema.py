@@ -4,7 +4,7 @@ model of a plan's parameters (so its JSON schema is the one blueapi's
 context builds: a parameter typed with a Bluesky protocol or a device class
 takes a device's name, its schema names the type and lists the devices
 that fit). ``Schemas`` is the part of ``skyrun.service.Environment`` that
-builds them; its ``devices`` and ``find_device`` are the environment's."""
+builds them, over the environment's ``devices``."""
 
 import dataclasses
 import inspect
@@ -12,6 +12,7 @@ import json
 import types
 import typing
 from collections.abc import Generator
+
 
 def _protocols():
     # Bluesky's device protocols, as blueapi lists them (its `Device` union).
