@@ -67,7 +67,7 @@ fn type_name(py: Python<'_>, e: &PyErr) -> String {
 }
 
 impl PyBackend {
-    /// Calls `Environment.NAME(*args)`, expecting a JSON string, parsed as `T`.
+    /// Calls `Environment.NAME()`, which answers a JSON string, parsed as `T`.
     fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, String> {
         Python::attach(|py| {
             let text: String = self
