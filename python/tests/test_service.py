@@ -320,3 +320,35 @@ def test_a_device_manager_builds_the_devices_as_blueapis_device_manager_source(t
         assert svc.wait_complete(task_id)["outcome"]["outcome"] == "success"
     finally:
         svc.kill()
+
+
+BLOCKING = PLANS + '''
+
+def block(seconds: float) -> MsgGenerator:
+    """Hold the engine's thread (a plan calling time.sleep instead of yielding bps.sleep)."""
+    import time
+
+    time.sleep(seconds)
+    yield from bps.null()
+'''
+
+
+def test_healthz_reports_an_engine_held_by_a_python_plan(tmp_path):
+    svc = Service(tmp_path, plans=BLOCKING)
+    try:
+        assert svc.get("/healthz") == (200, {"status": "ok"})
+        task_id = svc.submit("block", {"seconds": 8.0})
+        svc.begin(task_id)
+        end = time.monotonic() + 60
+        while True:
+            code, r = svc.get("/healthz")
+            if code == 503:
+                break
+            assert not svc.get(f"/tasks/{task_id}")[1]["is_complete"], "the plan ended before /healthz said 503"
+            assert time.monotonic() < end, f"/healthz did not report the held engine within 60 s: {code} {r}"
+            time.sleep(0.1)
+        assert "the RunEngine did not answer within" in r["detail"], r
+        assert svc.wait_complete(task_id)["outcome"]["outcome"] == "success"
+        assert svc.get("/healthz") == (200, {"status": "ok"})
+    finally:
+        svc.kill()
