@@ -1,6 +1,7 @@
 """The plan's own time on blueapi's side (issue 24): Bluesky 1.15.1's RunEngine in-process.
 
-Usage: python plan_time.py [N]   (run with this folder on PYTHONPATH, in blueapi's venv)
+Usage: python plan_time.py [N] [--skyrun]   (run with this folder on PYTHONPATH, in blueapi's venv;
+--skyrun: skyrun's Python RunEngine instead, in a venv with skyrun, the side of `python -m skyrun service`)
 
 Builds blueapi_env.py's devices and times `RE(count([det], num=10, delay=0))`
 N times (default 30, after 3 not counted) with one subscriber (keeping the start and stop times); prints the
@@ -13,12 +14,17 @@ import sys
 import time
 
 import bluesky.plans as bp
-from bluesky import RunEngine
 
-import blueapi_env
+if "--skyrun" in sys.argv:
+    from skyrun import RunEngine
+else:
+    from bluesky import RunEngine
 
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+n = int(next((a for a in sys.argv[1:] if not a.startswith("--")), 30))
 RE = RunEngine({})
+
+import blueapi_env  # noqa: E402 (its devices connect on the RunEngine's loop, made first)
+
 det = blueapi_env.devices.build_and_connect().devices["det"]
 walls, runs = [], []
 docs = {}

@@ -16,15 +16,8 @@ root=$(cd "$here/../.." && pwd)
 venv=${1:-$root/.ci/blueapi-venv}
 skyrun=${2:-${CARGO_TARGET_DIR:-$root/target}/release/skyrun}
 py=$venv/bin/python
-state=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$state"; }
-trap cleanup EXIT
-
-wait_up() {  # URL: GET /worker/state answers within 60 s
-  for _ in $(seq 600); do curl -sf "$1/worker/state" >/dev/null && return 0; sleep 0.1; done
-  echo "no answer from $1" >&2; exit 1
-}
+# shellcheck source=common.sh
+. "$here/common.sh"
 
 echo "# $(date -Is)  $(nproc) cores  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$skyrun" service --devices "$here/devices.toml" --bind 127.0.0.1:8000 --state-dir "$state" \
@@ -34,11 +27,6 @@ echo "# $(date -Is)  $(nproc) cores  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 wait_up http://127.0.0.1:8000
 wait_up http://127.0.0.1:8001
 
-rps() {  # URL CLIENTS N
-  ab -k -q -c "$2" -n "$3" "$1/worker/state" 2>&1 | awk -v u="$1" -v c="$2" \
-    '/^Requests per second/ {r=$4} /^Failed requests/ {f=$3} /^Non-2xx/ {x=$3}
-     END {printf "%s GET /worker/state, %s client(s): %s req/s (failed %s, non-2xx %s)\n", u, c, r, f, x+0}'
-}
 for round in 1 2; do
   echo "## round $round, load: $(cut -d' ' -f1-3 /proc/loadavg)"
   rps http://127.0.0.1:8000 1 20000

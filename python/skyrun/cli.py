@@ -1,5 +1,6 @@
 """``python -m skyrun run PLAN.py [--devices DEVICES.toml]``: runs a plan written
-in Python, with the options of ``skyrun run``.
+in Python, with the options of ``skyrun run``. (``python -m skyrun service``:
+see ``skyrun.service``.)
 
 The plan file is ordinary Python, executed with the devices of the device
 file (and ``devices``, a dict of them) already defined as globals. It must
@@ -43,6 +44,9 @@ def _parser():
     r.add_argument("--trace-all", action="store_true", help="a span for every message")
     r.add_argument("--profile", action="store_true", help="print, per span name, count and durations")
     r.add_argument("--quiet", action="store_true", help="no live table")
+    from .service import add_parser as add_service
+
+    add_service(sub)
     return p
 
 
@@ -172,4 +176,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if args.cmd == "run":
         return run(args)
+    if args.cmd == "service":
+        from .service import main as service
+
+        return service(args)
     return USAGE_ERROR

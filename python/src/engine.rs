@@ -310,6 +310,16 @@ impl Engine {
 }
 
 impl Engine {
+    /// The RunEngine actor (`python -m skyrun service` runs its tasks on it).
+    pub(crate) fn run_engine(&self) -> &RunEngine {
+        &self.re
+    }
+
+    /// The driver of the RunEngine's asyncio loop.
+    pub(crate) fn loop_driver(&self) -> Option<&Py<LoopDriver>> {
+        self.driver.as_ref()
+    }
+
     fn run_native<'py, F>(&self, py: Python<'py>, make: F) -> PyResult<Bound<'py, PyDict>>
     where
         F: FnOnce() -> skyrun::Plan + Send + 'static,

@@ -6,6 +6,8 @@
 //! Bluesky's protocol, [`msg`] converts Bluesky's messages, [`device`] holds
 //! skyrun's simulated devices, [`epics`] connects EPICS devices, [`pydevice`] runs ophyd-protocol Python objects
 //! as actors, and [`otel`] carries OpenTelemetry context and spans both ways.
+//! [`service`] serves blueapi's REST API over Python plans and devices
+//! (`python -m skyrun service`).
 //! The Python API (`skyrun.RunEngine`, `skyrun.sim`) is in `skyrun/*.py`.
 
 use pyo3::prelude::*;
@@ -21,6 +23,7 @@ mod otel;
 mod plan;
 mod pydevice;
 mod runtime;
+mod service;
 mod status;
 
 /// Makes skyrun's spans go to the Python SDK TracerProvider `provider`.
@@ -70,6 +73,8 @@ fn _skyrun(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<device::DeviceCore>()?;
     m.add_class::<status::PyStatus>()?;
     m.add_class::<event_loop::LoopDriver>()?;
+    m.add_class::<service::ServiceHandle>()?;
+    m.add_function(wrap_pyfunction!(service::start_service, m)?)?;
     m.add_function(wrap_pyfunction!(event_loop::drive_loop, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_axis, m)?)?;
     m.add_function(wrap_pyfunction!(device::spawn_gauss, m)?)?;

@@ -7,41 +7,14 @@
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use opentelemetry::trace::{Span as _, SpanContext, Status as SpanStatus, TraceContextExt as _};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::Context;
 use tokio::sync::{mpsc, oneshot};
 
+use super::backend::{ControlReq, DocumentSink, Ended, TaskSpan};
 use crate::config::{DeviceSet, Devices, PlanFile};
 use crate::run_engine::EngineState;
-use crate::{ControlError, Document, ExitStatus, RunEngine, RunError};
+use crate::{ControlError, RunEngine};
 use skyrun_actors::SpanTracer;
-
-/// How a task's plan ended, as the engine tells it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ended {
-    /// The runs' exit status.
-    pub exit_status: ExitStatus,
-    /// Why it did not succeed (empty on success).
-    pub reason: String,
-    /// Bluesky's name for what failed (`FailedStatus`, `RequestAbort`, ...), when it did.
-    pub error_type: Option<String>,
-}
-
-/// A control request from outside the plan.
-#[derive(Debug, Clone)]
-pub enum ControlReq {
-    /// Pause now, or at the next checkpoint.
-    Pause {
-        /// At the next checkpoint.
-        defer: bool,
-    },
-    /// Resume a paused plan.
-    Resume,
-    /// Abort with a reason.
-    Abort(String),
-    /// Stop (runs end in success).
-    Stop,
-}
 
 /// What the engine thread is asked.
 pub(crate) enum EngineCmd {
@@ -66,9 +39,6 @@ pub(crate) enum EngineCmd {
         reply: oneshot::Sender<()>,
     },
 }
-
-/// A document subscriber.
-pub(crate) type DocumentSink = Box<dyn FnMut(&str, &Document) + Send>;
 
 /// What the engine thread needs to start.
 pub(crate) struct EngineSetup {
@@ -227,21 +197,6 @@ pub(crate) fn start(setup: EngineSetup) -> std::io::Result<(EngineLink, JoinHand
     Ok((EngineLink { tx }, thread))
 }
 
-/// `cx` as a context from outside the engine (remote), so the engine's
-/// one-trace-per-run parenting puts the run span under it.
-// NOTE: the same as `remote_parent` in src/bin/skyrun/run.rs, which is being
-// refactored on branch issue25: once that lands, one of them should move to
-// the library (skyrun::telemetry) and both call it.
-fn remote_parent(cx: &SpanContext) -> Context {
-    Context::new().with_remote_span_context(SpanContext::new(
-        cx.trace_id(),
-        cx.span_id(),
-        cx.trace_flags(),
-        true,
-        cx.trace_state().clone(),
-    ))
-}
-
 /// Builds and runs one task's plan under a span named `task`.
 async fn run_task(
     re: &RunEngine,
@@ -251,54 +206,11 @@ async fn run_task(
     file: &PlanFile,
     parent: Context,
 ) -> Ended {
-    let span = tracer.start(
-        "task",
-        &parent,
-        vec![
-            KeyValue::new("task_id", task_id.to_owned()),
-            KeyValue::new("plan_name", plan_name.to_owned()),
-        ],
-    );
-    let run_parent = match &span {
-        Some(s) => remote_parent(s.span_context()),
-        None => parent,
-    };
+    let (span, run_parent) = TaskSpan::start(tracer, &parent, task_id, plan_name);
     let ended = match file.build(set, devices) {
-        Err(e) => Ended {
-            exit_status: ExitStatus::Fail,
-            reason: e.to_string(),
-            error_type: Some("ValueError".into()),
-        },
-        Ok(built) => match re.run_with_parent(built.plan, run_parent).await {
-            Ok(s) => Ended {
-                exit_status: s.exit_status,
-                reason: s.reason,
-                error_type: None,
-            },
-            Err(RunError::Failed { error, summary }) => Ended {
-                exit_status: summary.exit_status,
-                reason: summary.reason,
-                error_type: Some(error.kind().to_owned()),
-            },
-            Err(RunError::Aborted { summary }) => Ended {
-                exit_status: summary.exit_status,
-                reason: summary.reason,
-                error_type: Some("RequestAbort".into()),
-            },
-            Err(e) => Ended {
-                exit_status: ExitStatus::Fail,
-                reason: e.to_string(),
-                error_type: Some("RunEngineError".into()),
-            },
-        },
+        Err(e) => Ended::failed("ValueError", e.to_string()),
+        Ok(built) => Ended::from_run(re.run_with_parent(built.plan, run_parent).await),
     };
-    if let Some(mut s) = span {
-        s.set_attribute(KeyValue::new("exit_status", ended.exit_status.as_str()));
-        if ended.exit_status != ExitStatus::Success {
-            s.set_attribute(KeyValue::new("reason", ended.reason.clone()));
-            s.set_status(SpanStatus::error(ended.reason.clone()));
-        }
-        s.end();
-    }
+    span.end(&ended);
     ended
 }

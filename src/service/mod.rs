@@ -4,6 +4,12 @@
 //! The service sits on top of the engine: the engine, the devices and the
 //! config module know nothing of it.
 //!
+//! * The **[`Backend`]** (`backend.rs`) is what is served: the plans (with
+//!   the JSON schema of their parameters), the devices, and the engine that
+//!   runs a task and takes pause, resume, abort and stop. `skyrun service`
+//!   serves a [`FileBackend`] (`environment.rs`); the Python package serves
+//!   Python plan functions and devices on its RunEngine through
+//!   [`serve_backend`], with the same routes and worker.
 //! * The **engine thread** (`engine_thread.rs`) is an actix system that owns
 //!   the RunEngine and the devices of a device file; it takes requests (run
 //!   a plan file as a task, pause, resume, abort, stop, ping) over a channel.
@@ -12,8 +18,9 @@
 //!   the engine's state to blueapi's `WorkerState`, and publishes each
 //!   document of the active task, its progress (`progress.rs`: each run's
 //!   points done of its `num_points`) and each state change as an update.
-//! * The **[`Environment`]** (`environment.rs`): the devices and the plans,
-//!   loaded again on `DELETE /environment` while no task runs.
+//! * The **[`Environment`]** (`environment.rs`): the device file's devices
+//!   and the catalog's plans, loaded again on `DELETE /environment` while no
+//!   task runs.
 //! * The **[`Catalog`]** (`catalog.rs`) lists the plans with the JSON schema
 //!   of their parameters and checks a task's parameters against it (422
 //!   naming the field, as pydantic does) and against the device file.
@@ -41,6 +48,7 @@
 //! .unwrap();
 //! ```
 
+mod backend;
 mod catalog;
 mod engine_thread;
 mod environment;
@@ -64,9 +72,9 @@ use parking_lot::Mutex;
 use skyrun_actors::SpanTracer;
 use tokio::sync::broadcast;
 
+pub use backend::{Backend, BoxFuture, ControlReq, DocumentSink, Ended, Job, Prepared, TaskSpan};
 pub use catalog::{Catalog, CatalogPlan};
-pub use engine_thread::{ControlReq, Ended};
-pub use environment::{Environment, Loaded, Loader};
+pub use environment::{Environment, FileBackend, Loaded, Loader};
 pub use progress::Progress;
 pub use routes::ENGINE_LIMIT;
 pub use store::{StoreError, TaskStore};
@@ -80,7 +88,8 @@ pub const MAX_BODY: usize = 256 * 1024;
 /// Adds devices to the running set once the engine's actix system runs.
 pub type SpawnExtra = Box<dyn FnOnce(&mut Devices) + Send>;
 
-/// How the service runs.
+/// How the service runs. [`serve_backend`] uses `bind`, `on_listening` and
+/// `state_dir`; the rest are the device file's engine's ([`serve`]).
 pub struct ServiceOptions {
     /// Where to listen (port 0: any free port; the address is printed).
     pub bind: SocketAddr,
@@ -151,6 +160,34 @@ pub fn app(worker: Arc<Worker>) -> Router {
 pub fn serve(
     set: DeviceSet,
     catalog: Catalog,
+    mut opts: ServiceOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let engine_tracer = opts.engine_tracer.clone();
+    let device_tracer = opts.device_tracer.clone();
+    let spawn_extra = opts.spawn_extra.take();
+    let reload = opts.reload.take();
+    serve_backend(
+        move |on_document| {
+            let (link, _engine) = engine_thread::start(engine_thread::EngineSetup {
+                set: set.clone(),
+                engine_tracer,
+                device_tracer,
+                spawn_extra,
+                on_document,
+            })?;
+            let env = Environment { set, catalog };
+            Ok(Arc::new(FileBackend::new(link, env, reload)))
+        },
+        opts,
+        shutdown,
+    )
+}
+
+/// Runs the service over the backend `start` makes (given the subscriber
+/// its engine must call with every document) until `shutdown` completes.
+pub fn serve_backend(
+    start: impl FnOnce(DocumentSink) -> Result<Arc<dyn Backend>, ServiceError>,
     opts: ServiceOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
@@ -158,26 +195,12 @@ pub fn serve(
     let (events, _) = broadcast::channel(4096);
     let current = Arc::new(Mutex::new(None));
     let progress = Arc::new(Mutex::new(Progress::default()));
-    let (link, _engine) = engine_thread::start(engine_thread::EngineSetup {
-        set: set.clone(),
-        engine_tracer: opts.engine_tracer,
-        device_tracer: opts.device_tracer,
-        spawn_extra: opts.spawn_extra,
-        on_document: Box::new(Worker::document_sink(
-            current.clone(),
-            progress.clone(),
-            events.clone(),
-        )),
-    })?;
-    let env = Environment { set, catalog };
-    let worker = Arc::new(Worker::new(
-        link,
-        (env, opts.reload),
-        current,
-        progress,
-        events,
-        store,
-    ));
+    let backend = start(Box::new(Worker::document_sink(
+        current.clone(),
+        progress.clone(),
+        events.clone(),
+    )))?;
+    let worker = Arc::new(Worker::new(backend, current, progress, events, store));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("skyrun-service")

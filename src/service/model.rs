@@ -153,7 +153,7 @@ pub struct TasksListResponse {
 }
 
 /// A plan (`PlanModel`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanModel {
     /// Its name.
     pub name: String,
@@ -171,7 +171,7 @@ pub struct PlanResponse {
 }
 
 /// A protocol a device follows (`ProtocolInfo`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProtocolInfo {
     /// Bluesky's protocol name (`Readable`, `Movable`, ...).
     pub name: String,
@@ -180,7 +180,7 @@ pub struct ProtocolInfo {
 }
 
 /// A device (`DeviceModel`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceModel {
     /// Its name.
     pub name: String,
@@ -245,7 +245,7 @@ pub struct DataEvent {
 }
 
 /// One parameter error of a 422 (`ArgumentError`, FastAPI's `detail` entries).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArgumentError {
     /// Where: `["body", "params", FIELD, ...]`.
     pub loc: Vec<Value>,

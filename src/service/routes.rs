@@ -19,11 +19,10 @@ use serde_json::{json, Value};
 use skyrun_actors::TraceCarrier;
 
 use super::model::{
-    DeviceModel, DeviceResponse, EnvironmentResponse, PlanResponse, ProtocolInfo,
-    StateChangeRequest, TaskRequest, TaskResponse, TasksListResponse, WorkerTask,
+    DeviceResponse, EnvironmentResponse, PlanResponse, StateChangeRequest, TaskRequest,
+    TaskResponse, TasksListResponse, WorkerTask,
 };
 use super::worker::{BeginError, ReloadError, SubmitError, Worker};
-use crate::config::DeviceKind;
 
 /// How long `/healthz` and `/worker/state` wait for the engine to answer.
 pub const ENGINE_LIMIT: Duration = Duration::from_secs(2);
@@ -112,67 +111,26 @@ pub fn trace_context(headers: &HeaderMap) -> Context {
 
 async fn plans(State(w): State<Arc<Worker>>) -> Json<PlanResponse> {
     Json(PlanResponse {
-        plans: w.env().catalog.models(),
+        plans: w.backend().plans(),
     })
 }
 
 async fn plan(State(w): State<Arc<Worker>>, Path(name): Path<String>) -> Response {
-    match w
-        .env()
-        .catalog
-        .models()
-        .into_iter()
-        .find(|p| p.name == name)
-    {
+    match w.backend().plans().into_iter().find(|p| p.name == name) {
         Some(p) => Json(p).into_response(),
         None => not_found(),
     }
 }
 
-/// Bluesky's protocols a device of `kind` follows.
-fn protocols(kind: DeviceKind) -> Vec<ProtocolInfo> {
-    let p = |name: &str, types: &[&str]| ProtocolInfo {
-        name: name.to_owned(),
-        types: types.iter().map(|t| (*t).to_owned()).collect(),
-    };
-    let mut out = Vec::new();
-    if kind.readable() {
-        out.push(p("Readable", &[]));
-    }
-    if kind.movable() {
-        out.push(p("Movable", &["float"]));
-    }
-    if kind.triggerable() {
-        out.push(p("Triggerable", &[]));
-    }
-    if kind == DeviceKind::Flyer {
-        out.extend([p("Flyable", &[]), p("Collectable", &[])]);
-    }
-    out.push(p("Stageable", &[]));
-    out
-}
-
 async fn devices(State(w): State<Arc<Worker>>) -> Json<DeviceResponse> {
-    let env = w.env();
-    let set = &env.set;
     Json(DeviceResponse {
-        devices: set
-            .iter()
-            .map(|d| DeviceModel {
-                name: d.name.clone(),
-                protocols: protocols(d.config.kind()),
-            })
-            .collect(),
+        devices: w.backend().devices(),
     })
 }
 
 async fn device(State(w): State<Arc<Worker>>, Path(name): Path<String>) -> Response {
-    match w.env().set.kind(&name) {
-        Some(kind) => Json(DeviceModel {
-            name,
-            protocols: protocols(kind),
-        })
-        .into_response(),
+    match w.backend().devices().into_iter().find(|d| d.name == name) {
+        Some(d) => Json(d).into_response(),
         None => not_found(),
     }
 }
@@ -300,7 +258,7 @@ async fn delete_environment(State(w): State<Arc<Worker>>) -> Response {
         ),
         Err(ReloadError::NoFiles) => detail(
             StatusCode::CONFLICT,
-            "this service was started without files to load again",
+            "this service cannot load its plans and devices again",
         ),
     }
 }

@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use opentelemetry::Context;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, oneshot};
 
-use super::engine_thread::{ControlReq, Ended, EngineCmd, EngineLink};
-use super::environment::{Environment, Loader};
+use super::backend::{Backend, ControlReq, Ended, Job, Prepared};
 use super::model::{
     ArgumentError, DataEvent, EnvironmentResponse, Outcome, ProgressEvent, Task, TaskRequest,
     TaskStatus, TrackableTask, WorkerEvent, WorkerState,
@@ -54,7 +53,7 @@ pub enum SubmitError {
 pub enum ReloadError {
     /// A task is active (409).
     Busy,
-    /// The service was given no files to load again (409).
+    /// The backend cannot load its plans and devices again (409).
     NoFiles,
 }
 
@@ -73,7 +72,7 @@ pub enum BeginError {
 struct Inner {
     tasks: IndexMap<String, TrackableTask>,
     /// Prepared plans of pending tasks.
-    plans: IndexMap<String, crate::config::PlanFile>,
+    plans: IndexMap<String, Prepared>,
     active: Option<String>,
     /// A deferred pause, an abort or a stop asked for and not yet done.
     transition: Option<WorkerState>,
@@ -85,11 +84,9 @@ struct Inner {
 
 /// The worker the routes talk to.
 pub struct Worker {
-    link: EngineLink,
-    env: RwLock<Arc<Environment>>,
+    backend: Arc<dyn Backend>,
     /// What `GET /environment` says.
     env_state: Mutex<EnvironmentResponse>,
-    loader: Option<Loader>,
     inner: Mutex<Inner>,
     /// The active task, read by the document subscriber.
     current: Arc<Mutex<Option<String>>>,
@@ -103,16 +100,12 @@ pub struct Worker {
 /// How long a control request may wait for the engine.
 const CONTROL_LIMIT: Duration = Duration::from_secs(10);
 
-/// How long the engine may take to replace its devices.
-const RELOAD_LIMIT: Duration = Duration::from_secs(30);
-
 /// How often a requested pause is looked for.
 const PAUSE_POLL: Duration = Duration::from_millis(10);
 
 impl Worker {
     pub(crate) fn new(
-        link: EngineLink,
-        (env, loader): (Environment, Option<Loader>),
+        backend: Arc<dyn Backend>,
         current: Arc<Mutex<Option<String>>>,
         progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
@@ -123,14 +116,12 @@ impl Worker {
             None => (None, Vec::new()),
         };
         let worker = Worker {
-            link,
-            env: RwLock::new(Arc::new(env)),
+            backend,
             env_state: Mutex::new(EnvironmentResponse {
                 environment_id: uuid::Uuid::new_v4().to_string(),
                 initialized: true,
                 error_message: None,
             }),
-            loader,
             inner: Mutex::new(Inner::default()),
             current,
             progress,
@@ -188,7 +179,8 @@ impl Worker {
     /// is the current id, not initialized; `GET /environment` tells when
     /// the new one is ready (a new id) or why it is not (`error_message`).
     pub fn reload(self: &Arc<Self>) -> Result<EnvironmentResponse, ReloadError> {
-        let loader = self.loader.clone().ok_or(ReloadError::NoFiles)?;
+        // Lazy: nothing is loaded unless it is spawned below.
+        let load = self.backend.reload().ok_or(ReloadError::NoFiles)?;
         let answer = {
             let mut inner = self.inner.lock();
             if inner.active.is_some() {
@@ -207,38 +199,29 @@ impl Worker {
             inner.reloading = true;
             answer
         };
-        tokio::spawn(self.clone().finish_reload(loader));
+        tokio::spawn(self.clone().finish_reload(load));
         Ok(answer)
     }
 
-    async fn finish_reload(self: Arc<Self>, loader: Loader) {
-        let loaded = tokio::task::spawn_blocking(move || loader())
-            .await
-            .unwrap_or_else(|e| Err(format!("the reload failed: {e}")));
-        let error = match loaded {
+    /// Waits for the backend's reload, then prepares the pending tasks again.
+    async fn finish_reload(self: Arc<Self>, load: super::backend::BoxFuture<Result<(), String>>) {
+        let error = match load.await {
             Err(msg) => Some(msg),
-            Ok((env, extra)) => {
-                if self.link.reload(env.set.clone(), extra, RELOAD_LIMIT).await {
-                    *self.env.write() = Arc::new(env);
-                    let mut inner = self.inner.lock();
-                    let pending: Vec<String> = inner
-                        .tasks
-                        .values()
-                        .filter(|t| t.is_pending)
-                        .map(|t| t.task_id.clone())
-                        .collect();
-                    for id in pending {
-                        if let Some(mut task) = inner.tasks.get(&id).cloned() {
-                            self.prepare_again(&mut inner, &mut task, "the reload");
-                            inner.tasks.insert(id, task);
-                        }
+            Ok(()) => {
+                let mut inner = self.inner.lock();
+                let pending: Vec<String> = inner
+                    .tasks
+                    .values()
+                    .filter(|t| t.is_pending)
+                    .map(|t| t.task_id.clone())
+                    .collect();
+                for id in pending {
+                    if let Some(mut task) = inner.tasks.get(&id).cloned() {
+                        self.prepare_again(&mut inner, &mut task, "the reload");
+                        inner.tasks.insert(id, task);
                     }
-                    None
-                } else {
-                    Some(format!(
-                        "the RunEngine did not take the new devices within {RELOAD_LIMIT:?}"
-                    ))
                 }
+                None
             }
         };
         let mut inner = self.inner.lock();
@@ -264,12 +247,11 @@ impl Worker {
         params: &Map<String, Value>,
         instrument_session: &str,
         task_id: &str,
-    ) -> Result<crate::config::PlanFile, Vec<ArgumentError>> {
-        let env = self.env();
-        let mut file = env.catalog.prepare(name, params, &env.set)?;
-        file.add_metadata("instrument_session", json!(instrument_session));
-        file.add_metadata("task_id", json!(task_id));
-        Ok(file)
+    ) -> Result<Prepared, Vec<ArgumentError>> {
+        let mut metadata = Map::new();
+        metadata.insert("instrument_session".into(), json!(instrument_session));
+        metadata.insert("task_id".into(), json!(task_id));
+        self.backend.prepare(name, params, &metadata)
     }
 
     /// The document subscriber: each document of the active task as a
@@ -304,9 +286,9 @@ impl Worker {
         }
     }
 
-    /// The devices and the plans.
-    pub fn env(&self) -> Arc<Environment> {
-        self.env.read().clone()
+    /// The plans, the devices and the engine.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
     }
 
     /// What `GET /environment` answers.
@@ -336,12 +318,12 @@ impl Worker {
 
     /// The engine's state, asked of the engine (`None`: it did not answer within `limit`).
     pub async fn engine_state(&self, limit: Duration) -> Option<EngineState> {
-        self.link.ping(limit).await
+        self.backend.ping(limit).await
     }
 
     /// Creates a pending task.
     pub fn submit(&self, req: TaskRequest, user: Option<String>) -> Result<String, SubmitError> {
-        if self.env().catalog.get(&req.name).is_none() {
+        if !self.backend.has_plan(&req.name) {
             return Err(SubmitError::UnknownPlan(req.name));
         }
         let task_id = uuid::Uuid::new_v4().to_string();
@@ -453,10 +435,10 @@ impl Worker {
         self.progress.lock().clear();
         *self.current.lock() = Some(id.to_owned());
         let (done, ended) = oneshot::channel();
-        let sent = self.link.send(EngineCmd::Run {
+        let sent = self.backend.run(Job {
             task_id: id.to_owned(),
             plan_name,
-            file: Box::new(file),
+            prepared: file,
             parent,
             done,
         });
@@ -481,10 +463,13 @@ impl Worker {
                 task.is_complete = true;
                 task.is_pending = false;
                 task.outcome = Some(match &ended {
-                    Some(e) if e.exit_status == ExitStatus::Success => Outcome::Success {
-                        result: Value::Null,
-                        kind: "NoneType".into(),
-                    },
+                    Some(e) if e.exit_status == ExitStatus::Success => {
+                        let (result, kind) = e
+                            .result
+                            .clone()
+                            .unwrap_or_else(|| (Value::Null, "NoneType".into()));
+                        Outcome::Success { result, kind }
+                    }
                     Some(e) => {
                         task.errors.push(e.reason.clone());
                         Outcome::Error {
@@ -587,13 +572,16 @@ impl Worker {
             ),
             _ => (ControlReq::Stop, Some(WorkerState::Stopping)),
         };
-        self.link.control(req, CONTROL_LIMIT).await.map_err(|e| {
-            format!(
-                "Error while transitioning from {} to {} - {e}",
-                current.as_str(),
-                new.as_str()
-            )
-        })?;
+        self.backend
+            .control(req, CONTROL_LIMIT)
+            .await
+            .map_err(|e| {
+                format!(
+                    "Error while transitioning from {} to {} - {e}",
+                    current.as_str(),
+                    new.as_str()
+                )
+            })?;
         let (id, request) = {
             let mut inner = self.inner.lock();
             if inner.active.is_some() {
@@ -645,7 +633,7 @@ impl Worker {
     pub async fn abort_if_active(&self, id: &str, reason: &str) {
         if self.active().as_deref() == Some(id) {
             let _ = self
-                .link
+                .backend
                 .control(ControlReq::Abort(reason.to_owned()), CONTROL_LIMIT)
                 .await;
         }
