@@ -115,7 +115,9 @@ impl PyDevice {
             type_name: leak_type_name(obj.get_type().name()?.to_string()),
             repr: obj.repr()?.to_string(),
             caps: Caps {
-                read: has("read") && has("describe"),
+                // A flyer with configuration only is read for its configuration.
+                read: (has("read") && has("describe"))
+                    || (has("read_configuration") && has("describe_configuration")),
                 set: has("set"),
                 trigger: has("trigger"),
                 // Bluesky's Flyable, and its collectables (EventCollectable,
@@ -544,10 +546,8 @@ impl Flyable for PyDevice {
         self.status_call("complete", vec![], ctx)
     }
     fn collect(&mut self) -> Result<Vec<CollectedEvent>, DeviceError> {
-        let stream = match self.describe_collect() {
-            CollectDescription::Streams(s) => s.keys().next().cloned().unwrap_or_default(),
-            CollectDescription::Flat(_) => String::new(),
-        };
+        // The engine places each event in its stream by its data keys.
+        let stream = String::new();
         let fail = |reason: String| DeviceError::Failed {
             device: self.name.clone(),
             operation: "collect",

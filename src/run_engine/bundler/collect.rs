@@ -115,6 +115,7 @@ impl OpenRun {
         &mut self,
         flyer: &str,
         streams: IndexMap<String, DataKeys>,
+        configuration: ObjectConfiguration,
     ) -> Result<Vec<Document>, PlanError> {
         let names: Vec<&String> = streams.keys().collect();
         for (i, a) in names.iter().enumerate() {
@@ -145,7 +146,7 @@ impl OpenRun {
             }
             let desc = ObjectDescription {
                 data_keys,
-                configuration: ObjectConfiguration::default(),
+                configuration: configuration.clone(),
                 hints: Vec::new(),
             };
             let d = make_descriptor(&self.uid, &stream, &[(&flyer.to_owned(), &desc)])?;

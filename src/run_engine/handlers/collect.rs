@@ -46,6 +46,27 @@ async fn describe_collect(
     }
 }
 
+/// The configuration of `dev` for a descriptor (none if it has none).
+async fn configuration(
+    core: &Core,
+    msg: &Msg,
+    dev: &DeviceHandle,
+    cx: &RequestContext<'_>,
+) -> Result<ObjectConfiguration, PlanError> {
+    if !dev.capabilities().readable {
+        return Ok(ObjectConfiguration::default());
+    }
+    let config = match request(core, msg, dev, DeviceOp::ReadConfiguration, cx).await? {
+        DeviceReply::Readings(r) => r,
+        _ => Default::default(),
+    };
+    let keys = match request(core, msg, dev, DeviceOp::DescribeConfiguration, cx).await? {
+        DeviceReply::DataKeys(k) => k,
+        _ => Default::default(),
+    };
+    Ok(ObjectConfiguration::new(config, keys))
+}
+
 /// `declare_stream(*objs, name=stream, collect=True)`: the descriptor of
 /// `stream` from each object's `describe_collect` (flat, or nested with
 /// `stream` its one stream) and configuration.
@@ -76,19 +97,7 @@ pub(crate) async fn declare_collected(
                 ))
             }
         };
-        let configuration = if dev.capabilities().readable {
-            let config = match request(core, msg, dev, DeviceOp::ReadConfiguration, cx).await? {
-                DeviceReply::Readings(r) => r,
-                _ => Default::default(),
-            };
-            let keys = match request(core, msg, dev, DeviceOp::DescribeConfiguration, cx).await? {
-                DeviceReply::DataKeys(k) => k,
-                _ => Default::default(),
-            };
-            ObjectConfiguration::new(config, keys)
-        } else {
-            ObjectConfiguration::default()
-        };
+        let configuration = configuration(core, msg, dev, cx).await?;
         parts.push((
             dev.name().to_owned(),
             ObjectDescription {
@@ -152,9 +161,25 @@ pub(crate) async fn collect(
         a.devices.iter().for_each(|d| run.collected(d));
         Ok(())
     })?;
+    let several = a.devices.len() > 1;
+    // Several objects collect together only if each writes stream assets
+    // (Bluesky's check_supports(obj, WritesStreamAssets)), up to the frames
+    // all of them have written.
+    let mut indices = Vec::new();
+    for dev in &a.devices {
+        match get_index(core, msg, dev, cx).await? {
+            Some(i) => indices.push(i),
+            None if several => {
+                return Err(illegal(
+                    msg,
+                    format!("{} does not implement all WritesStreamAssets methods (collect_asset_docs and get_index), so it cannot be collected with other objects", dev.name()),
+                ))
+            }
+            None => {}
+        }
+    }
     let names: Vec<String> = a.devices.iter().map(|d| d.name().to_owned()).collect();
     let stream = with_run(core, msg, |run| run.collect_stream(&names, a.name))?;
-    let several = a.devices.len() > 1;
     let first = a.devices[0];
     if stream.is_none() {
         if several {
@@ -173,24 +198,11 @@ pub(crate) async fn collect(
                     ))
                 }
             };
+            let config = configuration(core, msg, first, cx).await?;
             let docs = with_run(core, msg, |run| {
-                run.describe_local_streams(first.name(), streams)
+                run.describe_local_streams(first.name(), streams, config)
             })?;
             docs.into_iter().for_each(|d| core.emit(d));
-        }
-    }
-    // Several objects collect up to the frames all of them have written.
-    let mut indices = Vec::new();
-    for dev in &a.devices {
-        match get_index(core, msg, dev, cx).await? {
-            Some(i) => indices.push(i),
-            None if several => {
-                return Err(illegal(
-                    msg,
-                    format!("{} cannot be collected with other objects: it does not write stream assets (no get_index)", dev.name()),
-                ))
-            }
-            None => {}
         }
     }
     let writes_stream_assets = !indices.is_empty();
