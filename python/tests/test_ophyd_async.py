@@ -313,3 +313,94 @@ def test_the_example_prints_the_docs_four_spans_and_the_scan():
     assert any(e["name"] == "watch" for s in spans if s["name"] == "Ophyd Status" for e in s["events"])
     assert [line.split()[0] for line in p.stdout.splitlines() if line.split()[:1] in (["event"], ["start"], ["stop"])] == [
         "start", "event", "event", "event", "stop"]
+
+
+# --- Detectors writing HDF5 (SimBlobDetector): stream resources and data ---
+
+
+def blob_devices(directory):
+    """A SimBlobDetector writing into ``directory``, and a motor."""
+    from ophyd_async.core import StaticPathProvider, UUIDFilenameProvider
+    from ophyd_async.sim import SimBlobDetector
+
+    with init_devices():
+        gen = PatternGenerator()
+        det = SimBlobDetector(StaticPathProvider(UUIDFilenameProvider(), directory), gen)
+        m = SimMotor(instant=True)
+    return det, m
+
+
+def blob_fly(det, _m, frames=5):
+    """The fly scan of ophyd-async's detector docs: prepare with a
+    TriggerInfo, declare the collected stream, kickoff, collect while
+    completing."""
+    import bluesky.preprocessors as bpp
+    from ophyd_async.core import TriggerInfo
+
+    @bpp.stage_decorator([det])
+    @bpp.run_decorator()
+    def inner():
+        yield from bps.prepare(det, TriggerInfo(number_of_events=frames, livetime=0.001, deadtime=0.001),
+                               wait=True)
+        yield from bps.declare_stream(det, name="primary", collect=True)
+        yield from bps.kickoff(det, wait=True)
+        yield from bps.collect_while_completing(flyers=[det], dets=[det], flush_period=0.05)
+
+    return (yield from inner())
+
+
+def blob_scan(det, m):
+    return (yield from bp.scan([det], m, -1, 1, 3))
+
+
+def stream_essence(docs):
+    """Names, the external data keys, the stream data's frames and sequence
+    numbers, the events' keys, and that every reference points at a
+    document of this run."""
+    start = docs[0][1]
+    uids = {"descriptor": set(), "stream_resource": set()}
+    out = []
+    for name, doc in docs:
+        if name == "descriptor":
+            uids["descriptor"].add(doc["uid"])
+            out.append((name, {k: (v.get("external"), v["shape"]) for k, v in doc["data_keys"].items()}))
+        elif name == "stream_resource":
+            assert doc["run_start"] == start["uid"]
+            uids["stream_resource"].add(doc["uid"])
+            out.append((name, doc["data_key"], doc["mimetype"]))
+        elif name == "stream_datum":
+            assert doc["descriptor"] in uids["descriptor"]
+            assert doc["stream_resource"] in uids["stream_resource"]
+            out.append((name, doc["indices"], doc["seq_nums"]))
+        elif name == "event":
+            out.append((name, doc["seq_num"], sorted(doc["data"]), doc["filled"]))
+        elif name == "stop":
+            out.append((name, doc["exit_status"], doc["num_events"]))
+        else:
+            out.append((name,))
+    return out
+
+
+@pytest.mark.parametrize("plan_of", [blob_fly, blob_scan], ids=["fly", "scan"])
+def test_a_detector_writing_hdf5_gives_bluesky_s_stream_documents(tmp_path, plan_of):
+    import h5py
+
+    out = []
+    for engine in (bluesky_engine, skyrun_engine):
+        RE = engine()
+        directory = tmp_path / engine.__name__
+        directory.mkdir()
+        det, m = blob_devices(directory)
+        _, docs = collect(RE, plan_of(det, m))
+        validate(docs)
+        out.append(stream_essence(docs))
+        files = list(directory.glob("*.h5"))
+        assert len(files) == 1, files
+        resource = next(doc for name, doc in docs if name == "stream_resource" and doc["data_key"] == det.name)
+        with h5py.File(files[0], "r") as f:
+            frames = f[resource["parameters"]["dataset"]].shape[0]
+        last = [doc for name, doc in docs if name == "stream_datum"][-1]
+        assert frames == last["indices"]["stop"]
+    assert out[1] == out[0]
+    names = [e[0] for e in out[1]]
+    assert "stream_resource" in names and "stream_datum" in names
