@@ -218,14 +218,14 @@ impl DeviceActor {
             }
             DeviceOp::Prepare(v) => DeviceReply::Status(cap!(preparable).prepare(&v, &ctx)?),
             DeviceOp::GetIndex => DeviceReply::Index(cap!(external_assets).get_index()?),
-            DeviceOp::Stage => {
-                cap!(stageable).stage()?;
-                DeviceReply::Done
-            }
-            DeviceOp::Unstage => {
-                cap!(stageable).unstage()?;
-                DeviceReply::Done
-            }
+            DeviceOp::Stage => match cap!(stageable).stage_status()? {
+                Some(s) => DeviceReply::Status(s),
+                None => DeviceReply::Done,
+            },
+            DeviceOp::Unstage => match cap!(stageable).unstage_status()? {
+                Some(s) => DeviceReply::Status(s),
+                None => DeviceReply::Done,
+            },
             DeviceOp::Configure(settings) => {
                 let (old, new) = cap!(configurable).configure(&settings)?;
                 DeviceReply::Configured {

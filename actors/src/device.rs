@@ -207,6 +207,17 @@ pub trait Stageable {
     fn stage(&mut self) -> Result<(), DeviceError>;
     /// Returns the device to its state before [`stage`](Self::stage).
     fn unstage(&mut self) -> Result<(), DeviceError>;
+    /// Stages, answering a status when staging completes later (an
+    /// ophyd-async device's `AsyncStatus`, an ophyd Status), which the
+    /// engine puts in the message's group as Bluesky does. The default
+    /// stages at once ([`stage`](Self::stage)) and answers none.
+    fn stage_status(&mut self) -> Result<Option<Status>, DeviceError> {
+        self.stage().map(|()| None)
+    }
+    /// Unstages, answering a status as [`stage_status`](Self::stage_status) does.
+    fn unstage_status(&mut self) -> Result<Option<Status>, DeviceError> {
+        self.unstage().map(|()| None)
+    }
 }
 
 /// A device whose configuration can be changed.

@@ -44,8 +44,9 @@ class DeviceError(RuntimeError):
     """A device refused or failed an operation."""
 
 
-class WaitTimeoutError(TimeoutError):
-    """A ``wait`` with a timeout timed out."""
+class WaitTimeoutError(WaitForTimeoutError):
+    """A ``wait`` with a timeout timed out (Bluesky's ``WaitForTimeoutError``,
+    a ``TimeoutError``, as Bluesky's ``wait`` raises)."""
 
 
 class PlanFailed(RuntimeError):

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 
 from . import _loop, _otel, _skyrun
 from .errors import RunEngineInterrupted, TransitionError
@@ -409,6 +410,14 @@ class RunEngine:
         """Call ``func(name, doc)`` for every document (or those named ``name``);
         returns a token. Documents go through Bluesky's own ``Dispatcher``
         (``RE.dispatcher``) when bluesky is installed."""
+        if isinstance(func, str) and callable(name):
+            # Bluesky's old argument order, accepted with its warning.
+            warnings.warn(
+                "The order of the arguments to subscribe changed: subscribe(func, name), not subscribe(name, func)",
+                UserWarning,
+                stacklevel=2,
+            )
+            func, name = name, func
         if not callable(func):
             raise ValueError(f"subscribe needs a callable, got {func!r}")
         if self.dispatcher is not None:
@@ -547,6 +556,15 @@ class RunEngine:
         ``RunEngineResult`` when ``call_returns_result``."""
         if self._engine.busy:
             raise RuntimeError(f"The RunEngine is in a {self.state} state: resume, abort, stop or halt it first")
+        if "raise_if_interrupted" in metadata_kw:
+            # Bluesky's deprecated option: RE() always raises when interrupted.
+            metadata_kw.pop("raise_if_interrupted")
+            warnings.warn(
+                "The 'raise_if_interrupted' flag has been removed; the RunEngine always raises "
+                "RunEngineInterrupted when interrupted",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.max_depth is not None:
             depth = len(inspect.getouterframes(inspect.currentframe()))
             if depth > self.max_depth:

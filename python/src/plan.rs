@@ -69,7 +69,12 @@ impl Drop for Generator {
 fn reply_to_py(py: Python<'_>, r: Reply, squeeze: bool) -> PyResult<Py<PyAny>> {
     Ok(match r {
         Reply::None => py.None(),
-        Reply::Status(s) => Py::new(py, PyStatus { inner: s })?.into_any(),
+        // A Python device's own status object, as Bluesky answers it; a
+        // skyrun Status otherwise (a Rust device's, or one already done).
+        Reply::Status(s) => match crate::status::origin_of(py, &s) {
+            Some(origin) => origin,
+            None => Py::new(py, PyStatus { inner: s })?.into_any(),
+        },
         Reply::Readings(r) => readings_to_py(py, &r)?.unbind(),
         Reply::RunUid(u) => u.into_pyobject(py)?.into_any().unbind(),
         Reply::Collected(n) => n.into_pyobject(py)?.into_any().unbind(),

@@ -253,7 +253,9 @@ impl PyDevice {
                 };
                 let st = self.call(py, method, pyargs, Some(&parent))?;
                 if async_device::is_awaitable(py, &st) {
-                    return self.follow_awaitable(py, &st, start, ctx, t0);
+                    let status = self.follow_awaitable(py, &st, start, ctx, t0)?;
+                    crate::status::register_origin(&status, st.clone().unbind());
+                    return Ok(status);
                 }
                 let status = Status::builder()
                     .status_type(if method == "set" {
@@ -264,6 +266,9 @@ impl PyDevice {
                     .device(self.name.clone(), self.type_name)
                     .build();
                 pair(py, &st, status.clone()).map_err(|e| py_err(&self.name, method, py, e))?;
+                if !st.is_none() {
+                    crate::status::register_origin(&status, st.clone().unbind());
+                }
                 Ok(status)
             })
         })
@@ -711,6 +716,43 @@ impl Stageable for PyDevice {
     }
     fn unstage(&mut self) -> Result<(), DeviceError> {
         Python::attach(|py| self.call_await(py, "unstage", vec![]).map(|_| ()))
+    }
+    fn stage_status(&mut self) -> Result<Option<Status>, DeviceError> {
+        self.staging_call("stage")
+    }
+    fn unstage_status(&mut self) -> Result<Option<Status>, DeviceError> {
+        self.staging_call("unstage")
+    }
+}
+
+impl PyDevice {
+    /// `stage()`/`unstage()` as Bluesky calls them: what they answer is a
+    /// status when it is one (an ophyd Status, ophyd-async's AsyncStatus),
+    /// which a skyrun Status follows; anything else (a list of staged
+    /// components, None) means done.
+    fn staging_call(&self, method: &'static str) -> Result<Option<Status>, DeviceError> {
+        Python::attach(|py| {
+            with_loop(py, |_| {
+                let st = self.call(py, method, vec![], None)?;
+                let is_status = st.hasattr("add_callback").unwrap_or(false)
+                    && st.hasattr("done").unwrap_or(false);
+                if !is_status {
+                    return Ok(None);
+                }
+                let status = Status::builder()
+                    .status_type("Status")
+                    .device(self.name.clone(), self.type_name)
+                    .build();
+                if async_device::is_awaitable(py, &st) {
+                    async_device::follow(py, &st, status.clone(), None)
+                        .map_err(|e| py_err(&self.name, method, py, e))?;
+                } else {
+                    pair(py, &st, status.clone()).map_err(|e| py_err(&self.name, method, py, e))?;
+                }
+                crate::status::register_origin(&status, st.clone().unbind());
+                Ok(Some(status))
+            })
+        })
     }
 }
 

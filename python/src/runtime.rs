@@ -37,6 +37,12 @@ pub fn get(py: Python<'_>) -> &'static Runtime {
                     // Attach once and stay registered with Python; the system runs
                     // detached and re-attaches (cheaply, same thread state) to step plans.
                     Python::attach(|py| {
+                        // Python sees it by the name of the thread Bluesky runs
+                        // its RunEngine's loop on (device code may check it).
+                        let _ = py
+                            .import("threading")
+                            .and_then(|t| t.call_method0("current_thread"))
+                            .and_then(|t| t.setattr("name", "bluesky-run-engine"));
                         py.detach(move || {
                             let sys = actix::System::new();
                             let arbiter = actix::System::current().arbiter().clone();

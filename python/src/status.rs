@@ -21,6 +21,35 @@ pub fn register_watchable(status: &RustStatus, device_status: Py<PyAny>) {
     status.add_callback(move |_| WATCHABLE.lock().retain(|(s, _)| !s.same_as(&me)));
 }
 
+/// The Python status object each pending skyrun Status of a Python device
+/// stands for (the ophyd Status or ophyd-async AsyncStatus its method
+/// returned), so a plan gets that object back, as Bluesky gives it; an entry
+/// leaves when its status completes (the oldest past [`ORIGINS_HELD`]).
+static ORIGINS: Mutex<Vec<(RustStatus, Py<PyAny>)>> = Mutex::new(Vec::new());
+const ORIGINS_HELD: usize = 10_000;
+
+/// Records that `status` stands for Python status `origin`.
+pub fn register_origin(status: &RustStatus, origin: Py<PyAny>) {
+    {
+        let mut o = ORIGINS.lock();
+        if o.len() >= ORIGINS_HELD {
+            o.remove(0);
+        }
+        o.push((status.clone(), origin));
+    }
+    let me = status.clone();
+    status.add_callback(move |_| ORIGINS.lock().retain(|(s, _)| !s.same_as(&me)));
+}
+
+/// The Python status `status` stands for, while it is pending.
+pub fn origin_of(py: Python<'_>, status: &RustStatus) -> Option<Py<PyAny>> {
+    ORIGINS
+        .lock()
+        .iter()
+        .find(|(s, _)| s.same_as(status))
+        .map(|(_, o)| o.clone_ref(py))
+}
+
 /// A skyrun Status: completes when the device operation does.
 #[pyclass(name = "Status", module = "skyrun")]
 pub struct PyStatus {

@@ -126,8 +126,11 @@ def test_fly_on_a_skyrun_flyer():
     RE = RunEngine()
     _, docs = collect(RE, bp.fly([ssim.flyer1]))
     validate(docs)
-    events = [d for n, d in docs if n == "event"]
-    assert len(events) == 20
+    # Bluesky 1.15's collect: the flyer's events as one event page.
+    assert [n for n, _ in docs] == ["start", "descriptor", "event_page", "stop"]
+    page = docs[2][1]
+    assert page["seq_num"] == list(range(1, 21))
+    assert page["descriptor"] == docs[1][1]["uid"]
     assert docs[-1][1]["exit_status"] == "success"
 
 

@@ -237,11 +237,13 @@ command_table! {
     Rewindable => "rewindable" {
         args: RewindableArgs, reply: Value, cached: true, trace: All, group: false,
     }
-    /// Stage a device (not replayed on a rewind, as in Bluesky: it stays staged).
+    /// Stage a device (not replayed on a rewind, as in Bluesky: it stays
+    /// staged); replies the device's status, in the message's group, when its
+    /// stage answers one.
     Stage => "stage" {
         args: StageArgs<'m>, reply: None, cached: false, trace: All, group: false,
     }
-    /// Unstage a device (not replayed on a rewind, as in Bluesky).
+    /// Unstage a device (not replayed on a rewind, as in Bluesky); a status as `stage`'s.
     Unstage => "unstage" {
         args: StageArgs<'m>, reply: None, cached: false, trace: All, group: false,
     }

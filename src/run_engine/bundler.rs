@@ -320,6 +320,10 @@ impl OpenRun {
             .bundle
             .take()
             .ok_or_else(|| illegal("save", "no event bundle is open (send 'create' first)"))?;
+        // Nothing read: no event (Bluesky's short-circuit), no descriptor.
+        if b.reads.is_empty() {
+            return Ok(Vec::new());
+        }
         let objects: Vec<String> = b.reads.keys().cloned().collect();
         let mut docs = Vec::with_capacity(2);
         let descriptor = self.descriptor_for(&b.stream, &objects, &mut docs)?;

@@ -10,13 +10,18 @@ use crate::msg::Msg;
 /// `stage(obj, group=None)`, `unstage(obj, group=None)`.
 pub(crate) struct StageArgs<'m> {
     pub(crate) obj: &'m DeviceHandle,
+    /// The group of the status a device's stage answers, if it answers one.
+    pub(crate) group: Option<&'m str>,
 }
 
 impl<'m> FromMsg<'m> for StageArgs<'m> {
     fn from_msg(msg: &'m Msg) -> Result<Self, PlanError> {
         no_args(msg)?;
-        Kwargs::only(msg, &["group"])?;
-        Ok(StageArgs { obj: obj(msg)? })
+        let kw = Kwargs::only(msg, &["group"])?;
+        Ok(StageArgs {
+            obj: obj(msg)?,
+            group: kw.str("group")?,
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use crate::error::PlanError;
 use crate::msg::args::devices::{ConfigureArgs, LocateArgs, StageArgs, StopArgs};
 use crate::msg::Msg;
 use crate::reply::{Location, Reply};
+use crate::run_engine::groups::Origin;
 use crate::run_engine::request_context::RequestContext;
 
 pub(crate) async fn stage(
@@ -22,9 +23,9 @@ pub(crate) async fn stage(
     if !dev.capabilities().stageable || core.st().staged.contains(dev) {
         return Ok(Reply::None.into());
     }
-    request(core, msg, dev, DeviceOp::Stage, cx).await?;
+    let reply = request(core, msg, dev, DeviceOp::Stage, cx).await?;
     core.st().staged.insert(dev.clone());
-    Ok(Reply::None.into())
+    Ok(status_in_group(core, a.group, "stage", dev, reply).into())
 }
 
 pub(crate) async fn unstage(
@@ -37,9 +38,34 @@ pub(crate) async fn unstage(
     if !dev.capabilities().stageable {
         return Ok(Reply::None.into());
     }
-    request(core, msg, dev, DeviceOp::Unstage, cx).await?;
+    let reply = request(core, msg, dev, DeviceOp::Unstage, cx).await?;
     core.st().staged.shift_remove(dev);
-    Ok(Reply::None.into())
+    Ok(status_in_group(core, a.group, "unstage", dev, reply).into())
+}
+
+/// A status a device's stage or unstage answered joins the message's group
+/// (Bluesky's `_add_status_to_group`) and is the reply; none answers none.
+fn status_in_group(
+    core: &Core,
+    group: Option<&str>,
+    command: &'static str,
+    dev: &skyrun_actors::DeviceHandle,
+    reply: DeviceReply,
+) -> Reply {
+    match reply {
+        DeviceReply::Status(s) => {
+            core.st().groups.add(
+                group,
+                &s,
+                Origin {
+                    command,
+                    device: dev.clone(),
+                },
+            );
+            Reply::Status(s)
+        }
+        _ => Reply::None,
+    }
 }
 
 /// Bluesky's `_stop`: `obj.stop()` (ophyd's `success=False`), for a device
