@@ -37,8 +37,10 @@
 //!
 //! Where things live: `client.rs` (the trait), `ca.rs` (Channel Access),
 //! `pv.rs` (a connected, monitored PV; connecting many), `signal.rs`,
-//! `motor.rs` (the devices), `devices.rs` (connecting many devices at
-//! once, as a device file or the Python package declares them), `error.rs`.
+//! `motor.rs` (the devices), `subscription.rs` (a PV's monitor as a
+//! device's subscriptions: the engine's `monitor`), `devices.rs`
+//! (connecting many devices at once, as a device file or the Python
+//! package declares them), `error.rs`.
 
 #![warn(missing_docs)]
 
@@ -49,6 +51,7 @@ mod error;
 mod motor;
 mod pv;
 mod signal;
+mod subscription;
 
 pub use ca::CaClient;
 pub use client::{PvChannel, PvClient, PvEvent, PvMeta, PvUpdate};
