@@ -214,6 +214,32 @@ fn template(t: &str) -> Result<Vec<Part>, String> {
     Ok(parts)
 }
 
+/// A PV name template as the families of device files write it (`{i}` the
+/// index, `{i:05}` the index zero-padded to 5 digits); `skyrun bench
+/// --scenario epics` takes its PV names this way too.
+///
+/// ```
+/// use skyrun::config::PvTemplate;
+/// let t = PvTemplate::parse("BL:AO:{i:05}").unwrap();
+/// assert_eq!(t.fill(7), "BL:AO:00007");
+/// assert_eq!(PvTemplate::parse("BL:MTR{i}").unwrap().fill(12), "BL:MTR12");
+/// assert!(PvTemplate::parse("BL:{j}").unwrap_err().contains("unknown placeholder"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PvTemplate(Vec<Part>);
+
+impl PvTemplate {
+    /// Parses `template`; the error says what is wrong with it.
+    pub fn parse(template_text: &str) -> Result<Self, String> {
+        template(template_text).map(PvTemplate)
+    }
+
+    /// The name for index `i`.
+    pub fn fill(&self, i: usize) -> String {
+        fill(&self.0, i)
+    }
+}
+
 fn fill(parts: &[Part], i: usize) -> String {
     parts
         .iter()
