@@ -1,14 +1,36 @@
 """The EPICS bench, Python's side: ophyd 1.11.2 (pyepics) and ophyd-async
 0.21.3 (aioca) on the same IOC as skyrun's (bench/run.sh runs both).
 
-    python compare.py PREFIX N1,N2 PUTS EVENTS
+    python compare.py PREFIX N1,N2 PUTS EVENTS [MOTOR_PREFIX MOTORS MOVES]
+
+With a motor IOC (motor_ioc.py at MOTOR_PREFIX): a group move of MOTORS
+motors, ``RE(bps.mv(m1, x, m2, x, ...))`` MOVES times (x = 0.5, 1.0, ...),
+each move's wall time; as ``skyrun bench --scenario epics`` moves them.
 """
 import asyncio
+import statistics
 import sys
 import time
 
 prefix, ns, puts, events = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], int(sys.argv[3]), int(sys.argv[4])
+mprefix, motors, moves = (sys.argv[5], int(sys.argv[6]), int(sys.argv[7])) if len(sys.argv) > 7 else (None, 0, 0)
 pv = lambda i: f"{prefix}:AO:{i:05}"  # noqa: E731
+positions = [0.5 if k % 2 == 0 else 1.0 for k in range(moves)]
+
+
+def group_moves(who, RE, ms, connect, position):
+    import bluesky.plan_stubs as bps
+
+    times = []
+    for x in positions:
+        t = time.perf_counter()
+        RE(bps.mv(*[a for m in ms for a in (m, x)]))
+        times.append(time.perf_counter() - t)
+    for m in ms:
+        assert abs(position(m) - positions[-1]) < 1e-9, (m.name, position(m))
+    print(f"{who}: group move of {len(ms)} motors: {moves / sum(times):.2f} moves/s, median "
+          f"{statistics.median(times) * 1e3:.0f} ms, best {min(times) * 1e3:.0f} ms; connect {connect:.3f} s",
+          flush=True)
 
 
 def ophyd_bench():
@@ -35,6 +57,16 @@ def ophyd_bench():
     t = time.perf_counter()
     RE(count([ro], num=events))
     print(f"ophyd: count of an EpicsSignalRO {events / (time.perf_counter() - t):.0f} events/s", flush=True)
+    if mprefix:
+        from ophyd import EpicsMotor
+
+        t = time.perf_counter()
+        ms = [EpicsMotor(f"{mprefix}:MTR{i}", name=f"m{i}") for i in range(1, motors + 1)]
+        for m in ms:
+            m.wait_for_connection(timeout=60)
+        group_moves("ophyd EpicsMotor", RE, ms, time.perf_counter() - t, lambda m: m.position)
+        for m in ms:
+            m.destroy()
 
 
 def ophyd_async_bench():
@@ -69,6 +101,21 @@ def ophyd_async_bench():
     t = time.perf_counter()
     RE(count([ro], num=events))
     print(f"ophyd-async: count of a signal_r {events / (time.perf_counter() - t):.0f} events/s", flush=True)
+    if mprefix:
+        from ophyd_async.epics.motor import Motor
+
+        ms = [Motor(f"{mprefix}:MTR{i}", name=f"m{i}") for i in range(1, motors + 1)]
+
+        async def connect_motors():
+            t = time.perf_counter()
+            await asyncio.gather(*(m.connect(timeout=60) for m in ms))
+            return time.perf_counter() - t
+
+        def position(m):
+            return asyncio.run_coroutine_threadsafe(m.user_readback.get_value(), RE.loop).result()
+
+        dt = asyncio.run_coroutine_threadsafe(connect_motors(), RE.loop).result()
+        group_moves("ophyd-async Motor", RE, ms, dt, position)
 
 
 ophyd_bench()
