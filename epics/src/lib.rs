@@ -50,6 +50,9 @@ mod devices;
 mod error;
 mod motor;
 mod pv;
+#[cfg(feature = "pva")]
+mod pva;
+mod runtime;
 mod signal;
 mod subscription;
 
@@ -59,4 +62,6 @@ pub use devices::{connect_devices, ConnectedDevice, EpicsSpec};
 pub use error::{ClientError, ConnectError};
 pub use motor::{EpicsMotor, MOTOR_FIELDS};
 pub use pv::{connect_all, Pv, PvState, MAX_IN_FLIGHT};
+#[cfg(feature = "pva")]
+pub use pva::PvaClient;
 pub use signal::{EpicsSignal, EpicsSignalRO, SetOptions, DEFAULT_CONNECT_TIMEOUT};
