@@ -136,6 +136,12 @@ fn bad_options_and_missing_pvs_are_refused_naming_them() {
     let (code, err) = refused(&["--pvs", "10,x"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--pvs: 'x' is not a number"), "{err}");
+    let (code, err) = refused(&["--pv", "pva://BL:{i}"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--pv: the epics scenario measures Channel Access"),
+        "{err}"
+    );
     let (code, err) = refused(&["--ca-addr", "ioc"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--ca-addr: 'ioc' is not an address"), "{err}");

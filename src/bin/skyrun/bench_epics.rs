@@ -105,6 +105,17 @@ fn bare(name: &str) -> String {
 impl Config {
     fn of(args: &BenchArgs) -> anyhow::Result<Config> {
         let e = &args.epics;
+        for (flag, name) in [("--pv", Some(&e.pv)), ("--motor", e.motor.as_ref())]
+            .into_iter()
+            .chain([
+                ("--put-pv", e.put_pv.as_ref()),
+                ("--read-pv", e.read_pv.as_ref()),
+            ])
+        {
+            if name.is_some_and(|n| n.starts_with("pva://")) {
+                bail!("{flag}: the epics scenario measures Channel Access; pva:// PVs are not benchmarked yet");
+            }
+        }
         let template = PvTemplate::parse(&bare(&e.pv)).map_err(|m| anyhow!("--pv: {m}"))?;
         let pvs: Vec<usize> = e
             .pvs

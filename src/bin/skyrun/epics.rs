@@ -3,8 +3,11 @@
 //! included) is connected at once, before the run starts, on one Channel
 //! Access client (`skyrun_epics::connect_devices`: a bounded number in
 //! flight, one timeout). A PV that does not connect fails the start with one
-//! message naming every missing PV and its device. The client is configured
-//! from the environment (`EPICS_CA_ADDR_LIST`, `EPICS_CA_AUTO_ADDR_LIST`, ...).
+//! message naming every missing PV and its device. A `pva://` PV goes over
+//! PVAccess (experimental), any other over Channel Access; the clients are
+//! configured from the environment (`EPICS_CA_ADDR_LIST`,
+//! `EPICS_CA_AUTO_ADDR_LIST`, ..., `EPICS_PVA_ADDR_LIST`,
+//! `EPICS_PVA_NAME_SERVERS`, ...).
 //! `skyrun service` connects them the same way, on one client it keeps
 //! across reloads of its environment.
 
@@ -15,7 +18,7 @@ use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::{DeviceSet, Devices, EpicsDevice};
 use skyrun_actors::SpanTracer;
-use skyrun_epics::{connect_devices, CaClient, ConnectedDevice, EpicsSpec, PvClient, SetOptions};
+use skyrun_epics::{connect_devices, ConnectedDevice, EpicsSpec, PvClient, PvClients, SetOptions};
 
 use crate::Failure;
 
@@ -32,13 +35,13 @@ pub struct EpicsArgs {
 #[derive(Default)]
 pub struct Epics {
     devices: Vec<ConnectedDevice>,
-    client: Option<Arc<CaClient>>,
+    client: Option<Arc<PvClients>>,
     /// PVs connected, and how long it took.
     pub connected: Option<(usize, Duration)>,
 }
 
-/// Keeps the Channel Access client alive while its devices run.
-pub struct Client(#[allow(dead_code)] Option<Arc<CaClient>>);
+/// Keeps the PV clients alive while their devices run.
+pub struct Client(#[allow(dead_code)] Option<Arc<PvClients>>);
 
 impl EpicsArgs {
     /// Connects the EPICS devices of `set` (nothing when it has none).
@@ -76,9 +79,9 @@ fn spec(name: &str, e: &skyrun::config::EpicsConfig) -> EpicsSpec {
 }
 
 /// Connects every PV of `set`'s EPICS devices within `timeout` seconds, on
-/// a Channel Access client of their own.
+/// PV clients of their own.
 pub fn connect(set: &DeviceSet, timeout: f64) -> Result<Epics, Failure> {
-    connect_with(set, timeout, CaClient::start)
+    connect_with(set, timeout, PvClients::start)
 }
 
 /// As [`connect`], on the client `client` gives (asked only when `set` has
@@ -86,7 +89,7 @@ pub fn connect(set: &DeviceSet, timeout: f64) -> Result<Epics, Failure> {
 pub fn connect_with(
     set: &DeviceSet,
     timeout: f64,
-    client: impl FnOnce() -> Result<Arc<CaClient>, skyrun_epics::ClientError>,
+    client: impl FnOnce() -> Result<Arc<PvClients>, skyrun_epics::ClientError>,
 ) -> Result<Epics, Failure> {
     let specs: Vec<EpicsSpec> = set.epics_devices().map(|(n, e)| spec(n, e)).collect();
     if specs.is_empty() {

@@ -147,7 +147,7 @@ struct Files {
 struct EpicsLink {
     timeout: f64,
     tracer: skyrun_actors::SpanTracer,
-    client: parking_lot::Mutex<Option<Arc<skyrun_epics::CaClient>>>,
+    client: parking_lot::Mutex<Option<Arc<skyrun_epics::PvClients>>>,
 }
 
 #[cfg(feature = "epics")]
@@ -159,7 +159,7 @@ impl EpicsLink {
             if let Some(c) = c.as_ref() {
                 return Ok(c.clone());
             }
-            let started = skyrun_epics::CaClient::start()?;
+            let started = skyrun_epics::PvClients::start()?;
             *c = Some(started.clone());
             Ok(started)
         })?;

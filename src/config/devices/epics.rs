@@ -34,8 +34,9 @@
 //! ```
 //!
 //! A PV may be written `ca://NAME` (Channel Access, as ophyd-async writes
-//! it). PVAccess (`pva://`) is refused: skyrun-epics speaks Channel Access
-//! only. The file only declares the devices: the `skyrun` binary (with its
+//! it; a bare name is Channel Access too) or `pva://NAME` (PVAccess, which
+//! skyrun-epics supports experimentally: scalars, see its README). The
+//! file only declares the devices: the `skyrun` binary (with its
 //! `epics` feature) connects every PV of the file at once when a run starts
 //! and fails with one message naming each PV that did not connect.
 //!
@@ -250,15 +251,13 @@ fn fill(parts: &[Part], i: usize) -> String {
         .collect()
 }
 
-/// A PV name as the CA client takes it: `ca://` dropped; `pva://`, blanks
-/// and control characters refused.
+/// A PV name as the client takes it: `ca://` dropped, `pva://` kept (the
+/// client routes it to PVAccess); blanks and control characters refused.
 fn pv_name(name: &str) -> Result<String, String> {
-    if name.starts_with("pva://") {
-        return Err(format!(
-            "'{name}' is a PVAccess PV: skyrun-epics speaks Channel Access only (write the name, or ca://NAME)"
-        ));
-    }
-    let bare = name.strip_prefix("ca://").unwrap_or(name);
+    let (protocol, bare) = match name.strip_prefix("pva://") {
+        Some(rest) => ("pva://", rest),
+        None => ("", name.strip_prefix("ca://").unwrap_or(name)),
+    };
     if bare.is_empty() {
         return Err("the PV name is empty".into());
     }
@@ -275,7 +274,7 @@ fn pv_name(name: &str) -> Result<String, String> {
             c
         ));
     }
-    Ok(bare.to_owned())
+    Ok(format!("{protocol}{bare}"))
 }
 
 impl Builder<'_> {
@@ -515,9 +514,8 @@ mod tests {
     #[test]
     fn pv_names() {
         assert_eq!(pv_name("ca://BL:X").unwrap(), "BL:X");
-        assert!(pv_name("pva://BL:X")
-            .unwrap_err()
-            .contains("Channel Access only"));
+        assert_eq!(pv_name("pva://BL:X").unwrap(), "pva://BL:X");
+        assert_eq!(pv_name("pva://").unwrap_err(), "the PV name is empty");
         assert!(pv_name("BL X").unwrap_err().contains("no blanks"));
         assert_eq!(pv_name("ca://").unwrap_err(), "the PV name is empty");
     }
