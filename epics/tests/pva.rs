@@ -2,7 +2,8 @@
 //! pythonSoftIOC serving its records over PVA too. Get (value, the IOC's
 //! timestamp, units, precision, limits), put with and without completion,
 //! and monitor of scalars, through the same [`PvClient`] trait and devices
-//! as Channel Access, with ophyd-async's `pva://` names.
+//! as Channel Access, with ophyd-async's `pva://` names; a server that goes
+//! away and comes back.
 
 #![cfg(feature = "pva")]
 
@@ -121,4 +122,48 @@ async fn a_missing_pva_pv_fails_naming_it() {
         err.to_string().contains(&format!("{ghost} (ghost)")),
         "{err}"
     );
+}
+
+#[actix_rt::test]
+async fn a_pva_monitor_sees_its_server_go_and_come_back() {
+    let mut ioc = Ioc::signals_pva(1);
+    let client = pva(&ioc);
+    let name = format!("pva://{}", ioc.pv("AO:00000"));
+    let pv = within(
+        20,
+        "the PVA connect",
+        connect_all(
+            client.as_ref(),
+            &[("ao".into(), name.clone())],
+            Duration::from_secs(10),
+        ),
+    )
+    .await
+    .expect("connects")
+    .remove(0);
+    pv.put(&json!(3.0), None).await.expect("a put");
+    let mut w = pv.watch();
+    until_value(&mut w, json!(3.0), 10).await;
+    ioc.kill();
+    within(30, "the disconnect", async {
+        while w.borrow().connected {
+            w.changed().await.unwrap();
+        }
+    })
+    .await;
+    let err = pv.get().unwrap_err().to_string();
+    assert!(err.contains(&name) && err.contains("disconnected"), "{err}");
+    ioc.restart();
+    // A new IOC: the record's initial value, through the same monitor.
+    within(60, "the reconnect", async {
+        loop {
+            let s = w.borrow().clone();
+            if s.connected && s.latest.as_ref().map(|u| &u.value) == Some(&json!(0.0)) {
+                return;
+            }
+            w.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert_eq!(pv.get().unwrap().value, json!(0.0));
 }
