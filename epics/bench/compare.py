@@ -1,5 +1,6 @@
 """The EPICS bench, Python's side: ophyd 1.11.2 (pyepics) and ophyd-async
-0.21.3 (aioca) on the same IOC as skyrun's (bench/run.sh runs both).
+0.21.3 (aioca) on the same IOC as skyrun's (bench/run.sh runs both), and
+skyrun's own Python package (skyrun.epics) when this Python has it.
 
     python compare.py PREFIX N1,N2 PUTS EVENTS [MOTOR_PREFIX MOTORS MOVES]
 
@@ -118,5 +119,48 @@ def ophyd_async_bench():
         group_moves("ophyd-async Motor", RE, ms, dt, position)
 
 
+def skyrun_python_bench():
+    """skyrun.epics (skyrun's Python package) on skyrun's Python RunEngine,
+    when this Python has it (python/run-tests makes python/.venv with it)."""
+    try:
+        import skyrun.epics
+    except ImportError:
+        print("skyrun.epics: not installed in this Python (python/run-tests makes python/.venv with it)",
+              flush=True)
+        return
+    import bluesky.plan_stubs as bps
+    from bluesky.plans import count
+    from skyrun import RunEngine
+    from skyrun.epics import EpicsSignal, EpicsSignalRO
+
+    for n in ns:
+        t = time.perf_counter()
+        sigs = skyrun.epics.connect([{"kind": "epics_signal", "name": f"s{i}", "read_pv": pv(i), "read_only": True}
+                                     for i in range(n)], 60)
+        print(f"skyrun.epics: connect {n} PVs {time.perf_counter() - t:.3f} s", flush=True)
+        del sigs
+    s = EpicsSignal(pv(0), name="ao", put_complete=True)
+    RE = RunEngine()
+
+    def sets():
+        for k in range(puts):
+            yield from bps.mv(s, k % 100 + 0.25)
+
+    t = time.perf_counter()
+    RE(sets())
+    print(f"skyrun.epics: sequential put-with-completion bps.mv(EpicsSignal) {puts / (time.perf_counter() - t):.0f}/s",
+          flush=True)
+    ro = EpicsSignalRO(pv(1), name="ao_ro")
+    t = time.perf_counter()
+    RE(count([ro], num=events))
+    print(f"skyrun.epics: count of an EpicsSignalRO {events / (time.perf_counter() - t):.0f} events/s", flush=True)
+    if mprefix:
+        t = time.perf_counter()
+        ms = list(skyrun.epics.connect([{"kind": "epics_motor", "name": f"m{i}", "prefix": f"{mprefix}:MTR{i}"}
+                                        for i in range(1, motors + 1)], 60).values())
+        group_moves("skyrun.epics EpicsMotor", RE, ms, time.perf_counter() - t, lambda m: m.position)
+
+
 ophyd_bench()
 ophyd_async_bench()
+skyrun_python_bench()

@@ -5,7 +5,9 @@
 # session against them, `skyrun bench --scenario epics` (release build),
 # ophyd and ophyd-async (compare.py). Needs a venv with softioc==4.7.2,
 # caproto==1.3.0, ophyd==1.11.2, pyepics, ophyd-async[ca]==0.21.3 and
-# bluesky==1.15.1 ($EPICS_BENCH_PYTHON, default .ci/epics-bench-venv/bin/python).
+# bluesky==1.15.1 ($EPICS_BENCH_PYTHON, default .ci/epics-bench-venv/bin/python);
+# with the skyrun package in it too (python/.venv, which python/run-tests
+# makes), skyrun.epics is measured from Python as well.
 #   epics/bench/run.sh [N1,N2 [OPERATIONS [MOTORS [MOVES]]]]
 # OPERATIONS: puts with completion, and events of the count.
 set -euo pipefail
