@@ -3,7 +3,7 @@
 //! from `epics/tests/iocs`): a scan of an EPICS motor from a family records
 //! the positions it asked for, reading signals of a `{i:05}` family; PVs that
 //! do not connect fail the start with one message naming each, as `check`
-//! lists them.
+//! lists them; `pva://` PVs go over PVAccess (pvxs) next to CA ones.
 
 #![cfg(feature = "epics")]
 
@@ -195,4 +195,79 @@ write_pv = "{s}:AO:00000"
     assert_eq!(check.status.code(), Some(2), "{err}");
     assert!(err.contains(&expected), "{err}");
     assert!(err.contains("1 problem found before running"), "{err}");
+}
+
+#[test]
+fn pva_pvs_of_a_device_file_go_over_pvaccess_next_to_channel_access_ones() {
+    let signals = Ioc::signals_pva(2);
+    let dir = TempDir::new("cli-epics-pva");
+    let devices = dir
+        .write(
+            "beamline.toml",
+            &format!(
+                "[[epics_signal]]\nname = 'ao'\nread_pv = 'pva://{s}:AO:00001'\nread_only = true\n\
+                 [[epics_signal]]\nname = 'tick'\nread_pv = 'ca://{s}:TICK'\nread_only = true\n",
+                s = signals.prefix
+            ),
+        )
+        .display()
+        .to_string();
+    let plan = dir
+        .write(
+            "count.toml",
+            "[plan]\nname = 'count'\ndetectors = ['ao', 'tick']\nnum = 2\n",
+        )
+        .display()
+        .to_string();
+    let docs = dir.path("docs.jsonl");
+    let (addr, repeater) = (signals.addr().to_string(), repeater_port().to_string());
+    let pva = format!("127.0.0.1:{}", signals.pva_port.unwrap());
+    let env = [
+        ("EPICS_CA_AUTO_ADDR_LIST", "NO"),
+        ("EPICS_CA_ADDR_LIST", addr.as_str()),
+        ("EPICS_CA_REPEATER_PORT", repeater.as_str()),
+        ("EPICS_PVA_AUTO_ADDR_LIST", "NO"),
+        ("EPICS_PVA_ADDR_LIST", ""),
+        ("EPICS_PVA_NAME_SERVERS", pva.as_str()),
+    ];
+    let args = [
+        "run",
+        &plan,
+        "--devices",
+        &devices,
+        "--quiet",
+        "--connect-timeout",
+        "10",
+        "--documents",
+        docs.to_str().unwrap(),
+    ];
+    let run = run_skyrun(&args, &env);
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    let docs = documents(&docs);
+    let (_, desc) = docs.iter().find(|(n, _)| n == "descriptor").unwrap();
+    let keys = &desc["data_keys"];
+    assert_eq!(
+        keys["ao"]["source"],
+        format!("PV:pva://{}:AO:00001", signals.prefix)
+    );
+    assert_eq!(keys["ao"]["units"], "mm");
+    assert_eq!(
+        keys["tick"]["source"],
+        format!("PV:{}:TICK", signals.prefix)
+    );
+    let events: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|(n, _)| n == "event")
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(events.len(), 2);
+    for e in events {
+        assert_eq!(e["data"]["ao"], 0.0, "{e}");
+        assert!(e["timestamps"]["ao"].as_f64().unwrap() > 1.7e9, "{e}");
+    }
 }

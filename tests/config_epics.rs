@@ -135,9 +135,18 @@ fn bad_templates_name_the_key_and_table() {
         "bl.toml:5:12: 'write_pv' of [[epics_signal_family]]: unknown placeholder '{j}' in 'B{j}' (use {i}, or {i:05} for the index zero-padded to 5 digits)"
     );
     assert_eq!(
-        err("[[epics_motor_family]]\nprefix = 'm'\ncount = 2\npv = 'pva://BL:M{i}'\n"),
-        "bl.toml:4:6: 'pv' of [[epics_motor_family]]: 'pva://BL:M0' is a PVAccess PV: skyrun-epics speaks Channel Access only (write the name, or ca://NAME)"
+        err("[[epics_motor_family]]\nprefix = 'm'\ncount = 2\npv = 'pva://BL M{i}'\n"),
+        "bl.toml:4:6: 'pv' of [[epics_motor_family]]: 'BL M0' has a ' ' in it: PV names have no blanks"
     );
+    // PVAccess names keep their prefix (the client routes them); ca:// goes.
+    let set = DeviceSet::parse(
+        "[[epics_motor_family]]\nprefix = 'm'\ncount = 2\npv = 'pva://BL:M{i}'\n\
+         [[epics_signal]]\nname = 's'\nread_pv = 'ca://BL:S'\n",
+        "bl.toml",
+    )
+    .unwrap();
+    assert_eq!(set.epics("m1").unwrap().pvs(), ["pva://BL:M1"]);
+    assert_eq!(set.epics("s").unwrap().pvs(), ["BL:S"]);
     // One member needs no {i}.
     assert!(DeviceSet::parse(
         "[[epics_motor_family]]\nprefix = 'm'\ncount = 1\npv = 'BL:M'\n",

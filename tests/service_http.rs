@@ -6,7 +6,7 @@ mod process;
 mod service_support;
 
 use serde_json::{json, Value};
-use service_support::{Service, TempDir};
+use service_support::{wait_environment, Service, TempDir};
 
 /// A count that runs until told (100,000 points, 0.05 s apart: hours): it
 /// cannot end before the test pauses, aborts or stops it, however loaded
@@ -342,22 +342,6 @@ fn pause_resumes_from_the_checkpoint_and_the_trace_runs_from_the_client_to_the_d
 }
 
 /// Polls `GET /environment` until `done` says so (at most 60 s).
-fn wait_environment(svc: &Service, done: impl Fn(&Value) -> bool) -> Value {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (code, env) = svc.get("/environment");
-        assert_eq!(code, 200, "{env}");
-        if done(&env) {
-            return env;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "environment not reloaded within 60 s: {env}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn the_environment_reloads_the_device_file_while_idle() {
     let dir = TempDir::new("svc-env");

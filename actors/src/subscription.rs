@@ -92,6 +92,31 @@ impl Subscribers {
             skipped: 0,
         }
     }
+
+    /// A new subscription whose first reading `current` reads *after* the
+    /// subscription listens: for a device whose readings are published
+    /// from another thread (a control-system monitor), so no reading
+    /// published meanwhile is lost (one may then arrive twice).
+    ///
+    /// ```
+    /// use skyrun_actors::{Reading, Readings, Subscribers};
+    /// let subs = Subscribers::new();
+    /// let mut sub = subs
+    ///     .subscribe_then(|| Ok::<_, ()>(Readings::from([("x".to_owned(), Reading::new(1.0))])))
+    ///     .unwrap();
+    /// assert_eq!(sub.try_next().unwrap()["x"].value, serde_json::json!(1.0));
+    /// ```
+    pub fn subscribe_then<E>(
+        &self,
+        current: impl FnOnce() -> Result<Readings, E>,
+    ) -> Result<Subscription, E> {
+        let rx = self.tx.subscribe();
+        Ok(Subscription {
+            first: Some(current()?),
+            rx,
+            skipped: 0,
+        })
+    }
 }
 
 /// The subscriber's side: the device's readings, one at a time, until dropped.

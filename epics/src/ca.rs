@@ -22,6 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::{PvChannel, PvClient, PvEvent, PvMeta, PvUpdate};
 use crate::error::ClientError;
+use crate::runtime::ClientRuntime;
 
 /// A Channel Access client on its own two-thread runtime.
 ///
@@ -31,9 +32,9 @@ use crate::error::ClientError;
 /// let pv = ca.runtime().block_on(ca.connect("BL:AO", std::time::Duration::from_secs(2)));
 /// ```
 pub struct CaClient {
+    // Declared first, dropped first: the runtime goes before the client.
+    rt: ClientRuntime,
     inner: epics_ca_rs::client::CaClient,
-    runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for CaClient {
@@ -45,31 +46,12 @@ impl std::fmt::Debug for CaClient {
 impl CaClient {
     /// Starts a client configured from the environment.
     pub fn start() -> Result<Arc<Self>, ClientError> {
-        // Built on a helper thread: the caller may be inside another runtime,
-        // where blocking on this one's start is not allowed.
-        let started = std::thread::Builder::new()
-            .name("skyrun-ca-start".into())
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("skyrun-ca")
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let inner = runtime
-                    .block_on(epics_ca_rs::client::CaClient::new())
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>((runtime, inner))
-            })
-            .map_err(|e| start_error(e.to_string()))?
-            .join()
-            .map_err(|_| start_error("the start thread panicked".into()))?;
-        let (runtime, inner) = started.map_err(start_error)?;
-        Ok(Arc::new(CaClient {
-            inner,
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
-        }))
+        let (rt, inner) = ClientRuntime::start("ca", |runtime| {
+            runtime
+                .block_on(epics_ca_rs::client::CaClient::new())
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(Arc::new(CaClient { rt, inner }))
     }
 
     /// Starts a client that searches exactly `addrs` (each an IOC's
@@ -81,22 +63,6 @@ impl CaClient {
     }
 }
 
-impl Drop for CaClient {
-    fn drop(&mut self) {
-        // Never blocks: a client may be dropped inside another runtime.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-fn start_error(reason: String) -> ClientError {
-    ClientError::Start {
-        protocol: "ca",
-        reason,
-    }
-}
-
 #[async_trait]
 impl PvClient for CaClient {
     fn protocol(&self) -> &'static str {
@@ -104,7 +70,7 @@ impl PvClient for CaClient {
     }
 
     fn runtime(&self) -> tokio::runtime::Handle {
-        self.handle.clone()
+        self.rt.handle().clone()
     }
 
     async fn connect(
@@ -115,7 +81,8 @@ impl PvClient for CaClient {
         let channel = self.inner.create_channel(name);
         let pv = name.to_owned();
         let connected = self
-            .handle
+            .rt
+            .handle()
             .spawn(async move {
                 channel.wait_connected(timeout).await?;
                 let info = channel.info().await?;
@@ -127,7 +94,7 @@ impl PvClient for CaClient {
                 name: pv,
                 channel,
                 server: Mutex::new(server.to_string()),
-                handle: self.handle.clone(),
+                handle: self.rt.handle().clone(),
             })),
             Ok(Err(CaError::ChannelNotFound(_))) => Err(ClientError::NotFound {
                 pv,

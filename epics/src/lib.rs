@@ -36,9 +36,14 @@
 //! ```
 //!
 //! Where things live: `client.rs` (the trait), `ca.rs` (Channel Access),
+//! `pva.rs` (PVAccess, the experimental `pva` feature), `protocols.rs`
+//! (both behind one client, by the name's `pva://` / `ca://` prefix),
+//! `runtime.rs` (a client's own runtime),
 //! `pv.rs` (a connected, monitored PV; connecting many), `signal.rs`,
-//! `motor.rs` (the devices), `devices.rs` (connecting many devices at
-//! once, as a device file or the Python package declares them), `error.rs`.
+//! `motor.rs` (the devices), `subscription.rs` (a PV's monitor as a
+//! device's subscriptions: the engine's `monitor`), `devices.rs`
+//! (connecting many devices at once, as a device file or the Python
+//! package declares them), `error.rs`.
 
 #![warn(missing_docs)]
 
@@ -47,13 +52,21 @@ mod client;
 mod devices;
 mod error;
 mod motor;
+mod protocols;
 mod pv;
+#[cfg(feature = "pva")]
+mod pva;
+mod runtime;
 mod signal;
+mod subscription;
 
 pub use ca::CaClient;
 pub use client::{PvChannel, PvClient, PvEvent, PvMeta, PvUpdate};
 pub use devices::{connect_devices, ConnectedDevice, EpicsSpec};
 pub use error::{ClientError, ConnectError};
 pub use motor::{EpicsMotor, MOTOR_FIELDS};
+pub use protocols::PvClients;
 pub use pv::{connect_all, Pv, PvState, MAX_IN_FLIGHT};
+#[cfg(feature = "pva")]
+pub use pva::PvaClient;
 pub use signal::{EpicsSignal, EpicsSignalRO, SetOptions, DEFAULT_CONNECT_TIMEOUT};

@@ -3,7 +3,7 @@
 //!
 //! | field | ophyd component | role here |
 //! |---|---|---|
-//! | `.RBV` | `user_readback` | reading `NAME`, `position` |
+//! | `.RBV` | `user_readback` | reading `NAME`, `position`; subscriptions follow it |
 //! | `.VAL` | `user_setpoint` | reading `NAME_user_setpoint`; a move puts it |
 //! | `.DMOV` | `motor_done_move` | a move is done when it returns to 1 after the put |
 //! | `.MOVN` | `motor_is_moving` | monitored |
@@ -23,13 +23,14 @@ use std::sync::Arc;
 use opentelemetry::KeyValue;
 use serde_json::Value;
 use skyrun_actors::{
-    record_move_finish, DataKeys, Device, DeviceContext, DeviceError, Movable, Readable, Readings,
-    Status, StatusError, Stoppable, Triggerable,
+    record_move_finish, DataKeys, Device, DeviceContext, DeviceError, Movable, Readable, Reading,
+    Readings, Status, StatusError, Stoppable, Subscribable, Subscription, Triggerable,
 };
 
 use crate::client::{PvClient, PvEvent};
 use crate::pv::{connect_all, Pv};
 use crate::signal::{data_key, reading, timeout};
+use crate::subscription::{MakeReadings, PvSubscribers};
 use crate::ConnectError;
 
 /// The motor record fields an [`EpicsMotor`] connects, in this order.
@@ -55,6 +56,7 @@ pub struct EpicsMotor {
     pvs: Vec<Pv>,
     timeout: Option<f64>,
     moving: Option<Status>,
+    subs: PvSubscribers,
 }
 
 /// Indices into `pvs`, in [`MOTOR_FIELDS`] order.
@@ -109,6 +111,7 @@ impl EpicsMotor {
             pvs,
             timeout: None,
             moving: None,
+            subs: PvSubscribers::new(),
         }
     }
 
@@ -179,6 +182,52 @@ impl Device for EpicsMotor {
     }
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
         Some(self)
+    }
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
+        Some(self)
+    }
+}
+
+/// Follows the readback (RBV) as ophyd's `EpicsMotor.subscribe` does: each
+/// RBV update delivers the motor's readings (`NAME` from the update,
+/// `NAME_user_setpoint` as VAL's monitor last had it).
+impl Subscribable for EpicsMotor {
+    fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
+        let (key, setpoint_key) = (self.name.to_string(), self.key("user_setpoint"));
+        let val = self.pv(F::Val).clone();
+        let make = move || -> MakeReadings {
+            Box::new(move |u| {
+                let sp = val.get().ok()?;
+                Some(Readings::from([
+                    (
+                        key.clone(),
+                        Reading {
+                            value: u.value.clone(),
+                            timestamp: u.timestamp,
+                        },
+                    ),
+                    (
+                        setpoint_key.clone(),
+                        Reading {
+                            value: sp.value,
+                            timestamp: sp.timestamp,
+                        },
+                    ),
+                ]))
+            })
+        };
+        let (name, rbv, val) = (
+            self.name.clone(),
+            self.pv(F::Rbv).clone(),
+            self.pv(F::Val).clone(),
+        );
+        let setpoint_key = self.key("user_setpoint");
+        self.subs.subscribe(&rbv, make, || {
+            Ok(Readings::from([
+                (name.to_string(), reading(&name, &rbv)?),
+                (setpoint_key, reading(&name, &val)?),
+            ]))
+        })
     }
 }
 

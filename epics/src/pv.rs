@@ -62,9 +62,18 @@ impl Pv {
         let meta = channel.metadata().await?;
         let (tx, mut rx) = unbounded_channel();
         channel.monitor(tx).await?;
-        let first = match tokio::time::timeout(timeout, rx.recv()).await {
-            Ok(Some(PvEvent::Update(u))) => Some(u),
-            Ok(_) => None,
+        // The first value (a client may say "connected" before it: PVA does).
+        let first_update = async {
+            loop {
+                match rx.recv().await {
+                    Some(PvEvent::Update(u)) => return Some(u),
+                    Some(PvEvent::Connected) => {}
+                    Some(PvEvent::Disconnected) | None => return None,
+                }
+            }
+        };
+        let first = match tokio::time::timeout(timeout, first_update).await {
+            Ok(first) => first,
             Err(_) => {
                 return Err(ClientError::Timeout {
                     pv: name.to_owned(),

@@ -13,11 +13,12 @@ use std::time::Duration;
 use serde_json::Value;
 use skyrun_actors::{
     DataKey, DataKeys, Device, DeviceContext, DeviceError, Movable, Readable, Reading, Readings,
-    Status, StatusError, Triggerable,
+    Status, StatusError, Subscribable, Subscription, Triggerable,
 };
 
 use crate::client::{PvClient, PvEvent};
 use crate::pv::{connect_all, Pv};
+use crate::subscription::PvSubscribers;
 use crate::ConnectError;
 
 /// The default connect timeout, in seconds.
@@ -40,7 +41,9 @@ pub struct SetOptions {
 /// `read_pv`) written, after ophyd's `EpicsSignal(read_pv, write_pv=None)`.
 ///
 /// Its reading is `{name: {value, timestamp}}` from the read PV's monitor.
-/// `trigger()` returns a finished status, as ophyd's signals do.
+/// `trigger()` returns a finished status, as ophyd's signals do. It is
+/// [`Subscribable`]: each monitor update of the read PV is delivered to
+/// subscribers (the engine's `monitor`), with the IOC's timestamp.
 ///
 /// ```no_run
 /// use skyrun_epics::{CaClient, EpicsSignal, SetOptions};
@@ -59,6 +62,7 @@ pub struct EpicsSignal {
     read: Pv,
     write: Option<Pv>,
     options: SetOptions,
+    subs: PvSubscribers,
 }
 
 impl EpicsSignal {
@@ -88,6 +92,7 @@ impl EpicsSignal {
             read,
             write,
             options: SetOptions::default(),
+            subs: PvSubscribers::new(),
         }
     }
 
@@ -185,6 +190,30 @@ impl Device for EpicsSignal {
     }
     fn triggerable(&mut self) -> Option<&mut dyn Triggerable> {
         Some(self)
+    }
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
+        Some(self)
+    }
+}
+
+impl Subscribable for EpicsSignal {
+    fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
+        let name = self.name.clone();
+        let make = move || -> crate::subscription::MakeReadings {
+            Box::new(move |u| {
+                Some(Readings::from([(
+                    name.to_string(),
+                    Reading {
+                        value: u.value.clone(),
+                        timestamp: u.timestamp,
+                    },
+                )]))
+            })
+        };
+        let (name, read) = (self.name.clone(), self.read.clone());
+        self.subs.subscribe(&self.read, make, || {
+            Ok(Readings::from([(name.to_string(), reading(&name, &read)?)]))
+        })
     }
 }
 
@@ -284,7 +313,7 @@ impl Movable for EpicsSignal {
 }
 
 /// A read-only PV as a device, after ophyd's `EpicsSignalRO(read_pv)`: a
-/// `set` is refused.
+/// `set` is refused; subscribable as [`EpicsSignal`].
 ///
 /// ```no_run
 /// use skyrun_epics::{CaClient, EpicsSignalRO};
@@ -340,6 +369,9 @@ impl Device for EpicsSignalRO {
         Some(&mut self.0)
     }
     fn triggerable(&mut self) -> Option<&mut dyn Triggerable> {
+        Some(&mut self.0)
+    }
+    fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
         Some(&mut self.0)
     }
 }

@@ -1,10 +1,11 @@
 //! EPICS devices for Python (`skyrun.epics`): `EpicsMotor`, `EpicsSignal`
-//! and `EpicsSignalRO` of skyrun-epics, connected over Channel Access and
-//! run as device actors on the package's runtime, returned as
+//! and `EpicsSignalRO` of skyrun-epics, connected over Channel Access (or
+//! PVAccess for `pva://` names, experimental) and run as device actors on the package's runtime, returned as
 //! [`DeviceCore`]s that `skyrun/epics.py` wraps with ophyd's signatures.
 //!
 //! One Channel Access client serves the whole process (started on first
-//! use, configured from `EPICS_CA_*` then). [`connect_epics`] connects any
+//! use, configured from `EPICS_CA_*` then; the PVAccess one with the first
+//! `pva://` name, from `EPICS_PVA_*`). [`connect_epics`] connects any
 //! number of devices at once (one `connect_all` round, one timeout), and a
 //! PV that does not connect raises `TimeoutError` naming every missing PV
 //! and its device, as ophyd's `wait_for_connection` raises `TimeoutError`.
@@ -17,20 +18,20 @@ use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use skyrun_actors::{SpanTracer, STATUS_TRACER_SCOPE};
-use skyrun_epics::{connect_devices, CaClient, EpicsSpec, PvClient, SetOptions};
+use skyrun_epics::{connect_devices, EpicsSpec, PvClient, PvClients, SetOptions};
 
 use crate::device::DeviceCore;
 use crate::runtime;
 
-static CLIENT: Mutex<Option<Arc<CaClient>>> = Mutex::new(None);
+static CLIENT: Mutex<Option<Arc<PvClients>>> = Mutex::new(None);
 
-/// The process's Channel Access client, started on first use.
-fn client() -> PyResult<Arc<CaClient>> {
+/// The process's PV clients, started on first use.
+fn client() -> PyResult<Arc<PvClients>> {
     let mut c = CLIENT.lock();
     if let Some(c) = c.as_ref() {
         return Ok(c.clone());
     }
-    let started = CaClient::start().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let started = PvClients::start().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     *c = Some(started.clone());
     Ok(started)
 }

@@ -39,10 +39,13 @@ REPEATER = _free_port()
 class Ioc:
     """An IOC process on its own port; READY on stdout once it serves."""
 
-    def __init__(self, script, prefix, *args):
+    def __init__(self, script, prefix, *args, pva_port=None):
         self.port = _free_port()
         self.prefix = prefix
-        env = dict(os.environ, EPICS_CA_SERVER_PORT=str(self.port), EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
+        pva = {} if pva_port is None else dict(
+            EPICS_PVAS_INTF_ADDR_LIST="127.0.0.1", EPICS_PVAS_SERVER_PORT=str(pva_port),
+            EPICS_PVAS_BROADCAST_PORT=str(_free_port()), EPICS_PVA_AUTO_ADDR_LIST="NO", EPICS_PVA_ADDR_LIST="127.0.0.1")
+        env = dict(os.environ, **pva, EPICS_CA_SERVER_PORT=str(self.port), EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
                    EPICS_CAS_AUTO_BEACON_ADDR_LIST="NO", EPICS_CAS_BEACON_ADDR_LIST="127.0.0.1",
                    EPICS_CAS_BEACON_PORT=str(REPEATER), EPICS_CA_REPEATER_PORT=str(REPEATER),
                    EPICS_CA_AUTO_ADDR_LIST="NO", EPICS_CA_ADDR_LIST="127.0.0.1")
@@ -152,6 +155,50 @@ oao.destroy()
     assert d["m1"]["source"] == f"PV:{motors.pv('MTR1.RBV')}"
 
 
+def test_a_plan_monitoring_the_10_hz_record_records_the_iocs_updates_until_unmonitor(iocs):
+    from skyrun import RunEngine
+    from skyrun.epics import EpicsSignalRO
+
+    _, signals = iocs
+    tick = EpicsSignalRO(signals.pv("TICK"), name="tick")
+    docs, at_unmonitor = [], []
+
+    def monitor_events():
+        return [d for n, d in list(docs) if n == "event"]
+
+    def plan():
+        yield from bps.open_run()
+        yield from bps.monitor(tick, name="tick_monitor")
+        deadline = time.monotonic() + 20
+        while len(monitor_events()) < 4:
+            assert time.monotonic() < deadline, "4 monitor events within 20 s"
+            yield from bps.sleep(0.05)
+        yield from bps.unmonitor(tick)
+        at_unmonitor.append(len(monitor_events()))
+        last = (yield from bps.rd(tick))
+        deadline = time.monotonic() + 20
+        # The record counts on (3 more), the stream does not.
+        while (yield from bps.rd(tick)) < last + 3:
+            assert time.monotonic() < deadline, "TICK counting on within 20 s"
+            yield from bps.sleep(0.05)
+        yield from bps.close_run()
+
+    RunEngine()(plan(), lambda name, doc: docs.append((name, doc)))
+    events = monitor_events()
+    assert len(events) == at_unmonitor[0] >= 4
+    descriptor = _descriptor(docs)
+    assert descriptor["name"] == "tick_monitor"
+    assert descriptor["data_keys"]["tick"]["source"] == f"PV:{signals.pv('TICK')}"
+    assert descriptor["data_keys"]["tick"]["units"] == "counts"
+    values = [e["data"]["tick"] for e in events]
+    stamps = [e["timestamps"]["tick"] for e in events]
+    # The IOC's count and its record's timestamps, in order.
+    assert values == sorted(values) and values[-1] > values[0], values
+    assert stamps == sorted(stamps) and stamps[0] > 1.7e9, stamps
+    stop = docs[-1][1]
+    assert stop["num_events"]["tick_monitor"] == len(events)
+
+
 def test_an_epics_signal_set_completes_on_the_ioc_and_ophyd_reads_it(iocs):
     from skyrun import RunEngine
     from skyrun.epics import EpicsSignal
@@ -224,3 +271,24 @@ read_only = true
     assert isinstance(devs["ao2"], EpicsSignalRO) and devs["ao2"].pvname == signals.pv("AO:00002")
     docs = _docs(RunEngine(), bp.scan([devs["ao0"], devs["ao2"]], devs["m2"], 0.5, 1.5, 3))
     assert [e["data"]["m2"] for e in _events(docs)] == [0.5, 1.0, 1.5]
+
+
+def test_a_pva_pv_reads_and_sets_over_pvaccess():
+    from skyrun import RunEngine
+    from skyrun.epics import EpicsSignal
+
+    port = _free_port()
+    ioc = Ioc("signals_ioc.py", f"PYV{os.getpid()}", 2, "--pva", pva_port=port)
+    try:
+        # Read by the PVA client when it starts (with the first pva:// name).
+        os.environ.update(EPICS_PVA_AUTO_ADDR_LIST="NO", EPICS_PVA_ADDR_LIST="",
+                          EPICS_PVA_NAME_SERVERS=f"127.0.0.1:{port}")
+        # Set done when the readback (the monitor) shows the value: the read after it sees it.
+        ao = EpicsSignal(f"pva://{ioc.pv('AO:00001')}", name="ao", tolerance=1e-9)
+        docs = _docs(RunEngine(), bp.list_scan([ao], ao, [1.5, -2.0]))
+        assert [e["data"]["ao"] for e in _events(docs)] == [1.5, -2.0]
+        keys = _descriptor(docs)["data_keys"]["ao"]
+        assert (keys["source"], keys["units"], keys["precision"]) == (f"PV:pva://{ioc.pv('AO:00001')}", "mm", 3)
+        assert ao.get() == -2.0
+    finally:
+        ioc.stop()

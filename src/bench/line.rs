@@ -31,7 +31,8 @@ pub enum Devices {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchLine {
     /// What was measured: a built-in scenario (`null`, `set`, `count`,
-    /// `many`, `idle`, `limit-...`), `plan` (a plan file) or `remote`.
+    /// `many`, `idle`, `limit-...`), `plan` (a plan file), `remote` or
+    /// `epics`.
     pub scenario: String,
     /// The case within the scenario (`remote`: each measurement).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -167,7 +167,7 @@ use skyrun_actors::{DeviceHandle, SpanTracer};
 
 use super::error::{known_list, ConfigError};
 use super::read_file;
-pub use epics::{EpicsConfig, EpicsDevice};
+pub use epics::{EpicsConfig, EpicsDevice, PvTemplate};
 
 /// The most devices a device file may declare (families included).
 pub const MAX_DEVICES: u64 = 1_000_000;

@@ -54,7 +54,7 @@ mod steps;
 pub use args::{DeviceRef, Need};
 pub use devices::{
     DetectorConfig, DeviceConfig, DeviceKind, DeviceSet, DeviceSpec, Devices, EpicsConfig,
-    EpicsDevice, FlyerConfig, MotorConfig, SignalConfig, MAX_DEVICES,
+    EpicsDevice, FlyerConfig, MotorConfig, PvTemplate, SignalConfig, MAX_DEVICES,
 };
 pub use error::{ConfigError, ErrorKind, Location};
 pub use plan::{BuiltPlan, PlanBody, PlanFile, PlanSummary};

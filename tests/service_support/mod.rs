@@ -26,9 +26,20 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts the service on `devices` (a file in `dir`) on a free port.
+    /// Starts the service on the test beamline ([`DEVICES`], a file in `dir`) on a free port.
     pub fn start(dir: &TempDir, extra: &[&str]) -> Service {
-        let devices = dir.write("devices.toml", DEVICES);
+        Self::start_with(dir, DEVICES, extra, &[])
+    }
+
+    /// Starts the service on the device file `devices` (written in `dir`),
+    /// with `env` added to its environment.
+    pub fn start_with(
+        dir: &TempDir,
+        devices: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
+        let devices = dir.write("devices.toml", devices);
         let spans = dir.path("spans.jsonl");
         let mut child = Command::new(env!("CARGO_BIN_EXE_skyrun"))
             .arg("service")
@@ -39,6 +50,7 @@ impl Service {
             .args(["--bind", "127.0.0.1:0", "--trace"])
             .arg(format!("jsonl:{}", spans.display()))
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stderr(Stdio::piped())
             .spawn()
@@ -208,6 +220,23 @@ impl Drop for Service {
         // Ours: started by Service::start.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `GET /environment` until `done` says yes (at most 60 s).
+pub fn wait_environment(svc: &Service, done: impl Fn(&Value) -> bool) -> Value {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (code, env) = svc.get("/environment");
+        assert_eq!(code, 200, "{env}");
+        if done(&env) {
+            return env;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "environment not reloaded within 60 s: {env}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -87,12 +87,22 @@ pub struct Ioc {
     pub port: u16,
     /// Its record prefix (unique per IOC).
     pub prefix: String,
+    /// Its PVAccess server port on 127.0.0.1, when it serves PVA too.
+    pub pva_port: Option<u16>,
 }
 
 impl Ioc {
     /// A pythonSoftIOC with `n` ao records, SLOW, TICK and NAME.
     pub fn signals(n: usize) -> Ioc {
         Ioc::start("signals_ioc.py", vec![n.to_string()])
+    }
+
+    /// As [`Ioc::signals`], serving the records over PVAccess too (pvxs).
+    pub fn signals_pva(n: usize) -> Ioc {
+        let mut ioc = Ioc::new("signals_ioc.py", vec![n.to_string(), "--pva".into()]);
+        ioc.pva_port = Some(free_port());
+        ioc.restart();
+        ioc
     }
 
     /// A caproto motor-record IOC with `n` motors (`PREFIX:MTR1` ...).
@@ -103,28 +113,41 @@ impl Ioc {
     }
 
     fn start(script: &'static str, args: Vec<String>) -> Ioc {
+        let mut ioc = Ioc::new(script, args);
+        ioc.restart();
+        ioc
+    }
+
+    fn new(script: &'static str, args: Vec<String>) -> Ioc {
         static N: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "SKY{}T{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        let mut ioc = Ioc {
+        Ioc {
             child: None,
             script,
             args,
             port: free_port(),
             prefix,
-        };
-        ioc.restart();
-        ioc
+            pva_port: None,
+        }
     }
 
     /// Starts the IOC (again) on its port; returns once it serves.
     pub fn restart(&mut self) {
         let repeater = repeater_port().to_string();
         let script = epics_dir().join("tests/iocs").join(self.script);
-        let mut child = Command::new(python())
+        let mut cmd = Command::new(python());
+        if let Some(p) = self.pva_port {
+            cmd.env("EPICS_PVAS_INTF_ADDR_LIST", "127.0.0.1")
+                .env("EPICS_PVAS_SERVER_PORT", p.to_string())
+                .env("EPICS_PVAS_BROADCAST_PORT", free_port().to_string())
+                .env("EPICS_PVA_AUTO_ADDR_LIST", "NO")
+                .env("EPICS_PVA_ADDR_LIST", "127.0.0.1");
+        }
+        let mut child = cmd
             .arg(script)
             .arg(&self.prefix)
             .args(&self.args)

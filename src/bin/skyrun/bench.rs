@@ -65,6 +65,16 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Failure> {
     if args.scenario.as_deref() == Some("remote") {
         return crate::bench_remote::bench_remote(args);
     }
+    #[cfg(feature = "epics")]
+    if args.scenario.as_deref() == Some("epics") {
+        return crate::bench_epics::bench_epics(args);
+    }
+    #[cfg(not(feature = "epics"))]
+    if args.scenario.as_deref() == Some("epics") {
+        return Err(Failure::Usage(anyhow!(
+            "--scenario epics needs a skyrun built with the `epics` feature"
+        )));
+    }
     if args.child {
         // One case, in this process: print its JSON line for the parent.
         let case = single_case(args)?;

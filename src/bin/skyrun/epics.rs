@@ -1,10 +1,15 @@
-//! EPICS devices for `skyrun run`, `check` and `serve`: every PV of the
+//! EPICS devices for `skyrun run`, `check`, `serve` and `service`: every PV of the
 //! device file's `[[epics_motor]]` and `[[epics_signal]]` tables (families
 //! included) is connected at once, before the run starts, on one Channel
 //! Access client (`skyrun_epics::connect_devices`: a bounded number in
 //! flight, one timeout). A PV that does not connect fails the start with one
-//! message naming every missing PV and its device. The client is configured
-//! from the environment (`EPICS_CA_ADDR_LIST`, `EPICS_CA_AUTO_ADDR_LIST`, ...).
+//! message naming every missing PV and its device. A `pva://` PV goes over
+//! PVAccess (experimental), any other over Channel Access; the clients are
+//! configured from the environment (`EPICS_CA_ADDR_LIST`,
+//! `EPICS_CA_AUTO_ADDR_LIST`, ..., `EPICS_PVA_ADDR_LIST`,
+//! `EPICS_PVA_NAME_SERVERS`, ...).
+//! `skyrun service` connects them the same way, on one client it keeps
+//! across reloads of its environment.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +18,7 @@ use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::{DeviceSet, Devices, EpicsDevice};
 use skyrun_actors::SpanTracer;
-use skyrun_epics::{connect_devices, CaClient, ConnectedDevice, EpicsSpec, PvClient, SetOptions};
+use skyrun_epics::{connect_devices, ConnectedDevice, EpicsSpec, PvClient, PvClients, SetOptions};
 
 use crate::Failure;
 
@@ -30,13 +35,13 @@ pub struct EpicsArgs {
 #[derive(Default)]
 pub struct Epics {
     devices: Vec<ConnectedDevice>,
-    client: Option<Arc<CaClient>>,
+    client: Option<Arc<PvClients>>,
     /// PVs connected, and how long it took.
     pub connected: Option<(usize, Duration)>,
 }
 
-/// Keeps the Channel Access client alive while its devices run.
-pub struct Client(#[allow(dead_code)] Option<Arc<CaClient>>);
+/// Keeps the PV clients alive while their devices run.
+pub struct Client(#[allow(dead_code)] Option<Arc<PvClients>>);
 
 impl EpicsArgs {
     /// Connects the EPICS devices of `set` (nothing when it has none).
@@ -73,8 +78,19 @@ fn spec(name: &str, e: &skyrun::config::EpicsConfig) -> EpicsSpec {
     }
 }
 
-/// Connects every PV of `set`'s EPICS devices within `timeout` seconds.
+/// Connects every PV of `set`'s EPICS devices within `timeout` seconds, on
+/// PV clients of their own.
 pub fn connect(set: &DeviceSet, timeout: f64) -> Result<Epics, Failure> {
+    connect_with(set, timeout, PvClients::start)
+}
+
+/// As [`connect`], on the client `client` gives (asked only when `set` has
+/// EPICS devices): `skyrun service` keeps one client across reloads.
+pub fn connect_with(
+    set: &DeviceSet,
+    timeout: f64,
+    client: impl FnOnce() -> Result<Arc<PvClients>, skyrun_epics::ClientError>,
+) -> Result<Epics, Failure> {
     let specs: Vec<EpicsSpec> = set.epics_devices().map(|(n, e)| spec(n, e)).collect();
     if specs.is_empty() {
         return Ok(Epics::default());
@@ -84,7 +100,7 @@ pub fn connect(set: &DeviceSet, timeout: f64) -> Result<Epics, Failure> {
             "--connect-timeout must be between 0 and 3600 seconds, got {timeout}"
         )));
     }
-    let client = CaClient::start().map_err(|e| Failure::Runtime(e.into()))?;
+    let client = client().map_err(|e| Failure::Runtime(e.into()))?;
     let started = Instant::now();
     let (devices, pvs) = client
         .runtime()

@@ -10,6 +10,7 @@
 //! skyrun serve DEVICES.toml --nats URL --name SERVER [--trace TARGET]
 //! skyrun service --devices DEVICES.toml [--plans DIR] [--bind 127.0.0.1:8000] [--nats URL]
 //! skyrun bench [--scenario NAME] [--devices N] [--messages M] [--trace off|on] [--json] [--repeat R]
+//! skyrun bench --scenario epics [--pv TEMPLATE] [--pvs N1,N2] [--motor TEMPLATE] [--ca-addr HOST:PORT] [--json]
 //! skyrun bench PLAN.toml [--devices DEVICES.toml] [--repeat N] [--json]
 //! ```
 //!
@@ -37,6 +38,8 @@
 //! output cannot be written), 2 for usage and plan/device file errors.
 
 mod bench;
+#[cfg(feature = "epics")]
+mod bench_epics;
 #[cfg(feature = "nats")]
 mod bench_remote;
 mod check;
@@ -114,7 +117,9 @@ struct BenchArgs {
     plan: Option<PathBuf>,
     /// One scenario: null, set, count, many, idle, limit-actix-roundtrip,
     /// limit-crossbeam, limit-actix-actors, remote (device servers over NATS,
-    /// next to bare request/reply) [default: the whole suite, without remote].
+    /// next to bare request/reply), epics (EPICS devices against a running
+    /// IOC, next to the bare Channel Access client: see --pv)
+    /// [default: the whole suite, without remote and epics].
     #[arg(long)]
     scenario: Option<String>,
     /// Devices: a number (many, idle, limit-actix-actors), or with a plan
@@ -142,6 +147,9 @@ struct BenchArgs {
     /// Measure one case in this process (used by the parent run).
     #[arg(long, hide = true)]
     child: bool,
+    #[cfg(feature = "epics")]
+    #[command(flatten)]
+    epics: bench_epics::EpicsBenchArgs,
 }
 
 /// Arguments of `skyrun run`.

@@ -1,6 +1,8 @@
 //! `skyrun service --devices DEVICES.toml [--plans DIR] [--bind ADDR]
-//! [--state-dir DIR] [--nats URL]`: blueapi's REST API over one RunEngine and the devices of
-//! a device file (see `skyrun::service`), until Ctrl-C or SIGTERM. Spans go
+//! [--state-dir DIR] [--nats URL] [--connect-timeout SECS]`: blueapi's REST
+//! API over one RunEngine and the devices of a device file (see
+//! `skyrun::service`; its EPICS devices connected as `skyrun run` connects
+//! them, `[[remote]]` ones found on NATS), until Ctrl-C or SIGTERM. Spans go
 //! where `--trace` says (OTLP from the OTEL_* variables by default, as
 //! `skyrun run`), under service name `skyrun-service`.
 
@@ -49,10 +51,15 @@ pub struct ServiceArgs {
     /// [default: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none].
     #[arg(long, value_name = "TARGET")]
     trace: Option<TraceArg>,
+    /// How the device file's EPICS PVs connect (at start and at each reload).
+    #[cfg(feature = "epics")]
+    #[command(flatten)]
+    epics: crate::epics::EpicsArgs,
 }
 
 /// Runs the service until interrupted.
 pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
+    let telemetry = crate::tracing::process_telemetry(args.trace.clone(), "skyrun-service")?;
     let files = Files {
         devices: args.devices.clone(),
         plans: args.plans.clone(),
@@ -60,15 +67,26 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
         nats: args.nats.clone(),
         #[cfg(feature = "nats")]
         remote_timeout: args.remote_timeout,
+        #[cfg(feature = "epics")]
+        epics: EpicsLink {
+            timeout: args.epics.connect_timeout,
+            tracer: telemetry.device_tracer(),
+            client: Default::default(),
+        },
     };
-    let (env, spawn_extra) = files.load()?;
+    let (env, spawn_extra) = match files.load() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let _ = telemetry.shutdown();
+            return Err(e);
+        }
+    };
     if !args.bind.ip().is_loopback() {
         eprintln!(
             "skyrun service: WARNING: listening on {} without authentication: anyone who can reach it may run plans",
             args.bind
         );
     }
-    let telemetry = crate::tracing::process_telemetry(args.trace.clone(), "skyrun-service")?;
     let mut opts = ServiceOptions::new(args.bind);
     opts.state_dir = if args.no_state {
         None
@@ -118,29 +136,69 @@ struct Files {
     nats: Option<String>,
     #[cfg(feature = "nats")]
     remote_timeout: f64,
+    #[cfg(feature = "epics")]
+    epics: EpicsLink,
+}
+
+/// How the service connects the device file's EPICS devices: one Channel
+/// Access client for the service's life (started with the first EPICS
+/// device), each load connecting the file's PVs on it (as `skyrun run`).
+#[cfg(feature = "epics")]
+struct EpicsLink {
+    timeout: f64,
+    tracer: skyrun_actors::SpanTracer,
+    client: parking_lot::Mutex<Option<Arc<skyrun_epics::PvClients>>>,
+}
+
+#[cfg(feature = "epics")]
+impl EpicsLink {
+    /// Connects the EPICS devices of `set`; spawns them when asked.
+    fn connect(&self, set: &DeviceSet) -> Result<SpawnExtra, Failure> {
+        let epics = crate::epics::connect_with(set, self.timeout, || {
+            let mut c = self.client.lock();
+            if let Some(c) = c.as_ref() {
+                return Ok(c.clone());
+            }
+            let started = skyrun_epics::PvClients::start()?;
+            *c = Some(started.clone());
+            Ok(started)
+        })?;
+        let tracer = self.tracer.clone();
+        // The client stays in `self.client` (the service's life), so the
+        // guard `spawn` returns may go.
+        Ok(Box::new(move |devices| drop(epics.spawn(devices, &tracer))))
+    }
 }
 
 impl Files {
-    /// The device file's devices (remote ones found on NATS) and the plans.
+    /// The device file's devices (EPICS ones connected, remote ones found
+    /// on NATS) and the plans.
+    #[allow(clippy::vec_init_then_push)] // the pushes depend on the features
     fn load(&self) -> Result<(Environment, Option<SpawnExtra>), Failure> {
         #[allow(unused_mut)]
         let mut set = DeviceSet::load(&self.devices)?;
-        if let Some((name, _)) = set.epics_devices().next() {
-            return Err(Failure::Usage(anyhow!(
-                "{}: device '{name}' is an EPICS device: `skyrun service` does not connect EPICS devices yet (serve them with `skyrun serve` and name that server in a [[remote]] table)",
-                self.devices.display()
-            )));
-        }
+        #[cfg(not(feature = "epics"))]
+        crate::load::no_epics(&set)?;
         #[cfg(feature = "nats")]
         let remote = crate::remote::resolve(&mut set, self.nats.as_deref(), self.remote_timeout)?;
         let mut catalog = Catalog::standard();
         if let Some(dir) = &self.plans {
             catalog.add_dir(dir, &set)?;
         }
+        // Which of them there are depends on the features.
+        #[allow(unused_mut)]
+        let mut extras: Vec<SpawnExtra> = Vec::new();
+        #[cfg(feature = "epics")]
+        extras.push(self.epics.connect(&set)?);
         #[cfg(feature = "nats")]
-        let extra: Option<SpawnExtra> = Some(Box::new(move |devices| remote.spawn(devices)));
-        #[cfg(not(feature = "nats"))]
-        let extra = None;
+        extras.push(Box::new(move |devices| remote.spawn(devices)));
+        let extra: Option<SpawnExtra> = (!extras.is_empty()).then(|| {
+            Box::new(move |devices: &mut skyrun::config::Devices| {
+                for e in extras {
+                    e(devices);
+                }
+            }) as SpawnExtra
+        });
         Ok((Environment { set, catalog }, extra))
     }
 }

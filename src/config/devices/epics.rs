@@ -34,8 +34,9 @@
 //! ```
 //!
 //! A PV may be written `ca://NAME` (Channel Access, as ophyd-async writes
-//! it). PVAccess (`pva://`) is refused: skyrun-epics speaks Channel Access
-//! only. The file only declares the devices: the `skyrun` binary (with its
+//! it; a bare name is Channel Access too) or `pva://NAME` (PVAccess, which
+//! skyrun-epics supports experimentally: scalars, see its README). The
+//! file only declares the devices: the `skyrun` binary (with its
 //! `epics` feature) connects every PV of the file at once when a run starts
 //! and fails with one message naming each PV that did not connect.
 //!
@@ -214,6 +215,32 @@ fn template(t: &str) -> Result<Vec<Part>, String> {
     Ok(parts)
 }
 
+/// A PV name template as the families of device files write it (`{i}` the
+/// index, `{i:05}` the index zero-padded to 5 digits); `skyrun bench
+/// --scenario epics` takes its PV names this way too.
+///
+/// ```
+/// use skyrun::config::PvTemplate;
+/// let t = PvTemplate::parse("BL:AO:{i:05}").unwrap();
+/// assert_eq!(t.fill(7), "BL:AO:00007");
+/// assert_eq!(PvTemplate::parse("BL:MTR{i}").unwrap().fill(12), "BL:MTR12");
+/// assert!(PvTemplate::parse("BL:{j}").unwrap_err().contains("unknown placeholder"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PvTemplate(Vec<Part>);
+
+impl PvTemplate {
+    /// Parses `template`; the error says what is wrong with it.
+    pub fn parse(template_text: &str) -> Result<Self, String> {
+        template(template_text).map(PvTemplate)
+    }
+
+    /// The name for index `i`.
+    pub fn fill(&self, i: usize) -> String {
+        fill(&self.0, i)
+    }
+}
+
 fn fill(parts: &[Part], i: usize) -> String {
     parts
         .iter()
@@ -224,15 +251,13 @@ fn fill(parts: &[Part], i: usize) -> String {
         .collect()
 }
 
-/// A PV name as the CA client takes it: `ca://` dropped; `pva://`, blanks
-/// and control characters refused.
+/// A PV name as the client takes it: `ca://` dropped, `pva://` kept (the
+/// client routes it to PVAccess); blanks and control characters refused.
 fn pv_name(name: &str) -> Result<String, String> {
-    if name.starts_with("pva://") {
-        return Err(format!(
-            "'{name}' is a PVAccess PV: skyrun-epics speaks Channel Access only (write the name, or ca://NAME)"
-        ));
-    }
-    let bare = name.strip_prefix("ca://").unwrap_or(name);
+    let (protocol, bare) = match name.strip_prefix("pva://") {
+        Some(rest) => ("pva://", rest),
+        None => ("", name.strip_prefix("ca://").unwrap_or(name)),
+    };
     if bare.is_empty() {
         return Err("the PV name is empty".into());
     }
@@ -249,7 +274,7 @@ fn pv_name(name: &str) -> Result<String, String> {
             c
         ));
     }
-    Ok(bare.to_owned())
+    Ok(format!("{protocol}{bare}"))
 }
 
 impl Builder<'_> {
@@ -489,9 +514,8 @@ mod tests {
     #[test]
     fn pv_names() {
         assert_eq!(pv_name("ca://BL:X").unwrap(), "BL:X");
-        assert!(pv_name("pva://BL:X")
-            .unwrap_err()
-            .contains("Channel Access only"));
+        assert_eq!(pv_name("pva://BL:X").unwrap(), "pva://BL:X");
+        assert_eq!(pv_name("pva://").unwrap_err(), "the PV name is empty");
         assert!(pv_name("BL X").unwrap_err().contains("no blanks"));
         assert_eq!(pv_name("ca://").unwrap_err(), "the PV name is empty");
     }
