@@ -19,6 +19,7 @@ mode or not) are left as they are.
 """
 
 import asyncio
+import concurrent.futures
 import inspect
 
 from .devices import load_devices
@@ -62,7 +63,7 @@ def _connect(pending, loop, timeout):
     try:
         # connect() is bounded by `timeout` itself; the margin covers a loop held by something else.
         return future.result(timeout + 10)
-    except TimeoutError:
+    except concurrent.futures.TimeoutError:  # TimeoutError itself from Python 3.11 on
         future.cancel()
         return [TimeoutError(f"not connected within {timeout + 10:g} s (is the engine's loop blocked?)")] * len(
             pending)
