@@ -37,7 +37,6 @@ file, no ``plan``, a device module or file that does not load).
 
 import argparse
 import json
-import os
 import pathlib
 import re
 import runpy
