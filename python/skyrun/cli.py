@@ -30,9 +30,14 @@ define ``plan``: a generator function (called with no arguments) or a plan
     def plan():
         yield from bp.scan([det], motor, -1, 1, 11)
 
+``--tiled URI`` writes every run into a Tiled server with Bluesky's
+``TiledWriter`` (the API key from ``TILED_API_KEY``), as a Bluesky session's
+``RE.subscribe(TiledWriter(client))`` does.
+
 Exit status: 0 when the plan succeeded (or was stopped), 1 when it failed
 or was aborted or a device did not connect, 2 for bad input (a missing
-file, no ``plan``, a device module or file that does not load).
+file, no ``plan``, a device module or file that does not load, a Tiled
+server that does not answer).
 """
 
 import argparse
@@ -56,6 +61,8 @@ def _parser():
                    "skyrun devices) or a skyrun .toml device file (repeatable)")
     r.add_argument("--plan", default="plan", help="the name the plan has in the file (default: plan)")
     r.add_argument("--documents", metavar="FILE.jsonl", help='write every document as a line ["name", {...}]')
+    r.add_argument("--tiled", metavar="URI", help="write every run into the Tiled server at URI with Bluesky's "
+                   "TiledWriter (its API key from TILED_API_KEY)")
     r.add_argument("--trace", metavar="TARGET", help="none | console | jsonl:FILE | otlp (default: otlp when "
                    "OTEL_EXPORTER_OTLP_ENDPOINT is set, else none)")
     r.add_argument("--run-trace", action="store_true", help="make each run one trace")
@@ -92,6 +99,20 @@ def _load_plan(args, devices):
     if not isinstance(md, dict):
         raise _Usage(f"{path}: md must be a dict, got {type(md).__name__}")
     return plan, md
+
+
+def _tiled_writer(uri):
+    """Bluesky's TiledWriter on the Tiled server at ``uri`` (tiled's client
+    takes the API key from ``TILED_API_KEY``, or ``?api_key=`` in ``uri``)."""
+    try:
+        from bluesky.callbacks.tiled_writer import TiledWriter
+        from tiled.client import from_uri
+    except ImportError as e:
+        raise _Usage(f"--tiled needs Tiled's client ({e}): pip install 'tiled[client]'") from None
+    try:
+        return TiledWriter(from_uri(uri))
+    except Exception as e:  # unreachable server, refused key, not a Tiled server: said before anything runs
+        raise _Usage(f"--tiled {uri}: {type(e).__name__}: {e}") from None
 
 
 def _ask(RE, out):
@@ -135,6 +156,8 @@ def run(args):
         return 1
     try:
         plan, md = _load_plan(args, devices)
+        if args.tiled:
+            RE.subscribe(_tiled_writer(args.tiled))
     except _Usage as e:
         print(f"skyrun: {e}", file=sys.stderr)
         return USAGE_ERROR

@@ -9,6 +9,7 @@ The same plans on Bluesky's RunEngine, written by the same writer, give
 the same structure and data."""
 
 import json
+import os
 import pathlib
 import re
 import secrets
@@ -31,6 +32,7 @@ from tiled.client import from_uri
 from conftest import validate
 from test_ophyd_async import blob_fly, bluesky_engine, skyrun_engine
 
+EXAMPLES = pathlib.Path(__file__).parents[1] / "examples"
 API_KEY = secrets.token_hex(16)  # the single-user key of the tests' own server (alphanumeric, as tiled asks)
 START_TIMEOUT = 60.0  # seconds for the server to answer
 ENGINES = (bluesky_engine, skyrun_engine)
@@ -90,12 +92,17 @@ def detector_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiled(tmp_path_factory, detector_data):
+def server(tmp_path_factory, detector_data):
     server = Server(tmp_path_factory.mktemp("tiled") / "server", detector_data)
     try:
-        yield from_uri(server.uri, api_key=API_KEY)
+        yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module")
+def tiled(server):
+    return from_uri(server.uri, api_key=API_KEY)
 
 
 def devices(directory):
@@ -239,3 +246,45 @@ def test_a_fly_scan_s_detector_frames_are_read_back_through_the_stream_resource(
         assert file_of(node.data_sources()[0].assets[0].data_uri) == path
         runs.append(run)
     assert_same(runs[0], runs[1])
+
+
+PLAN = """
+import bluesky.plan_stubs as bps
+import bluesky.plans as bp
+
+md = {"sample": "Cu"}
+
+
+def plan():
+    yield from bps.mv(stage.x.velocity, 1000.0)
+    yield from bp.scan([det], stage.x, 0.0, 2.0, 3)
+"""
+
+
+def test_the_command_line_writes_its_runs_into_tiled(tiled, server, tmp_path):
+    """``python -m skyrun run PLAN.py --devices beamline.py --tiled URI``."""
+    (tmp_path / "plan.py").write_text(PLAN)
+    docs_path = tmp_path / "docs.jsonl"
+    env = {**os.environ, "TILED_API_KEY": API_KEY, "SKYRUN_DATA": str(tmp_path)}
+
+    def skyrun(*args):
+        return subprocess.run([sys.executable, "-m", "skyrun", "run", str(tmp_path / "plan.py"), "--devices",
+                               str(EXAMPLES / "beamline.py"), *args], capture_output=True, text=True, timeout=120,
+                              env=env, cwd=tmp_path)
+
+    p = skyrun("--tiled", server.uri, "--documents", str(docs_path))
+    assert p.returncode == 0, p.stdout + p.stderr
+    docs = [json.loads(line) for line in docs_path.read_text().splitlines()]
+    start = docs[0][1]
+    events = [doc for name, doc in docs if name == "event"]
+    run = stored(tiled, start["uid"])
+    assert run["start"]["sample"] == "Cu" and run["stop"]["exit_status"] == "success"
+    primary = run["streams"]["primary"]
+    assert primary["values"]["stage-x"].tolist() == [0.0, 1.0, 2.0]
+    for key in events[0]["data"]:
+        assert primary["values"][key].tolist() == [e["data"][key] for e in events], key
+    # A server that does not answer, or refuses the key: said before anything runs.
+    env["TILED_API_KEY"] = "wrong" + API_KEY
+    p = skyrun("--tiled", server.uri)
+    assert p.returncode == 2 and f"--tiled {server.uri}:" in p.stderr, p.stderr
+    assert "0 run(s)" not in p.stdout
