@@ -1,9 +1,26 @@
-"""``python -m skyrun run PLAN.py [--devices DEVICES.toml]``: runs a plan written
+"""``python -m skyrun run PLAN.py [--devices beamline.py]``: runs a plan written
 in Python, with the options of ``skyrun run``. (``python -m skyrun service``:
 see ``skyrun.service``.)
 
-The plan file is ordinary Python, executed with the devices of the device
-file (and ``devices``, a dict of them) already defined as globals. It must
+``--devices`` (repeatable) names a device module, as blueapi's are: a ``.py``
+file or an importable module name whose top-level ophyd, ophyd-async or
+``skyrun.sim`` devices (and those its device manager builds) are the
+devices, known by their names; or a skyrun ``.toml`` device file. The module
+runs after the RunEngine exists, so ``init_devices()`` in it connects on the
+engine's loop; ophyd-async devices it left unnamed or unconnected are named
+after their variables and connected (``skyrun._devices_module``)::
+
+    # beamline.py
+    from ophyd_async.core import init_devices
+    from ophyd_async.sim import PatternGenerator, SimMotor, SimPointDetector
+
+    with init_devices():
+        gen = PatternGenerator()
+        m = SimMotor(instant=True)
+        det = SimPointDetector(gen)
+
+The plan file is ordinary Python, executed with the devices (and
+``devices``, a dict of them) already defined as globals. It must
 define ``plan``: a generator function (called with no arguments) or a plan
 (generator or list of messages); ``--plan NAME`` picks another name. A
 ``md`` dict in the file is added to the start documents. For example::
@@ -13,14 +30,18 @@ define ``plan``: a generator function (called with no arguments) or a plan
     def plan():
         yield from bp.scan([det], motor, -1, 1, 11)
 
+``--tiled URI`` writes every run into a Tiled server with Bluesky's
+``TiledWriter`` (the API key from ``TILED_API_KEY``), as a Bluesky session's
+``RE.subscribe(TiledWriter(client))`` does.
+
 Exit status: 0 when the plan succeeded (or was stopped), 1 when it failed
-or was aborted, 2 for bad input (a missing file, no ``plan``, a bad device
-file).
+or was aborted or a device did not connect, 2 for bad input (a missing
+file, no ``plan``, a device module or file that does not load, a Tiled
+server that does not answer).
 """
 
 import argparse
 import json
-import os
 import pathlib
 import re
 import runpy
@@ -35,9 +56,13 @@ def _parser():
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a plan written in Python")
     r.add_argument("plan_file", metavar="PLAN.py")
-    r.add_argument("--devices", metavar="DEVICES.toml", help="a skyrun device file (TOML)")
+    r.add_argument("--devices", action="append", default=[], metavar="MODULE",
+                   help="a device module (a .py file or a module name, as blueapi's: its ophyd, ophyd-async or "
+                   "skyrun devices) or a skyrun .toml device file (repeatable)")
     r.add_argument("--plan", default="plan", help="the name the plan has in the file (default: plan)")
     r.add_argument("--documents", metavar="FILE.jsonl", help='write every document as a line ["name", {...}]')
+    r.add_argument("--tiled", metavar="URI", help="write every run into the Tiled server at URI with Bluesky's "
+                   "TiledWriter (its API key from TILED_API_KEY)")
     r.add_argument("--trace", metavar="TARGET", help="none | console | jsonl:FILE | otlp (default: otlp when "
                    "OTEL_EXPORTER_OTLP_ENDPOINT is set, else none)")
     r.add_argument("--run-trace", action="store_true", help="make each run one trace")
@@ -76,6 +101,20 @@ def _load_plan(args, devices):
     return plan, md
 
 
+def _tiled_writer(uri):
+    """Bluesky's TiledWriter on the Tiled server at ``uri`` (tiled's client
+    takes the API key from ``TILED_API_KEY``, or ``?api_key=`` in ``uri``)."""
+    try:
+        from bluesky.callbacks.tiled_writer import TiledWriter
+        from tiled.client import from_uri
+    except ImportError as e:
+        raise _Usage(f"--tiled needs Tiled's client ({e}): pip install 'tiled[client]'") from None
+    try:
+        return TiledWriter(from_uri(uri))
+    except Exception as e:  # unreachable server, refused key, not a Tiled server: said before anything runs
+        raise _Usage(f"--tiled {uri}: {type(e).__name__}: {e}") from None
+
+
 def _ask(RE, out):
     """After a Ctrl-C pause: resume, abort or stop (a second Ctrl-C aborts)."""
     while True:
@@ -94,28 +133,35 @@ def _ask(RE, out):
 
 def run(args):
     from . import _skyrun
-    from .devices import load_devices
+    from ._devices_module import DeviceError, load_device_modules
     from .errors import RunEngineInterrupted
     from .run_engine import RunEngine, use_skyrun_pipeline
+    from .service import LoadError
 
     out = sys.stderr if args.trace == "console" else sys.stdout
-    try:
-        devices = load_devices(args.devices) if args.devices else {}
-    except (ValueError, OSError) as e:
-        print(f"skyrun: {e}", file=sys.stderr)
-        return USAGE_ERROR
     try:
         use_skyrun_pipeline(args.trace, args.profile)
     except ValueError as e:
         print(f"skyrun: --trace: {e}", file=sys.stderr)
         return USAGE_ERROR
+    # The engine first: its loop is Bluesky's event loop, which the device modules' ophyd-async devices connect on.
+    RE = RunEngine({}, run_trace=args.run_trace, trace_all_messages=args.trace_all)
+    try:
+        devices = load_device_modules(args.devices, RE)
+    except (ValueError, OSError, LoadError) as e:
+        print(f"skyrun: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except DeviceError as e:
+        print(f"skyrun: {e}", file=sys.stderr)
+        return 1
     try:
         plan, md = _load_plan(args, devices)
+        if args.tiled:
+            RE.subscribe(_tiled_writer(args.tiled))
     except _Usage as e:
         print(f"skyrun: {e}", file=sys.stderr)
         return USAGE_ERROR
-
-    RE = RunEngine(md, run_trace=args.run_trace, trace_all_messages=args.trace_all)
+    RE.md.update(md)
     docs = {"events": 0, "stops": []}
 
     def count(name, doc):

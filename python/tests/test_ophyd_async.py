@@ -330,7 +330,7 @@ def blob_devices(directory):
     return det, m
 
 
-def blob_fly(det, _m, frames=5):
+def blob_fly(det, _m, frames=5, livetime=0.001):
     """The fly scan of ophyd-async's detector docs: prepare with a
     TriggerInfo, declare the collected stream, kickoff, collect while
     completing."""
@@ -340,7 +340,7 @@ def blob_fly(det, _m, frames=5):
     @bpp.stage_decorator([det])
     @bpp.run_decorator()
     def inner():
-        yield from bps.prepare(det, TriggerInfo(number_of_events=frames, livetime=0.001, deadtime=0.001),
+        yield from bps.prepare(det, TriggerInfo(number_of_events=frames, livetime=livetime, deadtime=0.001),
                                wait=True)
         yield from bps.declare_stream(det, name="primary", collect=True)
         yield from bps.kickoff(det, wait=True)
