@@ -3,6 +3,7 @@ Python session, on the same plans (issue 22, point 6).
 
     python python/benchmarks/bench_ophyd_async.py [--repeats 5] [--json FILE]
     python python/benchmarks/bench_ophyd_async.py --only skyrun scan100 --repeats 5   # for py-spy
+    python python/benchmarks/bench_ophyd_async.py --iterations   # asyncio loop iterations per run
 
 Cases (each run gets a new engine and new devices connected on its loop;
 only ``RE(plan)`` is timed):
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -182,6 +184,7 @@ def timed(name, case, directory):
 
     RE = engine("bluesky" if name in ("plan", "devices") else name)
     loop = get_bluesky_event_loop()
+    directory = tempfile.mkdtemp(dir=directory)  # this run's HDF5 files, removed after it
     d = devices(case, loop, directory)
     t0 = time.perf_counter()
     if name == "plan":
@@ -195,7 +198,38 @@ def timed(name, case, directory):
     dt = time.perf_counter() - t0
     if name != "skyrun":  # Bluesky's loop runs on a thread of its own: end it
         loop.call_soon_threadsafe(loop.stop)
+    shutil.rmtree(directory, ignore_errors=True)
     return dt
+
+
+def iterations(cases, directory):
+    """Counts, for one run of each case on each engine, the asyncio loop's
+    iterations (``_run_once``) and, on skyrun, the calls from its engine
+    thread into the driven loop (``DrivenLoop.iterate``, one Rust-to-Python
+    crossing each)."""
+    from skyrun import _loop
+
+    n = {"iterations": 0, "iterate_calls": 0}
+    run_once, iterate = asyncio.BaseEventLoop._run_once, _loop.DrivenLoop.iterate
+
+    def counted_run_once(self):
+        n["iterations"] += 1
+        return run_once(self)
+
+    def counted_iterate(self):
+        n["iterate_calls"] += 1
+        return iterate(self)
+
+    asyncio.BaseEventLoop._run_once, _loop.DrivenLoop.iterate = counted_run_once, counted_iterate
+    try:
+        for case in cases:
+            for name in ("bluesky", "skyrun"):
+                n.update(iterations=0, iterate_calls=0)
+                dt = timed(name, case, directory)
+                print(f"{case:12s} {name:8s} {dt * 1e3:8.1f} ms  loop iterations {n['iterations']:6d}  "
+                      f"driven-loop calls {n['iterate_calls']:6d}", flush=True)
+    finally:
+        asyncio.BaseEventLoop._run_once, _loop.DrivenLoop.iterate = run_once, iterate
 
 
 def main():
@@ -203,9 +237,20 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--only", nargs=2, metavar=("ENGINE", "CASE"), help="run one engine's case --repeats times")
+    ap.add_argument("--iterations", action="store_true", help="count the asyncio loop's iterations per run")
     ap.add_argument("--json")
     args = ap.parse_args()
     directory = tempfile.mkdtemp(prefix="bench-ophyd-async-")
+    try:
+        run(args, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(args, directory):
+    if args.iterations:
+        iterations(args.cases, directory)
+        return
     if args.only:
         for _ in range(args.repeats):
             print(f"{args.only[0]} {args.only[1]} {timed(*args.only, directory):.4f} s", flush=True)
