@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -243,12 +244,14 @@ impl PyDevice {
             for a in &args {
                 pyargs.push(to_py(py, a).map_err(|e| py_err(&self.name, method, py, e))?);
             }
+            // A move's start position and unit (a locate and a describe, each
+            // a turn of the event loop) only for a span that will be recorded:
+            // the engine's span asking for it is sampled.
+            let traced = ctx.is_traced() && parent.span().span_context().is_sampled();
             with_loop(py, |driver| {
                 let t0 = std::time::SystemTime::now();
                 let start = match (method, args.first()) {
-                    ("set", Some(target)) if ctx.is_traced() => {
-                        self.start_of_move(py, driver, target)
-                    }
+                    ("set", Some(target)) if traced => self.start_of_move(py, driver, target),
                     _ => None,
                 };
                 let st = self.call(py, method, pyargs, Some(&parent))?;
