@@ -224,7 +224,9 @@ async fn bare_connect(cfg: &Config, names: &[(String, String)]) -> anyhow::Resul
     let t = Instant::now();
     let chans: Vec<_> =
         futures::stream::iter(names.iter().map(|(_, p)| ca.connect(p, cfg.timeout)))
-            .buffer_unordered(BARE_IN_FLIGHT)
+            // In order (still BARE_IN_FLIGHT at once), so a failure names the
+            // first missing PV of the template's range, not whichever timed out first.
+            .buffered(BARE_IN_FLIGHT)
             .collect()
             .await;
     let s = t.elapsed().as_secs_f64();
