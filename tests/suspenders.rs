@@ -325,3 +325,80 @@ fn a_ring_current_below_the_floor_mid_scan_suspends_rewinds_and_resumes_after_th
         );
     });
 }
+
+/// A device file's `[[suspender]]` table: parsed, built on the spawned
+/// signal, installed, and it suspends and releases a scan as the Rust
+/// `Suspender` does; a table that makes no sense names its line.
+#[test]
+fn a_device_files_suspender_suspends_and_releases_a_scan() {
+    run(async {
+        let set = skyrun::config::DeviceSet::parse(
+            "[[motor]]\nname = \"motor\"\n[[motor]]\nname = \"det\"\n\
+             [[signal]]\nname = \"ring_current\"\nvalue = 400.0\n\
+             [[suspender]]\nsignal = \"ring_current\"\nbelow = 100.0\nresume_above = 150.0\nsleep = 0.05\nmessage = \"beam dump\"\n",
+            "beamline.toml",
+        )
+        .expect("the device file");
+        let traced = Traced::new();
+        let re = traced.engine().build();
+        let docs = Docs::subscribe(&re);
+        let devices = set.spawn(skyrun_actors::SpanTracer::from_provider(
+            &traced.provider,
+            "ophyd.status",
+        ));
+        let (motor, det, ring) = (
+            devices.get("motor").unwrap().clone(),
+            devices.get("det").unwrap().clone(),
+            devices.get("ring_current").unwrap().clone(),
+        );
+        let [spec] = set.suspenders() else {
+            panic!("one suspender: {:?}", set.suspenders())
+        };
+        let floor = spec.build(&ring).expect("sensible thresholds");
+        re.install_suspender(floor).await.expect("installed");
+        let (handle, points) = start_slow_scan(&re, &motor, &det);
+        eventually("two points read", || points.load(Ordering::SeqCst) >= 2).await;
+        put(&ring, 50.0).await;
+        eventually("the suspension", || re.suspenders()[0].tripped).await;
+        put(&ring, 200.0).await;
+        let summary = bounded("the scan to finish", handle)
+            .await
+            .unwrap()
+            .expect("the scan succeeds after the suspension");
+        assert_eq!(summary.exit_status, ExitStatus::Success);
+        assert_every_point_once(&docs);
+        let why = the_suspension(&traced).expect("a suspension span");
+        assert!(
+            why.starts_with("Signal ring_current = 50 is below 100"),
+            "{why}"
+        );
+        assert!(why.contains("beam dump"), "{why}");
+
+        for (table, want) in [
+            ("signal = \"ring_current\"\n", "needs one condition"),
+            (
+                "signal = \"ring_current\"\nbelow = 100.0\nresume_above = 50.0\n",
+                "must be at or above",
+            ),
+            (
+                "signal = \"ring_current\"\nbelow = 1.0\nabove = 2.0\n",
+                "gives several conditions",
+            ),
+            ("signal = \"ring\"\nbelow = 1.0\n", "unknown device 'ring'"),
+            (
+                "signal = \"ring_current\"\nwhen = \"up\"\n",
+                "expected \"high\" or \"low\"",
+            ),
+            (
+                "signal = \"ring_current\"\nresume_below = 1.0\n",
+                "resume_below is given without above",
+            ),
+        ] {
+            let text = format!("[[signal]]\nname = \"ring_current\"\n[[suspender]]\n{table}");
+            let err = skyrun::config::DeviceSet::parse(&text, "beamline.toml").unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with("beamline.toml:"), "{msg}");
+            assert!(msg.contains(want), "{msg} does not say {want}");
+        }
+    });
+}

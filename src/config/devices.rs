@@ -51,6 +51,10 @@
 //! motor_family = "m"        # d0 reads m0, d1 reads m1, ... (or: motor = "motor", for all of them)
 //! ```
 //!
+//! Suspenders: `[[suspender]]` tables suspend a plan while a device of the
+//! file is out of bounds (Bluesky's `bluesky.suspenders`; see
+//! [`super::suspenders`]); `skyrun run` installs them before the plan.
+//!
 //! Real hardware: `[[epics_motor]]`, `[[epics_signal]]` and their families
 //! declare EPICS devices (see [`epics`]), which the `skyrun` binary
 //! connects when a run starts.
@@ -380,6 +384,7 @@ pub struct DeviceSet {
     pub(super) file: String,
     pub(super) devices: IndexMap<String, DeviceSpec>,
     pub(super) remotes: Vec<super::remote::RemoteSpec>,
+    suspenders: Vec<super::suspenders::SuspenderSpec>,
     seed: Option<u64>,
 }
 
@@ -393,12 +398,23 @@ impl DeviceSet {
     /// Parses the text of a device file; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let (devices, seed) = parse::parse(text, file)?;
-        Ok(DeviceSet {
+        let mut set = DeviceSet {
             file: file.to_owned(),
             devices,
             remotes: super::remote::parse(text, file)?,
+            suspenders: Vec::new(),
             seed,
-        })
+        };
+        set.suspenders = super::suspenders::parse(text, file, |name| match set.kind(name) {
+            Some(kind) => Ok(kind.readable()),
+            None => Err(set.known_names(name)),
+        })?;
+        Ok(set)
+    }
+
+    /// The file's `[[suspender]]` tables (see [`super::suspenders`]).
+    pub fn suspenders(&self) -> &[super::suspenders::SuspenderSpec] {
+        &self.suspenders
     }
 
     /// The file's `seed`, if it gives one.

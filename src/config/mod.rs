@@ -50,6 +50,7 @@ pub mod preflight;
 pub mod remote;
 mod standard;
 mod steps;
+pub mod suspenders;
 
 pub use args::{DeviceRef, Need};
 pub use devices::{

@@ -80,6 +80,39 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Whether the thresholds make sense (a floor at or below its resume
+    /// value, a band's bottom below its top); the reason if not.
+    ///
+    /// ```
+    /// use skyrun::Condition;
+    /// assert!(Condition::Floor { below: 100.0, resume_above: 150.0 }.check().is_ok());
+    /// assert!(Condition::InBand { low: 2.0, high: 1.0 }.check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            Condition::Floor {
+                below,
+                resume_above,
+            } if resume_above.is_nan() || below.is_nan() || resume_above < below => Err(format!(
+                "the resume threshold ({resume_above}) must be at or above the suspend threshold ({below})"
+            )),
+            Condition::Ceil {
+                above,
+                resume_below,
+            } if resume_below.is_nan() || above.is_nan() || resume_below > above => Err(format!(
+                "the resume threshold ({resume_below}) must be at or below the suspend threshold ({above})"
+            )),
+            Condition::InBand { low, high } | Condition::OutBand { low, high }
+                if low.is_nan() || high.is_nan() || low >= high =>
+            {
+                Err(format!(
+                    "the bottom of the band ({low}) must be below its top ({high})"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn should_suspend(&self, v: f64) -> bool {
         match *self {
             Condition::Floor { below, .. } => v < below,
@@ -144,34 +177,10 @@ impl std::fmt::Debug for Suspender {
 
 impl Suspender {
     fn new(signal: &DeviceHandle, condition: Condition) -> Result<Self, SuspenderError> {
-        let bad = |reason: String| SuspenderError {
+        condition.check().map_err(|reason| SuspenderError {
             signal: signal.name().to_owned(),
             reason,
-        };
-        match condition {
-            Condition::Floor {
-                below,
-                resume_above,
-            } if resume_above < below => {
-                return Err(bad(format!(
-                    "the resume threshold ({resume_above}) must be at or above the suspend threshold ({below})"
-                )))
-            }
-            Condition::Ceil {
-                above,
-                resume_below,
-            } if resume_below > above => {
-                return Err(bad(format!(
-                    "the resume threshold ({resume_below}) must be at or below the suspend threshold ({above})"
-                )))
-            }
-            Condition::InBand { low, high } | Condition::OutBand { low, high } if low >= high => {
-                return Err(bad(format!(
-                    "the bottom of the band ({low}) must be below its top ({high})"
-                )))
-            }
-            _ => {}
-        }
+        })?;
         Ok(Suspender {
             signal: signal.clone(),
             condition,

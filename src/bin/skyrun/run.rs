@@ -242,6 +242,7 @@ async fn run_plan(
         None => parent.clone(),
     };
     let re = engine(args, tracing.engine.clone(), built.run_metadata);
+    install_suspenders(&re, loaded, &devices).await?;
     let peaks = (!args.quiet).then(|| PeakSummary::subscribe(&re));
     docs.subscribe(&re, shown, &parent);
     let started = Instant::now();
@@ -262,6 +263,32 @@ async fn run_plan(
         elapsed: started.elapsed(),
         peaks,
     })
+}
+
+/// The device file's `[[suspender]]` tables, on the engine before the plan runs.
+async fn install_suspenders(
+    re: &RunEngine,
+    loaded: &Loaded,
+    devices: &skyrun::config::Devices,
+) -> Result<(), Failure> {
+    for spec in loaded.devices.suspenders() {
+        let signal = devices.get(&spec.signal).ok_or_else(|| {
+            Failure::Runtime(anyhow::anyhow!(
+                "suspender: device '{}' was not started",
+                spec.signal
+            ))
+        })?;
+        let suspender = spec
+            .build(signal)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("{}: {e}", loaded.devices.file())))?;
+        re.install_suspender(suspender).await.map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!(
+                "suspender on '{}' cannot watch it: {e}",
+                spec.signal
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// The span named after the plan, the root of its trace (unless

@@ -34,6 +34,10 @@ pub(super) struct RawFile {
     #[serde(default)]
     #[allow(dead_code)]
     pub(super) remote: Vec<Spanned<Table<crate::config::remote::RawRemote>>>,
+    /// `[[suspender]]` tables: shape checked here, read by `config::suspenders`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(super) suspender: Vec<Spanned<Table<crate::config::suspenders::RawSuspender>>>,
     /// The seed of every random draw (timing, faults, noise).
     pub(super) seed: Option<Spanned<i64>>,
 }
