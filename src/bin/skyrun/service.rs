@@ -1,5 +1,6 @@
 //! `skyrun service --devices DEVICES.toml [--plans DIR] [--bind ADDR]
-//! [--state-dir DIR] [--nats URL] [--connect-timeout SECS]`: blueapi's REST
+//! [--state-dir DIR] [--nats URL] [--connect-timeout SECS] [--token-file
+//! FILE | --allow-unauthenticated]`: blueapi's REST
 //! API over one RunEngine and the devices of a device file (see
 //! `skyrun::service`; its EPICS devices connected as `skyrun run` connects
 //! them, `[[remote]]` ones found on NATS), until Ctrl-C or SIGTERM. Spans go
@@ -14,7 +15,9 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::DeviceSet;
-use skyrun::service::{serve, Catalog, Environment, ServiceOptions, SpawnExtra};
+use skyrun::service::{
+    check_exposure, serve, Catalog, Environment, ServiceOptions, SpawnExtra, Tokens,
+};
 
 use crate::tracing::TraceArg;
 use crate::Failure;
@@ -31,6 +34,14 @@ pub struct ServiceArgs {
     /// Where to listen: loopback unless told otherwise (port 0: any free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     bind: SocketAddr,
+    /// Bearer tokens, one a line (not readable by every user): every route
+    /// but /config/oidc and /healthz then requires `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Listen on a non-loopback --bind without --token-file: anyone on the
+    /// network who can reach the service may run plans (said on stderr at start).
+    #[arg(long, conflicts_with = "token_file")]
+    allow_unauthenticated: bool,
     /// The NATS server(s) of the device file's `[[remote]]` servers.
     #[cfg(feature = "nats")]
     #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
@@ -59,6 +70,13 @@ pub struct ServiceArgs {
 
 /// Runs the service until interrupted.
 pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
+    let tokens = match &args.token_file {
+        Some(path) => Some(Tokens::load(path).map_err(|e| Failure::Usage(anyhow!(e)))?),
+        None => None,
+    };
+    // Refused before anything is loaded or connected.
+    check_exposure(args.bind, tokens.is_some(), args.allow_unauthenticated)
+        .map_err(|e| Failure::Usage(anyhow!(e)))?;
     let telemetry = crate::tracing::process_telemetry(args.trace.clone(), "skyrun-service")?;
     let files = Files {
         devices: args.devices.clone(),
@@ -81,13 +99,9 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
             return Err(e);
         }
     };
-    if !args.bind.ip().is_loopback() {
-        eprintln!(
-            "skyrun service: WARNING: listening on {} without authentication: anyone who can reach it may run plans",
-            args.bind
-        );
-    }
     let mut opts = ServiceOptions::new(args.bind);
+    opts.tokens = tokens;
+    opts.allow_unauthenticated = args.allow_unauthenticated;
     opts.state_dir = if args.no_state {
         None
     } else {
