@@ -3,7 +3,8 @@
 //! answer with a right one, the WebSocket handshake refused without it,
 //! blueapi's open routes open; bad token files refused naming the file; a
 //! non-loopback address refused without tokens, or served with a loud
-//! warning when told `--allow-unauthenticated`.
+//! warning when told `--allow-unauthenticated`; blueapi's CLI, which cannot
+//! send a static token, denied.
 
 mod process;
 mod service_support;
@@ -272,6 +273,23 @@ fn a_network_address_needs_tokens_or_consent() {
         err.contains(&format!(
             "WARNING: listening on {bind} without authentication: anyone on the network"
         )),
+        "{}",
+        text(&out)
+    );
+}
+
+/// blueapi 1.21.1's CLI sends only an OIDC access token from its login
+/// cache (a JWT it checks against the server's JWKS), never a static one:
+/// against a token-guarded service it is denied, and says so.
+#[test]
+fn blueapis_cli_cannot_send_a_static_token() {
+    let dir = TempDir::new("svc-auth-blueapi");
+    let file = write_mode(&dir, "tokens", TOKENS, 0o600);
+    let svc = Service::start(&dir, &["--token-file", file.to_str().unwrap()]);
+    let out = service_support::blueapi(&dir, &svc, &["state"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Access denied"),
         "{}",
         text(&out)
     );
