@@ -257,14 +257,7 @@ fn a_network_address_needs_tokens_or_consent() {
         Duration::from_secs(60),
         "skyrun service --allow-unauthenticated",
     );
-    let state = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-        .get(format!("http://127.0.0.1:{port}/worker/state"))
-        .send()
-        .unwrap();
-    assert_eq!(state.status().as_u16(), 200);
+    assert_eq!(service_support::status_on(port, "/worker/state"), 200);
     assert!(!svc.has_ended());
     svc.signal("TERM");
     let out = svc.wait(Duration::from_secs(30));

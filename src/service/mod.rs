@@ -16,8 +16,10 @@
 //! * The **[`Worker`]** (`worker.rs`) keeps blueapi's task records (pending,
 //!   active, complete with an outcome), refuses a second active task, maps
 //!   the engine's state to blueapi's `WorkerState`, and publishes each
-//!   document of the active task, its progress (`progress.rs`: each run's
-//!   points done of its `num_points`) and each state change as an update.
+//!   document of the active task (also to [`ServiceOptions::task_documents`],
+//!   which `skyrun service --nats` sends to JetStream), its progress
+//!   (`progress.rs`: each run's points done of its `num_points`) and each
+//!   state change as an update.
 //! * The **[`Environment`]** (`environment.rs`): the device file's devices
 //!   and the catalog's plans, loaded again on `DELETE /environment` while no
 //!   task runs.
@@ -79,7 +81,9 @@ use skyrun_actors::SpanTracer;
 use tokio::sync::broadcast;
 
 pub use auth::{check_exposure, open_warning, TokenFileError, Tokens};
-pub use backend::{Backend, BoxFuture, ControlReq, DocumentSink, Ended, Job, Prepared, TaskSpan};
+pub use backend::{
+    Backend, BoxFuture, ControlReq, DocumentSink, Ended, Job, Prepared, TaskDocumentSink, TaskSpan,
+};
 pub use catalog::{Catalog, CatalogPlan};
 pub use environment::{Environment, FileBackend, Loaded, Loader};
 pub use progress::Progress;
@@ -120,6 +124,9 @@ pub struct ServiceOptions {
     /// warning on stderr that anyone on the network may run plans); without
     /// it, such an address is refused ([`ServiceError::Unprotected`]).
     pub allow_unauthenticated: bool,
+    /// Also given every document of every task, with the task's id
+    /// (`skyrun service --nats`: the documents to JetStream).
+    pub task_documents: Option<TaskDocumentSink>,
 }
 
 impl ServiceOptions {
@@ -135,6 +142,7 @@ impl ServiceOptions {
             reload: None,
             tokens: None,
             allow_unauthenticated: false,
+            task_documents: None,
         }
     }
 }
@@ -226,7 +234,7 @@ pub fn serve(
 /// `allow_unauthenticated`, which prints a warning on stderr.
 pub fn serve_backend(
     start: impl FnOnce(DocumentSink) -> Result<Arc<dyn Backend>, ServiceError>,
-    opts: ServiceOptions,
+    mut opts: ServiceOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     let exposure = check_exposure(opts.bind, opts.tokens.is_some(), opts.allow_unauthenticated)?;
@@ -241,6 +249,7 @@ pub fn serve_backend(
         current.clone(),
         progress.clone(),
         events.clone(),
+        opts.task_documents.take(),
     )))?;
     let worker = Arc::new(Worker::new(backend, current, progress, events, store));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,11 +1,14 @@
 //! `skyrun service --devices DEVICES.toml [--plans DIR] [--bind ADDR]
-//! [--state-dir DIR] [--nats URL] [--connect-timeout SECS] [--token-file
+//! [--state-dir DIR] [--nats URL [--documents-prefix PREFIX]]
+//! [--connect-timeout SECS] [--token-file
 //! FILE | --allow-unauthenticated]`: blueapi's REST
 //! API over one RunEngine and the devices of a device file (see
 //! `skyrun::service`; its EPICS devices connected as `skyrun run` connects
 //! them, `[[remote]]` ones found on NATS), until Ctrl-C or SIGTERM. Spans go
 //! where `--trace` says (OTLP from the OTEL_* variables by default, as
-//! `skyrun run`), under service name `skyrun-service`.
+//! `skyrun run`), under service name `skyrun-service`. With `--nats`, every
+//! task's documents also go to JetStream through the publisher of `skyrun
+//! run --documents nats:PREFIX`, each with its `task_id` header.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +49,12 @@ pub struct ServiceArgs {
     #[cfg(feature = "nats")]
     #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
     nats: Option<String>,
+    /// With --nats: the subject prefix of every task's documents on JetStream
+    /// (`PREFIX.<document name>`, bluesky-nats's format, header `task_id`;
+    /// stream PREFIX with '.' as '_', created when missing).
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "PREFIX", default_value = "skyrun.service")]
+    documents_prefix: String,
     /// How long a request to a remote device may wait for its answer.
     #[cfg(feature = "nats")]
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -99,7 +108,23 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
             return Err(e);
         }
     };
+    #[cfg(feature = "nats")]
+    let publisher = match task_documents(args) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = telemetry.shutdown();
+            return Err(e);
+        }
+    };
     let mut opts = ServiceOptions::new(args.bind);
+    #[cfg(feature = "nats")]
+    if let Some(p) = publisher.clone() {
+        let cx = opentelemetry::Context::new();
+        opts.task_documents = Some(Box::new(move |task_id, name, doc| {
+            // Failures are counted by the publisher and reported at the end.
+            let _ = p.publish_tagged(name, doc, &cx, &[("task_id", task_id)]);
+        }));
+    }
     opts.tokens = tokens;
     opts.allow_unauthenticated = args.allow_unauthenticated;
     opts.state_dir = if args.no_state {
@@ -134,12 +159,51 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
         );
     }));
     let result = serve(env.set, env.catalog, opts, crate::signals::interrupted());
+    #[cfg(feature = "nats")]
+    if let Some(p) = publisher {
+        let report = p.finish(std::time::Duration::from_secs(30));
+        if report.failed > 0 {
+            eprintln!("skyrun service: documents to NATS: {report}");
+        }
+    }
     if let Err(e) = telemetry.shutdown() {
         eprintln!("skyrun service: trace export: {e}");
     }
     result
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| Failure::Runtime(anyhow!(e)))
+}
+
+/// With `--nats`: the JetStream publisher of every task's documents.
+#[cfg(feature = "nats")]
+fn task_documents(
+    args: &ServiceArgs,
+) -> Result<Option<Arc<skyrun_remote::documents::DocumentPublisher>>, Failure> {
+    use skyrun_remote::documents::{valid_prefix, DocumentPublisher, PublisherOptions};
+    let Some(url) = args.nats.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let prefix = &args.documents_prefix;
+    if !valid_prefix(prefix) {
+        return Err(Failure::Usage(anyhow!(
+            "--documents-prefix '{prefix}': dot-separated tokens of letters, digits, '_' and '-'"
+        )));
+    }
+    let opts = PublisherOptions {
+        stream: prefix.replace('.', "_"),
+        ..Default::default()
+    };
+    // `--nats` also finds `[[remote]]` devices, which need no JetStream: a
+    // server without it (or a stream that cannot be made) is said, not fatal.
+    match DocumentPublisher::connect(url, prefix, opts) {
+        Ok(p) => Ok(Some(Arc::new(p))),
+        Err(e) => {
+            eprintln!(
+                "skyrun service: WARNING: the tasks' documents do not go to NATS at {url}: {e}"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Where the devices and the plans come from, to load them again on a reload.
