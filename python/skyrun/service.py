@@ -2,6 +2,7 @@
 and Python devices, so blueapi's own client drives them::
 
     python -m skyrun service --devices beamline.py --plans plans.py [--bind 127.0.0.1:8000]
+        [--token-file FILE | --allow-unauthenticated]
 
 The routes, the task life cycle, the task record and the WebSocket are those
 of ``skyrun service`` (Rust, ``skyrun::service``): only the plans, the
@@ -310,6 +311,13 @@ def add_parser(sub):
                    help="a module of plan functions: a .py file or a module name (repeatable)")
     s.add_argument("--bind", default="127.0.0.1:8000", metavar="ADDR",
                    help="where to listen: loopback unless told otherwise (port 0: any free port)")
+    auth = s.add_mutually_exclusive_group()
+    auth.add_argument("--token-file", metavar="FILE",
+                      help="bearer tokens, one a line (not readable by every user): every route but "
+                      "/config/oidc and /healthz then requires 'Authorization: Bearer TOKEN'")
+    auth.add_argument("--allow-unauthenticated", action="store_true",
+                      help="listen on a non-loopback --bind without --token-file: anyone on the network "
+                      "who can reach the service may run plans (said on stderr at start)")
     s.add_argument("--state-dir", metavar="DIR", help="the folder of the task record (tasks.jsonl) "
                    "[default: $XDG_STATE_HOME/skyrun/python-service, else ~/.local/state/skyrun/python-service]")
     s.add_argument("--no-state", action="store_true", help="keep the tasks in memory only")
@@ -318,10 +326,14 @@ def add_parser(sub):
     return s
 
 
-def serve(env, RE=None, bind="127.0.0.1:8000", state_dir=None, on_listening=None):
+def serve(env, RE=None, bind="127.0.0.1:8000", state_dir=None, on_listening=None, token_file=None,
+          allow_unauthenticated=False):
     """Serves blueapi's API over ``env`` on ``RE`` (a new ``skyrun.RunEngine``
     when None) until Ctrl-C or SIGTERM; ``on_listening(address)`` is called
-    once it listens."""
+    once it listens. With ``token_file`` (bearer tokens, one a line), every
+    route but ``/config/oidc`` and ``/healthz`` requires a token; a
+    non-loopback ``bind`` needs it or ``allow_unauthenticated`` (ValueError
+    otherwise)."""
     import signal
 
     from . import _skyrun
@@ -330,7 +342,7 @@ def serve(env, RE=None, bind="127.0.0.1:8000", state_dir=None, on_listening=None
     if RE is None:
         RE = RunEngine(context_managers=[])
     RE._configure_tracing()
-    handle = _skyrun.start_service(env, RE, bind, state_dir)
+    handle = _skyrun.start_service(env, RE, bind, state_dir, token_file, allow_unauthenticated)
     if on_listening is not None:
         on_listening(handle.address)
 
@@ -372,10 +384,6 @@ def main(args):
     except LoadError as e:
         print(f"skyrun service: {e}", file=sys.stderr)
         return 2
-    host = args.bind.rsplit(":", 1)[0].strip("[]")
-    if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
-        print(f"skyrun service: WARNING: listening on {args.bind} without authentication: anyone who can "
-              "reach it may run plans", file=sys.stderr)
     state_dir = None if args.no_state else (args.state_dir or _default_state_dir())
     kept = f"tasks kept in {state_dir}" if state_dir else "tasks in memory only"
 
@@ -384,7 +392,8 @@ def main(args):
               f"listening on http://{address}", file=sys.stderr, flush=True)
 
     try:
-        serve(env, RE, bind=args.bind, state_dir=state_dir, on_listening=listening)
+        serve(env, RE, bind=args.bind, state_dir=state_dir, on_listening=listening,
+              token_file=args.token_file, allow_unauthenticated=args.allow_unauthenticated)
     except (OSError, ValueError) as e:
         print(f"skyrun service: {e}", file=sys.stderr)
         return 1

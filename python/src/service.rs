@@ -323,19 +323,32 @@ impl ServiceHandle {
 
 /// Starts blueapi's REST API on `bind` over `env` (a `skyrun.service.Environment`)
 /// and `run_engine` (a `skyrun.RunEngine`); the task record is kept in
-/// `state_dir` (None: in memory). Returns once the service listens.
+/// `state_dir` (None: in memory). With `token_file`, every route but
+/// `/config/oidc` and `/healthz` requires one of its bearer tokens; a
+/// non-loopback `bind` needs it or `allow_unauthenticated` (`ValueError`
+/// otherwise, as for a bad token file). Returns once the service listens.
 #[pyfunction]
-#[pyo3(signature = (env, run_engine, bind, state_dir=None))]
+#[pyo3(signature = (env, run_engine, bind, state_dir=None, token_file=None, allow_unauthenticated=false))]
 pub fn start_service(
     py: Python<'_>,
     env: Py<PyAny>,
     run_engine: Py<PyAny>,
     bind: &str,
     state_dir: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    allow_unauthenticated: bool,
 ) -> PyResult<ServiceHandle> {
     let addr: SocketAddr = bind
         .parse()
         .map_err(|e| PyValueError::new_err(format!("bind address '{bind}': {e}")))?;
+    let tokens = token_file
+        .as_deref()
+        .map(service::Tokens::load)
+        .transpose()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    // Refused before the service starts (`serve_backend` checks it again).
+    service::check_exposure(addr, tokens.is_some(), allow_unauthenticated)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let engine = run_engine.getattr(py, "_engine")?;
     let engine = engine.cast_bound::<Engine>(py)?.get();
     let backend = PyBackend {
@@ -351,6 +364,8 @@ pub fn start_service(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut opts = ServiceOptions::new(addr);
     opts.state_dir = state_dir;
+    opts.tokens = tokens;
+    opts.allow_unauthenticated = allow_unauthenticated;
     opts.on_listening = Some(Box::new(move |addr| {
         let _ = listening_tx.send(addr);
     }));

@@ -252,6 +252,18 @@ impl DocumentPublisher {
         doc: &T,
         cx: &Context,
     ) -> Result<(), RemoteError> {
+        self.publish_tagged(name, doc, cx, &[])
+    }
+
+    /// [`publish`](Self::publish) with `tags` added to the message's headers
+    /// (`skyrun service`: the document's `task_id`).
+    pub fn publish_tagged<T: Serialize>(
+        &self,
+        name: &str,
+        doc: &T,
+        cx: &Context,
+        tags: &[(&str, &str)],
+    ) -> Result<(), RemoteError> {
         let payload = rmp_serde::to_vec_named(doc)
             .map_err(|e| RemoteError::JetStream(format!("cannot encode a {name} document: {e}")))?;
         if name == "start" {
@@ -266,6 +278,9 @@ impl DocumentPublisher {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         headers.insert("Nats-Msg-Id", format!("{run_id}:{seq}").as_str());
         headers.insert("run_id", run_id.as_str());
+        for (k, v) in tags {
+            headers.insert(*k, *v);
+        }
         let msg = Outgoing {
             subject: format!("{}.{name}", self.prefix),
             headers,

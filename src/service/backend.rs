@@ -48,6 +48,10 @@ pub type Prepared = Box<dyn Any + Send>;
 /// A document subscriber: called with every document of the backend's engine.
 pub type DocumentSink = Box<dyn FnMut(&str, &Document) + Send>;
 
+/// A subscriber to the tasks' documents: called with the task's id, the
+/// document's name and the document, for every document of a task.
+pub type TaskDocumentSink = Box<dyn FnMut(&str, &str, &Document) + Send>;
+
 /// How a task's plan ended, as the engine tells it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ended {

@@ -16,8 +16,10 @@
 //! * The **[`Worker`]** (`worker.rs`) keeps blueapi's task records (pending,
 //!   active, complete with an outcome), refuses a second active task, maps
 //!   the engine's state to blueapi's `WorkerState`, and publishes each
-//!   document of the active task, its progress (`progress.rs`: each run's
-//!   points done of its `num_points`) and each state change as an update.
+//!   document of the active task (also to [`ServiceOptions::task_documents`],
+//!   which `skyrun service --nats` sends to JetStream), its progress
+//!   (`progress.rs`: each run's points done of its `num_points`) and each
+//!   state change as an update.
 //! * The **[`Environment`]** (`environment.rs`): the device file's devices
 //!   and the catalog's plans, loaded again on `DELETE /environment` while no
 //!   task runs.
@@ -27,6 +29,11 @@
 //! * The **task record** (`store.rs`) keeps the tasks on disk, one
 //!   JSON-lines file, so a restart lists them and reports a task that was
 //!   running when the process died as lost.
+//! * **Access** (`auth.rs`): with [`Tokens`] (`--token-file`), every route
+//!   but `/config/oidc` and `/healthz` (which blueapi's client calls before
+//!   it has a token) answers 401 without a known bearer token; a service
+//!   bound to a non-loopback address without tokens refuses to start unless
+//!   told that anyone on the network may run plans (then it says so).
 //! * The **routes** (`routes.rs`, `ws.rs`) answer HTTP on a tokio runtime
 //!   of their own (axum): `/plans`, `/devices`, `/worker/state`,
 //!   `/worker/task`, `/tasks`, `/environment`, `/config/oidc`, `/healthz`
@@ -48,6 +55,7 @@
 //! .unwrap();
 //! ```
 
+mod auth;
 mod backend;
 mod catalog;
 mod engine_thread;
@@ -72,7 +80,10 @@ use parking_lot::Mutex;
 use skyrun_actors::SpanTracer;
 use tokio::sync::broadcast;
 
-pub use backend::{Backend, BoxFuture, ControlReq, DocumentSink, Ended, Job, Prepared, TaskSpan};
+pub use auth::{check_exposure, open_warning, TokenFileError, Tokens};
+pub use backend::{
+    Backend, BoxFuture, ControlReq, DocumentSink, Ended, Job, Prepared, TaskDocumentSink, TaskSpan,
+};
 pub use catalog::{Catalog, CatalogPlan};
 pub use environment::{Environment, FileBackend, Loaded, Loader};
 pub use progress::Progress;
@@ -106,6 +117,16 @@ pub struct ServiceOptions {
     /// Loads the devices and plans again (`DELETE /environment`); `None`:
     /// the service cannot reload (409).
     pub reload: Option<Loader>,
+    /// The bearer tokens every route but `/config/oidc` and `/healthz`
+    /// requires; `None`: no authentication.
+    pub tokens: Option<Tokens>,
+    /// Whether to listen on a non-loopback address without tokens (with a
+    /// warning on stderr that anyone on the network may run plans); without
+    /// it, such an address is refused ([`ServiceError::Unprotected`]).
+    pub allow_unauthenticated: bool,
+    /// Also given every document of every task, with the task's id
+    /// (`skyrun service --nats`: the documents to JetStream).
+    pub task_documents: Option<TaskDocumentSink>,
 }
 
 impl ServiceOptions {
@@ -119,6 +140,9 @@ impl ServiceOptions {
             on_listening: None,
             state_dir: None,
             reload: None,
+            tokens: None,
+            allow_unauthenticated: false,
+            task_documents: None,
         }
     }
 }
@@ -137,21 +161,41 @@ pub enum ServiceError {
     /// The engine thread or the runtime could not start, or the server failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A non-loopback address without tokens, and not allowed.
+    #[error(
+        "refusing to listen on {addr} without authentication: anyone on the network could run \
+         plans; give --token-file FILE (bearer tokens, one a line), or --allow-unauthenticated \
+         if that is what you want"
+    )]
+    Unprotected {
+        /// The address.
+        addr: SocketAddr,
+    },
     /// The task record could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The whole HTTP application over `worker`.
-pub fn app(worker: Arc<Worker>) -> Router {
+/// The whole HTTP application over `worker`; with `tokens`, every route
+/// but `/healthz` and `/config/oidc` (blueapi's open ones) requires one.
+pub fn app(worker: Arc<Worker>, tokens: Option<Tokens>) -> Router {
     let rest = routes::rest();
-    Router::new()
+    let guarded = Router::new()
         .merge(rest.clone())
         .nest("/api/v1", rest)
         .route("/api/v2/run_plan", get(ws::run_plan))
+        .fallback(|| async { routes::detail(StatusCode::NOT_FOUND, "Not Found") });
+    let guarded = match tokens {
+        Some(t) => guarded.layer(axum::middleware::from_fn_with_state(
+            Arc::new(t),
+            auth::require_token,
+        )),
+        None => guarded,
+    };
+    Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/config/oidc", get(routes::oidc))
-        .fallback(|| async { routes::detail(StatusCode::NOT_FOUND, "Not Found") })
+        .merge(guarded)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(worker)
 }
@@ -186,11 +230,17 @@ pub fn serve(
 
 /// Runs the service over the backend `start` makes (given the subscriber
 /// its engine must call with every document) until `shutdown` completes.
+/// A non-loopback `bind` without tokens is refused unless
+/// `allow_unauthenticated`, which prints a warning on stderr.
 pub fn serve_backend(
     start: impl FnOnce(DocumentSink) -> Result<Arc<dyn Backend>, ServiceError>,
-    opts: ServiceOptions,
+    mut opts: ServiceOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
+    let exposure = check_exposure(opts.bind, opts.tokens.is_some(), opts.allow_unauthenticated)?;
+    if let Some(warning) = exposure {
+        eprintln!("{warning}");
+    }
     let store = opts.state_dir.as_deref().map(TaskStore::open).transpose()?;
     let (events, _) = broadcast::channel(4096);
     let current = Arc::new(Mutex::new(None));
@@ -199,6 +249,7 @@ pub fn serve_backend(
         current.clone(),
         progress.clone(),
         events.clone(),
+        opts.task_documents.take(),
     )))?;
     let worker = Arc::new(Worker::new(backend, current, progress, events, store));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -217,7 +268,7 @@ pub fn serve_backend(
         if let Some(f) = opts.on_listening {
             f(addr);
         }
-        axum::serve(listener, app(worker))
+        axum::serve(listener, app(worker, opts.tokens))
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())

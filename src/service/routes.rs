@@ -278,7 +278,8 @@ pub async fn healthz(State(w): State<Arc<Worker>>) -> Response {
     }
 }
 
-/// `GET /config/oidc`: 204, no authentication is configured.
+/// `GET /config/oidc`: 204, no OIDC provider is configured (static
+/// tokens, when given, are not announced: blueapi's client could not use them).
 pub async fn oidc() -> StatusCode {
     StatusCode::NO_CONTENT
 }

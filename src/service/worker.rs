@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, oneshot};
 
-use super::backend::{Backend, ControlReq, Ended, Job, Prepared};
+use super::backend::{Backend, ControlReq, Ended, Job, Prepared, TaskDocumentSink};
 use super::model::{
     ArgumentError, DataEvent, EnvironmentResponse, Outcome, ProgressEvent, Task, TaskRequest,
     TaskStatus, TrackableTask, WorkerEvent, WorkerState,
@@ -260,11 +260,15 @@ impl Worker {
         current: Arc<Mutex<Option<String>>>,
         progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
+        mut task_documents: Option<TaskDocumentSink>,
     ) -> impl FnMut(&str, &Document) + Send {
         move |name, doc| {
             let Some(task_id) = current.lock().clone() else {
                 return;
             };
+            if let Some(sink) = task_documents.as_mut() {
+                sink(&task_id, name, doc);
+            }
             let doc = serde_json::to_value(doc).unwrap_or(Value::Null);
             let statuses = progress.lock().document(name, &doc, Instant::now());
             if events.receiver_count() == 0 {

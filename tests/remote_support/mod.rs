@@ -229,3 +229,53 @@ pub fn span_id(span: &serde_json::Value) -> &str {
 pub fn trace_id(span: &serde_json::Value) -> &str {
     span["context"]["trace_id"].as_str().unwrap()
 }
+
+/// A document stored in JetStream: its subject, headers and msgpack body.
+pub struct Stored {
+    pub subject: String,
+    pub headers: std::collections::HashMap<String, String>,
+    pub doc: serde_json::Value,
+}
+
+impl Stored {
+    /// Header `key`, which the message must carry.
+    pub fn header(&self, key: &str) -> &str {
+        self.headers
+            .get(key)
+            .unwrap_or_else(|| panic!("{} has no {key} header", self.subject))
+    }
+}
+
+/// Every message of stream `stream`, read by sequence on a fresh connection
+/// (at most 30 s).
+pub fn read_stream(url: &str, stream: &str) -> Vec<Stored> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let nc = async_nats::connect(url).await.unwrap();
+            let js = async_nats::jetstream::new(nc);
+            let mut s = js.get_stream(stream).await.expect("the stream was created");
+            let n = s.info().await.unwrap().state.messages;
+            let mut out = Vec::new();
+            for seq in 1..=n {
+                let m = s.get_raw_message(seq).await.unwrap();
+                let headers = m
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v.first()?.as_str().to_owned())))
+                    .collect();
+                out.push(Stored {
+                    subject: m.subject.to_string(),
+                    headers,
+                    doc: rmp_serde::from_slice(&m.payload).expect("a msgpack document"),
+                });
+            }
+            out
+        })
+        .await
+        .expect("reading the stream took more than 30 s")
+    })
+}

@@ -344,3 +344,16 @@ pub fn blueapi_ok(dir: &TempDir, svc: &Service, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// The status of `GET path` on a service listening on loopback `port`.
+pub fn status_on(port: u16, path: &str) -> u16 {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"))
+        .status()
+        .as_u16()
+}

@@ -1,10 +1,14 @@
 //! `skyrun service --devices DEVICES.toml [--plans DIR] [--bind ADDR]
-//! [--state-dir DIR] [--nats URL] [--connect-timeout SECS]`: blueapi's REST
+//! [--state-dir DIR] [--nats URL [--documents-prefix PREFIX]]
+//! [--connect-timeout SECS] [--token-file
+//! FILE | --allow-unauthenticated]`: blueapi's REST
 //! API over one RunEngine and the devices of a device file (see
 //! `skyrun::service`; its EPICS devices connected as `skyrun run` connects
 //! them, `[[remote]]` ones found on NATS), until Ctrl-C or SIGTERM. Spans go
 //! where `--trace` says (OTLP from the OTEL_* variables by default, as
-//! `skyrun run`), under service name `skyrun-service`.
+//! `skyrun run`), under service name `skyrun-service`. With `--nats`, every
+//! task's documents also go to JetStream through the publisher of `skyrun
+//! run --documents nats:PREFIX`, each with its `task_id` header.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +18,9 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use clap::Args;
 use skyrun::config::DeviceSet;
-use skyrun::service::{serve, Catalog, Environment, ServiceOptions, SpawnExtra};
+use skyrun::service::{
+    check_exposure, serve, Catalog, Environment, ServiceOptions, SpawnExtra, Tokens,
+};
 
 use crate::tracing::TraceArg;
 use crate::Failure;
@@ -31,10 +37,24 @@ pub struct ServiceArgs {
     /// Where to listen: loopback unless told otherwise (port 0: any free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     bind: SocketAddr,
+    /// Bearer tokens, one a line (not readable by every user): every route
+    /// but /config/oidc and /healthz then requires `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Listen on a non-loopback --bind without --token-file: anyone on the
+    /// network who can reach the service may run plans (said on stderr at start).
+    #[arg(long, conflicts_with = "token_file")]
+    allow_unauthenticated: bool,
     /// The NATS server(s) of the device file's `[[remote]]` servers.
     #[cfg(feature = "nats")]
     #[arg(long, env = "SKYRUN_NATS", value_name = "URL")]
     nats: Option<String>,
+    /// With --nats: the subject prefix of every task's documents on JetStream
+    /// (`PREFIX.<document name>`, bluesky-nats's format, header `task_id`;
+    /// stream PREFIX with '.' as '_', created when missing).
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "PREFIX", default_value = "skyrun.service")]
+    documents_prefix: String,
     /// How long a request to a remote device may wait for its answer.
     #[cfg(feature = "nats")]
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -59,6 +79,13 @@ pub struct ServiceArgs {
 
 /// Runs the service until interrupted.
 pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
+    let tokens = match &args.token_file {
+        Some(path) => Some(Tokens::load(path).map_err(|e| Failure::Usage(anyhow!(e)))?),
+        None => None,
+    };
+    // Refused before anything is loaded or connected.
+    check_exposure(args.bind, tokens.is_some(), args.allow_unauthenticated)
+        .map_err(|e| Failure::Usage(anyhow!(e)))?;
     let telemetry = crate::tracing::process_telemetry(args.trace.clone(), "skyrun-service")?;
     let files = Files {
         devices: args.devices.clone(),
@@ -81,13 +108,25 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
             return Err(e);
         }
     };
-    if !args.bind.ip().is_loopback() {
-        eprintln!(
-            "skyrun service: WARNING: listening on {} without authentication: anyone who can reach it may run plans",
-            args.bind
-        );
-    }
+    #[cfg(feature = "nats")]
+    let publisher = match task_documents(args) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = telemetry.shutdown();
+            return Err(e);
+        }
+    };
     let mut opts = ServiceOptions::new(args.bind);
+    #[cfg(feature = "nats")]
+    if let Some(p) = publisher.clone() {
+        let cx = opentelemetry::Context::new();
+        opts.task_documents = Some(Box::new(move |task_id, name, doc| {
+            // Failures are counted by the publisher and reported at the end.
+            let _ = p.publish_tagged(name, doc, &cx, &[("task_id", task_id)]);
+        }));
+    }
+    opts.tokens = tokens;
+    opts.allow_unauthenticated = args.allow_unauthenticated;
     opts.state_dir = if args.no_state {
         None
     } else {
@@ -120,12 +159,51 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
         );
     }));
     let result = serve(env.set, env.catalog, opts, crate::signals::interrupted());
+    #[cfg(feature = "nats")]
+    if let Some(p) = publisher {
+        let report = p.finish(std::time::Duration::from_secs(30));
+        if report.failed > 0 {
+            eprintln!("skyrun service: documents to NATS: {report}");
+        }
+    }
     if let Err(e) = telemetry.shutdown() {
         eprintln!("skyrun service: trace export: {e}");
     }
     result
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| Failure::Runtime(anyhow!(e)))
+}
+
+/// With `--nats`: the JetStream publisher of every task's documents.
+#[cfg(feature = "nats")]
+fn task_documents(
+    args: &ServiceArgs,
+) -> Result<Option<Arc<skyrun_remote::documents::DocumentPublisher>>, Failure> {
+    use skyrun_remote::documents::{valid_prefix, DocumentPublisher, PublisherOptions};
+    let Some(url) = args.nats.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let prefix = &args.documents_prefix;
+    if !valid_prefix(prefix) {
+        return Err(Failure::Usage(anyhow!(
+            "--documents-prefix '{prefix}': dot-separated tokens of letters, digits, '_' and '-'"
+        )));
+    }
+    let opts = PublisherOptions {
+        stream: prefix.replace('.', "_"),
+        ..Default::default()
+    };
+    // `--nats` also finds `[[remote]]` devices, which need no JetStream: a
+    // server without it (or a stream that cannot be made) is said, not fatal.
+    match DocumentPublisher::connect(url, prefix, opts) {
+        Ok(p) => Ok(Some(Arc::new(p))),
+        Err(e) => {
+            eprintln!(
+                "skyrun service: WARNING: the tasks' documents do not go to NATS at {url}: {e}"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Where the devices and the plans come from, to load them again on a reload.
