@@ -71,7 +71,7 @@ fn unknown_keys() {
         (&scan("num = 5", "num = 5\nsnake = true"), "plan.toml:8:9: argument 'snake' is not used by plan 'scan' (it takes: detectors, motor, start, stop, num)"),
     ]);
     device_cases(&[
-        ("[[motors]]\nname = 'a'\n", "devices.toml:1:3: unknown key 'motors' (did you mean 'motor'?); expected one of: motor, motor_family, detector, detector_family, signal, flyer, epics_motor, epics_motor_family, epics_signal, epics_signal_family, remote, seed"),
+        ("[[motors]]\nname = 'a'\n", "devices.toml:1:3: unknown key 'motors' (did you mean 'motor'?); expected one of: motor, motor_family, detector, detector_family, signal, flyer, epics_motor, epics_motor_family, epics_signal, epics_signal_family, remote, suspender, seed"),
         ("[[motor]]\nname = 'a'\n[[detector]]\nname = 'd'\nmotor = 'a'\ncentre = 1\n", "devices.toml:6:1: unknown key 'centre' (did you mean 'center'?); expected one of: name, prefix, count, first, motor, motor_family, center, imax, sigma, noise, noise_multiplier, exposure_time, readout_time, dead_time, timeout, latency, faults"),
         ("[[signal]]\nname = 's'\nunit = 'K'\n", "devices.toml:3:1: unknown key 'unit' (did you mean 'units'?); expected one of: name, value, units, timeout, latency, faults"),
         ("[[flyer]]\nname = 'f'\npoints = 3\n", "devices.toml:3:1: unknown key 'points'; expected one of: name, num_points, duration, start, stop"),
