@@ -215,7 +215,14 @@ def test_the_statuses_are_ophyd_status_spans_under_the_engines_set(runs):
         assert by_id[m["parent"]]["attributes"]["msg.args"] == [a["target"]]
     ok = [m for m in moves if m["attributes"]["target"] != 50.0]
     assert all(m["status"] == "UNSET" for m in ok)
-    assert [m["attributes"]["finish_pos"] for m in ok] == pytest.approx([m["attributes"]["target"] for m in ok])
+    # finish_pos is the readback when the status completed: on the move's
+    # path from start_pos to the target. It is not always the target: the
+    # record's DMOV=1 update can reach the client before its last RBV one
+    # (seen under load: 0.6 on a move from 1.0 to 0.5), in ophyd as here.
+    for m in ok:
+        a = m["attributes"]
+        low, high = sorted((a["start_pos"], a["target"]))
+        assert low - 1e-6 <= a["finish_pos"] <= high + 1e-6, a
     assert [m["attributes"]["start_pos"] for m in ok[1:5]] == pytest.approx([-1.0, -0.5, 0.0, 0.5])
     refused = next(m for m in moves if m["attributes"]["target"] == 50.0)
     assert refused["status"] == "ERROR" and "MotorLimitsError" in refused["attributes"]["exception"], refused
