@@ -116,8 +116,8 @@ pub use msg::{Command, Msg};
 pub use plan::{Plan, PlanCtx, PlanResult};
 pub use reply::{Location, Reply, ReplyKind, RunSummary};
 pub use run_engine::{
-    CommandContext, EngineOptions, EngineState, NoSystem, RunEngine, RunEngineBuilder, Runnable,
-    Suspender, SuspenderError, SuspenderId, Suspension,
+    CommandContext, Condition, EngineOptions, EngineState, NoSystem, RunEngine, RunEngineBuilder,
+    Runnable, Suspender, SuspenderError, SuspenderId, Suspension,
 };
 pub use skyrun_actors::{self as actors, Status};
 pub use subscriptions::SubscriptionId;
