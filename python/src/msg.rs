@@ -15,7 +15,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use skyrun::Msg;
 use skyrun_actors::DeviceHandle;
 
-use crate::convert::{dict_to_msg_map, to_msg_value};
+use crate::convert::{dict_to_map, dict_to_msg_map, to_msg_value};
 use crate::device::DeviceCore;
 use crate::pydevice;
 
@@ -112,7 +112,14 @@ pub fn to_msg(f: &Fields<'_>, kwargs: Option<&Bound<'_, PyAny>>) -> PyResult<Msg
     let kwargs = kwargs.unwrap_or(&f.kwargs);
     if let Ok(d) = kwargs.cast::<PyDict>() {
         if !d.is_empty() {
-            msg.kwargs = dict_to_msg_map(d).map_err(|e| arg_error(command, e))?;
+            // open_run's keywords are the start document's metadata: they must
+            // be JSON (a clear error otherwise), never a placeholder.
+            msg.kwargs = if command == "open_run" {
+                dict_to_map(d)
+            } else {
+                dict_to_msg_map(d)
+            }
+            .map_err(|e| arg_error(command, e))?;
         }
     }
     if !f.run.is_none() {

@@ -64,3 +64,34 @@ def test_re_returns_the_uid_of_every_run(skyrun_RE):
     assert len(uids) == 2
     assert uids == tuple(d["uid"] for n, d in docs if n == "start")
     assert [d["run_start"] for n, d in docs if n == "stop"] == list(uids)
+
+
+def test_metadata_json_cannot_hold_is_refused_but_a_device_argument_can_be_any_object(skyrun_RE):
+    """A start document holds JSON: an object in the metadata is a clear
+    error naming it. A message argument for a device (ophyd-async's
+    TriggerInfo for ``prepare``, say) reaches the device as the object."""
+    from bluesky.utils import Msg
+
+    class Opaque:
+        def __repr__(self):
+            return "Opaque()"
+
+    with pytest.raises(TypeError, match=r"'open_run' message: cannot send a Opaque to skyrun.*Opaque\(\)"):
+        skyrun_RE([Msg("open_run", thing=Opaque()), Msg("close_run")])
+
+    got = []
+
+    class Preparable:
+        name = "prep"
+
+        def prepare(self, value):
+            from ophyd.status import Status
+
+            got.append(value)
+            st = Status()
+            st.set_finished()
+            return st
+
+    value = Opaque()
+    skyrun_RE([Msg("prepare", Preparable(), value, group="p"), Msg("wait", group="p")])
+    assert got == [value] and got[0] is value
