@@ -28,7 +28,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use opentelemetry::trace::{Span as _, SpanContext, Status as SpanStatus, TraceContextExt as _};
+use opentelemetry::trace::{Span as _, Status as SpanStatus};
 use opentelemetry::{Context, KeyValue};
 use serde_json::{Map, Value};
 use skyrun_actors::{ActiveSpan, SpanTracer};
@@ -200,7 +200,7 @@ impl TaskSpan {
             ],
         );
         let run_parent = match &span {
-            Some(s) => remote_parent(s.span_context()),
+            Some(s) => crate::telemetry::spans::remote_parent(s.span_context()),
             None => parent.clone(),
         };
         (TaskSpan(span), run_parent)
@@ -217,18 +217,4 @@ impl TaskSpan {
             s.end();
         }
     }
-}
-
-/// `cx` as a context from outside the engine (remote).
-// NOTE: the same as `remote_parent` in src/bin/skyrun/run.rs, which is being
-// refactored on branch issue25: once that lands, one of them should move to
-// the library (skyrun::telemetry) and both call it.
-fn remote_parent(cx: &SpanContext) -> Context {
-    Context::new().with_remote_span_context(SpanContext::new(
-        cx.trace_id(),
-        cx.span_id(),
-        cx.trace_flags(),
-        true,
-        cx.trace_state().clone(),
-    ))
 }

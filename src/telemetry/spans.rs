@@ -170,3 +170,25 @@ pub fn msg_attributes(msg: &Msg) -> Vec<KeyValue> {
     }
     attrs
 }
+
+/// `cx` as a context from outside the engine (remote), so that the engine's
+/// one-trace-per-run parenting puts the run span, not `cx`'s span, over the
+/// run's spans (the plan span of `skyrun run`, a service task's span).
+///
+/// ```
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+/// let cx = SpanContext::new(TraceId::from(7), SpanId::from(9), TraceFlags::SAMPLED, false, TraceState::default());
+/// let parent = skyrun::telemetry::spans::remote_parent(&cx);
+/// assert!(parent.span().span_context().is_remote());
+/// assert_eq!(parent.span().span_context().span_id(), SpanId::from(9));
+/// ```
+pub fn remote_parent(cx: &opentelemetry::trace::SpanContext) -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, TraceContextExt};
+    opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        cx.trace_id(),
+        cx.span_id(),
+        cx.trace_flags(),
+        true,
+        cx.trace_state().clone(),
+    ))
+}

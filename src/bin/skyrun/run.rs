@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use opentelemetry::trace::{Span as _, SpanContext, Status as SpanStatus, TraceContextExt as _};
+use opentelemetry::trace::{Span as _, Status as SpanStatus};
 use opentelemetry::{Context, KeyValue};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -238,7 +238,7 @@ async fn run_plan(
     let parent = context_from_env();
     let plan_span = plan_span(args, &loaded.summary.plan, &tracing.engine, &parent);
     let run_parent = match &plan_span {
-        Some(span) => remote_parent(span.span_context()),
+        Some(span) => skyrun::telemetry::spans::remote_parent(span.span_context()),
         None => parent.clone(),
     };
     let re = engine(args, tracing.engine.clone(), built.run_metadata);
@@ -374,18 +374,6 @@ fn report(
     } else {
         ExitCode::from(1)
     })
-}
-
-/// `cx` as a context from outside the engine (remote), so that the engine's
-/// one-trace-per-run parenting puts the run span, not it, over the run's spans.
-fn remote_parent(cx: &SpanContext) -> Context {
-    Context::new().with_remote_span_context(SpanContext::new(
-        cx.trace_id(),
-        cx.span_id(),
-        cx.trace_flags(),
-        true,
-        cx.trace_state().clone(),
-    ))
 }
 
 /// The `--profile` output.

@@ -33,15 +33,7 @@ pub(crate) async fn set(
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
     let dev = a.obj;
-    let DeviceReply::Status(status) =
-        request(core, msg, dev, DeviceOp::Set(a.value.clone()), cx).await?
-    else {
-        return Err(illegal(
-            msg,
-            format!("{} answered set without a status", dev.name()),
-        ));
-    };
-    track(core, a.group, "set", dev, &status);
+    let status = status_op(core, msg, dev, a.group, cx, DeviceOp::Set(a.value.clone())).await?;
     let mut st = core.st();
     if !st.touched.contains(dev) {
         st.touched.insert(dev.clone());
@@ -64,26 +56,21 @@ pub(crate) async fn prepare(
             format!("{} cannot be prepared (it has no prepare)", dev.name()),
         ));
     }
-    let DeviceReply::Status(status) =
-        request(core, msg, dev, DeviceOp::Prepare(a.value.clone()), cx).await?
-    else {
-        return Err(illegal(
-            msg,
-            format!("{} answered prepare without a status", dev.name()),
-        ));
-    };
-    track(core, a.group, "prepare", dev, &status);
+    let op = DeviceOp::Prepare(a.value.clone());
+    let status = status_op(core, msg, dev, a.group, cx, op).await?;
     Ok(Reply::Status(status).into())
 }
 
+/// Asks `dev` for `op`, whose answer must be a status, and puts that status
+/// in `group` (set, prepare, trigger, kickoff, complete).
 async fn status_op(
     core: &Core,
     msg: &Msg,
-    a: &StatusArgs<'_>,
+    dev: &DeviceHandle,
+    group: Option<&str>,
     cx: &RequestContext<'_>,
     op: DeviceOp,
 ) -> Result<Status, PlanError> {
-    let dev = a.obj;
     let name = op.name();
     let DeviceReply::Status(status) = request(core, msg, dev, op, cx).await? else {
         return Err(illegal(
@@ -91,7 +78,7 @@ async fn status_op(
             format!("{} answered {name} without a status", dev.name()),
         ));
     };
-    track(core, a.group, name, dev, &status);
+    track(core, group, name, dev, &status);
     Ok(status)
 }
 
@@ -101,7 +88,7 @@ pub(crate) async fn trigger(
     a: StatusArgs<'_>,
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    let status = status_op(core, msg, &a, cx, DeviceOp::Trigger).await?;
+    let status = status_op(core, msg, a.obj, a.group, cx, DeviceOp::Trigger).await?;
     Ok(Reply::Status(status).into())
 }
 
@@ -118,7 +105,7 @@ pub(crate) async fn kickoff(
         Ok(())
     })
     .map_err(|_| illegal(msg, "A 'kickoff' message was sent but no run is open."))?;
-    let status = status_op(core, msg, &a, cx, DeviceOp::Kickoff).await?;
+    let status = status_op(core, msg, a.obj, a.group, cx, DeviceOp::Kickoff).await?;
     Ok(Reply::Status(status).into())
 }
 
@@ -128,7 +115,15 @@ pub(crate) async fn complete(
     a: CompleteArgs<'_>,
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    let status = status_op(core, msg, &a.target, cx, DeviceOp::Complete).await?;
+    let status = status_op(
+        core,
+        msg,
+        a.target.obj,
+        a.target.group,
+        cx,
+        DeviceOp::Complete,
+    )
+    .await?;
     if a.wait {
         status.wait().await.map_err(|e| {
             // The plan is told here: the failure is not thrown again.
