@@ -93,9 +93,6 @@ pub fn follow(
     status: Status,
     finish: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    if aw.hasattr(intern!(py, "watch")).unwrap_or(false) {
-        crate::status::register_watchable(&status, aw.clone().unbind());
-    }
     let watched = status.clone();
     let watch = pyo3::types::PyCFunction::new_closure(
         py,

@@ -10,17 +10,6 @@ use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
 use skyrun_actors::Status as RustStatus;
 
-/// Pending statuses whose device status reports progress (has `watch`),
-/// with that Python status; an entry leaves when its status completes.
-static WATCHABLE: Mutex<Vec<(RustStatus, Py<PyAny>)>> = Mutex::new(Vec::new());
-
-/// Makes `status.watch(cb)` reach `device_status.watch(cb)` until `status` completes.
-pub fn register_watchable(status: &RustStatus, device_status: Py<PyAny>) {
-    WATCHABLE.lock().push((status.clone(), device_status));
-    let me = status.clone();
-    status.add_callback(move |_| WATCHABLE.lock().retain(|(s, _)| !s.same_as(&me)));
-}
-
 /// The Python status object each pending skyrun Status of a Python device
 /// stands for (the ophyd Status or ophyd-async AsyncStatus its method
 /// returned), so a plan gets that object back, as Bluesky gives it; an entry
@@ -101,13 +90,13 @@ impl PyStatus {
     /// (Bluesky's `watch`, as its ProgressBar uses it), when the device's own
     /// status reports progress; otherwise never.
     fn watch(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
-        let device_status = WATCHABLE
-            .lock()
-            .iter()
-            .find(|(s, _)| s.same_as(&self.inner))
-            .map(|(_, d)| d.clone_ref(py));
-        if let Some(d) = device_status {
-            d.call_method1(py, "watch", (callback,))?;
+        // The device's own awaitable status (ophyd-async's
+        // WatchableAsyncStatus) reports progress; an ophyd Status never here.
+        if let Some(d) = origin_of(py, &self.inner) {
+            let d = d.bind(py);
+            if crate::async_device::is_awaitable(py, d) && d.hasattr("watch")? {
+                d.call_method1("watch", (callback,))?;
+            }
         }
         Ok(())
     }

@@ -12,6 +12,27 @@ use crate::reply::Reply;
 use crate::run_engine::bundler::ObjectDescription;
 use crate::run_engine::request_context::RequestContext;
 
+/// The configuration of `dev` for a descriptor (none if it cannot be read).
+pub(crate) async fn configuration(
+    core: &Core,
+    msg: &Msg,
+    dev: &DeviceHandle,
+    cx: &RequestContext<'_>,
+) -> Result<ObjectConfiguration, PlanError> {
+    if !dev.capabilities().readable {
+        return Ok(ObjectConfiguration::default());
+    }
+    let config = match request(core, msg, dev, DeviceOp::ReadConfiguration, cx).await? {
+        DeviceReply::Readings(r) => r,
+        _ => Default::default(),
+    };
+    let keys = match request(core, msg, dev, DeviceOp::DescribeConfiguration, cx).await? {
+        DeviceReply::DataKeys(k) => k,
+        _ => Default::default(),
+    };
+    Ok(ObjectConfiguration::new(config, keys))
+}
+
 /// Describes `devices` for the run's descriptors (describe, configuration, hints).
 pub(crate) async fn describe_all(
     core: &Core,
@@ -28,22 +49,14 @@ pub(crate) async fn describe_all(
                 format!("{} answered describe with something else", dev.name()),
             ));
         };
-        let config = match request(core, msg, &dev, DeviceOp::ReadConfiguration, cx).await? {
-            DeviceReply::Readings(r) => r,
-            _ => Default::default(),
-        };
-        let config_keys =
-            match request(core, msg, &dev, DeviceOp::DescribeConfiguration, cx).await? {
-                DeviceReply::DataKeys(k) => k,
-                _ => Default::default(),
-            };
+        let configuration = configuration(core, msg, &dev, cx).await?;
         let hints = match request(core, msg, &dev, DeviceOp::Hints, cx).await? {
             DeviceReply::Hints(h) => h,
             _ => Vec::new(),
         };
         let desc = ObjectDescription {
             data_keys,
-            configuration: ObjectConfiguration::new(config, config_keys),
+            configuration,
             hints,
         };
         with_run(core, msg, |run| {

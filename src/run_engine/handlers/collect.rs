@@ -10,7 +10,6 @@
 use skyrun_actors::{CollectDescription, DeviceHandle, DeviceOp, DeviceReply};
 
 use super::{illegal, request, run_of, with_run, Core, Done};
-use crate::documents::ObjectConfiguration;
 use crate::error::PlanError;
 use crate::msg::args::devices::CollectArgs;
 use crate::msg::Msg;
@@ -46,27 +45,6 @@ async fn describe_collect(
     }
 }
 
-/// The configuration of `dev` for a descriptor (none if it has none).
-async fn configuration(
-    core: &Core,
-    msg: &Msg,
-    dev: &DeviceHandle,
-    cx: &RequestContext<'_>,
-) -> Result<ObjectConfiguration, PlanError> {
-    if !dev.capabilities().readable {
-        return Ok(ObjectConfiguration::default());
-    }
-    let config = match request(core, msg, dev, DeviceOp::ReadConfiguration, cx).await? {
-        DeviceReply::Readings(r) => r,
-        _ => Default::default(),
-    };
-    let keys = match request(core, msg, dev, DeviceOp::DescribeConfiguration, cx).await? {
-        DeviceReply::DataKeys(k) => k,
-        _ => Default::default(),
-    };
-    Ok(ObjectConfiguration::new(config, keys))
-}
-
 /// `declare_stream(*objs, name=stream, collect=True)`: the descriptor of
 /// `stream` from each object's `describe_collect` (flat, or nested with
 /// `stream` its one stream) and configuration.
@@ -97,7 +75,7 @@ pub(crate) async fn declare_collected(
                 ))
             }
         };
-        let configuration = configuration(core, msg, dev, cx).await?;
+        let configuration = super::bundling::configuration(core, msg, dev, cx).await?;
         parts.push((
             dev.name().to_owned(),
             ObjectDescription {
@@ -198,7 +176,7 @@ pub(crate) async fn collect(
                     ))
                 }
             };
-            let config = configuration(core, msg, first, cx).await?;
+            let config = super::bundling::configuration(core, msg, first, cx).await?;
             let docs = with_run(core, msg, |run| {
                 run.describe_local_streams(first.name(), streams, config)
             })?;
