@@ -47,6 +47,29 @@ pub enum PlanError {
         /// Why it is not allowed.
         reason: String,
     },
+    /// What a message would record contradicts the run's streams: one of
+    /// the checks of Bluesky's bundler (`RunBundler`), which raises a plain
+    /// Python exception for it, named by `raises`.
+    ///
+    /// ```
+    /// use skyrun::{BlueskyException, PlanError};
+    /// let e = PlanError::Bundle {
+    ///     command: "save".into(),
+    ///     reason: "Mismatched objects read".into(),
+    ///     raises: BlueskyException::RuntimeError,
+    /// };
+    /// assert_eq!(e.to_string(), "save: Mismatched objects read");
+    /// assert_eq!(e.kind(), "RuntimeError");
+    /// ```
+    #[error("{command}: {reason}")]
+    Bundle {
+        /// The command.
+        command: String,
+        /// What is inconsistent.
+        reason: String,
+        /// The exception Bluesky raises for the same check.
+        raises: BlueskyException,
+    },
     /// A device refused or failed an operation.
     #[error("{command} on {device}: {source}")]
     Device {
@@ -114,12 +137,50 @@ impl PlanError {
             PlanError::UnknownCommand(_) => "UnknownCommand",
             PlanError::IllFormed { .. } => "IllFormedMessage",
             PlanError::Illegal { .. } => "IllegalMessageSequence",
+            PlanError::Bundle { raises, .. } => raises.name(),
             PlanError::Device { .. } => "DeviceError",
             PlanError::Status { .. } => "FailedStatus",
             PlanError::WrongReply { .. } => "WrongReply",
             PlanError::WaitTimeout { .. } => "WaitForTimeoutError",
             PlanError::Interrupted(_) => "RunInterrupted",
             PlanError::Failed(_) => "PlanFailed",
+        }
+    }
+}
+
+/// The Python exception Bluesky's bundler raises for a check skyrun's makes
+/// too ([`PlanError::Bundle`]): its `assert`s, and the `RuntimeError`s and
+/// `ValueError`s it raises where what is read or collected does not fit the
+/// streams. skyrun's Python package raises the same class (also an
+/// `IllegalMessageSequence`), so plans and tests written against Bluesky
+/// catch it unchanged.
+///
+/// ```
+/// use skyrun::BlueskyException;
+/// assert_eq!(BlueskyException::ValueError.name(), "ValueError");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlueskyException {
+    /// An `assert` of the bundler: the stream declarations do not allow
+    /// what the message asks (collecting a stream never declared, ...).
+    AssertionError,
+    /// What was read or collected contradicts a stream's descriptor.
+    RuntimeError,
+    /// Data keys of two objects collide in one event.
+    ValueError,
+    /// event-model's `EventModelValueError` (a `ValueError`): a stream
+    /// datum's `seq_nums` or `indices` the run cannot use.
+    EventModelValueError,
+}
+
+impl BlueskyException {
+    /// The Python class's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlueskyException::AssertionError => "AssertionError",
+            BlueskyException::RuntimeError => "RuntimeError",
+            BlueskyException::ValueError => "ValueError",
+            BlueskyException::EventModelValueError => "EventModelValueError",
         }
     }
 }

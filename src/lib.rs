@@ -111,7 +111,7 @@ pub mod telemetry;
 pub mod timeline;
 
 pub use documents::{Document, Event, EventDescriptor, EventPage, ExitStatus, RunStart, RunStop};
-pub use error::{ControlError, Interrupt, PlanError, RunError};
+pub use error::{BlueskyException, ControlError, Interrupt, PlanError, RunError};
 pub use msg::{Command, Msg};
 pub use plan::{Plan, PlanCtx, PlanResult};
 pub use reply::{Location, Reply, ReplyKind, RunSummary};

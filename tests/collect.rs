@@ -9,7 +9,7 @@ mod common;
 
 use common::{run, Docs};
 use serde_json::{json, Value};
-use skyrun::{Document, ExitStatus, Msg, Plan, PlanError, RunEngine, RunError};
+use skyrun::{BlueskyException, Document, ExitStatus, Msg, Plan, PlanError, RunEngine, RunError};
 use skyrun_actors::{
     sim::SynFlyer, AssetDocument, CollectDescription, CollectedEvent, DataKey, DataKeys, Device,
     DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Readable, Reading, Readings,
@@ -312,21 +312,25 @@ fn a_reading_that_points_at_a_resource_brings_its_resource_and_datum_before_the_
 fn collects_bluesky_cannot_place_fail_the_run_with_its_reasons() {
     run(async {
         let re = RunEngine::new();
-        let cases: Vec<(Msg, &str)> = vec![
+        // Each with the exception Bluesky's bundler raises for it.
+        let cases: Vec<(Msg, &str, BlueskyException)> = vec![
             (
                 Msg::new("collect").kwarg("stream", true),
                 "(stream=True) is no longer supported",
+                BlueskyException::RuntimeError,
             ),
             (
                 Msg::new("collect").kwarg("name", "nowhere"),
                 "declare stream needs to be called first",
+                BlueskyException::AssertionError,
             ),
             (
                 Msg::new("collect"),
                 "Single nested data keys should be pre-declared",
+                BlueskyException::AssertionError,
             ),
         ];
-        for (msg, want) in cases {
+        for (msg, want, raises) in cases {
             let det = DeviceHandle::spawn(FileDet::new("det", 2));
             let plan = Plan::new("bad", move |ctx| async move {
                 ctx.send(Msg::new("open_run")).await?;
@@ -340,12 +344,10 @@ fn collects_bluesky_cannot_place_fail_the_run_with_its_reasons() {
             let text = error.to_string();
             assert!(text.contains(want), "{text:?} does not say {want:?}");
             assert!(
-                matches!(
-                    error,
-                    PlanError::Illegal { .. } | PlanError::IllFormed { .. }
-                ),
+                matches!(&error, PlanError::Bundle { raises: r, .. } if *r == raises),
                 "{error:?}"
             );
+            assert_eq!(error.kind(), raises.name());
             // The run still closes: failed, with the reason.
             assert_eq!(summary.exit_status, ExitStatus::Fail);
             assert!(summary.reason.contains(want), "{:?}", summary.reason);

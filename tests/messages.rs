@@ -191,6 +191,68 @@ fn illegal_sequences_are_refused() {
     });
 }
 
+/// Two devices that share a name are two objects, as in Bluesky's bundler:
+/// read into one event their keys collide (`ValueError`); read into one
+/// stream's events one after the other, the second is not the stream's
+/// object (`RuntimeError`, "Mismatched objects read").
+#[test]
+fn two_devices_of_one_name_are_not_one_object() {
+    run(async {
+        let re = RunEngine::new();
+        let a = DeviceHandle::spawn(SynSignal::new("det", 1.0));
+        let b = DeviceHandle::spawn(SynSignal::new("det", 2.0));
+        let event = |devs: Vec<DeviceHandle>| {
+            Plan::new("one event", move |ctx| async move {
+                bps::open_run(&ctx, Default::default()).await?;
+                bps::trigger_and_read(&ctx, &devs, "primary").await?;
+                Ok(())
+            })
+        };
+        let err = re.run(event(vec![a.clone(), b.clone()])).await.unwrap_err();
+        let skyrun::RunError::Failed { error, .. } = err else {
+            panic!("not a failure")
+        };
+        assert_eq!(error.kind(), "ValueError", "{error}");
+        assert!(
+            error.to_string().contains("two objects named 'det'"),
+            "{error}"
+        );
+
+        let (a2, b2) = (a.clone(), b.clone());
+        let err = re
+            .run(Plan::new("two events", move |ctx| async move {
+                bps::open_run(&ctx, Default::default()).await?;
+                bps::trigger_and_read(&ctx, &[a2], "primary").await?;
+                bps::trigger_and_read(&ctx, &[b2], "primary").await?;
+                Ok(())
+            }))
+            .await
+            .unwrap_err();
+        let skyrun::RunError::Failed { error, summary } = err else {
+            panic!("not a failure")
+        };
+        assert!(
+            matches!(
+                &error,
+                PlanError::Bundle {
+                    raises: skyrun::BlueskyException::RuntimeError,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("Mismatched objects read"),
+            "{error}"
+        );
+        assert_eq!(summary.exit_status, ExitStatus::Fail);
+        // The same object twice is fine.
+        re.run(event(vec![a.clone()]))
+            .await
+            .expect("one object reads");
+    });
+}
+
 #[test]
 fn nested_runs_with_run_keys_are_separate() {
     run(async {

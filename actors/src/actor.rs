@@ -198,12 +198,12 @@ impl DeviceActor {
         }
         Ok(match req.op {
             DeviceOp::Read => DeviceReply::Readings(cap!(readable).read()?),
-            DeviceOp::Describe => DeviceReply::DataKeys(cap!(readable).describe()),
+            DeviceOp::Describe => DeviceReply::DataKeys(cap!(readable).try_describe()?),
             DeviceOp::ReadConfiguration => {
-                DeviceReply::Readings(cap!(readable).read_configuration())
+                DeviceReply::Readings(cap!(readable).try_read_configuration()?)
             }
             DeviceOp::DescribeConfiguration => {
-                DeviceReply::DataKeys(cap!(readable).describe_configuration())
+                DeviceReply::DataKeys(cap!(readable).try_describe_configuration()?)
             }
             DeviceOp::Hints => DeviceReply::Hints(cap!(readable).hints()),
             DeviceOp::Set(v) => DeviceReply::Status(cap!(movable).set(&v, &ctx)?),

@@ -153,6 +153,21 @@ pub trait Readable {
     fn hints(&self) -> Vec<String> {
         self.describe().keys().take(1).cloned().collect()
     }
+    /// [`describe`](Self::describe) for a device whose description can
+    /// fail (a Python object's `describe()` raising): the actor asks this
+    /// one, and its error fails the message that needed the description.
+    /// The default never fails.
+    fn try_describe(&self) -> Result<DataKeys, DeviceError> {
+        Ok(self.describe())
+    }
+    /// [`read_configuration`](Self::read_configuration), when it can fail.
+    fn try_read_configuration(&self) -> Result<Readings, DeviceError> {
+        Ok(self.read_configuration())
+    }
+    /// [`describe_configuration`](Self::describe_configuration), when it can fail.
+    fn try_describe_configuration(&self) -> Result<DataKeys, DeviceError> {
+        Ok(self.describe_configuration())
+    }
 }
 
 /// A device that can be set to a value, completing a [`Status`] when it gets there.

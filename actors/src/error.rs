@@ -1,6 +1,57 @@
 //! Errors at the device boundary: what a device, its actor or a [`Status`](crate::Status) can report.
 
+use std::sync::Arc;
+
 use thiserror::Error;
+
+/// The error a device's own code raised (a Python exception, a client
+/// library's error), kept as it was raised so a front end can give it back
+/// unchanged ([`DeviceError::Raised`]): a Bluesky plan catches the
+/// exception its device raised, not a wrapper.
+///
+/// ```
+/// use skyrun_actors::Cause;
+/// let c = Cause::new(std::io::Error::other("no beam"));
+/// assert_eq!(c.to_string(), "no beam");
+/// assert!(c.downcast_ref::<std::io::Error>().is_some());
+/// assert!(c.downcast_ref::<std::fmt::Error>().is_none());
+/// ```
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Keeps `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+
+    /// The error as raised, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let e: &(dyn std::error::Error + 'static) = self.0.as_ref();
+        e.downcast_ref::<E>()
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {}
+
+/// Two causes are equal when they are the same error (one raise).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
 
 /// Why a [`Status`](crate::Status) finished unsuccessfully.
 ///
@@ -69,6 +120,18 @@ pub enum DeviceError {
         operation: &'static str,
         /// What went wrong.
         reason: String,
+    },
+    /// The device's own code raised an error while carrying out an
+    /// operation (as [`DeviceError::Failed`]), kept as raised in `cause`.
+    #[error("device '{device}' failed during {operation}: {cause}")]
+    Raised {
+        /// The device name.
+        device: String,
+        /// The requested operation.
+        operation: &'static str,
+        /// The error as raised.
+        #[source]
+        cause: Cause,
     },
     /// The device's actor panicked while handling the operation; the actor has stopped.
     #[error("device '{device}' panicked during {operation}: {reason}")]

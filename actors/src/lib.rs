@@ -58,7 +58,7 @@ pub use device::{
     Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Preparable,
     Readable, Stageable, Stoppable, Triggerable,
 };
-pub use error::{DeviceError, StatusError};
+pub use error::{Cause, DeviceError, StatusError};
 pub use propagation::TraceCarrier;
 pub use reading::{now, DataKey, DataKeys, Reading, Readings};
 pub use request::{DeviceOp, DeviceReply, DeviceRequest};

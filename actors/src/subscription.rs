@@ -93,6 +93,24 @@ impl Subscribers {
         }
     }
 
+    /// A new subscription with no first reading of its own: for a device
+    /// that delivers the current reading itself, if it has one (ophyd's
+    /// `subscribe` calls back at once only when its signal has a value).
+    ///
+    /// ```
+    /// use skyrun_actors::Subscribers;
+    /// let subs = Subscribers::new();
+    /// let mut sub = subs.subscribe_pending();
+    /// assert!(sub.try_next().is_none());
+    /// ```
+    pub fn subscribe_pending(&self) -> Subscription {
+        Subscription {
+            first: None,
+            rx: self.tx.subscribe(),
+            skipped: 0,
+        }
+    }
+
     /// A new subscription whose first reading `current` reads *after* the
     /// subscription listens: for a device whose readings are published
     /// from another thread (a control-system monitor), so no reading

@@ -13,6 +13,7 @@ try:
     )
     from bluesky._vendor.super_state_machine.errors import TransitionError
     from bluesky.run_engine import WaitForTimeoutError
+    from event_model import EventModelValueError
 except ImportError:  # pragma: no cover - bluesky is what skyrun runs
 
     class RequestAbort(Exception):
@@ -39,6 +40,9 @@ except ImportError:  # pragma: no cover - bluesky is what skyrun runs
     class WaitForTimeoutError(TimeoutError):
         """A ``wait_for`` whose awaitables did not finish in time."""
 
+    class EventModelValueError(ValueError):
+        """event-model's: a document field the run cannot use."""
+
 
 class DeviceError(RuntimeError):
     """A device refused or failed an operation."""
@@ -51,6 +55,26 @@ class WaitTimeoutError(WaitForTimeoutError):
 
 class PlanFailed(RuntimeError):
     """The plan failed for a reason the engine reports (no Python exception)."""
+
+
+class BundleAssertionError(IllegalMessageSequence, AssertionError):
+    """A check of the bundler Bluesky makes with ``assert`` (the stream
+    declarations do not allow what the message asks)."""
+
+
+class BundleRuntimeError(IllegalMessageSequence, RuntimeError):
+    """What was read or collected contradicts a stream's descriptor
+    (Bluesky's bundler raises ``RuntimeError``)."""
+
+
+class BundleValueError(IllegalMessageSequence, ValueError):
+    """Data keys of two objects collide in one event (Bluesky's bundler
+    raises ``ValueError``)."""
+
+
+class BundleEventModelValueError(IllegalMessageSequence, EventModelValueError):
+    """A stream datum's ``seq_nums`` or ``indices`` the run cannot use
+    (event-model's ``EventModelValueError``, as Bluesky raises)."""
 
 
 class Halted(RequestAbort):
@@ -66,6 +90,11 @@ _KINDS = {
     "unknown": InvalidCommand,
     "ill_formed": ValueError,
     "illegal": IllegalMessageSequence,
+    # The bundler's checks: Bluesky's exception, and an IllegalMessageSequence.
+    "AssertionError": BundleAssertionError,
+    "RuntimeError": BundleRuntimeError,
+    "ValueError": BundleValueError,
+    "EventModelValueError": BundleEventModelValueError,
     "device": DeviceError,
     "failed": PlanFailed,
 }

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use skyrun::{Interrupt, Plan, PlanError, Reply};
+use skyrun_actors::DeviceError;
 
 use crate::convert::ser_to_py;
 use crate::device::readings_to_py;
@@ -111,8 +112,30 @@ fn location_to_py<'py>(
     Ok(d)
 }
 
-/// The Python exception for an engine failure (Bluesky's classes when installed).
+/// The Python exception for an engine failure (Bluesky's classes when
+/// installed). An exception a device method raised is given back as raised
+/// (as Bluesky does), with a note saying which message it failed.
 pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
+    if let PlanError::Device {
+        command,
+        device,
+        source: DeviceError::Raised { cause, .. },
+    } = e
+    {
+        if let Some(raised) = cause.downcast_ref::<crate::pydevice::Raised>() {
+            let err = raised.err.clone_ref(py);
+            let note = format!("{RAISED_NOTE}raised by {device} during '{command}'");
+            let v = err.value(py);
+            let noted = v
+                .getattr(intern!(py, "__notes__"))
+                .and_then(|n| n.contains(&note))
+                .unwrap_or(false);
+            if !noted {
+                let _ = v.call_method1(intern!(py, "add_note"), (note,));
+            }
+            return err;
+        }
+    }
     let kind = match e {
         PlanError::Interrupted(Interrupt::Abort(_)) => "abort",
         PlanError::Interrupted(Interrupt::Stop) => "stop",
@@ -122,6 +145,7 @@ pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
         PlanError::UnknownCommand(_) => "unknown",
         PlanError::IllFormed { .. } => "ill_formed",
         PlanError::Illegal { .. } => "illegal",
+        PlanError::Bundle { raises, .. } => raises.name(),
         PlanError::Device { .. } => "device",
         PlanError::WrongReply { .. } => "failed",
         PlanError::Failed(_) => "failed",
@@ -135,15 +159,36 @@ pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
     }
 }
 
+/// The run's `reason` for a plan that raised `e`: `str(e)`, as Bluesky
+/// writes it (the exception's type name when that is empty), and, for an
+/// exception a device raised, which device and message (the note
+/// [`error_to_py`] added).
 fn describe(py: Python<'_>, e: &PyErr) -> String {
     let v = e.value(py);
-    let name = v
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default();
-    format!("{name}: {v}")
+    let mut text = v.str().map(|s| s.to_string()).unwrap_or_default();
+    if text.is_empty() {
+        text = v
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+    }
+    let note = v
+        .getattr(intern!(py, "__notes__"))
+        .ok()
+        .and_then(|notes| notes.try_iter().ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.ok()?.extract::<String>().ok())
+        .find_map(|n| n.strip_prefix(RAISED_NOTE).map(str::to_owned));
+    match note {
+        Some(by) => format!("{text} ({by})"),
+        None => text,
+    }
 }
+
+/// How the note on an exception a device raised begins.
+const RAISED_NOTE: &str = "skyrun: ";
 
 /// One step: send or throw `incoming` into the generator; classify what it yields.
 /// What a step needs besides the generator: the Python RunEngine, and the

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use skyrun_actors::{
-    AssetDocument, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
+    AssetDocument, Cause, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
     DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Movable, Preparable,
     Readable, Readings, Stageable, Status, StatusError, Stoppable, Subscribable, Subscribers,
     Subscription, Triggerable,
@@ -77,6 +77,8 @@ pub struct PyDevice {
     caps: Caps,
     /// Where the object's subscription publishes (made at the first subscribe).
     subscribers: Option<Subscribers>,
+    /// The callback given to the object's `subscribe`, while subscribed.
+    callback: Option<Py<PyAny>>,
 }
 
 fn leak_type_name(name: String) -> &'static str {
@@ -90,15 +92,41 @@ fn leak_type_name(name: String) -> &'static str {
     n
 }
 
-fn py_err(device: &str, operation: &'static str, py: Python<'_>, e: PyErr) -> DeviceError {
-    DeviceError::Failed {
-        device: device.to_owned(),
-        operation,
-        reason: e
+/// A Python exception as raised, shown as its `repr` (`OSError('cable
+/// unplugged')`), which names its type.
+#[derive(Debug)]
+pub struct Raised {
+    /// The exception.
+    pub err: PyErr,
+    repr: String,
+}
+
+impl Raised {
+    fn new(py: Python<'_>, err: PyErr) -> Self {
+        let repr = err
             .value(py)
             .repr()
             .map(|r| r.to_string())
-            .unwrap_or_else(|_| e.to_string()),
+            .unwrap_or_else(|_| err.to_string());
+        Raised { err, repr }
+    }
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.repr)
+    }
+}
+
+impl std::error::Error for Raised {}
+
+/// The exception a device method raised, kept as raised: the plan and
+/// `RE()` get it back unchanged, as Bluesky gives it.
+fn py_err(device: &str, operation: &'static str, py: Python<'_>, e: PyErr) -> DeviceError {
+    DeviceError::Raised {
+        device: device.to_owned(),
+        operation,
+        cause: Cause::new(Raised::new(py, e)),
     }
 }
 
@@ -137,6 +165,7 @@ impl PyDevice {
                 prepare: has("prepare"),
             },
             subscribers: None,
+            callback: None,
             name,
         })
     }
@@ -216,17 +245,17 @@ impl PyDevice {
         })
     }
 
-    fn data_keys(&self, method: &'static str) -> DataKeys {
+    fn data_keys(&self, method: &'static str) -> Result<DataKeys, DeviceError> {
         Python::attach(|py| {
-            self.call_await(py, method, vec![])
-                .and_then(|r| {
-                    from_py::<DataKeys>(&r, method).map_err(|e| py_err(&self.name, method, py, e))
-                })
-                .unwrap_or_else(|e| {
-                    eprintln!("skyrun: {e}");
-                    DataKeys::new()
-                })
+            self.call_await(py, method, vec![]).and_then(|r| {
+                from_py::<DataKeys>(&r, method).map_err(|e| py_err(&self.name, method, py, e))
+            })
         })
+    }
+
+    /// Whether the object has `method` (an optional one of ophyd's protocol).
+    fn has(&self, method: &str) -> bool {
+        Python::attach(|py| self.obj.bind(py).hasattr(method).unwrap_or(false))
     }
 
     /// Calls a Status-returning method and pairs what it answers with a
@@ -420,51 +449,61 @@ impl Device for PyDevice {
 }
 
 impl Subscribable for PyDevice {
-    /// Subscribes to the object once (ophyd's `subscribe`, not run at once):
-    /// each callback reads the object and publishes the reading, from
-    /// whichever thread ophyd calls back on. The first reading a
-    /// subscription gets is the current one.
+    /// As Bluesky's `monitor` and `restore_monitors`: when nobody listens
+    /// yet, subscribes to the object (again: the old callback is cleared),
+    /// and the object decides whether to call back at once with the current
+    /// reading (ophyd does when its signal has a value). A callback given a
+    /// dict of readings (ophyd-async's, Bluesky's protocol) publishes it;
+    /// one given ophyd's keyword arguments reads the object. While another
+    /// subscription listens, a new one starts from the current reading.
     fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
-        let current = self.readings("read")?;
-        if self.subscribers.is_none() {
-            let subs = Subscribers::new();
+        let subs = self.subscribers.get_or_insert_with(Subscribers::new).clone();
+        if self.callback.is_some() && !subs.is_empty() {
+            let current = self.readings("read")?;
+            return Ok(subs.subscribe(current));
+        }
+        let sub = subs.subscribe_pending();
+        let name = self.name.clone();
+        Python::attach(|py| -> PyResult<()> {
+            let obj = self.obj.bind(py);
+            if let Some(old) = self.callback.take() {
+                if obj.hasattr("clear_sub")? {
+                    obj.call_method1("clear_sub", (old,))?;
+                }
+            }
+            let target = self.obj.clone_ref(py);
             let publish = subs.clone();
-            let name = self.name.clone();
-            Python::attach(|py| -> PyResult<()> {
-                let obj = self.obj.clone_ref(py);
-                let cb = pyo3::types::PyCFunction::new_closure(
-                    py,
-                    None,
-                    None,
-                    move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| {
-                        let py = args.py();
-                        match obj
+            let cb = pyo3::types::PyCFunction::new_closure(
+                py,
+                None,
+                None,
+                move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| {
+                    let py = args.py();
+                    let given = args
+                        .get_item(0)
+                        .ok()
+                        .filter(|a| a.is_instance_of::<PyDict>());
+                    let readings = match given {
+                        Some(r) => from_py::<Readings>(&r, "subscribe"),
+                        None => target
                             .bind(py)
                             .call_method0("read")
-                            .and_then(|r| from_py::<Readings>(&r, "read"))
-                        {
-                            Ok(r) => publish.publish(r),
-                            Err(e) => {
-                                eprintln!("skyrun: {name}: a subscription's read failed: {e}")
-                            }
+                            .and_then(|r| from_py::<Readings>(&r, "read")),
+                    };
+                    match readings {
+                        Ok(r) => publish.publish(r),
+                        Err(e) => {
+                            eprintln!("skyrun: {name}: a subscription's reading failed: {e}")
                         }
-                    },
-                )?;
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("run", false)?;
-                self.obj
-                    .bind(py)
-                    .call_method("subscribe", (cb,), Some(&kwargs))?;
-                Ok(())
-            })
-            .map_err(|e| Python::attach(|py| py_err(&self.name, "subscribe", py, e)))?;
-            self.subscribers = Some(subs);
-        }
-        Ok(self
-            .subscribers
-            .as_ref()
-            .expect("made above")
-            .subscribe(current))
+                    }
+                },
+            )?;
+            self.callback = Some(cb.clone().into_any().unbind());
+            obj.call_method1("subscribe", (cb,))?;
+            Ok(())
+        })
+        .map_err(|e| Python::attach(|py| py_err(&self.name, "subscribe", py, e)))?;
+        Ok(sub)
     }
 }
 
@@ -473,31 +512,29 @@ impl Readable for PyDevice {
         self.readings("read")
     }
     fn describe(&self) -> DataKeys {
-        self.data_keys("describe")
+        self.try_describe().unwrap_or_default()
     }
     fn read_configuration(&self) -> Readings {
-        let has = Python::attach(|py| {
-            self.obj
-                .bind(py)
-                .hasattr("read_configuration")
-                .unwrap_or(false)
-        });
-        if has {
-            self.readings("read_configuration").unwrap_or_default()
-        } else {
-            Readings::new()
-        }
+        self.try_read_configuration().unwrap_or_default()
     }
     fn describe_configuration(&self) -> DataKeys {
-        if Python::attach(|py| {
-            self.obj
-                .bind(py)
-                .hasattr("describe_configuration")
-                .unwrap_or(false)
-        }) {
+        self.try_describe_configuration().unwrap_or_default()
+    }
+    fn try_describe(&self) -> Result<DataKeys, DeviceError> {
+        self.data_keys("describe")
+    }
+    fn try_read_configuration(&self) -> Result<Readings, DeviceError> {
+        if self.has("read_configuration") {
+            self.readings("read_configuration")
+        } else {
+            Ok(Readings::new())
+        }
+    }
+    fn try_describe_configuration(&self) -> Result<DataKeys, DeviceError> {
+        if self.has("describe_configuration") {
             self.data_keys("describe_configuration")
         } else {
-            DataKeys::new()
+            Ok(DataKeys::new())
         }
     }
     fn hints(&self) -> Vec<String> {

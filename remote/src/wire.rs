@@ -334,6 +334,9 @@ impl WireError {
             DeviceError::Failed {
                 operation, reason, ..
             } => ("failed", *operation, reason.clone()),
+            DeviceError::Raised {
+                operation, cause, ..
+            } => ("failed", *operation, cause.to_string()),
             DeviceError::Panicked {
                 operation, reason, ..
             } => ("panicked", *operation, reason.clone()),

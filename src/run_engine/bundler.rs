@@ -11,7 +11,7 @@ use skyrun_actors::{now, AssetDocument, DataKeys, DeviceHandle, Readings};
 use crate::documents::{
     new_uid, split_readings, Document, Event, EventDescriptor, ObjectConfiguration, ObjectHints,
 };
-use crate::error::PlanError;
+use crate::error::{BlueskyException, PlanError};
 
 /// What a descriptor records about one object.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ mod collect;
 struct Stream {
     descriptor: Option<String>,
     objects: Vec<String>,
+    /// The objects themselves, once known (names are not identities: two
+    /// devices may share one, and Bluesky's bundler compares objects).
+    handles: Vec<DeviceHandle>,
     seq: u64,
     /// The descriptor's data keys (which of them are stored externally).
     data_keys: DataKeys,
@@ -36,6 +39,7 @@ impl Stream {
         Stream {
             descriptor: None,
             objects,
+            handles: Vec::new(),
             seq: 0,
             data_keys: DataKeys::new(),
         }
@@ -76,8 +80,9 @@ pub(crate) struct OpenRun {
 }
 
 /// A monitored device: its stream, and the task emitting its events
-/// (aborted when this is dropped).
+/// (aborted when this is dropped, or while the engine is paused).
 pub(crate) struct Monitor {
+    pub device: DeviceHandle,
     pub stream: String,
     pub task: tokio::task::AbortHandle,
 }
@@ -92,6 +97,15 @@ fn illegal(command: &str, reason: impl Into<String>) -> PlanError {
     PlanError::Illegal {
         command: command.into(),
         reason: reason.into(),
+    }
+}
+
+/// A check of Bluesky's bundler failed; it raises `raises` for it.
+fn inconsistent(command: &str, raises: BlueskyException, reason: impl Into<String>) -> PlanError {
+    PlanError::Bundle {
+        command: command.into(),
+        reason: reason.into(),
+        raises,
     }
 }
 
@@ -135,11 +149,64 @@ impl OpenRun {
     }
 
     /// Adds a reading to the open bundle, if any.
-    pub fn record_read(&mut self, device: &DeviceHandle, readings: &Readings) {
+    /// Adds `device`'s reading to the open bundle. Another object of the
+    /// same name already in it collides, as its data keys do in Bluesky's
+    /// bundler (`ValueError`).
+    pub fn record_read(
+        &mut self,
+        device: &DeviceHandle,
+        readings: &Readings,
+    ) -> Result<(), PlanError> {
         if let Some(b) = &mut self.bundle {
+            if let Some((other, _)) = b.reads.get(device.name()) {
+                if other != device {
+                    return Err(inconsistent(
+                        "read",
+                        BlueskyException::ValueError,
+                        format!(
+                            "Data keys (field names) from {} collide with those from {}: two objects named '{}' in one event",
+                            device.repr(),
+                            other.repr(),
+                            device.name()
+                        ),
+                    ));
+                }
+            }
             b.reads
                 .insert(device.name().to_owned(), (device.clone(), readings.clone()));
         }
+        Ok(())
+    }
+
+    /// Checks that `handles` are the objects of `stream` (in any order), if
+    /// it has any yet, else records them: a device of the same name as one
+    /// of the stream's is not it (Bluesky: "Mismatched objects read").
+    fn same_handles(&mut self, stream: &str, handles: &[DeviceHandle]) -> Result<(), PlanError> {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return Ok(());
+        };
+        if s.handles.is_empty() {
+            s.handles = handles.to_vec();
+            return Ok(());
+        }
+        if s.handles.len() == handles.len() && handles.iter().all(|h| s.handles.contains(h)) {
+            return Ok(());
+        }
+        let names = |hs: &[DeviceHandle]| {
+            hs.iter()
+                .map(|h| h.repr().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(inconsistent(
+            "save",
+            BlueskyException::RuntimeError,
+            format!(
+                "Mismatched objects read for stream '{stream}': expected {}, got {} (another object of the same name is not the one of the descriptor)",
+                names(&s.handles),
+                names(handles)
+            ),
+        ))
     }
 
     pub fn drop_bundle(&mut self) -> Result<(), PlanError> {
@@ -222,10 +289,11 @@ impl OpenRun {
         if let Some(s) = self.streams.get(stream) {
             // The same objects in any order, as Bluesky's bundler compares them (a set).
             if s.objects != objects && !same_objects(&s.objects, objects) {
-                return Err(illegal(
+                return Err(inconsistent(
                     "save",
+                    BlueskyException::RuntimeError,
                     format!(
-                        "the objects read for stream '{stream}' ({}) differ from those of its descriptor ({})",
+                        "Mismatched objects read: the objects read for stream '{stream}' ({}) differ from those of its descriptor ({})",
                         objects.join(", "),
                         s.objects.join(", ")
                     ),
@@ -266,17 +334,20 @@ impl OpenRun {
     pub fn declare_stream(
         &mut self,
         stream: &str,
-        objects: &[String],
+        devices: &[DeviceHandle],
     ) -> Result<Vec<Document>, PlanError> {
+        let objects: Vec<String> = devices.iter().map(|d| d.name().to_owned()).collect();
         // Each declaration emits a new descriptor, as Bluesky's does (the
         // stream's sequence numbers go on).
         if let Some(s) = self.streams.get_mut(stream) {
             s.descriptor = None;
-            s.objects = objects.to_vec();
+            s.objects = objects.clone();
+            s.handles.clear();
         }
         let mut docs = Vec::new();
-        self.descriptor_for(stream, objects, &mut docs)?;
-        self.record_declared(objects, stream);
+        self.descriptor_for(stream, &objects, &mut docs)?;
+        self.same_handles(stream, devices)?;
+        self.record_declared(&objects, stream);
         Ok(docs)
     }
 
@@ -325,13 +396,16 @@ impl OpenRun {
             return Ok(Vec::new());
         }
         let objects: Vec<String> = b.reads.keys().cloned().collect();
+        let handles: Vec<DeviceHandle> = b.reads.values().map(|(d, _)| d.clone()).collect();
         let mut docs = Vec::with_capacity(2);
         let descriptor = self.descriptor_for(&b.stream, &objects, &mut docs)?;
+        self.same_handles(&b.stream, &handles)?;
         if !b.assets.is_empty() {
             let frames = self.pack_assets(b.assets, Some(&b.stream), &mut docs)?;
             if frames > 1 {
-                return Err(illegal(
+                return Err(inconsistent(
                     "save",
+                    BlueskyException::RuntimeError,
                     "Received multiple indices in a `stream_datum` document for one event, during a `read()` `save()`. \
                      `stream_datum` should have indices {\"start\": n, \"stop\": n+1} in a `read()` `save()`.",
                 ));
@@ -364,6 +438,27 @@ impl OpenRun {
             self.monitor_streams.push(monitor.stream.clone());
         }
         self.monitors.insert(device.to_owned(), monitor);
+    }
+
+    /// Each monitored device and its stream.
+    pub fn monitors(&self) -> Vec<(DeviceHandle, String)> {
+        self.monitors
+            .values()
+            .map(|m| (m.device.clone(), m.stream.clone()))
+            .collect()
+    }
+
+    /// Stops every monitor's subscription (at a pause), keeping the monitors.
+    pub fn suspend_monitors(&mut self) {
+        self.monitors.values().for_each(|m| m.task.abort());
+    }
+
+    /// The task now emitting `device`'s monitor events (after a pause).
+    pub fn restore_monitor(&mut self, device: &str, task: tokio::task::AbortHandle) {
+        if let Some(m) = self.monitors.get_mut(device) {
+            m.task.abort();
+            m.task = task;
+        }
     }
 
     /// Stops monitoring `device`; `false` if it was not monitored.
@@ -421,8 +516,9 @@ fn make_descriptor(
     for (name, desc) in parts {
         for (k, dk) in &desc.data_keys {
             if d.data_keys.contains_key(k) {
-                return Err(illegal(
+                return Err(inconsistent(
                     "save",
+                    BlueskyException::ValueError,
                     format!("data key '{k}' of {name} is also read from another object in stream '{stream}'"),
                 ));
             }

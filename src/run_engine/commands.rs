@@ -115,7 +115,7 @@ macro_rules! handlers {
 
 handlers! {
     OpenRun => now runs::open_run,
-    CloseRun => now runs::close_run,
+    CloseRun => waits runs::close_run,
     DeclareStream => waits bundling::declare_stream,
     Create => now bundling::create,
     Save => waits bundling::save,
@@ -139,6 +139,6 @@ handlers! {
     Collect => waits collect::collect,
     Configure => waits devices::configure,
     Monitor => waits monitors::monitor,
-    Unmonitor => now monitors::unmonitor,
+    Unmonitor => waits monitors::unmonitor,
     Null => now flow::null,
 }

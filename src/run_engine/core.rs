@@ -493,9 +493,11 @@ impl EngineCore {
             stop_devices(&touched).await;
             match suspension {
                 None => {
+                    super::handlers::monitors::suspend_monitors(self);
                     let resumed = self.control.paused().await;
                     self.state.set(EngineState::Running);
                     resumed.map_err(PlanError::Interrupted)?;
+                    super::handlers::monitors::restore_monitors(self).await?;
                 }
                 Some(s) => {
                     if !self.suspend(s).await? {
@@ -730,14 +732,12 @@ mod tests {
             now,
             [
                 "open_run",
-                "close_run",
                 "create",
                 "drop",
                 "checkpoint",
                 "clear_checkpoint",
                 "pause",
                 "rewindable",
-                "unmonitor",
                 "null"
             ]
         );

@@ -4,7 +4,7 @@ use serde_json::Value;
 use skyrun_actors::DeviceHandle;
 
 use super::{ill_formed, no_args, obj, FromMsg, Kwargs};
-use crate::error::PlanError;
+use crate::error::{BlueskyException, PlanError};
 use crate::msg::Msg;
 
 /// No arguments at all (`save`, `drop`, `checkpoint`, `null`, ...).
@@ -32,7 +32,12 @@ impl<'m> FromMsg<'m> for DeclareStreamArgs<'m> {
         no_args(msg)?;
         let kw = Kwargs::only(msg, &["name", "collect"])?;
         let collect = kw.bool("collect", false)?;
-        let name = kw.str("name")?.unwrap_or("primary");
+        // Bluesky's bundler asserts the name (`bps.declare_stream` requires it).
+        let name = kw.str("name")?.ok_or_else(|| PlanError::Bundle {
+            command: msg.command.as_str().to_owned(),
+            reason: "A stream name that is not None is required for pre-declare".into(),
+            raises: BlueskyException::AssertionError,
+        })?;
         let devices = msg.obj.iter().chain(&msg.objs).cloned().collect();
         Ok(DeclareStreamArgs {
             name,

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 use skyrun_actors::DeviceHandle;
 
 use super::{ill_formed, no_args, obj, FromMsg, Kwargs};
-use crate::error::PlanError;
+use crate::error::{BlueskyException, PlanError};
 use crate::msg::Msg;
 
 /// `stage(obj, group=None)`, `unstage(obj, group=None)`.
@@ -68,10 +68,11 @@ impl<'m> FromMsg<'m> for CollectArgs<'m> {
         no_args(msg)?;
         let kw = Kwargs::only(msg, &["stream", "return_payload", "name"])?;
         if kw.bool("stream", false)? {
-            return Err(ill_formed(
-                msg,
-                "argument 'stream': Collect now emits EventPages (stream=False), so emitting Events (stream=True) is no longer supported",
-            ));
+            return Err(PlanError::Bundle {
+                command: msg.command.as_str().to_owned(),
+                reason: "Collect now emits EventPages (stream=False), so emitting Events (stream=True) is no longer supported".into(),
+                raises: BlueskyException::RuntimeError,
+            });
         }
         kw.bool("return_payload", true)?;
         let name = kw.str("name")?;

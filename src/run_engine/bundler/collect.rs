@@ -10,9 +10,9 @@ use indexmap::IndexMap;
 use serde_json::{json, Value};
 use skyrun_actors::{AssetDocument, AssetKind, CollectedEvent, DataKeys, DeviceHandle};
 
-use super::{illegal, make_descriptor, ObjectDescription, OpenRun};
+use super::{inconsistent, make_descriptor, ObjectDescription, OpenRun};
 use crate::documents::{Document, EventPage, ObjectConfiguration};
-use crate::error::PlanError;
+use crate::error::{BlueskyException, PlanError};
 
 /// The data keys of `keys` stored in stream resources (`external: "STREAM:"`).
 fn stream_keys(keys: &DataKeys) -> Vec<String> {
@@ -88,12 +88,14 @@ impl OpenRun {
         declared.dedup();
         match name {
             Some(n) if declared.iter().any(|s| *s == n) => Ok(Some(n.to_owned())),
-            Some(n) => Err(illegal(
+            Some(n) => Err(inconsistent(
                 "collect",
+                BlueskyException::AssertionError,
                 format!("If a message stream name is provided declare stream needs to be called first. (stream '{n}' was not declared for {})", objects.join(", ")),
             )),
-            None if declared.len() > 1 => Err(illegal(
+            None if declared.len() > 1 => Err(inconsistent(
                 "collect",
+                BlueskyException::AssertionError,
                 format!(
                     "{} were declared in several streams ({}): name the stream with collect(..., name=)",
                     objects.join(", "),
@@ -121,8 +123,9 @@ impl OpenRun {
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
                 if let Some(k) = streams[*a].keys().find(|k| streams[*b].contains_key(*k)) {
-                    return Err(illegal(
+                    return Err(inconsistent(
                         "collect",
+                        BlueskyException::RuntimeError,
                         format!("Can't use identical data keys in multiple streams: '{k}' is in streams '{a}' and '{b}' of {flyer}"),
                     ));
                 }
@@ -136,8 +139,9 @@ impl OpenRun {
                 if s.descriptor.is_some() {
                     if s.objects.iter().any(|o| o == flyer) && s.data_keys.len() != data_keys.len()
                     {
-                        return Err(illegal(
+                        return Err(inconsistent(
                             "collect",
+                            BlueskyException::RuntimeError,
                             format!("Mismatched objects read for stream '{stream}' of {flyer}"),
                         ));
                     }
@@ -172,15 +176,20 @@ impl OpenRun {
                 None => self.local_stream_of(flyer, &ev)?,
             };
             let s = self.streams.get(&target).ok_or_else(|| {
-                illegal("collect", format!("stream '{target}' has no descriptor"))
+                inconsistent(
+                    "collect",
+                    BlueskyException::RuntimeError,
+                    format!("`descriptor` not made for stream '{target}'"),
+                )
             })?;
             let descriptor = s.descriptor.clone().unwrap_or_default();
             if let Some(k) = stream_keys(&s.data_keys)
                 .into_iter()
                 .find(|k| ev.data.contains_key(k))
             {
-                return Err(illegal(
+                return Err(inconsistent(
                     "collect",
+                    BlueskyException::RuntimeError,
                     format!("{flyer} collected an event containing data for external data key '{k}' (its data is in stream resources)"),
                 ));
             }
@@ -211,8 +220,9 @@ impl OpenRun {
             .or_else(|| local.iter().find(|s| **s == ev.stream))
             .cloned()
             .ok_or_else(|| {
-                illegal(
+                inconsistent(
                     "collect",
+                    BlueskyException::RuntimeError,
                     format!(
                         "{flyer} collected an event with data keys {:?}, which no stream of its describe_collect has",
                         ev.data.keys().collect::<Vec<_>>()
@@ -261,7 +271,10 @@ impl OpenRun {
         stream: Option<&str>,
         docs: &mut Vec<Document>,
     ) -> Result<u64, PlanError> {
-        let err = |reason: String| illegal("collect", reason);
+        let err = |reason: String| inconsistent("collect", BlueskyException::RuntimeError, reason);
+        let model = |reason: String| {
+            inconsistent("collect", BlueskyException::EventModelValueError, reason)
+        };
         let (descriptor, external) = match stream.and_then(|s| self.streams.get(s)) {
             Some(s) => (s.descriptor.clone(), stream_keys(&s.data_keys)),
             None => (None, Vec::new()),
@@ -318,12 +331,12 @@ impl OpenRun {
                         (n("start"), n("stop"))
                     };
                     if range("seq_nums") != (0, 0) {
-                        return Err(err(format!("Received `seq_nums` {} in stream datum {uid}: `seq_nums` should be {{\"start\": 0, \"stop\": 0}} when used with the run engine", doc.body.get("seq_nums").cloned().unwrap_or_default())));
+                        return Err(model(format!("Received `seq_nums` {} in stream datum {uid}: `seq_nums` should be {{\"start\": 0, \"stop\": 0}} when used with the run engine", doc.body.get("seq_nums").cloned().unwrap_or_default())));
                     }
                     let (start, stop) = range("indices");
                     let w = stop.saturating_sub(start);
                     if width != 0 && width != w {
-                        return Err(err(format!("Received `indices` {{\"start\": {start}, \"stop\": {stop}}} during `collect()`: these are of a different width `{w}` than other detectors in the same collect() or save()")));
+                        return Err(model(format!("Received `indices` {{\"start\": {start}, \"stop\": {stop}}} during `collect()`: these are of a different width `{w}` than other detectors in the same collect() or save()")));
                     }
                     width = w;
                     doc.body

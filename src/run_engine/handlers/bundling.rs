@@ -79,8 +79,7 @@ pub(crate) async fn declare_stream(
     }
     let todo = with_run(core, msg, |run| Ok(run.undescribed(&a.devices)))?;
     describe_all(core, msg, todo, cx).await?;
-    let names: Vec<String> = a.devices.iter().map(|d| d.name().to_owned()).collect();
-    let docs = with_run(core, msg, |run| run.declare_stream(a.name, &names))?;
+    let docs = with_run(core, msg, |run| run.declare_stream(a.name, &a.devices))?;
     docs.into_iter().for_each(|d| core.emit(d));
     Ok(Reply::None.into())
 }
@@ -102,7 +101,12 @@ pub(crate) async fn save(
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
     let todo = with_run(core, msg, |run| run.bundle_undescribed())?;
-    describe_all(core, msg, todo, cx).await?;
+    if let Err(e) = describe_all(core, msg, todo, cx).await {
+        // The bundle is closed all the same, as Bluesky's `save` closes it
+        // first: the plan's cleanup may record events of its own.
+        let _ = with_run(core, msg, |run| run.drop_bundle());
+        return Err(e);
+    }
     let docs = with_run(core, msg, |run| run.save())?;
     docs.into_iter().for_each(|d| core.emit(d));
     Ok(Reply::None.into())
@@ -132,7 +136,7 @@ pub(crate) async fn read(
         ));
     };
     if let Some(i) = core.run_index(msg.run.as_deref()) {
-        core.st().runs[i].record_read(dev, &readings);
+        core.st().runs[i].record_read(dev, &readings)?;
         super::collect::read_assets(core, msg, dev, cx).await?;
     }
     Ok(Reply::Readings(readings).into())

@@ -9,8 +9,8 @@
 
 use skyrun_actors::{CollectDescription, DeviceHandle, DeviceOp, DeviceReply};
 
-use super::{illegal, request, run_of, with_run, Core, Done};
-use crate::error::PlanError;
+use super::{illegal, inconsistent, request, run_of, with_run, Core, Done};
+use crate::error::{BlueskyException, PlanError};
 use crate::msg::args::devices::CollectArgs;
 use crate::msg::Msg;
 use crate::reply::Reply;
@@ -65,8 +65,9 @@ pub(crate) async fn declare_collected(
                 streams.swap_remove(stream).unwrap_or_default()
             }
             CollectDescription::Streams(streams) => {
-                return Err(illegal(
+                return Err(inconsistent(
                     msg,
+                    BlueskyException::AssertionError,
                     format!(
                         "`declare_stream` contained `collect=True` but `describe_collect` of {} did not return a single Dict[str, DataKey] for stream '{stream}' (it names streams {:?})",
                         dev.name(),
@@ -148,8 +149,9 @@ pub(crate) async fn collect(
         match get_index(core, msg, dev, cx).await? {
             Some(i) => indices.push(i),
             None if several => {
-                return Err(illegal(
+                return Err(inconsistent(
                     msg,
+                    BlueskyException::AssertionError,
                     format!("{} does not implement all WritesStreamAssets methods (collect_asset_docs and get_index), so it cannot be collected with other objects", dev.name()),
                 ))
             }
@@ -170,8 +172,9 @@ pub(crate) async fn collect(
             let streams = match describe_collect(core, msg, first, cx).await? {
                 CollectDescription::Streams(s) => s,
                 CollectDescription::Flat(_) => {
-                    return Err(illegal(
+                    return Err(inconsistent(
                         msg,
+                        BlueskyException::AssertionError,
                         format!("Single nested data keys should be pre-declared: {} describes one stream of data keys; declare it first with declare_stream(..., collect=True)", first.name()),
                     ))
                 }
@@ -221,8 +224,9 @@ pub(crate) async fn collect(
         docs.into_iter().for_each(|d| core.emit(d));
     } else {
         let Some(stream) = &stream else {
-            return Err(illegal(
+            return Err(inconsistent(
                 msg,
+                BlueskyException::RuntimeError,
                 format!("A `collect` message on {}, which isn't EventCollectable or EventPageCollectable, requires a `name=stream_name` argument", first.name()),
             ));
         };

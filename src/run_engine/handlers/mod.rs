@@ -22,7 +22,7 @@ use super::bundler::OpenRun;
 use super::core::EngineCore;
 use super::registry::request_within;
 use super::request_context::RequestContext;
-use crate::error::PlanError;
+use crate::error::{BlueskyException, PlanError};
 use crate::msg::Msg;
 use crate::reply::Reply;
 
@@ -58,6 +58,19 @@ pub(crate) fn illegal(msg: &Msg, reason: impl Into<String>) -> PlanError {
     PlanError::Illegal {
         command: msg.command.as_str().to_owned(),
         reason: reason.into(),
+    }
+}
+
+/// A check of Bluesky's bundler failed on `msg`; Bluesky raises `raises` for it.
+pub(crate) fn inconsistent(
+    msg: &Msg,
+    raises: BlueskyException,
+    reason: impl Into<String>,
+) -> PlanError {
+    PlanError::Bundle {
+        command: msg.command.as_str().to_owned(),
+        reason: reason.into(),
+        raises,
     }
 }
 

@@ -8,12 +8,13 @@
 //! new reading, from a task on the engine's thread. `unmonitor`, the run's
 //! `close_run`, or the end of the plan ends the subscription. Monitoring
 //! outside a run, or a device already monitored in the run, is an illegal
-//! message sequence, as in Bluesky. While the engine is paused the
-//! monitor's readings are not recorded (Bluesky unsubscribes during a pause).
+//! message sequence, as in Bluesky. At a pause the monitors stop listening
+//! and on resume they subscribe again, emitting the current reading, as
+//! Bluesky's `suspend_monitors` / `restore_monitors` do.
 
 use std::rc::{Rc, Weak};
 
-use skyrun_actors::{DeviceHandle, Readings, Subscription};
+use skyrun_actors::{DeviceError, DeviceHandle, Readings, Subscription};
 
 use super::bundling::describe_all;
 use super::{device_error, illegal, run_of, with_run, Core, Done};
@@ -57,7 +58,7 @@ pub(crate) async fn monitor(
     let mut sub = subscribe(core, msg, dev).await?;
     let (docs, run_uid) = with_run(core, msg, |run| {
         Ok((
-            run.declare_stream(&stream, &[dev.name().to_owned()])?,
+            run.declare_stream(&stream, std::slice::from_ref(dev))?,
             run.uid.clone(),
         ))
     })?;
@@ -75,6 +76,7 @@ pub(crate) async fn monitor(
         run.add_monitor(
             dev.name(),
             Monitor {
+                device: dev.clone(),
                 stream: stream.clone(),
                 task: task.abort_handle(),
             },
@@ -89,12 +91,13 @@ pub(crate) async fn monitor(
     Ok(Reply::None.into())
 }
 
-pub(crate) fn unmonitor(
+pub(crate) async fn unmonitor(
     core: &Core,
     msg: &Msg,
     a: UnmonitorArgs<'_>,
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
+    settle(core, msg).await;
     let dev = a.obj;
     with_run(core, msg, |run| {
         if !run.remove_monitor(dev.name()) {
@@ -109,20 +112,86 @@ pub(crate) fn unmonitor(
     Ok(Reply::None.into())
 }
 
+/// Lets the monitors of `msg`'s run record the readings already published
+/// (Bluesky emits a monitor's event inside the device's callback, so a
+/// reading published before `close_run` or `unmonitor` is in the run): the
+/// emitting tasks, woken by the publication, run before this one resumes.
+pub(crate) async fn settle(core: &Core, msg: &Msg) {
+    let monitored = core
+        .run_index(msg.run.as_deref())
+        .is_some_and(|i| !core.st().runs[i].monitors().is_empty());
+    if monitored {
+        tokio::task::yield_now().await;
+    }
+}
+
 async fn subscribe(core: &Core, msg: &Msg, dev: &DeviceHandle) -> Result<Subscription, PlanError> {
+    subscribe_within(core, dev)
+        .await
+        .map_err(|e| device_error(msg, dev, e))
+}
+
+async fn subscribe_within(core: &Core, dev: &DeviceHandle) -> Result<Subscription, DeviceError> {
     let sub = dev.subscribe();
-    let r = match core.opts().request_timeout {
+    match core.opts().request_timeout {
         None => sub.await,
         Some(limit) => match tokio::time::timeout(limit, sub).await {
             Ok(r) => r,
-            Err(_) => Err(skyrun_actors::DeviceError::NoReply {
+            Err(_) => Err(DeviceError::NoReply {
                 device: dev.name().to_owned(),
                 operation: "subscribe",
                 after: limit.as_secs_f64(),
             }),
         },
-    };
-    r.map_err(|e| device_error(msg, dev, e))
+    }
+}
+
+/// Bluesky's `suspend_monitors`: at a pause every monitor stops listening
+/// (readings meanwhile are not recorded).
+pub(crate) fn suspend_monitors(core: &EngineCore) {
+    core.st()
+        .runs
+        .iter_mut()
+        .for_each(|run| run.suspend_monitors());
+}
+
+/// Bluesky's `restore_monitors`: on resume each monitor subscribes again,
+/// and its first reading (ophyd calls back at once with the current value)
+/// is an event.
+pub(crate) async fn restore_monitors(core: &Core) -> Result<(), PlanError> {
+    let monitored: Vec<(String, Option<String>, DeviceHandle, String)> = core
+        .st()
+        .runs
+        .iter()
+        .flat_map(|run| {
+            run.monitors()
+                .into_iter()
+                .map(|(d, s)| (run.uid.clone(), run.key.clone(), d, s))
+        })
+        .collect();
+    for (run_uid, key, dev, stream) in monitored {
+        let mut sub = subscribe_within(core, &dev)
+            .await
+            .map_err(|e| PlanError::Device {
+                command: "resume".into(),
+                device: dev.name().to_owned(),
+                source: e,
+            })?;
+        let first = sub.try_next();
+        let task = tokio::task::spawn_local(emit_events(
+            Rc::downgrade(core),
+            run_uid,
+            stream.clone(),
+            sub,
+        ));
+        if let Some(i) = core.run_index(key.as_deref()) {
+            core.st().runs[i].restore_monitor(dev.name(), task.abort_handle());
+        }
+        if let Some(first) = first {
+            record(core, key.as_deref(), &stream, first);
+        }
+    }
+    Ok(())
 }
 
 /// Emits the event of `readings` in the monitored `stream` of the run with key `run`.

@@ -57,12 +57,13 @@ pub(crate) fn open_run(
     Ok(Reply::RunUid(uid).into())
 }
 
-pub(crate) fn close_run(
+pub(crate) async fn close_run(
     core: &Core,
     msg: &Msg,
     a: CloseRunArgs<'_>,
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
+    super::monitors::settle(core, msg).await;
     let i = run_of(core, msg)?;
     let run = core.st().runs.remove(i);
     let uid = run.uid.clone();
