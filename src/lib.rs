@@ -112,12 +112,12 @@ pub mod timeline;
 
 pub use documents::{Document, Event, EventDescriptor, EventPage, ExitStatus, RunStart, RunStop};
 pub use error::{BlueskyException, ControlError, Interrupt, PlanError, RunError};
-pub use msg::{Command, Msg};
+pub use msg::{Command, Msg, MsgOrigin};
 pub use plan::{Plan, PlanCtx, PlanResult};
 pub use reply::{Location, Reply, ReplyKind, RunSummary};
 pub use run_engine::{
-    CommandContext, Condition, EngineOptions, EngineState, NoSystem, RunEngine, RunEngineBuilder,
-    Runnable, Suspender, SuspenderError, SuspenderId, Suspension,
+    CommandContext, Condition, EngineOptions, EngineState, NoSystem, ReplayHook, RunEngine,
+    RunEngineBuilder, Runnable, Suspender, SuspenderError, SuspenderId, Suspension,
 };
 pub use skyrun_actors::{self as actors, Status};
 pub use subscriptions::SubscriptionId;

@@ -311,6 +311,53 @@ fn a_plan_can_pause_itself_and_be_resumed() {
     });
 }
 
+/// The replay hook sees each message a rewind replays (the plan does not
+/// send them again), with the origin the front end gave it.
+#[test]
+fn the_replay_hook_sees_the_messages_a_rewind_replays() {
+    run(async {
+        let re = RunEngine::new();
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        re.set_replay_hook(Some(Arc::new(move |m: &skyrun::Msg| {
+            let origin = m
+                .origin
+                .as_ref()
+                .and_then(|o| o.downcast_ref::<&'static str>())
+                .copied();
+            s.lock().push((m.command.as_str().to_owned(), origin));
+        })));
+        let re2 = re.clone();
+        let handle = actix::spawn(async move {
+            re2.run(Plan::new("rewinds", move |ctx| async move {
+                bps::checkpoint(&ctx).await?;
+                let mut null = skyrun::Msg::null();
+                null.origin = Some(Arc::new("the first null"));
+                ctx.send(null).await?;
+                ctx.send(skyrun::Msg::null()).await?;
+                bps::pause(&ctx, false).await?;
+                ctx.send(skyrun::Msg::null()).await?;
+                Ok(())
+            }))
+            .await
+        });
+        until(&re, EngineState::Paused).await;
+        assert!(
+            seen.lock().is_empty(),
+            "nothing is replayed before the resume"
+        );
+        re.resume().await.unwrap();
+        bounded("the plan to end", handle).await.unwrap().unwrap();
+        assert_eq!(
+            *seen.lock(),
+            [
+                ("null".to_owned(), Some("the first null")),
+                ("null".to_owned(), None)
+            ]
+        );
+    });
+}
+
 #[test]
 fn abort_stops_moving_devices_and_unstages() {
     run(async {

@@ -440,6 +440,21 @@ class RunEngine:
         else:
             self._subs.pop(token, None)
 
+    # Bluesky's back-compatible aliases.
+    subscribe_lossless = subscribe
+    unsubscribe_lossless = unsubscribe
+
+    @property
+    def ignore_callback_exceptions(self):
+        """Bluesky's: a callback's exception is a warning, not a failure of ``RE()``."""
+        return self.dispatcher is not None and self.dispatcher.ignore_exceptions
+
+    @ignore_callback_exceptions.setter
+    def ignore_callback_exceptions(self, val):
+        if self.dispatcher is None:
+            raise NotImplementedError("ignore_callback_exceptions needs bluesky's Dispatcher (pip install bluesky)")
+        self.dispatcher.ignore_exceptions = val
+
     def _dispatch(self, name, doc):
         if name == "start" and self._start_md:
             _restore(doc, self._start_md.popleft())
@@ -490,7 +505,10 @@ class RunEngine:
         if command == "remove_suspender":
             return self.remove_suspender(msg.args[0])
         if command == "subscribe":
-            return self.subscribe(*msg.args, **msg.kwargs)
+            # For this plan only, as Bluesky's (unsubscribed when RE() returns).
+            token = self.subscribe(*msg.args, **msg.kwargs)
+            self._temporary.append(token)
+            return token
         if command == "unsubscribe":
             # Documents reach subscribers on skyrun's document thread, a little
             # behind the plan: the subscription ends when the run's documents

@@ -95,6 +95,8 @@ impl Engine {
         *self.errors.error.lock() = None;
         *self.errors.value.lock() = None;
         let driver = self.driver.as_ref().map(|d| d.clone_ref(py));
+        self.re
+            .set_replay_hook(Some(crate::plan::replay_hook(py, &hooks)?));
         let plan = python_plan(gen, hooks, self.errors.clone(), driver);
         let (tx, rx) = crossbeam::channel::bounded(1);
         let re = self.re.clone();

@@ -239,9 +239,12 @@ fn step(
         Ok(f) => f,
         Err(e) => return Step::Local(Incoming::Throw(e)),
     };
-    // Bluesky's RE.msg_hook: called with every message before it is processed.
+    // Bluesky's RE.msg_hook: called with every message before it is processed
+    // (and, through the message's origin, with those a rewind replays).
+    let mut hooked = false;
     if let Ok(hook) = hooks.getattr(intern!(py, "msg_hook")) {
         if !hook.is_none() {
+            hooked = true;
             if let Err(e) = hook.call1((&m,)) {
                 return Step::Local(Incoming::Throw(e));
             }
@@ -274,9 +277,39 @@ fn step(
         None
     };
     match msg::to_msg(&f, kwargs.as_ref()) {
-        Ok(msg) => Step::Engine(msg, pcx.current(py)),
+        Ok(mut msg) => {
+            if hooked {
+                msg.origin = Some(Arc::new(m.unbind()));
+            }
+            Step::Engine(msg, pcx.current(py))
+        }
         Err(e) => Step::Local(Incoming::Throw(e)),
     }
+}
+
+/// The engine's replay hook for the Python RunEngine `hooks`: its
+/// `msg_hook` is called with the `Msg` object the plan yielded, for each
+/// message a rewind replays (held weakly: the RunEngine owns the engine).
+pub fn replay_hook(py: Python<'_>, hooks: &Py<PyAny>) -> PyResult<skyrun::ReplayHook> {
+    let weak: Py<PyAny> = py
+        .import(intern!(py, "weakref"))?
+        .call_method1(intern!(py, "ref"), (hooks.bind(py),))?
+        .unbind();
+    Ok(Arc::new(move |m: &skyrun::Msg| {
+        let Some(origin) = m.origin.as_ref().and_then(|o| o.downcast_ref::<Py<PyAny>>()) else {
+            return;
+        };
+        Python::attach(|py| {
+            let Ok(re) = weak.bind(py).call0() else { return };
+            if let Ok(hook) = re.getattr(intern!(py, "msg_hook")) {
+                if !hook.is_none() {
+                    if let Err(e) = hook.call1((origin.bind(py),)) {
+                        e.print(py);
+                    }
+                }
+            }
+        })
+    }))
 }
 
 fn is_awaitable(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {

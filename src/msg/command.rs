@@ -275,8 +275,8 @@ command_table! {
     Unmonitor => "unmonitor" {
         args: UnmonitorArgs<'m>, reply: None, cached: false, trace: All, group: false,
     }
-    /// Do nothing.
+    /// Do nothing (replayed by a rewind, as Bluesky caches it).
     Null => "null" {
-        args: NoArgs, reply: None, cached: false, trace: All, group: false,
+        args: NoArgs, reply: None, cached: true, trace: All, group: false,
     }
 }

@@ -52,7 +52,15 @@ pub struct Msg {
     pub group: Option<String>,
     /// The span context of the plan that sent it (stamped by the plan handle).
     pub context: Context,
+    /// What a front end made the message from (the Python package's `Msg`
+    /// object), given back to its hooks: a rewind replays the message, and
+    /// Bluesky's `msg_hook` sees the object the plan yielded again.
+    pub origin: Option<MsgOrigin>,
 }
+
+/// What a message was made from (see [`Msg::origin`]): any value a front
+/// end wants back.
+pub type MsgOrigin = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
 impl fmt::Debug for Msg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,6 +165,7 @@ impl Msg {
             run: None,
             group,
             context: Context::new(),
+            origin: None,
         }
     }
 

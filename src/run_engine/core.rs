@@ -515,7 +515,11 @@ impl EngineCore {
                 st.msg_cache.clone().unwrap_or_default()
             };
             let mut last = None;
+            let hook = self.registry.replay_hook();
             for m in &replay {
+                if let Some(hook) = &hook {
+                    hook(m);
+                }
                 match self.process_interruptible(m).await {
                     Processed::Done(r) => last = Some(r),
                     Processed::Interrupted(i) => return Err(PlanError::Interrupted(i)),

@@ -36,8 +36,8 @@ pub use self::control::EngineState;
 use self::core::EngineCore;
 pub(crate) use self::core::Sent;
 pub(crate) use self::core_handle::CoreHandle;
-pub use self::registry::CommandContext;
 use self::registry::Registry;
+pub use self::registry::{CommandContext, ReplayHook};
 pub use self::suspender::{Condition, InstalledSuspender, Suspender, SuspenderError, SuspenderId};
 pub use self::suspension::Suspension;
 use crate::documents::{Document, ExitStatus};
@@ -282,6 +282,29 @@ impl RunEngine {
         Fut: std::future::Future<Output = Result<Reply, PlanError>> + 'static,
     {
         self.registry.register(name, handler);
+    }
+
+    /// Calls `hook` with each message a rewind replays (after a pause or a
+    /// suspension, the messages since the last checkpoint go through the
+    /// engine again), as Bluesky's `msg_hook` sees them; `None` removes it.
+    /// The plan does not send these again, so a hook on the plan's side
+    /// would not see them.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use skyrun::{Msg, RunEngine};
+    /// # actix_rt::System::new().block_on(async {
+    /// let re = RunEngine::new();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// re.set_replay_hook(Some(Arc::new(move |m: &Msg| {
+    ///     s.lock().unwrap().push(m.command.as_str().to_owned())
+    /// })));
+    /// re.set_replay_hook(None);
+    /// # });
+    /// ```
+    pub fn set_replay_hook(&self, hook: Option<ReplayHook>) {
+        self.registry.set_replay_hook(hook);
     }
 
     /// Removes a registered command; `false` if none was registered as `name`

@@ -2,7 +2,8 @@
 //! handler)`: a handler receives the message and a [`CommandContext`] (to ask
 //! devices, with the engine's request timeout and the message's span
 //! context) and returns a [`Reply`]. A registered name may replace a command
-//! of the table, as in Bluesky.
+//! of the table, as in Bluesky. Also kept here, set from outside as the
+//! commands are: the hook that sees each message a rewind replays.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +24,8 @@ use crate::reply::Reply;
 
 type BoxedFuture = Pin<Box<dyn Future<Output = Result<Reply, PlanError>>>>;
 pub(crate) type Handler = Arc<dyn Fn(Msg, CommandContext) -> BoxedFuture + Send + Sync>;
+/// Called with each message a rewind replays.
+pub type ReplayHook = Arc<dyn Fn(&Msg) + Send + Sync>;
 
 /// What a registered command's handler can use: the engine's way of asking devices.
 #[derive(Clone)]
@@ -95,6 +98,7 @@ pub(crate) struct Registry {
     handlers: RwLock<HashMap<String, Handler>>,
     /// Some registered name is also a command of the table (checked per message only then).
     overrides: AtomicBool,
+    replay_hook: RwLock<Option<ReplayHook>>,
 }
 
 impl Registry {
@@ -135,5 +139,14 @@ impl Registry {
 
     pub fn names(&self) -> Vec<String> {
         self.handlers.read().keys().cloned().collect()
+    }
+
+    pub fn set_replay_hook(&self, hook: Option<ReplayHook>) {
+        *self.replay_hook.write() = hook;
+    }
+
+    /// The hook for replayed messages (read once per rewind).
+    pub fn replay_hook(&self) -> Option<ReplayHook> {
+        self.replay_hook.read().clone()
     }
 }
