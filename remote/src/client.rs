@@ -373,6 +373,39 @@ impl RemoteClient {
     }
 }
 
+/// A current-thread tokio runtime on a thread of its own named `name`: its
+/// handle, and the sender whose drop ends it.
+pub(crate) fn io_runtime(
+    name: &str,
+) -> Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>), RemoteError> {
+    let (htx, hrx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => {
+                    let _ = htx.send(Ok(rt.handle().clone()));
+                    rt.block_on(async move {
+                        let _ = stop_rx.await;
+                    });
+                }
+                Err(e) => {
+                    let _ = htx.send(Err(e.to_string()));
+                }
+            }
+        })
+        .map_err(|e| RemoteError::Runtime(e.to_string()))?;
+    let handle = hrx
+        .recv()
+        .map_err(|e| RemoteError::Runtime(e.to_string()))?
+        .map_err(RemoteError::Runtime)?;
+    Ok((handle, stop_tx))
+}
+
 /// Runs `fut` on `handle` and waits for it from this thread (at most `limit`).
 pub(crate) fn run_on<T: Send + 'static>(
     handle: &tokio::runtime::Handle,

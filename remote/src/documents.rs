@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::client::{connect_nats, run_on};
+use crate::client::{connect_nats, io_runtime, run_on};
 use crate::error::RemoteError;
 use crate::wire;
 
@@ -121,31 +121,7 @@ impl DocumentPublisher {
                 "invalid subject prefix '{prefix}': dot-separated tokens of letters, digits, '_' and '-'"
             )));
         }
-        let (htx, hrx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("skyrun-jetstream".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => {
-                        let _ = htx.send(Ok(rt.handle().clone()));
-                        rt.block_on(async move {
-                            let _ = stop_rx.await;
-                        });
-                    }
-                    Err(e) => {
-                        let _ = htx.send(Err(e.to_string()));
-                    }
-                }
-            })
-            .map_err(|e| RemoteError::Runtime(e.to_string()))?;
-        let handle = hrx
-            .recv()
-            .map_err(|e| RemoteError::Runtime(e.to_string()))?
-            .map_err(RemoteError::Runtime)?;
+        let (handle, stop_tx) = io_runtime("skyrun-jetstream")?;
         let (url_s, subjects, name) = (url.to_owned(), format!("{prefix}.>"), opts.stream.clone());
         let js = run_on(&handle, Duration::from_secs(15), async move {
             let nc = connect_nats(&url_s, "skyrun documents", Duration::from_secs(5)).await?;
@@ -273,7 +249,44 @@ impl DocumentPublisher {
                 }
             }
         }
-        let mut headers = wire::inject_headers(cx);
+        let (tx, msg) = self.message(name, wire::inject_headers(cx), tags, payload.into())?;
+        tx.blocking_send(msg)
+            .map_err(|_| RemoteError::JetStream("the publishing thread has stopped".into()))
+    }
+
+    /// Queues `json` (an event, not a document: blueapi's `WorkerEvent`,
+    /// `ProgressEvent`) on subject `PREFIX.<name>` as JSON, with `tags` in
+    /// its headers, and the current `run_id`. Never waits: a full buffer
+    /// drops it, counted as failed. Safe to call from async code.
+    pub fn publish_json_tagged(
+        &self,
+        name: &str,
+        json: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<(), RemoteError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/json");
+        let payload = Bytes::copy_from_slice(json.as_bytes());
+        let (tx, msg) = self.message(name, headers, tags, payload)?;
+        tx.try_send(msg).map_err(|e| {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            let why = format!("{name} not published: {e}");
+            self.counters
+                .first_error
+                .lock()
+                .get_or_insert_with(|| why.clone());
+            RemoteError::JetStream(why)
+        })
+    }
+
+    /// The message `name` with `headers`, the run's, and `tags`; the queue to put it in.
+    fn message(
+        &self,
+        name: &str,
+        mut headers: HeaderMap,
+        tags: &[(&str, &str)],
+        payload: Bytes,
+    ) -> Result<(mpsc::Sender<Outgoing>, Outgoing), RemoteError> {
         let run_id = self.run_id.lock().clone();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         headers.insert("Nats-Msg-Id", format!("{run_id}:{seq}").as_str());
@@ -284,13 +297,12 @@ impl DocumentPublisher {
         let msg = Outgoing {
             subject: format!("{}.{name}", self.prefix),
             headers,
-            payload: payload.into(),
+            payload,
         };
         let Some(tx) = self.tx.lock().clone() else {
             return Err(RemoteError::JetStream("the publisher is finished".into()));
         };
-        tx.blocking_send(msg)
-            .map_err(|_| RemoteError::JetStream("the publishing thread has stopped".into()))
+        Ok((tx, msg))
     }
 
     /// Waits (at most `limit`) until every queued document is acknowledged

@@ -15,7 +15,9 @@
 //! Failures are explicit and bounded in time (see [`client`]).
 //!
 //! [`documents::DocumentPublisher`] publishes documents to JetStream in
-//! bluesky-nats's wire format.
+//! bluesky-nats's wire format; [`bucket::SharedBucket`] is a JetStream
+//! key-value bucket shared by several processes (`skyrun service`'s task
+//! record with `--nats`).
 //!
 //! This crate sits on top of the device side (`skyrun-actors`); neither the
 //! device side nor the engine imports it. The protocol is in [`wire`].
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod bucket;
 pub mod client;
 pub mod documents;
 mod error;

@@ -52,6 +52,11 @@ pub type DocumentSink = Box<dyn FnMut(&str, &Document) + Send>;
 /// document's name and the document, for every document of a task.
 pub type TaskDocumentSink = Box<dyn FnMut(&str, &str, &Document) + Send>;
 
+/// A subscriber to the tasks' events: called with the task's id, the
+/// event's kind (`worker_event` or `progress_event`) and the event as
+/// blueapi's JSON (`WorkerEvent`, `ProgressEvent`), for every event of a task.
+pub type TaskEventSink = Box<dyn Fn(&str, &str, &str) + Send + Sync>;
+
 /// How a task's plan ended, as the engine tells it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ended {

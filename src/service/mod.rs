@@ -19,16 +19,20 @@
 //!   document of the active task (also to [`ServiceOptions::task_documents`],
 //!   which `skyrun service --nats` sends to JetStream), its progress
 //!   (`progress.rs`: each run's points done of its `num_points`) and each
-//!   state change as an update.
+//!   state change as an update (the WorkerEvents and ProgressEvents also
+//!   to [`ServiceOptions::task_events`], to JetStream with `--nats`).
 //! * The **[`Environment`]** (`environment.rs`): the device file's devices
 //!   and the catalog's plans, loaded again on `DELETE /environment` while no
 //!   task runs.
 //! * The **[`Catalog`]** (`catalog.rs`) lists the plans with the JSON schema
 //!   of their parameters and checks a task's parameters against it (422
 //!   naming the field, as pydantic does) and against the device file.
-//! * The **task record** (`store.rs`) keeps the tasks on disk, one
-//!   JSON-lines file, so a restart lists them and reports a task that was
-//!   running when the process died as lost.
+//! * The **task record** ([`TaskRecord`], `record.rs`) keeps the tasks so a
+//!   restart lists them and reports a task that was running when the
+//!   process died as lost: on disk, one JSON-lines file ([`TaskStore`],
+//!   `store.rs`), or shared by several services through a key-value
+//!   [`Bucket`] ([`SharedRecord`], `shared.rs`; `skyrun service --nats`: a
+//!   JetStream key-value bucket), each service listing the others' tasks.
 //! * **Access** (`auth.rs`): with [`Tokens`] (`--token-file`), every route
 //!   but `/config/oidc` and `/healthz` (which blueapi's client calls before
 //!   it has a token) answers 401 without a known bearer token; a service
@@ -62,7 +66,9 @@ mod engine_thread;
 mod environment;
 pub mod model;
 mod progress;
+mod record;
 mod routes;
+mod shared;
 mod store;
 mod worker;
 mod ws;
@@ -82,13 +88,19 @@ use tokio::sync::broadcast;
 
 pub use auth::{check_exposure, open_warning, TokenFileError, Tokens};
 pub use backend::{
-    Backend, BoxFuture, ControlReq, DocumentSink, Ended, Job, Prepared, TaskDocumentSink, TaskSpan,
+    Backend, BoxFuture, ControlReq, DocumentSink, Ended, Job, Prepared, TaskDocumentSink,
+    TaskEventSink, TaskSpan,
 };
 pub use catalog::{Catalog, CatalogPlan};
 pub use environment::{Environment, FileBackend, Loaded, Loader};
 pub use progress::Progress;
+pub use record::{OpenedRecord, PeerTask, RecordError, TaskRecord};
 pub use routes::ENGINE_LIMIT;
-pub use store::{StoreError, TaskStore};
+pub use shared::{
+    valid_service_id, Bucket, BucketEntry, MemoryBucket, OpenedShared, SharedRecord, HEARTBEAT,
+    PRESUMED_GONE,
+};
+pub use store::TaskStore;
 pub use worker::{BeginError, ReloadError, SubmitError, Update, Worker, MAX_TASKS};
 
 use crate::config::{DeviceSet, Devices};
@@ -99,8 +111,9 @@ pub const MAX_BODY: usize = 256 * 1024;
 /// Adds devices to the running set once the engine's actix system runs.
 pub type SpawnExtra = Box<dyn FnOnce(&mut Devices) + Send>;
 
-/// How the service runs. [`serve_backend`] uses `bind`, `on_listening` and
-/// `state_dir`; the rest are the device file's engine's ([`serve`]).
+/// How the service runs. [`serve`] uses them all; [`serve_backend`] does
+/// not use the engine's (`engine_tracer`, `device_tracer`, `spawn_extra`,
+/// `reload`).
 pub struct ServiceOptions {
     /// Where to listen (port 0: any free port; the address is printed).
     pub bind: SocketAddr,
@@ -112,8 +125,12 @@ pub struct ServiceOptions {
     pub spawn_extra: Option<SpawnExtra>,
     /// Called with the address once the service listens.
     pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
-    /// The folder of the task record (`tasks.jsonl`); `None`: tasks live in memory only.
+    /// The folder of the task record (`tasks.jsonl`); `None`: tasks live in
+    /// memory only (unless `task_record` is given).
     pub state_dir: Option<PathBuf>,
+    /// The task record, already open (a [`SharedRecord`]); it takes the
+    /// place of `state_dir`'s file.
+    pub task_record: Option<OpenedRecord>,
     /// Loads the devices and plans again (`DELETE /environment`); `None`:
     /// the service cannot reload (409).
     pub reload: Option<Loader>,
@@ -127,6 +144,9 @@ pub struct ServiceOptions {
     /// Also given every document of every task, with the task's id
     /// (`skyrun service --nats`: the documents to JetStream).
     pub task_documents: Option<TaskDocumentSink>,
+    /// Also given every WorkerEvent and ProgressEvent of every task, with
+    /// the task's id (`skyrun service --nats`: to JetStream).
+    pub task_events: Option<TaskEventSink>,
 }
 
 impl ServiceOptions {
@@ -139,10 +159,12 @@ impl ServiceOptions {
             spawn_extra: None,
             on_listening: None,
             state_dir: None,
+            task_record: None,
             reload: None,
             tokens: None,
             allow_unauthenticated: false,
             task_documents: None,
+            task_events: None,
         }
     }
 }
@@ -173,7 +195,7 @@ pub enum ServiceError {
     },
     /// The task record could not be opened.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] RecordError),
 }
 
 /// The whole HTTP application over `worker`; with `tokens`, every route
@@ -241,17 +263,35 @@ pub fn serve_backend(
     if let Some(warning) = exposure {
         eprintln!("{warning}");
     }
-    let store = opts.state_dir.as_deref().map(TaskStore::open).transpose()?;
+    let store = match opts.task_record.take() {
+        Some(record) => Some(record),
+        None => match opts.state_dir.as_deref() {
+            Some(dir) => {
+                let (store, kept) = TaskStore::open(dir)?;
+                Some((Box::new(store) as Box<dyn TaskRecord>, kept))
+            }
+            None => None,
+        },
+    };
     let (events, _) = broadcast::channel(4096);
     let current = Arc::new(Mutex::new(None));
     let progress = Arc::new(Mutex::new(Progress::default()));
+    let task_events = opts.task_events.take().map(Arc::new);
     let backend = start(Box::new(Worker::document_sink(
         current.clone(),
         progress.clone(),
         events.clone(),
         opts.task_documents.take(),
+        task_events.clone(),
     )))?;
-    let worker = Arc::new(Worker::new(backend, current, progress, events, store));
+    let worker = Arc::new(Worker::new(
+        backend,
+        current,
+        progress,
+        events,
+        task_events,
+        store,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("skyrun-service")

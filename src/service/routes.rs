@@ -181,6 +181,10 @@ async fn put_active(State(w): State<Arc<Worker>>, headers: HeaderMap, bytes: Byt
         Err(BeginError::EngineGone) => {
             detail(StatusCode::SERVICE_UNAVAILABLE, "The RunEngine has stopped")
         }
+        Err(BeginError::Foreign(service)) => detail(
+            StatusCode::CONFLICT,
+            format!("Task {id} belongs to service '{service}': only it runs the task"),
+        ),
     }
 }
 

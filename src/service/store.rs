@@ -22,7 +22,8 @@ use indexmap::IndexMap;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Outcome, TrackableTask};
+use super::model::TrackableTask;
+use super::record::{mark_lost, now, RecordError, TaskRecord};
 use super::worker::MAX_TASKS;
 
 /// Lines beyond the live records after which the file is rewritten.
@@ -41,16 +42,6 @@ enum Record {
     Deleted { at: String, deleted: String },
 }
 
-/// Why the task record could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("task record {path}: {source}")]
-pub struct StoreError {
-    /// The file (or folder).
-    pub path: PathBuf,
-    /// Why.
-    pub source: std::io::Error,
-}
-
 struct Inner {
     file: BufWriter<File>,
     /// Lines in the file.
@@ -65,21 +56,17 @@ pub struct TaskStore {
     inner: Mutex<Inner>,
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 impl TaskStore {
     /// Opens (or creates) `dir/tasks.jsonl`; returns it and the tasks it
     /// holds, oldest first. A task that had started and not ended is
     /// returned ended in error: the service stopped while it ran.
-    pub fn open(dir: &Path) -> Result<(TaskStore, Vec<TrackableTask>), StoreError> {
+    pub fn open(dir: &Path) -> Result<(TaskStore, Vec<TrackableTask>), RecordError> {
         let path = dir.join("tasks.jsonl");
-        let err = |source| StoreError {
+        let err = |source| RecordError::File {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|source| StoreError {
+        std::fs::create_dir_all(dir).map_err(|source| RecordError::File {
             path: dir.to_owned(),
             source,
         })?;
@@ -120,12 +107,7 @@ impl TaskStore {
                         "the service stopped while the task was running (last recorded at {at}); \
                          found lost at the restart at {restarted}"
                     );
-                    task.is_complete = true;
-                    task.errors.push(msg.clone());
-                    task.outcome = Some(Outcome::Error {
-                        kind: "TaskLost".into(),
-                        message: msg,
-                    });
+                    mark_lost(&mut task, msg);
                 }
                 task
             })
@@ -151,22 +133,6 @@ impl TaskStore {
         Ok(())
     }
 
-    /// Records `task` as it is now.
-    pub fn save(&self, task: &TrackableTask) {
-        self.append(&Record::Task {
-            at: now(),
-            task: Box::new(task.clone()),
-        });
-    }
-
-    /// Records that task `id` was deleted.
-    pub fn delete(&self, id: &str) {
-        self.append(&Record::Deleted {
-            at: now(),
-            deleted: id.to_owned(),
-        });
-    }
-
     fn append(&self, record: &Record) {
         let mut inner = self.inner.lock();
         let r = serde_json::to_writer(&mut inner.file, record)
@@ -189,20 +155,38 @@ impl TaskStore {
             }
         }
     }
+}
 
-    /// Whether the file has grown enough past `live` records to be rewritten.
-    pub fn wants_compaction(&self, live: usize) -> bool {
+impl TaskRecord for TaskStore {
+    fn save(&self, task: &TrackableTask) {
+        self.append(&Record::Task {
+            at: now(),
+            task: Box::new(task.clone()),
+        });
+    }
+
+    fn delete(&self, id: &str) {
+        self.append(&Record::Deleted {
+            at: now(),
+            deleted: id.to_owned(),
+        });
+    }
+
+    fn wants_compaction(&self, live: usize) -> bool {
         self.inner.lock().lines > live + COMPACT_AFTER
     }
 
-    /// Rewrites the file with `tasks` only.
-    pub fn compact(&self, tasks: &[TrackableTask]) {
+    fn compact(&self, tasks: &[TrackableTask]) {
         if let Err(e) = self.rewrite(tasks) {
             eprintln!(
                 "skyrun service: cannot rewrite the task record {}: {e}",
                 self.path.display()
             );
         }
+    }
+
+    fn describe(&self) -> String {
+        format!("tasks kept in {}", self.path.display())
     }
 }
 

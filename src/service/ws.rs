@@ -83,7 +83,12 @@ async fn serve(w: Arc<Worker>, mut socket: WebSocket, parent: opentelemetry::Con
     let mut updates = w.subscribe();
     match w.begin(&task_id, parent) {
         Ok(()) => {}
-        Err(BeginError::Busy | BeginError::NotFound | BeginError::EngineGone) => {
+        Err(
+            BeginError::Busy
+            | BeginError::NotFound
+            | BeginError::EngineGone
+            | BeginError::Foreign(_),
+        ) => {
             w.clear(&task_id);
             let msg = json!({"kind": "busy"}).to_string();
             let _ = socket.send(Message::Text(msg.into())).await;

@@ -262,15 +262,22 @@ pub fn read_stream(url: &str, stream: &str) -> Vec<Stored> {
             let mut out = Vec::new();
             for seq in 1..=n {
                 let m = s.get_raw_message(seq).await.unwrap();
-                let headers = m
+                let headers: std::collections::HashMap<String, String> = m
                     .headers
                     .iter()
                     .filter_map(|(k, v)| Some((k.to_string(), v.first()?.as_str().to_owned())))
                     .collect();
+                let json =
+                    headers.get("content-type").map(String::as_str) == Some("application/json");
+                let doc = if json {
+                    serde_json::from_slice(&m.payload).expect("a JSON event")
+                } else {
+                    rmp_serde::from_slice(&m.payload).expect("a msgpack document")
+                };
                 out.push(Stored {
                     subject: m.subject.to_string(),
                     headers,
-                    doc: rmp_serde::from_slice(&m.payload).expect("a msgpack document"),
+                    doc,
                 });
             }
             out

@@ -55,6 +55,8 @@ mod run;
 mod serve;
 #[cfg(feature = "service")]
 mod service;
+#[cfg(all(feature = "service", feature = "nats"))]
+mod service_nats;
 #[cfg(any(feature = "nats", feature = "service"))]
 mod signals;
 mod tracing;

@@ -1,5 +1,6 @@
 //! `skyrun service --devices DEVICES.toml [--plans DIR] [--bind ADDR]
-//! [--state-dir DIR] [--nats URL [--documents-prefix PREFIX]]
+//! [--state-dir DIR] [--nats URL [--documents-prefix PREFIX] [--tasks-bucket
+//! NAME] [--service-id ID]]
 //! [--connect-timeout SECS] [--token-file
 //! FILE | --allow-unauthenticated]`: blueapi's REST
 //! API over one RunEngine and the devices of a device file (see
@@ -8,7 +9,10 @@
 //! where `--trace` says (OTLP from the OTEL_* variables by default, as
 //! `skyrun run`), under service name `skyrun-service`. With `--nats`, every
 //! task's documents also go to JetStream through the publisher of `skyrun
-//! run --documents nats:PREFIX`, each with its `task_id` header.
+//! run --documents nats:PREFIX`, each with its `task_id` header, and so do
+//! its WorkerEvents and ProgressEvents (JSON, `PREFIX.worker_event`,
+//! `PREFIX.progress_event`); the task record is then a JetStream key-value
+//! bucket the services on that NATS share (`service_nats.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +59,16 @@ pub struct ServiceArgs {
     #[cfg(feature = "nats")]
     #[arg(long, value_name = "PREFIX", default_value = "skyrun.service")]
     documents_prefix: String,
+    /// With --nats: the JetStream key-value bucket of the task record, shared
+    /// by the services on that NATS (created when missing).
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "NAME", default_value = "skyrun_tasks")]
+    tasks_bucket: String,
+    /// With --nats: this service's id in the shared task record [default:
+    /// the one kept in the state folder's `service-id`, made at the first start].
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "ID")]
+    service_id: Option<String>,
     /// How long a request to a remote device may wait for its answer.
     #[cfg(feature = "nats")]
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -120,9 +134,13 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
     #[cfg(feature = "nats")]
     if let Some(p) = publisher.clone() {
         let cx = opentelemetry::Context::new();
+        let events = p.clone();
         opts.task_documents = Some(Box::new(move |task_id, name, doc| {
             // Failures are counted by the publisher and reported at the end.
             let _ = p.publish_tagged(name, doc, &cx, &[("task_id", task_id)]);
+        }));
+        opts.task_events = Some(Box::new(move |task_id, kind, json| {
+            let _ = events.publish_json_tagged(kind, json, &[("task_id", task_id)]);
         }));
     }
     opts.tokens = tokens;
@@ -139,6 +157,17 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
         }
         dir
     };
+    #[cfg(feature = "nats")]
+    let shared = match shared_tasks(args, opts.state_dir.as_deref()) {
+        Ok(s) => s.map(|s| {
+            opts.task_record = Some(s.record);
+            s.bucket
+        }),
+        Err(e) => {
+            let _ = telemetry.shutdown();
+            return Err(e);
+        }
+    };
     opts.engine_tracer = telemetry.engine_tracer();
     opts.device_tracer = telemetry.device_tracer();
     opts.spawn_extra = spawn_extra;
@@ -147,9 +176,10 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
             Failure::Usage(e) | Failure::Runtime(e) => format!("{e:#}"),
         })
     }));
-    let kept = match &opts.state_dir {
-        Some(d) => format!("tasks kept in {}", d.display()),
-        None => "tasks in memory only".into(),
+    let kept = match (&opts.task_record, &opts.state_dir) {
+        (Some((record, _)), _) => record.describe(),
+        (None, Some(d)) => format!("tasks kept in {}", d.display()),
+        (None, None) => "tasks in memory only".into(),
     };
     let plans = env.catalog.models().len();
     let devices = env.set.len();
@@ -159,6 +189,10 @@ pub fn service(args: &ServiceArgs) -> Result<ExitCode, Failure> {
         );
     }));
     let result = serve(env.set, env.catalog, opts, crate::signals::interrupted());
+    #[cfg(feature = "nats")]
+    if let Some(bucket) = shared {
+        crate::service_nats::finish(&bucket);
+    }
     #[cfg(feature = "nats")]
     if let Some(p) = publisher {
         let report = p.finish(std::time::Duration::from_secs(30));
@@ -200,6 +234,41 @@ fn task_documents(
         Err(e) => {
             eprintln!(
                 "skyrun service: WARNING: the tasks' documents do not go to NATS at {url}: {e}"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// With `--nats`: the task record in the shared bucket; `None` without
+/// `--nats`, or (said) when the bucket cannot be opened: the state folder's
+/// file then keeps the tasks.
+#[cfg(feature = "nats")]
+fn shared_tasks(
+    args: &ServiceArgs,
+    state_dir: Option<&std::path::Path>,
+) -> Result<Option<crate::service_nats::SharedTasks>, Failure> {
+    let Some(url) = args.nats.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if !skyrun_remote::bucket::valid_bucket(&args.tasks_bucket) {
+        return Err(Failure::Usage(anyhow!(
+            "--tasks-bucket '{}': letters, digits, '-' and '_'",
+            args.tasks_bucket
+        )));
+    }
+    let id = crate::service_nats::service_id(args.service_id.as_deref(), state_dir)
+        .map_err(|e| Failure::Usage(anyhow!(e)))?;
+    match crate::service_nats::open(url, &args.tasks_bucket, &id) {
+        Ok(s) => Ok(Some(s)),
+        Err(crate::service_nats::OpenError::Record(e)) => Err(Failure::Usage(anyhow!(e))),
+        Err(crate::service_nats::OpenError::Bucket(e)) => {
+            let instead = match state_dir {
+                Some(d) => format!("kept in {} instead", d.display()),
+                None => "kept in memory only".into(),
+            };
+            eprintln!(
+                "skyrun service: WARNING: the tasks are not shared on NATS at {url} ({e}); {instead}"
             );
             Ok(None)
         }

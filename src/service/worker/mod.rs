@@ -3,7 +3,9 @@
 //! /worker/task`, 409 while another runs), runs on the engine, and ends
 //! complete with its outcome. Every document of the active task, and every
 //! change of the worker's state, goes out as an update to the subscribers
-//! (the WebSocket route).
+//! (the WebSocket route) and to the task event sink (`skyrun service
+//! --nats`): `updates.rs`. The task list, with the tasks of the services
+//! sharing the record, is in `listing.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,15 +16,17 @@ use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, oneshot};
 
-use super::backend::{Backend, ControlReq, Ended, Job, Prepared, TaskDocumentSink};
+use super::backend::{Backend, ControlReq, Ended, Job, Prepared, TaskEventSink};
 use super::model::{
-    ArgumentError, DataEvent, EnvironmentResponse, Outcome, ProgressEvent, Task, TaskRequest,
-    TaskStatus, TrackableTask, WorkerEvent, WorkerState,
+    ArgumentError, EnvironmentResponse, Outcome, Task, TaskRequest, TrackableTask, WorkerState,
 };
 use super::progress::Progress;
-use super::store::TaskStore;
+use super::record::{OpenedRecord, TaskRecord};
 use crate::run_engine::EngineState;
-use crate::{Document, ExitStatus};
+use crate::ExitStatus;
+
+mod listing;
+mod updates;
 
 /// The most tasks kept; the oldest complete ones are forgotten first.
 pub const MAX_TASKS: usize = 10_000;
@@ -66,6 +70,8 @@ pub enum BeginError {
     NotFound,
     /// The engine thread has stopped.
     EngineGone,
+    /// The task is another service's (shared record): only it runs the task.
+    Foreign(String),
 }
 
 #[derive(Default)]
@@ -93,8 +99,10 @@ pub struct Worker {
     /// The active task's runs and how far they have got.
     progress: Arc<Mutex<Progress>>,
     events: broadcast::Sender<Update>,
-    /// The task record on disk, if kept.
-    store: Option<TaskStore>,
+    /// Also told every WorkerEvent and ProgressEvent of a task.
+    task_events: Option<Arc<TaskEventSink>>,
+    /// The task record, if kept.
+    record: Option<Box<dyn TaskRecord>>,
 }
 
 /// How long a control request may wait for the engine.
@@ -109,10 +117,11 @@ impl Worker {
         current: Arc<Mutex<Option<String>>>,
         progress: Arc<Mutex<Progress>>,
         events: broadcast::Sender<Update>,
-        store: Option<(TaskStore, Vec<TrackableTask>)>,
+        task_events: Option<Arc<TaskEventSink>>,
+        record: Option<OpenedRecord>,
     ) -> Self {
-        let (store, kept) = match store {
-            Some((store, kept)) => (Some(store), kept),
+        let (record, kept) = match record {
+            Some((record, kept)) => (Some(record), kept),
             None => (None, Vec::new()),
         };
         let worker = Worker {
@@ -126,7 +135,8 @@ impl Worker {
             current,
             progress,
             events,
-            store,
+            task_events,
+            record,
         };
         worker.restore(kept);
         worker
@@ -233,10 +243,10 @@ impl Worker {
         inner.reloading = false;
     }
 
-    /// Records `task` on disk, if the record is kept.
+    /// Records `task`, if the record is kept.
     fn save(&self, task: &TrackableTask) {
-        if let Some(store) = &self.store {
-            store.save(task);
+        if let Some(record) = &self.record {
+            record.save(task);
         }
     }
 
@@ -252,42 +262,6 @@ impl Worker {
         metadata.insert("instrument_session".into(), json!(instrument_session));
         metadata.insert("task_id".into(), json!(task_id));
         self.backend.prepare(name, params, &metadata)
-    }
-
-    /// The document subscriber: each document of the active task as a
-    /// `DataEvent`, and, when it moves the task on, a `ProgressEvent`.
-    pub(crate) fn document_sink(
-        current: Arc<Mutex<Option<String>>>,
-        progress: Arc<Mutex<Progress>>,
-        events: broadcast::Sender<Update>,
-        mut task_documents: Option<TaskDocumentSink>,
-    ) -> impl FnMut(&str, &Document) + Send {
-        move |name, doc| {
-            let Some(task_id) = current.lock().clone() else {
-                return;
-            };
-            if let Some(sink) = task_documents.as_mut() {
-                sink(&task_id, name, doc);
-            }
-            let doc = serde_json::to_value(doc).unwrap_or(Value::Null);
-            let statuses = progress.lock().document(name, &doc, Instant::now());
-            if events.receiver_count() == 0 {
-                return;
-            }
-            let event = DataEvent {
-                name: name.to_owned(),
-                doc,
-                task_id: task_id.clone(),
-            };
-            let _ = events.send(update(&task_id, false, &event));
-            if let Some(statuses) = statuses {
-                let event = ProgressEvent {
-                    task_id: task_id.clone(),
-                    statuses,
-                };
-                let _ = events.send(update(&task_id, false, &event));
-            }
-        }
     }
 
     /// The plans, the devices and the engine.
@@ -360,8 +334,8 @@ impl Worker {
             match oldest {
                 Some(k) => {
                     inner.tasks.shift_remove(&k);
-                    if let Some(store) = &self.store {
-                        store.delete(&k);
+                    if let Some(record) = &self.record {
+                        record.delete(&k);
                     }
                 }
                 None => break,
@@ -371,44 +345,6 @@ impl Worker {
         inner.tasks.insert(task_id.clone(), task);
         inner.plans.insert(task_id.clone(), file);
         Ok(task_id)
-    }
-
-    /// Every task, oldest first (optionally those with blueapi status `status`:
-    /// PENDING, RUNNING, COMPLETE, ERROR).
-    pub fn tasks(&self, status: Option<&str>) -> Vec<TrackableTask> {
-        let inner = self.inner.lock();
-        inner
-            .tasks
-            .values()
-            .filter(|t| match status {
-                None => true,
-                Some("PENDING") => t.is_pending,
-                Some("RUNNING") => !t.is_pending && !t.is_complete,
-                Some("COMPLETE") => t.is_complete && t.errors.is_empty(),
-                Some("ERROR") => t.is_complete && !t.errors.is_empty(),
-                Some(_) => false,
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// One task.
-    pub fn task(&self, id: &str) -> Option<TrackableTask> {
-        self.inner.lock().tasks.get(id).cloned()
-    }
-
-    /// Forgets a task that is not active; `None` if there is no such task.
-    pub fn clear(&self, id: &str) -> Option<Result<String, &'static str>> {
-        let mut inner = self.inner.lock();
-        if inner.active.as_deref() == Some(id) {
-            return Some(Err("the task is active: abort or stop it first"));
-        }
-        inner.plans.shift_remove(id);
-        let task = inner.tasks.shift_remove(id)?;
-        if let Some(store) = &self.store {
-            store.delete(id);
-        }
-        Some(Ok(task.task_id))
     }
 
     /// The active task's id.
@@ -422,6 +358,11 @@ impl Worker {
             let mut inner = self.inner.lock();
             if inner.active.is_some() || inner.reloading {
                 return Err(BeginError::Busy);
+            }
+            if !inner.tasks.contains_key(id) {
+                if let Some(peer) = self.record.as_ref().and_then(|s| s.peer(id)) {
+                    return Err(BeginError::Foreign(peer.service));
+                }
             }
             let Some(task) = inner.tasks.get_mut(id).filter(|t| t.is_pending) else {
                 return Err(BeginError::NotFound);
@@ -497,43 +438,15 @@ impl Worker {
             }
             inner.active = None;
             inner.transition = None;
-            if let Some(store) = &self.store {
-                if store.wants_compaction(inner.tasks.len()) {
-                    store.compact(&inner.tasks.values().cloned().collect::<Vec<_>>());
+            if let Some(record) = &self.record {
+                if record.wants_compaction(inner.tasks.len()) {
+                    record.compact(&inner.tasks.values().cloned().collect::<Vec<_>>());
                 }
             }
         }
         *self.current.lock() = None;
         self.progress.lock().clear();
         self.publish(id, WorkerState::Idle, true);
-    }
-
-    /// Sends a WorkerEvent for task `id`.
-    fn publish(&self, id: &str, state: WorkerState, completes: bool) {
-        let _ = self.events.send(self.worker_event(id, state, completes));
-    }
-
-    /// The WorkerEvent that says task `id` has ended (for a subscriber that
-    /// missed it).
-    pub fn completion(&self, id: &str) -> Arc<str> {
-        self.worker_event(id, WorkerState::Idle, true).json
-    }
-
-    fn worker_event(&self, id: &str, state: WorkerState, completes: bool) -> Update {
-        let task = self.task(id);
-        let status = task.as_ref().map(|t| TaskStatus {
-            task_id: t.task_id.clone(),
-            result: t.outcome.clone(),
-            task_complete: t.is_complete,
-            task_failed: !t.errors.is_empty(),
-        });
-        let event = WorkerEvent {
-            state,
-            task_status: status,
-            errors: task.map(|t| t.errors).unwrap_or_default(),
-            warnings: Vec::new(),
-        };
-        update(id, completes, &event)
     }
 
     /// Asks for `new` (blueapi's `PUT /worker/state`); `Err` is the 400's detail.
@@ -641,14 +554,5 @@ impl Worker {
                 .control(ControlReq::Abort(reason.to_owned()), CONTROL_LIMIT)
                 .await;
         }
-    }
-}
-
-fn update(task_id: &str, completes: bool, data: &impl serde::Serialize) -> Update {
-    let json = json!({"kind": "update", "data": data}).to_string();
-    Update {
-        task_id: task_id.to_owned(),
-        completes,
-        json: json.into(),
     }
 }
