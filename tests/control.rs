@@ -358,6 +358,79 @@ fn the_replay_hook_sees_the_messages_a_rewind_replays() {
     });
 }
 
+/// A detector told of pauses (Bluesky's Pausable), which may refuse the replay.
+struct Camera {
+    replay: skyrun_actors::Replay,
+    calls: Arc<parking_lot::Mutex<Vec<&'static str>>>,
+}
+
+impl Device for Camera {
+    fn name(&self) -> &str {
+        "camera"
+    }
+    fn type_name(&self) -> &'static str {
+        "Camera"
+    }
+    fn pausable(&mut self) -> Option<&mut dyn skyrun_actors::Pausable> {
+        Some(self)
+    }
+}
+
+impl skyrun_actors::Pausable for Camera {
+    fn pause(&mut self) -> Result<skyrun_actors::Replay, skyrun_actors::DeviceError> {
+        self.calls.lock().push("pause");
+        Ok(self.replay)
+    }
+    fn resume(&mut self) -> Result<(), skyrun_actors::DeviceError> {
+        self.calls.lock().push("resume");
+        Ok(())
+    }
+}
+
+/// A pausable device named by the plan is told of the pause and the resume;
+/// one that refuses the replay makes the plan go on where it paused, as
+/// Bluesky's NoReplayAllowed does.
+#[test]
+fn pausable_devices_are_told_and_may_refuse_the_replay() {
+    for (replay, replayed) in [
+        (skyrun_actors::Replay::Allowed, 1),
+        (skyrun_actors::Replay::NotAllowed, 0),
+    ] {
+        run(async move {
+            let re = RunEngine::new();
+            let calls = Arc::new(parking_lot::Mutex::new(Vec::new()));
+            let cam = DeviceHandle::spawn(Camera {
+                replay,
+                calls: calls.clone(),
+            });
+            let seen = Arc::new(AtomicUsize::new(0));
+            let s = seen.clone();
+            re.set_replay_hook(Some(Arc::new(move |_: &skyrun::Msg| {
+                s.fetch_add(1, Ordering::SeqCst);
+            })));
+            let re2 = re.clone();
+            let handle = actix::spawn(async move {
+                re2.run(Plan::new("pauses", move |ctx| async move {
+                    bps::checkpoint(&ctx).await?;
+                    ctx.send(skyrun::Msg::null().obj(&cam)).await?;
+                    bps::pause(&ctx, false).await?;
+                    Ok(())
+                }))
+                .await
+            });
+            until(&re, EngineState::Paused).await;
+            eventually("the camera to be told of the pause", || {
+                calls.lock().as_slice() == ["pause"]
+            })
+            .await;
+            re.resume().await.unwrap();
+            bounded("the plan to end", handle).await.unwrap().unwrap();
+            assert_eq!(*calls.lock(), ["pause", "resume"]);
+            assert_eq!(seen.load(Ordering::SeqCst), replayed, "{replay:?}");
+        });
+    }
+}
+
 #[test]
 fn abort_stops_moving_devices_and_unstages() {
     run(async {

@@ -237,6 +237,11 @@ impl DeviceActor {
                 cap!(stoppable).stop(success)?;
                 DeviceReply::Done
             }
+            DeviceOp::Pause => DeviceReply::Paused(cap!(pausable).pause()?),
+            DeviceOp::Resume => {
+                cap!(pausable).resume()?;
+                DeviceReply::Done
+            }
         })
     }
 }

@@ -106,6 +106,10 @@ pub trait Device: Send + 'static {
     fn subscribable(&mut self) -> Option<&mut dyn Subscribable> {
         None
     }
+    /// This device as [`Pausable`], if it is.
+    fn pausable(&mut self) -> Option<&mut dyn Pausable> {
+        None
+    }
     /// When the answer to `op` is sent, asked before the request is handled
     /// (a modelled reply latency, or a device that has stopped answering).
     /// The default answers at once.
@@ -250,6 +254,41 @@ pub trait Stoppable {
     fn stop(&mut self, success: bool) -> Result<(), DeviceError>;
 }
 
+/// A device told when the engine pauses and resumes (Bluesky's `Pausable`:
+/// a detector that cannot take up where it left off says so, and the plan
+/// is not replayed from its checkpoint).
+///
+/// ```
+/// use skyrun_actors::{DeviceError, Pausable, Replay};
+/// struct Camera { acquiring: bool }
+/// impl Pausable for Camera {
+///     fn pause(&mut self) -> Result<Replay, DeviceError> {
+///         self.acquiring = false;
+///         Ok(Replay::NotAllowed)
+///     }
+///     fn resume(&mut self) -> Result<(), DeviceError> {
+///         Ok(())
+///     }
+/// }
+/// assert_eq!(Camera { acquiring: true }.pause().unwrap(), Replay::NotAllowed);
+/// ```
+pub trait Pausable {
+    /// The engine paused; whether the messages since the last checkpoint
+    /// may be replayed on resume (Bluesky's `NoReplayAllowed`).
+    fn pause(&mut self) -> Result<Replay, DeviceError>;
+    /// The engine resumes.
+    fn resume(&mut self) -> Result<(), DeviceError>;
+}
+
+/// Whether a paused device allows the plan's rewind ([`Pausable::pause`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// The messages since the last checkpoint may be replayed.
+    Allowed,
+    /// They may not: the plan goes on where it paused.
+    NotAllowed,
+}
+
 /// Which capabilities a device has, recorded when its actor starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
@@ -276,6 +315,9 @@ pub struct Capabilities {
     /// Implements [`Preparable`].
     #[serde(default)]
     pub preparable: bool,
+    /// Implements [`Pausable`].
+    #[serde(default)]
+    pub pausable: bool,
 }
 
 impl Capabilities {
@@ -292,6 +334,7 @@ impl Capabilities {
             subscribable: device.subscribable().is_some(),
             external_assets: device.external_assets().is_some(),
             preparable: device.preparable().is_some(),
+            pausable: device.pausable().is_some(),
         }
     }
 }

@@ -55,8 +55,8 @@ pub use actor::{
 pub use assets::{AssetDocument, AssetKind, CollectDescription, ExternalAssets};
 pub use context::DeviceContext;
 pub use device::{
-    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Preparable,
-    Readable, Stageable, Stoppable, Triggerable,
+    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Pausable,
+    Preparable, Readable, Replay, Stageable, Stoppable, Triggerable,
 };
 pub use error::{Cause, DeviceError, StatusError};
 pub use propagation::TraceCarrier;

@@ -55,6 +55,10 @@ pub enum DeviceOp {
         /// Whether pending statuses complete successfully.
         success: bool,
     },
+    /// `pause()`: the engine paused.
+    Pause,
+    /// `resume()`: the engine resumes.
+    Resume,
 }
 
 impl DeviceOp {
@@ -84,6 +88,8 @@ impl DeviceOp {
             DeviceOp::Unstage => "unstage",
             DeviceOp::Configure(_) => "configure",
             DeviceOp::Stop { .. } => "stop",
+            DeviceOp::Pause => "pause",
+            DeviceOp::Resume => "resume",
         }
     }
 }
@@ -129,4 +135,6 @@ pub enum DeviceReply {
     },
     /// Done, nothing to return.
     Done,
+    /// Paused ([`DeviceOp::Pause`]): whether a rewind may replay.
+    Paused(crate::device::Replay),
 }

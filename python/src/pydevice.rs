@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use skyrun_actors::{
-    AssetDocument, Cause, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
+    AssetDocument, Cause, Pausable, Replay, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
     DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Movable, Preparable,
     Readable, Readings, Stageable, Status, StatusError, Stoppable, Subscribable, Subscribers,
     Subscription, Triggerable,
@@ -66,6 +66,8 @@ struct Caps {
     pages: bool,
     /// `prepare` (Preparable: ophyd-async's detectors and motors).
     prepare: bool,
+    /// Bluesky's Pausable: `pause()` and `resume()`.
+    pause: bool,
 }
 
 /// An ophyd-protocol Python object hosted by a skyrun device actor.
@@ -163,6 +165,7 @@ impl PyDevice {
                 index: has("get_index"),
                 pages: has("collect_pages"),
                 prepare: has("prepare"),
+                pause: has("pause") && has("resume"),
             },
             subscribers: None,
             callback: None,
@@ -241,16 +244,36 @@ impl PyDevice {
     fn readings(&self, method: &'static str) -> Result<Readings, DeviceError> {
         Python::attach(|py| {
             let r = self.call_await(py, method, vec![])?;
-            from_py::<Readings>(&r, method).map_err(|e| py_err(&self.name, method, py, e))
+            from_py::<Readings>(&r, method).map_err(|e| self.ill_answer(py, method, &r, e))
         })
     }
 
     fn data_keys(&self, method: &'static str) -> Result<DataKeys, DeviceError> {
         Python::attach(|py| {
-            self.call_await(py, method, vec![]).and_then(|r| {
-                from_py::<DataKeys>(&r, method).map_err(|e| py_err(&self.name, method, py, e))
-            })
+            let r = self.call_await(py, method, vec![])?;
+            from_py::<DataKeys>(&r, method).map_err(|e| self.ill_answer(py, method, &r, e))
         })
+    }
+
+    /// `method` answered what skyrun cannot take (a `read()` returning
+    /// None, ...): skyrun's error (a RuntimeError in Python, as Bluesky's
+    /// for a `read()` returning None), not an exception of the device's.
+    fn ill_answer(
+        &self,
+        py: Python<'_>,
+        method: &'static str,
+        answer: &Bound<'_, PyAny>,
+        e: PyErr,
+    ) -> DeviceError {
+        DeviceError::Failed {
+            device: self.name.clone(),
+            operation: method,
+            reason: format!(
+                "{method}() returned {}: {}",
+                answer.repr().map(|r| r.to_string()).unwrap_or_default(),
+                e.value(py)
+            ),
+        }
     }
 
     /// Whether the object has `method` (an optional one of ophyd's protocol).
@@ -445,6 +468,9 @@ impl Device for PyDevice {
     }
     fn preparable(&mut self) -> Option<&mut dyn Preparable> {
         self.caps.prepare.then_some(self as _)
+    }
+    fn pausable(&mut self) -> Option<&mut dyn Pausable> {
+        self.caps.pause.then_some(self as _)
     }
 }
 
@@ -807,6 +833,40 @@ impl Configurable for PyDevice {
             from_py::<(Readings, Readings)>(&r, "configure")
                 .map_err(|e| py_err(&self.name, "configure", py, e))
         })
+    }
+}
+
+impl Pausable for PyDevice {
+    /// `pause()`; Bluesky's `NoReplayAllowed` raised by it says the plan
+    /// must not be replayed from its checkpoint.
+    fn pause(&mut self) -> Result<Replay, DeviceError> {
+        Python::attach(|py| match self.call_await(py, "pause", vec![]) {
+            Ok(_) => Ok(Replay::Allowed),
+            Err(e) => {
+                let no_replay = py
+                    .import("bluesky.utils")
+                    .and_then(|m| m.getattr("NoReplayAllowed"))
+                    .ok()
+                    .zip(raised(&e))
+                    .is_some_and(|(cls, err)| err.is_instance(py, &cls));
+                if no_replay {
+                    Ok(Replay::NotAllowed)
+                } else {
+                    Err(e)
+                }
+            }
+        })
+    }
+    fn resume(&mut self) -> Result<(), DeviceError> {
+        Python::attach(|py| self.call_await(py, "resume", vec![]).map(|_| ()))
+    }
+}
+
+/// The Python exception a device error keeps, if it is one.
+fn raised(e: &DeviceError) -> Option<&PyErr> {
+    match e {
+        DeviceError::Raised { cause, .. } => cause.downcast_ref::<Raised>().map(|r| &r.err),
+        _ => None,
     }
 }
 

@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use skyrun_actors::{
     AssetDocument, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
-    DeviceContext, DeviceError, DeviceHandle, DeviceOp, ExternalAssets, Flyable, Movable,
-    Preparable, Readable, Readings, Stageable, Status, Stoppable, Triggerable,
+    DeviceContext, DeviceError, DeviceHandle, DeviceOp, ExternalAssets, Flyable, Movable, Pausable,
+    Preparable, Readable, Readings, Replay, Stageable, Status, Stoppable, Triggerable,
 };
 
 use crate::client::{Outgoing, Pending, RemoteClient, Waiter};
@@ -194,6 +194,9 @@ impl Device for ProxyDevice {
     fn stoppable(&mut self) -> Option<&mut dyn Stoppable> {
         self.info.caps.stoppable.then_some(self as _)
     }
+    fn pausable(&mut self) -> Option<&mut dyn Pausable> {
+        self.info.caps.pausable.then_some(self as _)
+    }
 }
 
 impl Readable for ProxyDevice {
@@ -311,6 +314,22 @@ impl Configurable for ProxyDevice {
                 Ok((old, new))
             }
             other => Err(self.unexpected("configure", &other)),
+        }
+    }
+}
+
+impl Pausable for ProxyDevice {
+    fn pause(&mut self) -> Result<Replay, DeviceError> {
+        match self.call(DeviceOp::Pause)? {
+            WireReply::Paused { replay: true } => Ok(Replay::Allowed),
+            WireReply::Paused { replay: false } => Ok(Replay::NotAllowed),
+            other => Err(self.unexpected("pause", &other)),
+        }
+    }
+    fn resume(&mut self) -> Result<(), DeviceError> {
+        match self.call(DeviceOp::Resume)? {
+            WireReply::Done => Ok(()),
+            other => Err(self.unexpected("resume", &other)),
         }
     }
 }

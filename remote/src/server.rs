@@ -365,5 +365,8 @@ fn to_wire(r: DeviceReply) -> WireReply {
             new: *new,
         },
         DeviceReply::Done => WireReply::Done,
+        DeviceReply::Paused(r) => WireReply::Paused {
+            replay: r == skyrun_actors::Replay::Allowed,
+        },
     }
 }

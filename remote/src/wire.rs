@@ -181,6 +181,10 @@ pub enum WireOp {
         /// Whether pending statuses succeed.
         success: bool,
     },
+    /// `pause()`.
+    Pause,
+    /// `resume()`.
+    Resume,
 }
 
 impl From<DeviceOp> for WireOp {
@@ -205,6 +209,8 @@ impl From<DeviceOp> for WireOp {
             DeviceOp::Unstage => WireOp::Unstage,
             DeviceOp::Configure(settings) => WireOp::Configure { settings },
             DeviceOp::Stop { success } => WireOp::Stop { success },
+            DeviceOp::Pause => WireOp::Pause,
+            DeviceOp::Resume => WireOp::Resume,
         }
     }
 }
@@ -231,6 +237,8 @@ impl From<WireOp> for DeviceOp {
             WireOp::Unstage => DeviceOp::Unstage,
             WireOp::Configure { settings } => DeviceOp::Configure(settings),
             WireOp::Stop { success } => DeviceOp::Stop { success },
+            WireOp::Pause => DeviceOp::Pause,
+            WireOp::Resume => DeviceOp::Resume,
         }
     }
 }
@@ -305,6 +313,11 @@ pub enum WireReply {
     },
     /// Done.
     Done,
+    /// Paused: whether a rewind may replay.
+    Paused {
+        /// `false`: Bluesky's `NoReplayAllowed`.
+        replay: bool,
+    },
 }
 
 /// A [`DeviceError`] on the wire.

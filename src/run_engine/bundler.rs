@@ -216,15 +216,22 @@ impl OpenRun {
             .ok_or_else(|| illegal("drop", "no event bundle is open (send 'create' first)"))
     }
 
-    /// The devices of the open bundle that have no description yet.
+    /// The devices of the open bundle to describe before it is saved: all
+    /// of them when its stream has no descriptor yet (a new stream records
+    /// its objects' description and configuration as they are now, as
+    /// Bluesky's bundler caches them per stream), else those with none.
     pub fn bundle_undescribed(&self) -> Result<Vec<DeviceHandle>, PlanError> {
         let b = self
             .bundle
             .as_ref()
             .ok_or_else(|| illegal("save", "no event bundle is open (send 'create' first)"))?;
+        let new_stream = self
+            .streams
+            .get(&b.stream)
+            .is_none_or(|s| s.descriptor.is_none());
         Ok(b.reads
             .values()
-            .filter(|(d, _)| !self.descriptions.contains_key(d.name()))
+            .filter(|(d, _)| new_stream || !self.descriptions.contains_key(d.name()))
             .map(|(d, _)| d.clone())
             .collect())
     }

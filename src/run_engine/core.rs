@@ -13,7 +13,7 @@ use futures::future::{select, Either};
 use indexmap::IndexSet;
 use opentelemetry::trace::{Span as _, Status as SpanStatus, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
-use skyrun_actors::{ActiveSpan, DeviceHandle, DeviceOp, SpanTracer};
+use skyrun_actors::{ActiveSpan, DeviceHandle, DeviceOp, Replay, SpanTracer};
 
 use super::bundler::OpenRun;
 use super::commands::{self, Dispatched};
@@ -44,6 +44,8 @@ pub(crate) struct State {
     pub staged: DeviceSet,
     /// Devices moved since the last checkpoint (stopped on pause and failure).
     pub touched: DeviceSet,
+    /// Pausable devices the plan has named (told of a pause and a resume).
+    pub pausable: DeviceSet,
     /// Messages since the last checkpoint; `None` when not rewindable.
     pub msg_cache: Option<Vec<Rc<Msg>>>,
     /// `rewindable(False)` is in force: messages are not cached (Bluesky's
@@ -269,6 +271,7 @@ impl EngineCore {
             let mut st = self.st.borrow_mut();
             st.groups.clear();
             st.msg_cache = None;
+            st.pausable.clear();
             (
                 std::mem::take(&mut st.staged),
                 std::mem::take(&mut st.touched),
@@ -309,7 +312,7 @@ impl EngineCore {
     /// once (`waits: false` in the table) and is not replaced by a
     /// registered one. Otherwise the message back, shared, for
     /// [`EngineCore::send`]. Only a message the rewind cache keeps is put in
-    /// an `Rc` here (`null` is not). The handler's answer is [`Sent::PauseFirst`]
+    /// an `Rc` here (none once the cache is full or off). The handler's answer is [`Sent::PauseFirst`]
     /// when the pause its [`After`] asks for is due: for
     /// [`EngineCore::finish`]. The same steps as `send`, in the same order.
     #[inline]
@@ -323,8 +326,13 @@ impl EngineCore {
         {
             return Err(Rc::new(msg));
         }
+        if let Some(dev) = &msg.obj {
+            if dev.capabilities().pausable {
+                self.see_pausable(dev);
+            }
+        }
         let (owned, shared);
-        let msg: &Msg = if cacheable(&msg.command) {
+        let msg: &Msg = if cacheable(&msg.command) && self.caching() {
             shared = Rc::new(msg);
             self.cache(&shared);
             &shared
@@ -355,6 +363,11 @@ impl EngineCore {
             self.pause_and_rewind_boxed().await?;
         }
         let cached = self.cache(&msg);
+        if let Some(dev) = &msg.obj {
+            if dev.capabilities().pausable {
+                self.see_pausable(dev);
+            }
+        }
         let done = loop {
             match self.process_interruptible(&msg).await {
                 Processed::Done(r) => break r,
@@ -409,6 +422,21 @@ impl EngineCore {
             st.msg_cache = None;
         }
         false
+    }
+
+    /// Whether a message the table caches would be cached now.
+    #[inline]
+    fn caching(&self) -> bool {
+        let st = self.st.borrow();
+        st.msg_cache.is_some() && !st.not_rewindable && !self.suspending.get()
+    }
+
+    #[inline(never)]
+    fn see_pausable(&self, dev: &DeviceHandle) {
+        let mut st = self.st.borrow_mut();
+        if !st.pausable.contains(dev) {
+            st.pausable.insert(dev.clone());
+        }
     }
 
     /// Whether the pause a handler's `after` asks for is due now.
@@ -494,9 +522,18 @@ impl EngineCore {
             match suspension {
                 None => {
                     super::handlers::monitors::suspend_monitors(self);
+                    if super::pausable::pause_devices(self).await == Replay::NotAllowed {
+                        // Bluesky's NoReplayAllowed: the checkpoint is now.
+                        let mut st = self.st.borrow_mut();
+                        st.msg_cache = st.msg_cache.as_ref().map(|_| Vec::new());
+                        for run in st.runs.iter_mut() {
+                            run.checkpoint();
+                        }
+                    }
                     let resumed = self.control.paused().await;
                     self.state.set(EngineState::Running);
                     resumed.map_err(PlanError::Interrupted)?;
+                    super::pausable::resume_devices(self).await;
                     super::handlers::monitors::restore_monitors(self).await?;
                 }
                 Some(s) => {
@@ -508,11 +545,19 @@ impl EngineCore {
             }
             let replay = {
                 let mut st = self.st.borrow_mut();
-                st.groups.clear();
-                for run in st.runs.iter_mut() {
-                    run.rewind();
+                // Not rewindable: the plan goes on where it paused (an open
+                // bundle stays open), as in Bluesky.
+                match st.msg_cache.clone() {
+                    None => Vec::new(),
+                    Some(_) if st.not_rewindable => Vec::new(),
+                    Some(cache) => {
+                        st.groups.clear();
+                        for run in st.runs.iter_mut() {
+                            run.rewind();
+                        }
+                        cache
+                    }
                 }
-                st.msg_cache.clone().unwrap_or_default()
             };
             let mut last = None;
             let hook = self.registry.replay_hook();

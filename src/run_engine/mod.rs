@@ -14,6 +14,7 @@ mod core;
 pub(crate) mod core_handle;
 mod groups;
 mod handlers;
+mod pausable;
 mod registry;
 mod request_context;
 mod suspender;

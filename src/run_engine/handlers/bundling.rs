@@ -77,8 +77,8 @@ pub(crate) async fn declare_stream(
         super::collect::declare_collected(core, msg, a.name, &a.devices, cx).await?;
         return Ok(Reply::None.into());
     }
-    let todo = with_run(core, msg, |run| Ok(run.undescribed(&a.devices)))?;
-    describe_all(core, msg, todo, cx).await?;
+    // A declared stream has a new descriptor: its objects described now.
+    describe_all(core, msg, a.devices.clone(), cx).await?;
     let docs = with_run(core, msg, |run| run.declare_stream(a.name, &a.devices))?;
     docs.into_iter().for_each(|d| core.emit(d));
     Ok(Reply::None.into())
