@@ -113,7 +113,7 @@ pub mod timeline;
 pub use documents::{Document, Event, EventDescriptor, EventPage, ExitStatus, RunStart, RunStop};
 pub use error::{BlueskyException, ControlError, Interrupt, PlanError, RunError};
 pub use msg::{Command, Msg, MsgOrigin};
-pub use plan::{Plan, PlanCtx, PlanResult};
+pub use plan::{MsgHook, MsgPoint, Plan, PlanCtx, PlanResult};
 pub use reply::{Location, Reply, ReplyKind, RunSummary};
 pub use run_engine::{
     CommandContext, Condition, EngineOptions, EngineState, NoSystem, ReplayHook, RunEngine,

@@ -4,12 +4,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 
 use opentelemetry::Context;
 
 use crate::error::PlanError;
 pub use crate::error::PlanResult;
-use crate::msg::Msg;
+use crate::msg::{Command, Msg};
 use crate::reply::Reply;
 use crate::run_engine::{CoreHandle, Runnable, Sent};
 
@@ -76,15 +77,79 @@ impl std::fmt::Debug for Plan {
 pub struct PlanCtx {
     core: CoreHandle,
     cx: Context,
+    /// The hooks around this plan's messages ([`PlanCtx::with_hook`]).
+    hooks: Option<Rc<Hooked>>,
+}
+
+/// Where a [`PlanCtx::with_hook`] hook is called: before a message is sent,
+/// or after its reply came back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MsgPoint {
+    /// Before the message with this command (and run key) is sent.
+    Before(Command, Option<String>),
+    /// After its reply came back.
+    After(Command, Option<String>),
+}
+
+/// A hook around a plan's messages: given a connection whose messages it
+/// sends are not hooked again, and where it is called.
+pub type MsgHook = Rc<dyn Fn(PlanCtx, MsgPoint) -> Pin<Box<dyn Future<Output = PlanResult>>>>;
+
+struct Hooked {
+    hook: MsgHook,
+    /// The hooks of the connection this one was made from.
+    outer: Option<Rc<Hooked>>,
 }
 
 impl PlanCtx {
     pub(crate) fn new(core: CoreHandle, cx: Context) -> Self {
-        PlanCtx { core, cx }
+        PlanCtx {
+            core,
+            cx,
+            hooks: None,
+        }
+    }
+
+    /// The same connection, with `hook` called before each message this
+    /// plan sends and after its reply (Bluesky's `plan_mutator`, for
+    /// messages added around others, as its `baseline_wrapper` does). The
+    /// hook's own messages go through the hooks this connection already had.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::sync::{Arc, Mutex};
+    /// use skyrun::{plan_stubs as bps, Command, MsgPoint, Plan, RunEngine};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// let plan = Plan::new("hooked", move |ctx| async move {
+    ///     let hooked = ctx.with_hook(Rc::new(move |_ctx, point| {
+    ///         s.lock().unwrap().push(point);
+    ///         Box::pin(async { Ok(()) })
+    ///     }));
+    ///     bps::null(&hooked).await
+    /// });
+    /// actix::System::new().block_on(async { RunEngine::new().run(plan).await.unwrap(); });
+    /// assert_eq!(
+    ///     *seen.lock().unwrap(),
+    ///     [MsgPoint::Before(Command::Null, None), MsgPoint::After(Command::Null, None)]
+    /// );
+    /// ```
+    pub fn with_hook(&self, hook: MsgHook) -> PlanCtx {
+        PlanCtx {
+            core: self.core.clone(),
+            cx: self.cx.clone(),
+            hooks: Some(Rc::new(Hooked {
+                hook,
+                outer: self.hooks.clone(),
+            })),
+        }
     }
 
     /// Sends `msg` (stamped with this plan's span context) and waits for its result.
     pub async fn send(&self, mut msg: Msg) -> Result<Reply, PlanError> {
+        if let Some(hooked) = &self.hooks {
+            return self.send_hooked(hooked.clone(), msg).await;
+        }
         msg.context = self.cx.clone();
         // A message whose handler cannot wait is answered at once, without
         // the engine's future (whose building and moving is most of a
@@ -102,6 +167,32 @@ impl PlanCtx {
             // Shared from here on (with the rewind cache too): never copied again.
             Err(msg) => core.send(msg).await,
         }
+    }
+
+    /// `send` through the innermost hook (boxed: a hooked plan is rare, and
+    /// every other message's future stays small).
+    #[inline(never)]
+    fn send_hooked(
+        &self,
+        hooked: Rc<Hooked>,
+        msg: Msg,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, PlanError>> + '_>> {
+        Box::pin(async move {
+            let inner = PlanCtx {
+                core: self.core.clone(),
+                cx: self.cx.clone(),
+                hooks: hooked.outer.clone(),
+            };
+            let (command, run) = (msg.command.clone(), msg.run.clone());
+            (hooked.hook)(
+                inner.clone(),
+                MsgPoint::Before(command.clone(), run.clone()),
+            )
+            .await?;
+            let reply = inner.send(msg).await?;
+            (hooked.hook)(inner, MsgPoint::After(command, run)).await?;
+            Ok(reply)
+        })
     }
 
     /// Sends `msg` and checks that its reply is of the kind its command gives,
@@ -128,6 +219,7 @@ impl PlanCtx {
         PlanCtx {
             core: self.core.clone(),
             cx,
+            hooks: self.hooks.clone(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Plan wrappers, after `bluesky.preprocessors`: open and close a run around a
-//! plan, stage and unstage devices, and run cleanup whatever happens.
+//! plan, stage and unstage devices, run cleanup whatever happens, and read a
+//! baseline of devices at the start and the end of each run.
 //!
 //! ```
 //! use skyrun::{preprocessors::{run_wrapper, finalize_wrapper}, plan_stubs as bps, Plan, PlanError, RunEngine, RunError, ExitStatus};
@@ -25,7 +26,8 @@ use serde_json::{Map, Value};
 use skyrun_actors::DeviceHandle;
 
 use crate::error::{Interrupt, PlanError};
-use crate::plan::Plan;
+use crate::msg::Command;
+use crate::plan::{MsgPoint, Plan};
 use crate::plan_stubs as bps;
 
 /// Opens a run with metadata `md` around `plan` and closes it: `success`, or
@@ -129,5 +131,46 @@ pub fn reset_positions_wrapper(plan: Plan, motors: Vec<DeviceHandle>) -> Plan {
         let moves: Vec<(&DeviceHandle, f64)> = motors.iter().zip(start).collect();
         let reset = bps::mv(&ctx, &moves).await;
         result.and(reset)
+    })
+}
+
+/// Reads `devices` into the stream `baseline` at the start of every run the
+/// plan opens (after its `open_run`) and at its end (before its
+/// `close_run`) (Bluesky's `baseline_wrapper`, which `SupplementalData`
+/// applies to every plan). The baseline is read into the run without a run
+/// key: a plan whose runs all have keys (several runs at once) needs one
+/// wrapper per run, which this does not do yet.
+///
+/// ```
+/// use skyrun::{plans, preprocessors::baseline_wrapper, RunEngine};
+/// use skyrun::actors::{sim::SynSignal, DeviceHandle};
+/// actix::System::new().block_on(async {
+///     let det = DeviceHandle::spawn(SynSignal::new("det", 1.0));
+///     let ring = DeviceHandle::spawn(SynSignal::new("ring_current", 300.0));
+///     let plan = baseline_wrapper(plans::count(vec![det], 3, 0.0), vec![ring]);
+///     RunEngine::new().run(plan).await.unwrap();
+/// });
+/// ```
+pub fn baseline_wrapper(plan: Plan, devices: Vec<DeviceHandle>) -> Plan {
+    let name = plan.name().to_owned();
+    Plan::new(name, move |ctx| async move {
+        if devices.is_empty() {
+            return plan.run(&ctx).await;
+        }
+        let devices = std::rc::Rc::new(devices);
+        let hooked = ctx.with_hook(std::rc::Rc::new(move |ctx, point| {
+            let devices = devices.clone();
+            Box::pin(async move {
+                match point {
+                    MsgPoint::After(Command::OpenRun, None)
+                    | MsgPoint::Before(Command::CloseRun, None) => {
+                        bps::trigger_and_read(&ctx, &devices, "baseline").await?;
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })
+        }));
+        plan.run(&hooked).await
     })
 }

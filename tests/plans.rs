@@ -311,3 +311,71 @@ fn count_with_delay_sleeps_between_points() {
         assert!(t[1] - t[0] >= 0.015 && t[2] - t[1] >= 0.015, "{t:?}");
     });
 }
+
+/// `baseline_wrapper` reads its devices into the `baseline` stream after
+/// each `open_run` and before each `close_run`, as Bluesky's
+/// SupplementalData does: the same document order as Bluesky's.
+#[test]
+fn the_baseline_is_read_at_the_start_and_the_end_of_the_run() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let (motor, det) = motor_det();
+        let ring = DeviceHandle::spawn(skyrun_actors::sim::SynSignal::new("ring_current", 300.0));
+        let plan = preprocessors::baseline_wrapper(
+            plans::scan(vec![det], &motor, -1.0, 1.0, 3),
+            vec![ring],
+        );
+        re.run(plan).await.unwrap();
+        let stop = &docs.stops()[0];
+        assert_eq!(stop.num_events["baseline"], 2);
+        assert_eq!(stop.num_events["primary"], 3);
+        // start, the baseline's descriptor and first event, then the scan's
+        // descriptor and events, the second baseline event, stop.
+        let order: Vec<String> = docs
+            .all()
+            .iter()
+            .map(|d| match d {
+                Document::Descriptor(d) => format!("descriptor {}", d.name),
+                Document::Event(e) => {
+                    let stream = if e.data.contains_key("ring_current") {
+                        "baseline"
+                    } else {
+                        "primary"
+                    };
+                    format!("event {stream} {}", e.seq_num)
+                }
+                other => other.name().to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "start",
+                "descriptor baseline",
+                "event baseline 1",
+                "descriptor primary",
+                "event primary 1",
+                "event primary 2",
+                "event primary 3",
+                "event baseline 2",
+                "stop"
+            ]
+        );
+        // A plan that fails still closes its run with the baseline read.
+        let failing = preprocessors::baseline_wrapper(
+            preprocessors::run_wrapper(
+                Plan::new("boom", |_| async { Err(skyrun::PlanError::failed("boom")) }),
+                Default::default(),
+            ),
+            vec![DeviceHandle::spawn(skyrun_actors::sim::SynSignal::new(
+                "ring_current",
+                1.0,
+            ))],
+        );
+        re.run(failing).await.unwrap_err();
+        let stop = &docs.stops()[1];
+        assert_eq!(stop.exit_status, skyrun::ExitStatus::Fail);
+        assert_eq!(stop.num_events["baseline"], 2);
+    });
+}
