@@ -95,8 +95,17 @@ impl Engine {
         *self.errors.error.lock() = None;
         *self.errors.value.lock() = None;
         let driver = self.driver.as_ref().map(|d| d.clone_ref(py));
-        self.re
-            .set_replay_hook(Some(crate::plan::replay_hook(py, &hooks)?));
+        // Bluesky's msg_hook also sees the messages a rewind replays (set
+        // for the plan when a hook is set as it starts).
+        let hooked = hooks
+            .bind(py)
+            .getattr("msg_hook")
+            .is_ok_and(|h| !h.is_none());
+        self.re.set_replay_hook(if hooked {
+            Some(crate::plan::replay_hook(py, &hooks)?)
+        } else {
+            None
+        });
         let plan = python_plan(gen, hooks, self.errors.clone(), driver);
         let (tx, rx) = crossbeam::channel::bounded(1);
         let re = self.re.clone();

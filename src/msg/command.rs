@@ -275,8 +275,10 @@ command_table! {
     Unmonitor => "unmonitor" {
         args: UnmonitorArgs<'m>, reply: None, cached: false, trace: All, group: false,
     }
-    /// Do nothing (replayed by a rewind, as Bluesky caches it).
+    /// Do nothing. Bluesky caches it for a rewind, where replaying it does
+    /// nothing but show it to `msg_hook`: the engine caches it only while a
+    /// replay hook is set.
     Null => "null" {
-        args: NoArgs, reply: None, cached: true, trace: All, group: false,
+        args: NoArgs, reply: None, cached: false, trace: All, group: false,
     }
 }

@@ -27,8 +27,8 @@ use super::suspension::Suspension;
 use super::{EngineOptions, Runnable};
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
 use crate::error::{Interrupt, PlanError};
-use crate::msg::Msg;
 use crate::msg::Trace;
+use crate::msg::{Command, Msg};
 use crate::reply::{Reply, RunSummary};
 use crate::subscriptions::Dispatcher;
 use crate::telemetry::spans::{msg_attributes, span_name};
@@ -332,7 +332,7 @@ impl EngineCore {
             }
         }
         let (owned, shared);
-        let msg: &Msg = if cacheable(&msg.command) && self.caching() {
+        let msg: &Msg = if self.cacheable(&msg.command) && self.caching() {
             shared = Rc::new(msg);
             self.cache(&shared);
             &shared
@@ -407,7 +407,7 @@ impl EngineCore {
     /// so (shared, not copied); whether a rewind would replay it.
     #[inline]
     fn cache(&self, msg: &Rc<Msg>) -> bool {
-        if !cacheable(&msg.command) {
+        if !self.cacheable(&msg.command) {
             return false;
         }
         let mut st = self.st.borrow_mut();
@@ -422,6 +422,13 @@ impl EngineCore {
             st.msg_cache = None;
         }
         false
+    }
+
+    /// Whether the rewind cache keeps messages of `command`: the table says
+    /// so, and a `null` is kept only for a replay hook to see.
+    #[inline]
+    fn cacheable(&self, command: &Command) -> bool {
+        cacheable(command) || (*command == Command::Null && self.registry.has_replay_hook())
     }
 
     /// Whether a message the table caches would be cached now.

@@ -99,6 +99,8 @@ pub(crate) struct Registry {
     /// Some registered name is also a command of the table (checked per message only then).
     overrides: AtomicBool,
     replay_hook: RwLock<Option<ReplayHook>>,
+    /// A replay hook is set (checked per `null`).
+    has_replay_hook: AtomicBool,
 }
 
 impl Registry {
@@ -142,7 +144,14 @@ impl Registry {
     }
 
     pub fn set_replay_hook(&self, hook: Option<ReplayHook>) {
+        self.has_replay_hook
+            .store(hook.is_some(), Ordering::Release);
         *self.replay_hook.write() = hook;
+    }
+
+    #[inline]
+    pub fn has_replay_hook(&self) -> bool {
+        self.has_replay_hook.load(Ordering::Relaxed)
     }
 
     /// The hook for replayed messages (read once per rewind).
