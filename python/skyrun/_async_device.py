@@ -16,6 +16,8 @@ native device layer (``src/async_device.rs``) uses these helpers:
 import asyncio
 import inspect
 
+from ._loop import hand_off
+
 #: What a value of a watch update becomes on a span event, by its key.
 WATCH_KEYS = (
     "name",
@@ -85,10 +87,12 @@ def follow(aw, done, watch=None, finish=None):
                 except Exception:
                     value = None
                 done(None, value)
+                hand_off()
 
             asyncio.ensure_future(then())
         else:
             done(exc, None)
+            hand_off()
 
     if hasattr(aw, "add_callback") and hasattr(aw, "exception"):
         if watch is not None and callable(getattr(aw, "watch", None)):

@@ -17,6 +17,15 @@ async ``scan_id_source``) are awaited on it, and other threads reach it with
 ``loop.stop()`` ends the driving (``RE._th`` then ends, as Bluesky's thread
 does), after which the loop can be closed.
 
+One call into the loop (``DrivenLoop.iterate``, a crossing from Rust into
+Python) runs the loop for as long as it has work ready (callbacks, timers
+due), up to ``BUDGET`` seconds, as Bluesky's ``run_forever`` would, rather
+than one iteration a call: a loop kept busy by a device (a detector writing
+frames) then costs one crossing every ``BUDGET``, not one per iteration. It
+returns early when the loop completed a status the engine waits for
+(:func:`hand_off`), so the engine goes on where Bluesky's RunEngine would:
+after the iteration that completed it.
+
 Only asyncio's own selector event loop can be driven this way (it needs
 the loop's selector); another kind of loop is refused with a clear error.
 """
@@ -24,11 +33,27 @@ the loop's selector); another kind of loop is refused with a clear error.
 import asyncio
 import sys
 import threading
+import time
 from asyncio import events
+
+#: How long one call of ``DrivenLoop.iterate`` may keep the loop running while
+#: it has work ready, in seconds (the engine's other actors wait meanwhile).
+BUDGET = 0.001
+
+#: Whether the engine has something to go on with (see :func:`hand_off`).
+_handoff = False
 
 
 def _noop():
     pass
+
+
+def hand_off():
+    """Called on the engine thread from the loop's code (a status completed):
+    the running ``iterate`` returns after this iteration, so the engine goes
+    on with what it waited for before the loop's other work."""
+    global _handoff
+    _handoff = True
 
 
 class DrivenLoop:
@@ -72,21 +97,37 @@ class DrivenLoop:
         return selector.fileno()
 
     def iterate(self):
-        """Runs one iteration of the loop without blocking. Returns when the
-        next one is needed: 0.0 (callbacks ready), seconds until the next
-        timer, None (only I/O or another thread can wake it), or -1.0 when the
-        loop was stopped (the driving ends)."""
+        """Runs the loop without blocking: one iteration, then more while
+        callbacks are ready or timers due, for at most ``BUDGET`` seconds and
+        until a status the engine waits for completed (:func:`hand_off`).
+        Returns when the next one is needed: 0.0 (callbacks ready), seconds
+        until the next timer, None (only I/O or another thread can wake it),
+        or -1.0 when the loop was stopped (the driving ends)."""
+        global _handoff
         loop = self.loop
         if loop.is_closed():
             return -1.0
         old_hooks = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(*self._hooks)
         events._set_running_loop(loop)
+        _handoff = False
+        ready, scheduled = loop._ready, loop._scheduled
         try:
             # Something ready makes the select inside poll without blocking.
-            loop._ready.append(events.Handle(_noop, (), loop))
+            ready.append(events.Handle(_noop, (), loop))
             loop._run_once()
+            end = None
+            # Ready callbacks or a timer due: the select inside polls without blocking.
+            while (ready or (scheduled and scheduled[0]._when <= loop.time())) and not (
+                    _handoff or loop._stopping):
+                now = time.monotonic()
+                if end is None:
+                    end = now + BUDGET
+                elif now >= end:
+                    break
+                loop._run_once()
         finally:
+            _handoff = False
             events._set_running_loop(None)
             sys.set_asyncgen_hooks(*old_hooks)
         if loop._stopping:
