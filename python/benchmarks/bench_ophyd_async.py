@@ -179,14 +179,16 @@ def drive_bare(gen):
 
 def timed(name, case, directory):
     """Seconds of ``RE(plan)`` on a new engine ``name`` ('bluesky', 'skyrun',
-    'plan' for the bare driver, 'devices' for the device calls alone)."""
+    'plan' for the bare driver, 'devices' for the device calls alone): wall
+    clock, and the process's CPU time (all threads), which a shared
+    machine's other work disturbs less."""
     from bluesky.run_engine import get_bluesky_event_loop
 
     RE = engine("bluesky" if name in ("plan", "devices") else name)
     loop = get_bluesky_event_loop()
     directory = tempfile.mkdtemp(dir=directory)  # this run's HDF5 files, removed after it
     d = devices(case, loop, directory)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if name == "plan":
         drive_bare(plan(case, d))
     elif name == "devices":
@@ -195,11 +197,11 @@ def timed(name, case, directory):
         docs = []
         RE(plan(case, d), lambda n, doc: docs.append(n))
         assert case == "mv1000" or docs[-1] == "stop", docs[-3:]
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     if name != "skyrun":  # Bluesky's loop runs on a thread of its own: end it
         loop.call_soon_threadsafe(loop.stop)
     shutil.rmtree(directory, ignore_errors=True)
-    return dt
+    return dt, cpu
 
 
 def iterations(cases, directory):
@@ -225,7 +227,7 @@ def iterations(cases, directory):
         for case in cases:
             for name in ("bluesky", "skyrun"):
                 n.update(iterations=0, iterate_calls=0)
-                dt = timed(name, case, directory)
+                dt, _ = timed(name, case, directory)
                 print(f"{case:12s} {name:8s} {dt * 1e3:8.1f} ms  loop iterations {n['iterations']:6d}  "
                       f"driven-loop calls {n['iterate_calls']:6d}", flush=True)
     finally:
@@ -253,21 +255,30 @@ def run(args, directory):
         return
     if args.only:
         for _ in range(args.repeats):
-            print(f"{args.only[0]} {args.only[1]} {timed(*args.only, directory):.4f} s", flush=True)
+            print(f"{args.only[0]} {args.only[1]} {timed(*args.only, directory)[0]:.4f} s", flush=True)
         return
     results = {}
     for case in args.cases:
         runs = {k: [] for k in ("bluesky", "skyrun", "plan", "devices")}
+        cpu = {k: [] for k in runs}
         for rep in range(args.repeats):
             order = ("bluesky", "skyrun") if rep % 2 == 0 else ("skyrun", "bluesky")
             for name in (*order, "plan", "devices"):
-                runs[name].append(timed(name, case, directory))
+                dt, c = timed(name, case, directory)
+                runs[name].append(dt)
+                cpu[name].append(c)
         med = {k: statistics.median(v) for k, v in runs.items()}
-        results[case] = {"median_s": med, "runs_s": runs}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+        # Each repeat's pair ran back to back: its ratio is the least disturbed by the machine's load.
+        pairs = sorted(b / s for b, s in zip(runs["bluesky"], runs["skyrun"]))
+        results[case] = {"median_s": med, "runs_s": runs, "median_cpu_s": med_cpu, "cpu_s": cpu,
+                         "pair_ratios": pairs}
         b, s, p, dv = med["bluesky"], med["skyrun"], med["plan"], med["devices"]
         print(f"{case:12s} bluesky {b * 1e3:9.1f} ms  skyrun {s * 1e3:9.1f} ms  ratio {b / s:5.2f}x  "
               f"plan {p * 1e3:7.1f} ms  devices {dv * 1e3:7.1f} ms  "
-              f"engine: bluesky {(b - p - dv) * 1e3:7.1f} ms, skyrun {(s - p - dv) * 1e3:7.1f} ms", flush=True)
+              f"engine: bluesky {(b - p - dv) * 1e3:7.1f} ms, skyrun {(s - p - dv) * 1e3:7.1f} ms  "
+              f"cpu: bluesky {med_cpu['bluesky'] * 1e3:7.1f} ms, skyrun {med_cpu['skyrun'] * 1e3:7.1f} ms  "
+              f"pair ratios {pairs[0]:.2f}-{pairs[-1]:.2f} (median {statistics.median(pairs):.2f})", flush=True)
     results["machine"] = {"load_average": os.getloadavg(), "cpus": os.cpu_count(), "python": sys.version.split()[0]}
     print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if args.json:

@@ -31,6 +31,7 @@ the loop's selector); another kind of loop is refused with a clear error.
 """
 
 import asyncio
+import select
 import sys
 import threading
 import time
@@ -82,19 +83,15 @@ class DrivenLoop:
         loop._thread_id = self.ident = threading.get_ident()
         loop._set_coroutine_origin_tracking(loop._debug)
         self._hooks = (loop._asyncgen_firstiter_hook, loop._asyncgen_finalizer_hook)
-        # Counts the I/O events of each iteration: after some, the loop is
-        # polled again at once (a reader may have left data to read).
-        selector = loop._selector
-        select = selector.select
-        self._events = 0
-
-        def counting_select(timeout=None):
-            ready = select(timeout)
-            self._events = len(ready)
-            return ready
-
-        selector.select = counting_select
-        return selector.fileno()
+        # Whether the selector has events waiting (its epoll instance is
+        # readable), asked when the loop is about to wait: the driver watches
+        # that fd edge-triggered, so events left after an iteration (a reader
+        # that did not read everything) must be seen here, once, not by
+        # wrapping every iteration's select.
+        fd = loop._selector.fileno()
+        self._pending = select.poll()
+        self._pending.register(fd, select.POLLIN)
+        return fd
 
     def iterate(self):
         """Runs the loop without blocking: one iteration, then more while
@@ -111,28 +108,28 @@ class DrivenLoop:
         sys.set_asyncgen_hooks(*self._hooks)
         events._set_running_loop(loop)
         _handoff = False
-        ready, scheduled = loop._ready, loop._scheduled
+        ready = loop._ready  # (asyncio replaces its `_scheduled` list, never `_ready`)
         try:
             # Something ready makes the select inside poll without blocking.
             ready.append(events.Handle(_noop, (), loop))
             loop._run_once()
             end = None
+            clock, run_once = time.monotonic, loop._run_once
             # Ready callbacks or a timer due: the select inside polls without blocking.
-            while (ready or (scheduled and scheduled[0]._when <= loop.time())) and not (
+            while (ready or (loop._scheduled and loop._scheduled[0]._when <= loop.time())) and not (
                     _handoff or loop._stopping):
-                now = time.monotonic()
                 if end is None:
-                    end = now + BUDGET
-                elif now >= end:
+                    end = clock() + BUDGET
+                elif clock() >= end:
                     break
-                loop._run_once()
+                run_once()
         finally:
             _handoff = False
             events._set_running_loop(None)
             sys.set_asyncgen_hooks(*old_hooks)
         if loop._stopping:
             return -1.0
-        if loop._ready or self._events:
+        if ready or self._pending.poll(0):
             return 0.0
         if loop._scheduled:
             return max(0.0, loop._scheduled[0]._when - loop.time())
@@ -143,7 +140,6 @@ class DrivenLoop:
         loop = self.loop
         loop._stopping = False
         loop._thread_id = None
-        loop._selector.__dict__.pop("select", None)
         try:
             loop._set_coroutine_origin_tracking(False)
         except Exception:  # pragma: no cover - the loop was closed under us
