@@ -4,6 +4,7 @@ Python session, on the same plans (issue 22, point 6).
     python python/benchmarks/bench_ophyd_async.py [--repeats 5] [--json FILE]
     python python/benchmarks/bench_ophyd_async.py --only skyrun scan100 --repeats 5   # for py-spy
     python python/benchmarks/bench_ophyd_async.py --iterations   # asyncio loop iterations per run
+    python python/benchmarks/bench_ophyd_async.py --pool a.json b.json ...   # the runs of several sessions
 
 Cases (each run gets a new engine and new devices connected on its loop;
 only ``RE(plan)`` is timed):
@@ -20,7 +21,9 @@ only ``RE(plan)`` is timed):
 - ``mv1000``: 1,000 ``bps.mv`` of a SimMotor(instant=True).
 
 Runs alternate engines (b, s, s, b, b, s, ...: each repeat swaps which goes
-first), medians reported. The split: "plan's Python" is the same generator
+first), medians reported, with each pair's ratio (the two runs back to
+back: the least disturbed by a shared machine's load) and the process's CPU
+time. The split: "plan's Python" is the same generator
 stepped by a bare loop that answers every message at once (no engine, no
 devices); "devices' asyncio" is the same device calls (stage, set, trigger,
 read, prepare, kickoff, collect_asset_docs, complete, ...) awaited in one
@@ -241,12 +244,45 @@ def main():
     ap.add_argument("--only", nargs=2, metavar=("ENGINE", "CASE"), help="run one engine's case --repeats times")
     ap.add_argument("--iterations", action="store_true", help="count the asyncio loop's iterations per run")
     ap.add_argument("--json")
+    ap.add_argument("--pool", nargs="+", metavar="JSON", help="pool the runs of several --json files "
+                    "(e.g. alternating processes) and print medians, quartiles and pair ratios")
     args = ap.parse_args()
+    if args.pool:
+        pool(args.pool)
+        return
     directory = tempfile.mkdtemp(prefix="bench-ophyd-async-")
     try:
         run(args, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def pool(files):
+    """Medians and quartiles of the runs of ``files`` together, by case."""
+    runs = {}
+    for f in files:
+        with open(f) as fh:
+            for case, r in json.load(fh).items():
+                if case == "machine":
+                    continue
+                into = runs.setdefault(case, {"pairs": []})
+                into["pairs"] += r["pair_ratios"]
+                for k in ("bluesky", "skyrun", "plan", "devices"):
+                    into.setdefault(k, []).extend(r["runs_s"][k])
+                    into.setdefault("cpu_" + k, []).extend(r["cpu_s"][k])
+
+    def q(x):
+        q1, _, q3 = statistics.quantiles(x, n=4)
+        return f"{statistics.median(x) * 1e3:7.1f} ms ({q1 * 1e3:.0f}-{q3 * 1e3:.0f})"
+
+    for case, r in runs.items():
+        b, s, p, dv = (statistics.median(r[k]) for k in ("bluesky", "skyrun", "plan", "devices"))
+        pairs = sorted(r["pairs"])
+        print(f"{case:12s} n={len(r['bluesky'])}  bluesky {q(r['bluesky'])}  skyrun {q(r['skyrun'])}  ratio {b / s:.2f}  "
+              f"pairs {pairs[0]:.2f}-{pairs[-1]:.2f} (median {statistics.median(pairs):.2f}, skyrun not slower in "
+              f"{sum(x >= 1 for x in pairs)} of {len(pairs)})  engine: bluesky {(b - p - dv) * 1e3:.1f} ms, skyrun "
+              f"{(s - p - dv) * 1e3:.1f} ms  cpu: bluesky {statistics.median(r['cpu_bluesky']) * 1e3:.1f} ms, skyrun "
+              f"{statistics.median(r['cpu_skyrun']) * 1e3:.1f} ms")
 
 
 def run(args, directory):
