@@ -4,6 +4,7 @@ Python session, on the same plans (issue 22, point 6).
     python python/benchmarks/bench_ophyd_async.py [--repeats 5] [--json FILE]
     python python/benchmarks/bench_ophyd_async.py --only skyrun scan100 --repeats 5   # for py-spy
     python python/benchmarks/bench_ophyd_async.py --iterations   # asyncio loop iterations per run
+    python python/benchmarks/bench_ophyd_async.py --pool a.json b.json ...   # the runs of several sessions
 
 Cases (each run gets a new engine and new devices connected on its loop;
 only ``RE(plan)`` is timed):
@@ -20,7 +21,9 @@ only ``RE(plan)`` is timed):
 - ``mv1000``: 1,000 ``bps.mv`` of a SimMotor(instant=True).
 
 Runs alternate engines (b, s, s, b, b, s, ...: each repeat swaps which goes
-first), medians reported. The split: "plan's Python" is the same generator
+first), medians reported, with each pair's ratio (the two runs back to
+back: the least disturbed by a shared machine's load) and the process's CPU
+time. The split: "plan's Python" is the same generator
 stepped by a bare loop that answers every message at once (no engine, no
 devices); "devices' asyncio" is the same device calls (stage, set, trigger,
 read, prepare, kickoff, collect_asset_docs, complete, ...) awaited in one
@@ -179,14 +182,16 @@ def drive_bare(gen):
 
 def timed(name, case, directory):
     """Seconds of ``RE(plan)`` on a new engine ``name`` ('bluesky', 'skyrun',
-    'plan' for the bare driver, 'devices' for the device calls alone)."""
+    'plan' for the bare driver, 'devices' for the device calls alone): wall
+    clock, and the process's CPU time (all threads), which a shared
+    machine's other work disturbs less."""
     from bluesky.run_engine import get_bluesky_event_loop
 
     RE = engine("bluesky" if name in ("plan", "devices") else name)
     loop = get_bluesky_event_loop()
     directory = tempfile.mkdtemp(dir=directory)  # this run's HDF5 files, removed after it
     d = devices(case, loop, directory)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if name == "plan":
         drive_bare(plan(case, d))
     elif name == "devices":
@@ -195,11 +200,11 @@ def timed(name, case, directory):
         docs = []
         RE(plan(case, d), lambda n, doc: docs.append(n))
         assert case == "mv1000" or docs[-1] == "stop", docs[-3:]
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     if name != "skyrun":  # Bluesky's loop runs on a thread of its own: end it
         loop.call_soon_threadsafe(loop.stop)
     shutil.rmtree(directory, ignore_errors=True)
-    return dt
+    return dt, cpu
 
 
 def iterations(cases, directory):
@@ -225,7 +230,7 @@ def iterations(cases, directory):
         for case in cases:
             for name in ("bluesky", "skyrun"):
                 n.update(iterations=0, iterate_calls=0)
-                dt = timed(name, case, directory)
+                dt, _ = timed(name, case, directory)
                 print(f"{case:12s} {name:8s} {dt * 1e3:8.1f} ms  loop iterations {n['iterations']:6d}  "
                       f"driven-loop calls {n['iterate_calls']:6d}", flush=True)
     finally:
@@ -239,12 +244,45 @@ def main():
     ap.add_argument("--only", nargs=2, metavar=("ENGINE", "CASE"), help="run one engine's case --repeats times")
     ap.add_argument("--iterations", action="store_true", help="count the asyncio loop's iterations per run")
     ap.add_argument("--json")
+    ap.add_argument("--pool", nargs="+", metavar="JSON", help="pool the runs of several --json files "
+                    "(e.g. alternating processes) and print medians, quartiles and pair ratios")
     args = ap.parse_args()
+    if args.pool:
+        pool(args.pool)
+        return
     directory = tempfile.mkdtemp(prefix="bench-ophyd-async-")
     try:
         run(args, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def pool(files):
+    """Medians and quartiles of the runs of ``files`` together, by case."""
+    runs = {}
+    for f in files:
+        with open(f) as fh:
+            for case, r in json.load(fh).items():
+                if case == "machine":
+                    continue
+                into = runs.setdefault(case, {"pairs": []})
+                into["pairs"] += r["pair_ratios"]
+                for k in ("bluesky", "skyrun", "plan", "devices"):
+                    into.setdefault(k, []).extend(r["runs_s"][k])
+                    into.setdefault("cpu_" + k, []).extend(r["cpu_s"][k])
+
+    def q(x):
+        q1, _, q3 = statistics.quantiles(x, n=4)
+        return f"{statistics.median(x) * 1e3:7.1f} ms ({q1 * 1e3:.0f}-{q3 * 1e3:.0f})"
+
+    for case, r in runs.items():
+        b, s, p, dv = (statistics.median(r[k]) for k in ("bluesky", "skyrun", "plan", "devices"))
+        pairs = sorted(r["pairs"])
+        print(f"{case:12s} n={len(r['bluesky'])}  bluesky {q(r['bluesky'])}  skyrun {q(r['skyrun'])}  ratio {b / s:.2f}  "
+              f"pairs {pairs[0]:.2f}-{pairs[-1]:.2f} (median {statistics.median(pairs):.2f}, skyrun not slower in "
+              f"{sum(x >= 1 for x in pairs)} of {len(pairs)})  engine: bluesky {(b - p - dv) * 1e3:.1f} ms, skyrun "
+              f"{(s - p - dv) * 1e3:.1f} ms  cpu: bluesky {statistics.median(r['cpu_bluesky']) * 1e3:.1f} ms, skyrun "
+              f"{statistics.median(r['cpu_skyrun']) * 1e3:.1f} ms")
 
 
 def run(args, directory):
@@ -253,21 +291,30 @@ def run(args, directory):
         return
     if args.only:
         for _ in range(args.repeats):
-            print(f"{args.only[0]} {args.only[1]} {timed(*args.only, directory):.4f} s", flush=True)
+            print(f"{args.only[0]} {args.only[1]} {timed(*args.only, directory)[0]:.4f} s", flush=True)
         return
     results = {}
     for case in args.cases:
         runs = {k: [] for k in ("bluesky", "skyrun", "plan", "devices")}
+        cpu = {k: [] for k in runs}
         for rep in range(args.repeats):
             order = ("bluesky", "skyrun") if rep % 2 == 0 else ("skyrun", "bluesky")
             for name in (*order, "plan", "devices"):
-                runs[name].append(timed(name, case, directory))
+                dt, c = timed(name, case, directory)
+                runs[name].append(dt)
+                cpu[name].append(c)
         med = {k: statistics.median(v) for k, v in runs.items()}
-        results[case] = {"median_s": med, "runs_s": runs}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+        # Each repeat's pair ran back to back: its ratio is the least disturbed by the machine's load.
+        pairs = sorted(b / s for b, s in zip(runs["bluesky"], runs["skyrun"]))
+        results[case] = {"median_s": med, "runs_s": runs, "median_cpu_s": med_cpu, "cpu_s": cpu,
+                         "pair_ratios": pairs}
         b, s, p, dv = med["bluesky"], med["skyrun"], med["plan"], med["devices"]
         print(f"{case:12s} bluesky {b * 1e3:9.1f} ms  skyrun {s * 1e3:9.1f} ms  ratio {b / s:5.2f}x  "
               f"plan {p * 1e3:7.1f} ms  devices {dv * 1e3:7.1f} ms  "
-              f"engine: bluesky {(b - p - dv) * 1e3:7.1f} ms, skyrun {(s - p - dv) * 1e3:7.1f} ms", flush=True)
+              f"engine: bluesky {(b - p - dv) * 1e3:7.1f} ms, skyrun {(s - p - dv) * 1e3:7.1f} ms  "
+              f"cpu: bluesky {med_cpu['bluesky'] * 1e3:7.1f} ms, skyrun {med_cpu['skyrun'] * 1e3:7.1f} ms  "
+              f"pair ratios {pairs[0]:.2f}-{pairs[-1]:.2f} (median {statistics.median(pairs):.2f})", flush=True)
     results["machine"] = {"load_average": os.getloadavg(), "cpus": os.cpu_count(), "python": sys.version.split()[0]}
     print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if args.json:

@@ -16,6 +16,8 @@ native device layer (``src/async_device.rs``) uses these helpers:
 import asyncio
 import inspect
 
+from ._loop import hand_off
+
 #: What a value of a watch update becomes on a span event, by its key.
 WATCH_KEYS = (
     "name",
@@ -47,16 +49,21 @@ def run_nested(loop, aw, timeout, what):
     if fut.done():
         return fut.result()
     deadline = loop.time() + timeout
-    # Bounds each iteration's select: nothing waits past the deadline.
-    bound = loop.call_at(deadline, _noop)
+    bound = None
     try:
         while not fut.done():
             if loop.time() >= deadline:
                 fut.cancel()
                 raise TimeoutError(f"{what} did not finish within {timeout} s")
+            if bound is None and not loop._ready:
+                # The select inside may block: nothing waits past the deadline. (Only
+                # then: a cancelled timer stays in the loop's heap, and each costs every
+                # timer's push and pop a comparison.)
+                bound = loop.call_at(deadline, _noop)
             loop._run_once()
     finally:
-        bound.cancel()
+        if bound is not None:
+            bound.cancel()
     return fut.result()
 
 
@@ -85,10 +92,12 @@ def follow(aw, done, watch=None, finish=None):
                 except Exception:
                     value = None
                 done(None, value)
+                hand_off()
 
             asyncio.ensure_future(then())
         else:
             done(exc, None)
+            hand_off()
 
     if hasattr(aw, "add_callback") and hasattr(aw, "exception"):
         if watch is not None and callable(getattr(aw, "watch", None)):

@@ -12,10 +12,12 @@ devices and the engine differ. This module is the Python half:
   module (a ``.py`` file or an importable module name; a ``.toml`` skyrun
   device file is read with ``skyrun.load_devices``): every object that
   follows one of Bluesky's protocols (ophyd, ``ophyd.sim``, ophyd-async,
-  ``skyrun.sim``), known by its ``name``, and the devices a top-level
-  device manager builds and connects (an object with blueapi's
-  ``DeviceManager.build_and_connect``, such as dodal's: blueapi's
-  ``deviceManager`` source);
+  ``skyrun.sim``), known by its ``name`` (an ophyd-async device left
+  without one is named after its variable, and one never connected is
+  connected on the engine's loop, as blueapi's device manager leaves its
+  devices), and the devices a top-level device manager builds and
+  connects (an object with blueapi's ``DeviceManager.build_and_connect``,
+  such as dodal's: blueapi's ``deviceManager`` source);
 * the **plans** are the generator functions of each ``--plans`` module whose
   return annotation is ``MsgGenerator`` (defined in the module, or listed in
   its ``__all__``), found as blueapi finds them; each parameter needs a type
@@ -146,12 +148,21 @@ class Environment(Schemas):
     """The devices and the plans of modules, as blueapi's context holds them.
 
     ``devices`` and ``plans`` are lists of sources: ``.py`` files, module
-    names (or, for devices, skyrun ``.toml`` device files).
+    names (or, for devices, skyrun ``.toml`` device files). A module's
+    ophyd-async devices without a name are named after their variables, and
+    those never connected are connected on ``loop`` (default: Bluesky's
+    event loop, run by the RunEngine) within ``connect_timeout`` seconds, as
+    blueapi's device manager builds and connects its devices
+    (``skyrun._devices_module``); one that does not connect is left out
+    (said on stderr with ``report``, as blueapi logs it) and listed in
+    ``not_connected`` as ``(source, name, exception)``.
     """
 
-    def __init__(self, devices=(), plans=()):
+    def __init__(self, devices=(), plans=(), loop=None, connect_timeout=10.0, report=True):
         self._device_sources = list(devices)
         self._plan_sources = list(plans)
+        self._loop, self._connect_timeout, self._report = loop, connect_timeout, report
+        self.not_connected = []
         self.devices = {}
         self.plans = {}
         self._references = {}
@@ -163,6 +174,7 @@ class Environment(Schemas):
 
     def _load(self, fresh):
         devices, references = {}, {}
+        self.not_connected = []
         old = (self.devices, self._references)
         # The plans' schemas are built against the new devices.
         self.devices, self._references = devices, references
@@ -187,8 +199,9 @@ class Environment(Schemas):
         self.plans = plans
         self._plans_json, self._devices_json = plans_json, devices_json
 
-    @staticmethod
-    def _add_devices(source, fresh, devices):
+    def _add_devices(self, source, fresh, devices):
+        from ._devices_module import connect_unconnected, name_unnamed
+
         if source.endswith(".toml"):
             from .devices import load_devices
 
@@ -197,6 +210,7 @@ class Environment(Schemas):
             # Modules, classes and functions are not devices, even when they have a protocol's
             # names (`bluesky.plan_stubs` has `stage` and `unstage`).
             mod = _load_source(source, fresh)
+            name_unnamed(mod, _public_members(mod))
             members = [obj for obj in _public_members(mod)
                        if not (inspect.ismodule(obj) or inspect.isroutine(obj) or inspect.isclass(obj))]
             found = [obj for obj in members if is_device(obj)]
@@ -205,6 +219,7 @@ class Environment(Schemas):
                         if callable(getattr(obj, "build_and_connect", None)) and not inspect.isclass(obj)]
             for manager in {id(m): m for m in managers}.values():
                 found.extend(_build_and_connect(source, manager))
+        mine = {}
         for device in found:
             name = getattr(device, "name", None)
             if not isinstance(name, str) or not name:
@@ -214,6 +229,13 @@ class Environment(Schemas):
             if name in devices and devices[name] is not device:
                 raise ValueError(f"two devices are named '{name}'")
             devices[name] = device
+            mine[name] = device
+        for name, error in connect_unconnected(mine, self._loop, self._connect_timeout):
+            if self._report:
+                print(f"skyrun service: {source}: device '{name}' left out (connection error): "
+                      f"{type(error).__name__}: {error}", file=sys.stderr)
+            del devices[name]
+            self.not_connected.append((source, name, error))
 
     def _add_plans(self, source, fresh, plans):
         mod = _load_source(source, fresh)

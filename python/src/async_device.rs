@@ -84,27 +84,35 @@ pub fn resolve<'py>(
 }
 
 /// Completes `status` when the awaitable status `aw` does (failing it with
-/// the exception when `aw` fails); its `watch` updates become span events
-/// named `watch`. With `finish` (a coroutine function answering a location
-/// or a number), a successful move records `finish_pos` first.
+/// the exception when `aw` fails). With `watch` (the status's span will be
+/// recorded), its `watch` updates become span events named `watch`; without,
+/// it is not watched: ophyd-async turns each update into a dict for every
+/// watcher, which for a detector's `complete` is one per frame. With
+/// `finish` (a coroutine function answering a location or a number), a
+/// successful move records `finish_pos` first.
 pub fn follow(
     py: Python<'_>,
     aw: &Bound<'_, PyAny>,
     status: Status,
     finish: Option<Bound<'_, PyAny>>,
+    watch: bool,
 ) -> PyResult<()> {
-    let watched = status.clone();
-    let watch = pyo3::types::PyCFunction::new_closure(
-        py,
-        None,
-        None,
-        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
-            let update = args.get_item(0)?;
-            let update = update.cast::<PyDict>()?;
-            watched.add_event("watch", watch_attributes(update));
-            Ok(())
-        },
-    )?;
+    let watch = if watch && status.is_traced() {
+        let watched = status.clone();
+        Some(pyo3::types::PyCFunction::new_closure(
+            py,
+            None,
+            None,
+            move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+                let update = args.get_item(0)?;
+                let update = update.cast::<PyDict>()?;
+                watched.add_event("watch", watch_attributes(update));
+                Ok(())
+            },
+        )?)
+    } else {
+        None
+    };
     let done = pyo3::types::PyCFunction::new_closure(
         py,
         None,

@@ -3,8 +3,10 @@
 //! for what the loop waits for — its selector's file descriptor (an epoll
 //! instance, itself watched by tokio's reactor), its next timer, or a kick
 //! from the engine thread after Python code there scheduled a callback —
-//! and then runs one non-blocking iteration of the loop. Plans and device
-//! calls run with the loop as the running loop ([`Entered`]).
+//! and then runs the loop without blocking (`DrivenLoop.iterate`: while it
+//! has work ready, up to a budget of about a millisecond, or until a status
+//! the engine waits for completed). Plans and device calls run with the
+//! loop as the running loop ([`Entered`]).
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};

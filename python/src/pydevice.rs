@@ -308,7 +308,7 @@ impl PyDevice {
                 };
                 let st = self.call(py, method, pyargs, Some(&parent))?;
                 if async_device::is_awaitable(py, &st) {
-                    let status = self.follow_awaitable(py, &st, start, ctx, t0)?;
+                    let status = self.follow_awaitable(py, &st, start, ctx, t0, traced)?;
                     crate::status::register_origin(&status, st.clone().unbind());
                     return Ok(status);
                 }
@@ -330,7 +330,8 @@ impl PyDevice {
     }
 
     /// The traced skyrun Status an awaitable status `st` completes, started
-    /// at `t0`; a move's (target, start position, unit) when known.
+    /// at `t0`; a move's (target, start position, unit) when known. `traced`:
+    /// its span will be recorded (its `watch` updates are then span events).
     fn follow_awaitable(
         &self,
         py: Python<'_>,
@@ -338,6 +339,7 @@ impl PyDevice {
         start: Option<(f64, f64, std::sync::Arc<str>)>,
         ctx: &DeviceContext,
         t0: std::time::SystemTime,
+        traced: bool,
     ) -> Result<Status, DeviceError> {
         let kind = st
             .get_type()
@@ -352,7 +354,7 @@ impl PyDevice {
             None => (ctx.status(), None),
         };
         let status = builder.status_type(kind).start_at(t0).build();
-        async_device::follow(py, st, status.clone(), finish)
+        async_device::follow(py, st, status.clone(), finish, traced)
             .map_err(|e| py_err(&self.name, "status", py, e))?;
         Ok(status)
     }
@@ -810,7 +812,7 @@ impl PyDevice {
                     .device(self.name.clone(), self.type_name)
                     .build();
                 if async_device::is_awaitable(py, &st) {
-                    async_device::follow(py, &st, status.clone(), None)
+                    async_device::follow(py, &st, status.clone(), None, false)
                         .map_err(|e| py_err(&self.name, method, py, e))?;
                 } else {
                     pair(py, &st, status.clone()).map_err(|e| py_err(&self.name, method, py, e))?;

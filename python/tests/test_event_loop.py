@@ -138,3 +138,70 @@ def test_an_endless_python_plan_is_halted_from_another_thread(RE):
     with pytest.raises(RunEngineInterrupted):
         RE(endless(n))
     assert RE.state == "idle" and n[0] > 0
+
+
+def test_a_task_that_never_stops_yielding_shares_the_engine_thread(RE):
+    """One turn of the loop on the engine thread runs what is ready for a
+    bounded time only: with a task that always has work (as a detector
+    writing frames), ophyd-async moves still complete, and a pause
+    requested from another thread gets through."""
+    from ophyd_async.core import init_devices
+    from ophyd_async.sim import SimMotor
+
+    with init_devices():
+        m = SimMotor(instant=True)
+    spins = [0]
+
+    async def spin():
+        while True:
+            spins[0] += 1
+            await asyncio.sleep(0)
+
+    tasks = []
+
+    def moves():
+        tasks.append(asyncio.create_task(spin()))
+        for x in range(20):
+            yield from bps.mv(m, float(x))
+        return (yield from bps.rd(m))
+
+    RE.call_returns_result = True
+    assert RE(moves()).plan_result == 19.0
+    assert spins[0] > 20, "the spinning task ran alongside the moves"
+    n = [0]
+    threading.Timer(0.3, RE.request_pause).start()
+    with pytest.raises(RunEngineInterrupted):
+        RE(endless(n))
+    assert RE.state == "paused" and n[0] > 0
+    before = spins[0]
+    time.sleep(0.1)
+    assert spins[0] > before, "the loop goes on while the plan is paused"
+    RE.abort("enough")
+    RE.loop.call_soon_threadsafe(tasks[0].cancel)
+
+
+def test_a_reader_that_reads_a_little_at_a_time_gets_everything(RE):
+    """The driver watches the loop's selector edge-triggered: data a reader
+    left behind must still be read, without another byte arriving."""
+    import socket
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    got = bytearray()
+    all_read = threading.Event()
+
+    def on_readable():
+        got.extend(a.recv(1))
+        if len(got) == 100:
+            all_read.set()
+
+    RE.loop.call_soon_threadsafe(RE.loop.add_reader, a.fileno(), on_readable)
+    try:
+        b.sendall(bytes(range(100)))
+        assert all_read.wait(10), f"{len(got)} of 100 bytes read"
+        assert bytes(got) == bytes(range(100))
+    finally:
+        RE.loop.call_soon_threadsafe(RE.loop.remove_reader, a.fileno())
+        time.sleep(0.05)
+        a.close()
+        b.close()

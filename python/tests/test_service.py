@@ -322,6 +322,72 @@ def test_a_device_manager_builds_the_devices_as_blueapis_device_manager_source(t
         svc.kill()
 
 
+UNNAMED = """
+from ophyd_async.core import StandardReadable, soft_signal_rw
+from ophyd_async.sim import SimMotor
+
+
+class Counted(StandardReadable):
+    # Counts its connections.
+    def __init__(self, name=""):
+        with self.add_children_as_readables():
+            self.connects = soft_signal_rw(int)
+        super().__init__(name=name)
+
+    async def connect(self, mock=False, timeout=10.0, force_reconnect=False):
+        await super().connect(mock=mock, timeout=timeout, force_reconnect=force_reconnect)
+        await self.connects.set(await self.connects.get_value() + 1)
+
+
+# No init_devices(): neither named nor connected by the module itself.
+stage_x = SimMotor(instant=True)
+counted = Counted()
+
+
+class Unplugged(StandardReadable):
+    async def connect(self, mock=False, timeout=10.0, force_reconnect=False):
+        raise ConnectionError("no IOC answers for BL01:M1")
+
+
+unplugged = Unplugged()
+"""
+
+
+CONNECTS = PLANS + '''
+
+def connects(device: Readable) -> MsgGenerator[int]:
+    """How many times the device was connected."""
+    reading = yield from bps.read(device)
+    return reading[f"{device.name}-connects"]["value"]
+'''
+
+
+def test_unnamed_ophyd_async_devices_are_named_after_their_variables_and_connected(tmp_path):
+    """As blueapi's device manager leaves its devices (named after the
+    factory, connected): a module's ophyd-async devices made without a name
+    or a connection are known by their variables and connected on the
+    engine's loop; one that does not connect is left out, said on stderr."""
+    svc = Service(tmp_path, beamline=UNNAMED, plans=CONNECTS)
+    try:
+        for _ in range(2):
+            assert sorted(d["name"] for d in svc.get("/devices")[1]["devices"]) == ["counted", "stage_x"]
+            task_id = svc.submit("connects", {"device": "counted"})
+            svc.begin(task_id)
+            assert svc.wait_complete(task_id)["outcome"] == {"outcome": "success", "result": 1, "type": "int"}
+            task_id = svc.submit("move_then_count", {"motor": "stage_x", "position": 2.5, "detectors": ["counted"]})
+            svc.begin(task_id)
+            assert svc.wait_complete(task_id)["outcome"]["outcome"] == "success"
+            svc.wait_state("IDLE")
+            # A reload makes new devices: named and connected again, once each.
+            first = svc.get("/environment")[1]["environment_id"]
+            assert svc.call("DELETE", "/environment")[0] == 200
+            wait_environment(svc, lambda e: e["initialized"] and e["environment_id"] != first)
+        left_out = "device 'unplugged' left out (connection error): ConnectionError: no IOC answers for BL01:M1"
+        assert "".join(svc.log).count(left_out) == 3, svc.log
+    finally:
+        svc.kill()
+
+
 BLOCKING = PLANS + '''
 
 def block(seconds: float) -> MsgGenerator:
