@@ -112,13 +112,16 @@ impl OpenRun {
     }
 
     /// The descriptors of an old-style flyer's streams (`describe_collect`
-    /// as `{stream: {key: DataKey}}`), emitted for the streams that have none.
+    /// as `{stream: {key: DataKey}}`), emitted for the streams that have
+    /// none, each with its own reading of the flyer's configuration (one per
+    /// stream, in order, as Bluesky's bundler reads it per stream).
     pub fn describe_local_streams(
         &mut self,
         flyer: &str,
         streams: IndexMap<String, DataKeys>,
-        configuration: ObjectConfiguration,
+        configurations: Vec<ObjectConfiguration>,
     ) -> Result<Vec<Document>, PlanError> {
+        let mut configurations = configurations.into_iter();
         let names: Vec<&String> = streams.keys().collect();
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
@@ -134,6 +137,7 @@ impl OpenRun {
         let mut docs = Vec::new();
         let mut local = Vec::new();
         for (stream, data_keys) in streams {
+            let configuration = configurations.next().unwrap_or_default();
             local.push(stream.clone());
             if let Some(s) = self.streams.get(&stream) {
                 if s.descriptor.is_some() {
@@ -150,7 +154,7 @@ impl OpenRun {
             }
             let desc = ObjectDescription {
                 data_keys,
-                configuration: configuration.clone(),
+                configuration,
                 hints: Vec::new(),
             };
             let d = make_descriptor(&self.uid, &stream, &[(&flyer.to_owned(), &desc)])?;

@@ -179,9 +179,12 @@ pub(crate) async fn collect(
                     ))
                 }
             };
-            let config = super::bundling::configuration(core, msg, first, cx).await?;
+            let mut configs = Vec::with_capacity(streams.len());
+            for _ in 0..streams.len() {
+                configs.push(super::bundling::configuration(core, msg, first, cx).await?);
+            }
             let docs = with_run(core, msg, |run| {
-                run.describe_local_streams(first.name(), streams, config)
+                run.describe_local_streams(first.name(), streams, configs)
             })?;
             docs.into_iter().for_each(|d| core.emit(d));
         }
