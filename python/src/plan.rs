@@ -296,11 +296,17 @@ pub fn replay_hook(py: Python<'_>, hooks: &Py<PyAny>) -> PyResult<skyrun::Replay
         .call_method1(intern!(py, "ref"), (hooks.bind(py),))?
         .unbind();
     Ok(Arc::new(move |m: &skyrun::Msg| {
-        let Some(origin) = m.origin.as_ref().and_then(|o| o.downcast_ref::<Py<PyAny>>()) else {
+        let Some(origin) = m
+            .origin
+            .as_ref()
+            .and_then(|o| o.downcast_ref::<Py<PyAny>>())
+        else {
             return;
         };
         Python::attach(|py| {
-            let Ok(re) = weak.bind(py).call0() else { return };
+            let Ok(re) = weak.bind(py).call0() else {
+                return;
+            };
             if let Ok(hook) = re.getattr(intern!(py, "msg_hook")) {
                 if !hook.is_none() {
                     if let Err(e) = hook.call1((origin.bind(py),)) {

@@ -17,10 +17,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use skyrun_actors::{
-    AssetDocument, Cause, Pausable, Replay, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
-    DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Movable, Preparable,
-    Readable, Readings, Stageable, Status, StatusError, Stoppable, Subscribable, Subscribers,
-    Subscription, Triggerable,
+    AssetDocument, Cause, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
+    DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Movable, Pausable,
+    Preparable, Readable, Readings, Replay, Stageable, Status, StatusError, Stoppable,
+    Subscribable, Subscribers, Subscription, Triggerable,
 };
 
 use crate::async_device::{self, resolve, with_loop};
@@ -485,7 +485,10 @@ impl Subscribable for PyDevice {
     /// one given ophyd's keyword arguments reads the object. While another
     /// subscription listens, a new one starts from the current reading.
     fn subscribe(&mut self) -> Result<Subscription, DeviceError> {
-        let subs = self.subscribers.get_or_insert_with(Subscribers::new).clone();
+        let subs = self
+            .subscribers
+            .get_or_insert_with(Subscribers::new)
+            .clone();
         if self.callback.is_some() && !subs.is_empty() {
             let current = self.readings("read")?;
             return Ok(subs.subscribe(current));
