@@ -102,7 +102,11 @@ pub fn to_msg(f: &Fields<'_>, kwargs: Option<&Bound<'_, PyAny>>) -> PyResult<Msg
         .cast::<PyTuple>()
         .map_err(|_| PyTypeError::new_err("Msg.args must be a tuple"))?;
     for a in args.iter() {
-        if is_device(&a) {
+        // `Msg('locate', one, two)`: every object that can be located is
+        // one of the message's objects, named or not (Bluesky's Locatable).
+        let locatable =
+            command == "locate" && a.hasattr(intern!(a.py(), "locate")).unwrap_or(false);
+        if locatable || is_device(&a) {
             msg.objs.extend(device_of(&a)?);
         } else {
             msg.args
