@@ -495,3 +495,48 @@ fn a_plan_wrapped_not_rewindable_resumes_where_it_paused() {
         }
     });
 }
+
+/// With `record_interruptions`, a run's pauses and resumes are events of its
+/// stream `interruptions` (Bluesky's), its descriptor right after the start
+/// document; without it, nothing is recorded.
+#[test]
+fn interruptions_are_recorded_as_a_stream_when_asked() {
+    for record in [false, true] {
+        run(async move {
+            let re = RunEngine::new();
+            re.set_record_interruptions(record).await.unwrap();
+            let docs = Docs::subscribe(&re);
+            let re2 = re.clone();
+            let handle = actix::spawn(async move {
+                re2.run(Plan::new("pauses", |ctx| async move {
+                    bps::open_run(&ctx, Default::default()).await?;
+                    bps::pause(&ctx, false).await?;
+                    bps::close_run(&ctx, None, None).await?;
+                    Ok(())
+                }))
+                .await
+            });
+            until(&re, EngineState::Paused).await;
+            re.resume().await.unwrap();
+            bounded("the plan to end", handle).await.unwrap().unwrap();
+            let names = docs.names();
+            let recorded: Vec<String> = docs
+                .events()
+                .iter()
+                .map(|e| e.data["interruption"].as_str().unwrap().to_owned())
+                .collect();
+            if record {
+                assert_eq!(names, ["start", "descriptor", "event", "event", "stop"]);
+                assert_eq!(recorded, ["pause", "resume"]);
+                let Some(skyrun::Document::Descriptor(d)) = docs.all().get(1).cloned() else {
+                    panic!("no descriptor")
+                };
+                assert_eq!(d.name, "interruptions");
+                assert_eq!(d.data_keys["interruption"].dtype, "string");
+                assert_eq!(docs.stops()[0].num_events["interruptions"], 2);
+            } else {
+                assert_eq!(names, ["start", "stop"]);
+            }
+        });
+    }
+}

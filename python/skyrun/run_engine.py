@@ -267,13 +267,13 @@ class RunEngine:
 
     @property
     def record_interruptions(self):
-        """Bluesky's option to record pauses as an 'interruptions' stream: not supported (always False)."""
-        return False
+        """Bluesky's: each run records pauses, resumes and suspensions as
+        events of its 'interruptions' stream (the Rust engine's setting)."""
+        return self._engine.record_interruptions()
 
     @record_interruptions.setter
     def record_interruptions(self, v):
-        if v:
-            raise NotImplementedError("skyrun does not record interruptions as an event stream yet")
+        self._engine.record_interruptions(bool(v))
 
     @property
     def deferred_pause_requested(self):

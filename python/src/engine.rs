@@ -204,6 +204,22 @@ impl Engine {
             .map_err(control_err)
     }
 
+    /// Sets whether each run records pauses, resumes and suspensions as
+    /// events of its `interruptions` stream (`None` only asks); the setting
+    /// (Bluesky's `RE.record_interruptions`).
+    #[pyo3(signature = (flag=None))]
+    fn record_interruptions(&self, py: Python<'_>, flag: Option<bool>) -> PyResult<bool> {
+        let re = self.re.clone();
+        runtime::get(py)
+            .block_on(py, "record_interruptions", move || async move {
+                match flag {
+                    None => re.record_interruptions().await,
+                    Some(f) => re.set_record_interruptions(f).await.map(|()| f),
+                }
+            })?
+            .map_err(control_err)
+    }
+
     /// Suspends the running plan (Bluesky's `request_suspend`) until `fut`
     /// (an awaitable, or a function making one; None: at once) is done on
     /// the RunEngine's loop; `pre_plan`/`post_plan` are generators run around

@@ -22,6 +22,7 @@ pub(crate) struct ObjectDescription {
 }
 
 mod collect;
+mod interruptions;
 
 struct Stream {
     descriptor: Option<String>,

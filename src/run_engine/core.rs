@@ -51,6 +51,8 @@ pub(crate) struct State {
     /// `rewindable(False)` is in force: messages are not cached (Bluesky's
     /// `RE.rewindable`, kept across plans).
     pub not_rewindable: bool,
+    /// Each run records its interruptions (Bluesky's `record_interruptions`).
+    pub record_interruptions: bool,
     pub scan_id: u64,
     pub run_uids: Vec<String>,
 }
@@ -431,6 +433,31 @@ impl EngineCore {
         cacheable(command) || (*command == Command::Null && self.registry.has_replay_hook())
     }
 
+    /// Records an interruption (`pause`, `resume`, a suspension's
+    /// justification) in every open run that records them.
+    fn record_interruption(&self, what: &str) {
+        let docs: Vec<Document> = {
+            let mut st = self.st.borrow_mut();
+            if !st.record_interruptions {
+                return;
+            }
+            st.runs
+                .iter_mut()
+                .filter_map(|r| r.interruption(what))
+                .collect()
+        };
+        docs.into_iter().for_each(|d| self.emit(d));
+    }
+
+    /// Sets whether runs record their interruptions (`None` only asks).
+    pub fn record_interruptions(&self, flag: Option<bool>) -> bool {
+        let mut st = self.st.borrow_mut();
+        if let Some(flag) = flag {
+            st.record_interruptions = flag;
+        }
+        st.record_interruptions
+    }
+
     /// Whether a message the table caches would be cached now.
     #[inline]
     fn caching(&self) -> bool {
@@ -528,6 +555,7 @@ impl EngineCore {
             stop_devices(&touched).await;
             match suspension {
                 None => {
+                    self.record_interruption("pause");
                     super::handlers::monitors::suspend_monitors(self);
                     if super::pausable::pause_devices(self).await == Replay::NotAllowed {
                         // Bluesky's NoReplayAllowed: the checkpoint is now.
@@ -540,10 +568,16 @@ impl EngineCore {
                     let resumed = self.control.paused().await;
                     self.state.set(EngineState::Running);
                     resumed.map_err(PlanError::Interrupted)?;
+                    self.record_interruption("resume");
                     super::pausable::resume_devices(self).await;
                     super::handlers::monitors::restore_monitors(self).await?;
                 }
                 Some(s) => {
+                    self.record_interruption(if s.justification.is_empty() {
+                        "suspended"
+                    } else {
+                        &s.justification
+                    });
                     if !self.suspend(s).await? {
                         // Paused during the suspension: an ordinary pause now.
                         continue 'paused;

@@ -423,11 +423,38 @@ impl RunEngine {
     }
 
     async fn rewindable_msg(&self, flag: Option<bool>) -> Result<bool, ControlError> {
+        self.flag(Flag::Rewindable, flag).await
+    }
+
+    /// Whether each run records the engine's pauses, resumes and
+    /// suspensions as events of its stream `interruptions` (Bluesky's
+    /// `RE.record_interruptions`; `false` by default). Set it between plans.
+    ///
+    /// ```
+    /// actix::System::new().block_on(async {
+    ///     let re = skyrun::RunEngine::new();
+    ///     assert!(!re.record_interruptions().await.unwrap());
+    ///     re.set_record_interruptions(true).await.unwrap();
+    ///     assert!(re.record_interruptions().await.unwrap());
+    /// });
+    /// ```
+    pub async fn record_interruptions(&self) -> Result<bool, ControlError> {
+        self.flag(Flag::RecordInterruptions, None).await
+    }
+
+    /// Sets [`RunEngine::record_interruptions`] (runs opened from now on).
+    pub async fn set_record_interruptions(&self, on: bool) -> Result<(), ControlError> {
+        self.flag(Flag::RecordInterruptions, Some(on))
+            .await
+            .map(|_| ())
+    }
+
+    async fn flag(&self, which: Flag, value: Option<bool>) -> Result<bool, ControlError> {
         self.addr
-            .send(SetRewindable(flag))
+            .send(SetFlag(which, value))
             .await
             .map_err(|_| ControlError {
-                action: "rewindable",
+                action: which.name(),
                 state: "stopped",
             })
     }
@@ -515,17 +542,37 @@ impl Handler<RunPlan> for EngineActor {
     }
 }
 
-struct SetRewindable(Option<bool>);
+/// An engine setting that is a flag.
+#[derive(Clone, Copy)]
+enum Flag {
+    Rewindable,
+    RecordInterruptions,
+}
 
-impl Message for SetRewindable {
+impl Flag {
+    fn name(self) -> &'static str {
+        match self {
+            Flag::Rewindable => "rewindable",
+            Flag::RecordInterruptions => "record_interruptions",
+        }
+    }
+}
+
+/// Sets a flag (`None` only asks); answers its value.
+struct SetFlag(Flag, Option<bool>);
+
+impl Message for SetFlag {
     type Result = bool;
 }
 
-impl Handler<SetRewindable> for EngineActor {
+impl Handler<SetFlag> for EngineActor {
     type Result = bool;
 
-    fn handle(&mut self, msg: SetRewindable, _: &mut Self::Context) -> bool {
-        self.core.rewindable(msg.0)
+    fn handle(&mut self, msg: SetFlag, _: &mut Self::Context) -> bool {
+        match msg.0 {
+            Flag::Rewindable => self.core.rewindable(msg.1),
+            Flag::RecordInterruptions => self.core.record_interruptions(msg.1),
+        }
     }
 }
 

@@ -52,8 +52,13 @@ pub(crate) fn open_run(
     }));
     let mut st = core.st();
     st.run_uids.push(uid.clone());
-    st.runs
-        .push(OpenRun::new(msg.run.clone(), uid.clone(), span_cx));
+    let mut run = OpenRun::new(msg.run.clone(), uid.clone(), span_cx);
+    let interruptions = st.record_interruptions.then(|| run.record_interruptions());
+    st.runs.push(run);
+    drop(st);
+    if let Some(descriptor) = interruptions {
+        core.emit(descriptor);
+    }
     Ok(Reply::RunUid(uid).into())
 }
 
