@@ -91,10 +91,17 @@ def test_hooks_see_messages_and_states(RE):
 
 
 def test_unsupported_options_raise_at_once(RE):
-    with pytest.raises(NotImplementedError, match="record"):
-        RE.record_interruptions = True
+    class MyDuringTask:
+        pass
+
+    with pytest.raises(NotImplementedError, match="during_task"):
+        RunEngine({}, during_task=MyDuringTask())
     with pytest.raises(TypeError):
         RunEngine({}, not_an_option=True)
+    # record_interruptions is supported: the Rust engine's setting.
+    assert RE.record_interruptions is False
+    RE.record_interruptions = True
+    assert RE.record_interruptions is True
 
 
 def test_waiting_hook_sees_the_statuses_of_a_wait_then_none(RE):
