@@ -267,7 +267,7 @@ fn locate_has_the_request_timeout_and_its_errors_name_locate() {
         let (msg, _) = failed(re.run(plan).await.unwrap_err());
         assert_eq!(
             msg,
-            "locate on slow: device 'slow' did not answer position within 0.05 s"
+            "locate on slow: device 'slow' did not answer locate within 0.05 s"
         );
         arbiter.stop();
     });

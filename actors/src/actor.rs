@@ -208,6 +208,10 @@ impl DeviceActor {
             DeviceOp::Hints => DeviceReply::Hints(cap!(readable).hints()),
             DeviceOp::Set(v) => DeviceReply::Status(cap!(movable).set(&v, &ctx)?),
             DeviceOp::Position => DeviceReply::Position(cap!(movable).position()),
+            DeviceOp::Locate => {
+                let (setpoint, readback) = cap!(movable).locate();
+                DeviceReply::Located { setpoint, readback }
+            }
             DeviceOp::Trigger => DeviceReply::Status(cap!(triggerable).trigger(&ctx)?),
             DeviceOp::Kickoff => DeviceReply::Status(cap!(flyable).kickoff(&ctx)?),
             DeviceOp::Complete => DeviceReply::Status(cap!(flyable).complete(&ctx)?),

@@ -180,6 +180,13 @@ pub trait Movable {
     fn set(&mut self, value: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError>;
     /// The current position (readback).
     fn position(&self) -> Value;
+    /// Where the device was last asked to go and where it is, as
+    /// `(setpoint, readback)` (Bluesky's `locate()`); by default its
+    /// position for both.
+    fn locate(&self) -> (Value, Value) {
+        let p = self.position();
+        (p.clone(), p)
+    }
 }
 
 /// A device that acquires on `trigger`.

@@ -28,6 +28,8 @@ pub enum DeviceOp {
     Set(Value),
     /// The current position of a movable.
     Position,
+    /// `locate()`: setpoint and readback of a movable.
+    Locate,
     /// `trigger()`.
     Trigger,
     /// `kickoff()`.
@@ -76,6 +78,7 @@ impl DeviceOp {
             DeviceOp::Hints => "hints",
             DeviceOp::Set(_) => "set",
             DeviceOp::Position => "position",
+            DeviceOp::Locate => "locate",
             DeviceOp::Trigger => "trigger",
             DeviceOp::Kickoff => "kickoff",
             DeviceOp::Complete => "complete",
@@ -117,6 +120,13 @@ pub enum DeviceReply {
     Hints(Vec<String>),
     /// A position.
     Position(Value),
+    /// Setpoint and readback ([`DeviceOp::Locate`]).
+    Located {
+        /// Where it was asked to go.
+        setpoint: Value,
+        /// Where it is.
+        readback: Value,
+    },
     /// Collected events.
     Collected(Vec<CollectedEvent>),
     /// Data keys per stream.

@@ -606,6 +606,21 @@ impl Movable for PyDevice {
                 .unwrap_or(Value::Null)
         })
     }
+    /// Bluesky's `locate()` (setpoint and readback) when the object has one.
+    fn locate(&self) -> (Value, Value) {
+        let located = Python::attach(|py| {
+            if !self.obj.bind(py).hasattr("locate").unwrap_or(false) {
+                return None;
+            }
+            let l = self.call_await(py, "locate", vec![]).ok()?;
+            let get = |k: &str| l.get_item(k).ok().and_then(|v| to_value(&v).ok());
+            Some((get("setpoint")?, get("readback")?))
+        });
+        located.unwrap_or_else(|| {
+            let p = self.position();
+            (p.clone(), p)
+        })
+    }
 }
 
 impl Triggerable for PyDevice {

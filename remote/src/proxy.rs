@@ -238,6 +238,19 @@ impl Movable for ProxyDevice {
             }
         }
     }
+    fn locate(&self) -> (Value, Value) {
+        match self.call(DeviceOp::Locate) {
+            Ok(WireReply::Located { setpoint, readback }) => (setpoint, readback),
+            Ok(other) => {
+                eprintln!("skyrun: {}", self.unexpected("locate", &other));
+                (Value::Null, Value::Null)
+            }
+            Err(e) => {
+                eprintln!("skyrun: {e}");
+                (Value::Null, Value::Null)
+            }
+        }
+    }
 }
 
 impl Triggerable for ProxyDevice {

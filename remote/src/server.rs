@@ -365,6 +365,7 @@ fn to_wire(r: DeviceReply) -> WireReply {
             new: *new,
         },
         DeviceReply::Done => WireReply::Done,
+        DeviceReply::Located { setpoint, readback } => WireReply::Located { setpoint, readback },
         DeviceReply::Paused(r) => WireReply::Paused {
             replay: r == skyrun_actors::Replay::Allowed,
         },

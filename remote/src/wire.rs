@@ -181,6 +181,8 @@ pub enum WireOp {
         /// Whether pending statuses succeed.
         success: bool,
     },
+    /// `locate()`.
+    Locate,
     /// `pause()`.
     Pause,
     /// `resume()`.
@@ -209,6 +211,7 @@ impl From<DeviceOp> for WireOp {
             DeviceOp::Unstage => WireOp::Unstage,
             DeviceOp::Configure(settings) => WireOp::Configure { settings },
             DeviceOp::Stop { success } => WireOp::Stop { success },
+            DeviceOp::Locate => WireOp::Locate,
             DeviceOp::Pause => WireOp::Pause,
             DeviceOp::Resume => WireOp::Resume,
         }
@@ -237,6 +240,7 @@ impl From<WireOp> for DeviceOp {
             WireOp::Unstage => DeviceOp::Unstage,
             WireOp::Configure { settings } => DeviceOp::Configure(settings),
             WireOp::Stop { success } => DeviceOp::Stop { success },
+            WireOp::Locate => DeviceOp::Locate,
             WireOp::Pause => DeviceOp::Pause,
             WireOp::Resume => DeviceOp::Resume,
         }
@@ -313,6 +317,13 @@ pub enum WireReply {
     },
     /// Done.
     Done,
+    /// Setpoint and readback.
+    Located {
+        /// Where it was asked to go.
+        setpoint: Value,
+        /// Where it is.
+        readback: Value,
+    },
     /// Paused: whether a rewind may replay.
     Paused {
         /// `false`: Bluesky's `NoReplayAllowed`.

@@ -96,17 +96,15 @@ pub(crate) async fn locate(
 ) -> Result<Done, PlanError> {
     let mut out = Vec::with_capacity(a.devices.len());
     for dev in a.devices {
-        let DeviceReply::Position(v) = request(core, msg, dev, DeviceOp::Position, cx).await?
+        let DeviceReply::Located { setpoint, readback } =
+            request(core, msg, dev, DeviceOp::Locate, cx).await?
         else {
             return Err(illegal(
                 msg,
-                format!("{} answered locate without a position", dev.name()),
+                format!("{} answered locate without a location", dev.name()),
             ));
         };
-        out.push(Location {
-            setpoint: v.clone(),
-            readback: v,
-        });
+        out.push(Location { setpoint, readback });
     }
     Ok(Reply::Locations(out).into())
 }
