@@ -233,3 +233,53 @@ fn bluesky_nats_python_dispatcher_receives_every_document() {
         [(1..=20).collect::<Vec<_>>(), (1..=20).collect()].concat()
     );
 }
+
+/// JetStream gone for good: `publish` waits for room in its full buffer at
+/// most `full_wait`, then counts the document lost, so the caller (the
+/// document thread, and behind it the plan) is never held longer; the
+/// report says how many were lost and why.
+#[test]
+fn a_broker_gone_for_good_never_holds_the_publisher_past_its_wait() {
+    use skyrun_remote::documents::{DocumentPublisher, PublisherOptions};
+    let dir = TempDir::new("remote-docs-gone");
+    let mut nats = Nats::start(&dir);
+    let publisher = DocumentPublisher::connect(
+        &nats.url(),
+        "events.gone",
+        PublisherOptions {
+            buffer: 2,
+            ack_timeout: Duration::from_millis(300),
+            retries: 0,
+            full_wait: Duration::from_millis(2),
+            ..Default::default()
+        },
+    )
+    .expect("the publisher connects while NATS is up");
+    nats.kill();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let cx = opentelemetry::Context::new();
+        let doc = serde_json::json!({"uid": "x", "time": 0.0});
+        // More than the acknowledgements the publisher keeps in flight
+        // (4,096) and its buffer: with no broker, room runs out.
+        let dropped = (0..6000)
+            .filter(|_| publisher.publish("event", &doc, &cx).is_err())
+            .count();
+        let report = publisher.finish(Duration::from_secs(5));
+        let _ = tx.send((dropped, report));
+    });
+    let (dropped, report) = rx.recv_timeout(Duration::from_secs(120)).expect(
+        "6,000 publishes with NATS gone returned within 120 s (each waits at most 2 ms for room)",
+    );
+    assert!(dropped > 0, "a full buffer drops documents: {report}");
+    assert!(
+        report.first_error.is_some(),
+        "the report says why: {report}"
+    );
+    assert!(report.failed >= dropped as u64, "{report}");
+    assert_eq!(report.acked, 0, "{report}");
+    assert!(
+        report.to_string().contains("lost"),
+        "the report says documents were lost: {report}"
+    );
+}

@@ -6,7 +6,9 @@
 //!
 //! [`DocumentPublisher::publish`] encodes on the caller's thread and queues
 //! the message in a bounded buffer ([`PublisherOptions::buffer`] documents):
-//! the caller waits only when the buffer is full. An I/O thread publishes
+//! the caller waits only when the buffer is full, and at most
+//! [`PublisherOptions::full_wait`]: past that (JetStream down for long) the
+//! document is counted lost in the [`PublishReport`], and the plan goes on. An I/O thread publishes
 //! in order and awaits each acknowledgement (many in flight), so a
 //! document counts as delivered only once JetStream has stored it; the
 //! stream (file storage) is created when missing, so a slow or restarted
@@ -41,6 +43,10 @@ pub struct PublisherOptions {
     pub ack_timeout: Duration,
     /// Publishes retried after a failed acknowledgement (default 3).
     pub retries: usize,
+    /// How long `publish` waits for room in a full buffer before the
+    /// document is counted lost (default 10 s): JetStream down or too slow
+    /// for that long never holds the plan longer.
+    pub full_wait: Duration,
 }
 
 impl Default for PublisherOptions {
@@ -50,6 +56,7 @@ impl Default for PublisherOptions {
             buffer: 10_000,
             ack_timeout: Duration::from_secs(5),
             retries: 3,
+            full_wait: Duration::from_secs(10),
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct DocumentPublisher {
     run_id: Mutex<String>,
     seq: AtomicU64,
     counters: Arc<Counters>,
+    /// [`PublisherOptions::full_wait`].
+    full_wait: Duration,
     done: Mutex<std::sync::mpsc::Receiver<()>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -143,6 +152,7 @@ impl DocumentPublisher {
                 "setting up the stream timed out".into(),
             ))
         })?;
+        let full_wait = opts.full_wait;
         let (tx, mut rx) = mpsc::channel::<Outgoing>(opts.buffer.max(1));
         let counters = Arc::new(Counters::default());
         let (done_tx, done) = std::sync::mpsc::channel();
@@ -213,6 +223,7 @@ impl DocumentPublisher {
             run_id: Mutex::new(String::new()),
             seq: AtomicU64::new(0),
             counters,
+            full_wait,
             done: Mutex::new(done),
             _stop: stop_tx,
         })
@@ -249,9 +260,36 @@ impl DocumentPublisher {
                 }
             }
         }
-        let (tx, msg) = self.message(name, wire::inject_headers(cx), tags, payload.into())?;
-        tx.blocking_send(msg)
-            .map_err(|_| RemoteError::JetStream("the publishing thread has stopped".into()))
+        let (tx, mut msg) = self.message(name, wire::inject_headers(cx), tags, payload.into())?;
+        // Waits for room, but not past `full_wait`: then the document is lost
+        // (counted, and said in the report), never the plan held.
+        let deadline = std::time::Instant::now() + self.full_wait;
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(RemoteError::JetStream(
+                        "the publishing thread has stopped".into(),
+                    ))
+                }
+                Err(mpsc::error::TrySendError::Full(m)) => {
+                    if std::time::Instant::now() >= deadline {
+                        let why = format!(
+                            "a {name} document was dropped: JetStream took no document for {:?} (buffer full)",
+                            self.full_wait
+                        );
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        self.counters
+                            .first_error
+                            .lock()
+                            .get_or_insert_with(|| why.clone());
+                        return Err(RemoteError::JetStream(why));
+                    }
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
     }
 
     /// Queues `json` (an event, not a document: blueapi's `WorkerEvent`,
