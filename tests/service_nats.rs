@@ -13,25 +13,9 @@ mod service_support;
 
 use std::time::Duration;
 
-use remote_support::{read_stream, Nats};
+use remote_support::{nats_server_present, read_stream, Nats};
 use serde_json::json;
 use service_support::{Service, TempDir};
-
-/// Whether nats-server is installed; says the test is skipped when not.
-fn nats_server_present() -> bool {
-    let present = std::env::var_os("NATS_SERVER").is_some()
-        || std::path::Path::new("/usr/sbin/nats-server").is_file()
-        || std::process::Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !present {
-        eprintln!(
-            "SKIPPED: nats-server is not installed (apt-get install nats-server, or set NATS_SERVER)"
-        );
-    }
-    present
-}
 
 #[test]
 fn each_tasks_documents_reach_jetstream_with_its_task_id() {

@@ -16,7 +16,7 @@ mod service_support;
 
 use std::time::{Duration, Instant};
 
-use remote_support::Nats;
+use remote_support::{nats_server_present, Nats};
 use serde_json::{json, Value};
 use service_support::{Service, TempDir};
 
@@ -26,22 +26,6 @@ const UNTIL_TOLD: &str = r#"{"name": "count", "params": {"detectors": ["det"], "
 /// About 8 s: still running when NATS is stopped, and longer than a write to
 /// the bucket may wait (5 s), so writes fail and are retried.
 const SECONDS: &str = r#"{"name": "count", "params": {"detectors": ["det"], "num": 80, "delay": 0.1}, "instrument_session": "cm1-1"}"#;
-
-/// Whether nats-server is installed; says the test is skipped when not.
-fn nats_server_present() -> bool {
-    let present = std::env::var_os("NATS_SERVER").is_some()
-        || std::path::Path::new("/usr/sbin/nats-server").is_file()
-        || std::process::Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !present {
-        eprintln!(
-            "SKIPPED: nats-server is not installed (apt-get install nats-server, or set NATS_SERVER)"
-        );
-    }
-    present
-}
 
 /// Polls `GET /tasks/{id}` on `svc` until `want` holds (at most `within`): the task.
 fn wait_task(

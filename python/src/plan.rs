@@ -12,7 +12,6 @@ use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use skyrun::{Interrupt, Plan, PlanError, Reply};
-use skyrun_actors::DeviceError;
 
 use crate::convert::ser_to_py;
 use crate::device::readings_to_py;
@@ -119,11 +118,11 @@ pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
     if let PlanError::Device {
         command,
         device,
-        source: DeviceError::Raised { cause, .. },
+        source,
     } = e
     {
-        if let Some(raised) = cause.downcast_ref::<crate::pydevice::Raised>() {
-            let err = raised.err.clone_ref(py);
+        if let Some(raised) = crate::pydevice::raised(source) {
+            let err = raised.clone_ref(py);
             let note = format!("{RAISED_NOTE}raised by {device} during '{command}'");
             let v = err.value(py);
             let noted = v

@@ -883,7 +883,7 @@ impl Pausable for PyDevice {
 }
 
 /// The Python exception a device error keeps, if it is one.
-fn raised(e: &DeviceError) -> Option<&PyErr> {
+pub(crate) fn raised(e: &DeviceError) -> Option<&PyErr> {
     match e {
         DeviceError::Raised { cause, .. } => cause.downcast_ref::<Raised>().map(|r| &r.err),
         _ => None,

@@ -328,11 +328,7 @@ impl EngineCore {
         {
             return Err(Rc::new(msg));
         }
-        if let Some(dev) = &msg.obj {
-            if dev.capabilities().pausable {
-                self.see_pausable(dev);
-            }
-        }
+        self.see_pausable(&msg);
         let (owned, shared);
         let msg: &Msg = if self.cacheable(&msg.command) && self.caching() {
             shared = Rc::new(msg);
@@ -365,11 +361,7 @@ impl EngineCore {
             self.pause_and_rewind_boxed().await?;
         }
         let cached = self.cache(&msg);
-        if let Some(dev) = &msg.obj {
-            if dev.capabilities().pausable {
-                self.see_pausable(dev);
-            }
-        }
+        self.see_pausable(&msg);
         let done = loop {
             match self.process_interruptible(&msg).await {
                 Processed::Done(r) => break r,
@@ -465,8 +457,18 @@ impl EngineCore {
         st.msg_cache.is_some() && !st.not_rewindable && !self.suspending.get()
     }
 
+    /// Keeps `msg`'s device among those told of a pause, if it is pausable.
+    #[inline]
+    fn see_pausable(&self, msg: &Msg) {
+        if let Some(dev) = &msg.obj {
+            if dev.capabilities().pausable {
+                self.keep_pausable(dev);
+            }
+        }
+    }
+
     #[inline(never)]
-    fn see_pausable(&self, dev: &DeviceHandle) {
+    fn keep_pausable(&self, dev: &DeviceHandle) {
         let mut st = self.st.borrow_mut();
         if !st.pausable.contains(dev) {
             st.pausable.insert(dev.clone());

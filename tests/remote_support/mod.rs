@@ -23,6 +23,22 @@ pub fn nats_server_bin() -> PathBuf {
     )
 }
 
+/// Whether nats-server is installed; says the test is skipped when not.
+pub fn nats_server_present() -> bool {
+    let present = std::env::var_os("NATS_SERVER").is_some()
+        || std::path::Path::new("/usr/sbin/nats-server").is_file()
+        || std::process::Command::new("nats-server")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !present {
+        eprintln!(
+            "SKIPPED: nats-server is not installed (apt-get install nats-server, or set NATS_SERVER)"
+        );
+    }
+    present
+}
+
 /// A running nats-server.
 pub struct Nats {
     pub port: u16,

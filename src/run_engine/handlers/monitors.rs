@@ -55,7 +55,7 @@ pub(crate) async fn monitor(
         .map_or_else(|| format!("{}_monitor", dev.name()), str::to_owned);
     let todo = with_run(core, msg, |run| Ok(run.undescribed([dev])))?;
     describe_all(core, msg, todo, cx).await?;
-    let mut sub = subscribe(core, msg, dev).await?;
+    let sub = subscribe(core, msg, dev).await?;
     let (docs, run_uid) = with_run(core, msg, |run| {
         Ok((
             run.declare_stream(&stream, std::slice::from_ref(dev))?,
@@ -63,22 +63,14 @@ pub(crate) async fn monitor(
         ))
     })?;
     docs.into_iter().for_each(|d| core.emit(d));
-    // The current reading is the first event, emitted now, as ophyd's
-    // `subscribe` calls back at once.
-    let first = sub.try_next();
-    let task = tokio::task::spawn_local(emit_events(
-        Rc::downgrade(core),
-        run_uid,
-        stream.clone(),
-        sub,
-    ));
+    let (task, first) = listen(core, run_uid, &stream, sub);
     with_run(core, msg, |run| {
         run.add_monitor(
             dev.name(),
             Monitor {
                 device: dev.clone(),
                 stream: stream.clone(),
-                task: task.abort_handle(),
+                task,
             },
         );
         // As Bluesky's `_reset_checkpoint_state`.
@@ -89,6 +81,26 @@ pub(crate) async fn monitor(
         record(core, msg.run.as_deref(), &stream, first);
     }
     Ok(Reply::None.into())
+}
+
+/// Starts emitting the events of `sub` in `stream` of the run `run_uid`;
+/// the task, and the reading the subscription already holds (the current
+/// one, when the device calls back at once as ophyd's `subscribe` does),
+/// for the caller to record once the monitor is in place.
+fn listen(
+    core: &Core,
+    run_uid: String,
+    stream: &str,
+    mut sub: Subscription,
+) -> (tokio::task::AbortHandle, Option<Readings>) {
+    let first = sub.try_next();
+    let task = tokio::task::spawn_local(emit_events(
+        Rc::downgrade(core),
+        run_uid,
+        stream.to_owned(),
+        sub,
+    ));
+    (task.abort_handle(), first)
 }
 
 pub(crate) async fn unmonitor(
@@ -170,22 +182,16 @@ pub(crate) async fn restore_monitors(core: &Core) -> Result<(), PlanError> {
         })
         .collect();
     for (run_uid, key, dev, stream) in monitored {
-        let mut sub = subscribe_within(core, &dev)
+        let sub = subscribe_within(core, &dev)
             .await
             .map_err(|e| PlanError::Device {
                 command: "resume".into(),
                 device: dev.name().to_owned(),
                 source: e,
             })?;
-        let first = sub.try_next();
-        let task = tokio::task::spawn_local(emit_events(
-            Rc::downgrade(core),
-            run_uid,
-            stream.clone(),
-            sub,
-        ));
+        let (task, first) = listen(core, run_uid, &stream, sub);
         if let Some(i) = core.run_index(key.as_deref()) {
-            core.st().runs[i].restore_monitor(dev.name(), task.abort_handle());
+            core.st().runs[i].restore_monitor(dev.name(), task);
         }
         if let Some(first) = first {
             record(core, key.as_deref(), &stream, first);
