@@ -1,6 +1,6 @@
 //! The errors a plan sees, and the errors `RunEngine::run` returns.
 
-use skyrun_actors::{DeviceError, StatusError};
+use skyrun_actors::{Cause, DeviceError, StatusError};
 use thiserror::Error;
 
 use crate::reply::RunSummary;
@@ -117,6 +117,23 @@ pub enum PlanError {
     /// The plan itself failed.
     #[error("{0}")]
     Failed(String),
+    /// A front end's own exception (a Python plan's or command's), kept as
+    /// raised in `cause` so that the plan it is thrown into sees the same
+    /// object; `text` is what it says (Python's `str(exc)`).
+    ///
+    /// ```
+    /// use skyrun::PlanError;
+    /// use skyrun_actors::Cause;
+    /// let e = PlanError::Raised { text: "no beam".into(), cause: Cause::new(std::io::Error::other("no beam")) };
+    /// assert_eq!(e.to_string(), "no beam");
+    /// ```
+    #[error("{text}")]
+    Raised {
+        /// What the exception says.
+        text: String,
+        /// The exception itself.
+        cause: Cause,
+    },
 }
 
 impl PlanError {
@@ -143,7 +160,7 @@ impl PlanError {
             PlanError::WrongReply { .. } => "WrongReply",
             PlanError::WaitTimeout { .. } => "WaitForTimeoutError",
             PlanError::Interrupted(_) => "RunInterrupted",
-            PlanError::Failed(_) => "PlanFailed",
+            PlanError::Failed(_) | PlanError::Raised { .. } => "PlanFailed",
         }
     }
 }

@@ -114,7 +114,7 @@ pub use documents::{Document, Event, EventDescriptor, EventPage, ExitStatus, Run
 pub use error::{BlueskyException, ControlError, Interrupt, PlanError, RunError};
 pub use msg::{Command, Msg, MsgOrigin};
 pub use plan::{MsgHook, MsgPoint, Plan, PlanCtx, PlanResult};
-pub use reply::{Location, Reply, ReplyKind, RunSummary};
+pub use reply::{Foreign, Location, Reply, ReplyKind, RunSummary};
 pub use run_engine::{
     CommandContext, Condition, EngineOptions, EngineState, NoSystem, ReplayHook, RunEngine,
     RunEngineBuilder, Runnable, Suspender, SuspenderError, SuspenderId, Suspension,

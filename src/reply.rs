@@ -58,7 +58,20 @@ pub enum Reply {
     Locations(Vec<Location>),
     /// Any value (what a registered command returns).
     Value(Value),
+    /// A front end's own value, handed back to the plan untouched: what a
+    /// command registered by a front end answers (the Python package's
+    /// `wait_for` answers its asyncio tasks).
+    Foreign(Foreign),
 }
+
+/// A value the engine carries without looking at it (see [`Reply::Foreign`]).
+///
+/// ```
+/// use skyrun::{Foreign, Reply, ReplyKind};
+/// let r = Reply::Foreign(std::sync::Arc::new(7_u8) as Foreign);
+/// assert_eq!(r.kind(), ReplyKind::Foreign);
+/// ```
+pub type Foreign = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
 /// The kinds of [`Reply`], as a command declares the one it gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +94,8 @@ pub enum ReplyKind {
     Locations,
     /// [`Reply::Value`] (or anything: a registered command's reply is not declared).
     Value,
+    /// [`Reply::Foreign`].
+    Foreign,
 }
 
 impl ReplyKind {
@@ -96,6 +111,7 @@ impl ReplyKind {
             ReplyKind::Configured => "a configuration",
             ReplyKind::Locations => "locations",
             ReplyKind::Value => "a value",
+            ReplyKind::Foreign => "a front end's value",
         }
     }
 }
@@ -113,6 +129,7 @@ impl Reply {
             Reply::Configured { .. } => ReplyKind::Configured,
             Reply::Locations(_) => ReplyKind::Locations,
             Reply::Value(_) => ReplyKind::Value,
+            Reply::Foreign(_) => ReplyKind::Foreign,
         }
     }
 

@@ -402,3 +402,79 @@ fn a_device_files_suspender_suspends_and_releases_a_scan() {
         }
     });
 }
+
+#[test]
+fn a_suspension_asked_for_while_paused_is_carried_out_first_on_resume() {
+    run(async {
+        let re = skyrun::RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let motor = DeviceHandle::spawn(SynAxis::new("motor"));
+        let det = DeviceHandle::spawn(SynAxis::new("det"));
+        let shutter = DeviceHandle::spawn(SynAxis::new("shutter"));
+        let (handle, points) = start_slow_scan(&re, &motor, &det);
+        eventually("two points read", || points.load(Ordering::SeqCst) >= 2).await;
+        re.pause(false).await.expect("pause");
+        common::until(&re, EngineState::Paused).await;
+        // Asked while paused: nothing happens until the plan is resumed.
+        let pre_ran = Arc::new(AtomicUsize::new(0));
+        let seen = pre_ran.clone();
+        let s2 = shutter.clone();
+        let pre = Plan::new("close_shutter", move |ctx| async move {
+            seen.fetch_add(1, Ordering::SeqCst);
+            bps::mv(&ctx, &[(&s2, -1.0)]).await
+        });
+        re.request_suspend(
+            Suspension::until(async {})
+                .pre_plan(pre)
+                .justification("beam dump"),
+        )
+        .await
+        .expect("a suspension may be asked for while paused");
+        actix_rt::time::sleep(std::time::Duration::from_millis(30)).await;
+        assert_eq!(pre_ran.load(Ordering::SeqCst), 0, "not before the resume");
+        assert_eq!(re.state(), EngineState::Paused);
+        re.resume().await.expect("resume");
+        let summary = bounded("the scan to finish", handle)
+            .await
+            .unwrap()
+            .expect("the scan succeeds after the suspension");
+        assert_eq!(summary.exit_status, ExitStatus::Success);
+        assert_eq!(pre_ran.load(Ordering::SeqCst), 1, "the pre-plan ran once");
+        assert_every_point_once(&docs);
+    });
+}
+
+#[test]
+fn a_failing_pre_plan_of_a_suspension_asked_while_paused_fails_the_plan_with_its_error() {
+    run(async {
+        let re = skyrun::RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let motor = DeviceHandle::spawn(SynAxis::new("motor"));
+        let det = DeviceHandle::spawn(SynAxis::new("det"));
+        let (handle, points) = start_slow_scan(&re, &motor, &det);
+        eventually("one point read", || points.load(Ordering::SeqCst) >= 1).await;
+        re.pause(false).await.expect("pause");
+        common::until(&re, EngineState::Paused).await;
+        let pre = Plan::new("broken", |_ctx| async move {
+            Err(skyrun::PlanError::failed("shutter does not answer"))
+        });
+        re.request_suspend(Suspension::until(async {}).pre_plan(pre))
+            .await
+            .expect("suspend while paused");
+        re.resume().await.expect("resume");
+        let err = bounded("the plan to end", handle)
+            .await
+            .unwrap()
+            .unwrap_err();
+        let skyrun::RunError::Failed { summary, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(summary.exit_status, ExitStatus::Fail);
+        assert!(
+            summary.reason.contains("shutter does not answer"),
+            "{}",
+            summary.reason
+        );
+        assert_eq!(docs.stops().len(), 1, "the stop document is emitted");
+    });
+}

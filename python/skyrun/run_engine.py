@@ -230,6 +230,8 @@ class RunEngine:
         self._builtin_local = {"subscribe", "unsubscribe", "RE_class", "input", "wait_for",
                                "install_suspender", "remove_suspender"}
         self._local_commands = set(self._builtin_local)
+        for name in self._builtin_local:
+            self._engine.register_local(name)
         self._call_md = {}
         self._plan = None
         self._temporary = []
@@ -237,6 +239,8 @@ class RunEngine:
         self._waiting = False
         self._interrupted = False
         self._raise_interrupted = False
+        self._panicking = False
+        self._dispatching = None
         self._callback_errors = []
         self._state_seen = "idle"
         self._deferred_pause = False
@@ -456,6 +460,20 @@ class RunEngine:
         self.dispatcher.ignore_exceptions = val
 
     def _dispatch(self, name, doc):
+        # The thread delivering documents (skyrun's document thread), known
+        # while it is in a callback: Ctrl-C hammered through a hanging
+        # callback interrupts it (see _panic_stop), as it would interrupt
+        # Bluesky's loop thread, where Bluesky calls callbacks.
+        self._dispatching = threading.get_ident()
+        try:
+            self._dispatch_to_callbacks(name, doc)
+        except KeyboardInterrupt:
+            if not self._panicking:
+                raise
+        finally:
+            self._dispatching = None
+
+    def _dispatch_to_callbacks(self, name, doc):
         if name == "start" and self._start_md:
             _restore(doc, self._start_md.popleft())
         if self.dispatcher is not None:
@@ -481,12 +499,14 @@ class RunEngine:
             raise ValueError(f"register_command needs a callable, got {func!r}")
         self._commands[name] = func
         self._local_commands.add(name)
+        self._engine.register_local(name)
 
     def unregister_command(self, name):
         """Forget the command ``name`` registered with ``register_command``."""
         self._commands.pop(name, None)
         if name not in self._builtin_local:
             self._local_commands.discard(name)
+            self._engine.unregister_local(name)
 
     @property
     def commands(self):
@@ -602,6 +622,7 @@ class RunEngine:
         self._temporary = tokens
         self._plan = plan
         self._interrupted = False
+        self._panicking = False
         gen = _ensure_generator(plan)
         for wrapper in self.preprocessors:
             gen = wrapper(gen)
@@ -708,9 +729,10 @@ class RunEngine:
         # thread, then halt; wait (bounded) for the plan to end.
         import ctypes
 
-        ident = self._loop_ident
-        if ident is not None and self._engine.state != "idle":
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+        self._panicking = True
+        for ident in {self._loop_ident, self._dispatching} - {None}:
+            if self._engine.state != "idle":
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
             try:
@@ -753,6 +775,11 @@ class RunEngine:
         if self._raise_interrupted:
             self._raise_interrupted = False
             # Stopped, aborted or halted from another thread while RE() waited: Bluesky raises.
+            raise RunEngineInterrupted(self.pause_msg) from None
+        if r["interrupted"] is not None and not self._interrupted:
+            # Interrupted by the engine itself (a suspension with no checkpoint
+            # to rewind to aborts the plan): Bluesky's RE() raises too.
+            self._interrupted = True
             raise RunEngineInterrupted(self.pause_msg) from None
         if self.call_returns_result:
             return RunEngineResult(tuple(r["run_uids"]), plan_result if not interrupted else self.NO_PLAN_RETURN,

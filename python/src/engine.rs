@@ -58,6 +58,9 @@ fn handles(devices: Vec<PyRef<'_, DeviceCore>>) -> Vec<DeviceHandle> {
     devices.iter().map(|d| d.handle.clone()).collect()
 }
 
+/// How often a wait for the plan runs Python's signal handlers.
+const SIGNAL_CHECK: Duration = Duration::from_millis(5);
+
 #[pymethods]
 impl Engine {
     /// A new engine; `run_trace` makes each run one trace.
@@ -81,6 +84,17 @@ impl Engine {
             errors: Arc::default(),
             driver,
         })
+    }
+
+    /// Has the engine carry out the Python RunEngine's command `name` when
+    /// its handler answers an awaitable (see `crate::local`).
+    fn register_local(&self, name: &str) {
+        crate::local::register(&self.re, name);
+    }
+
+    /// Forgets the command `name` of [`Self::register_local`].
+    fn unregister_local(&self, name: &str) {
+        self.re.unregister_command(name);
     }
 
     /// Starts running the Python generator `gen`; `hooks` is the Python RunEngine.
@@ -150,8 +164,23 @@ impl Engine {
             Some(rx) => rx.clone(),
             None => return Err(PyRuntimeError::new_err("no plan is running")),
         };
-        let limit = Duration::from_secs_f64(timeout.max(0.0));
-        match py.detach(|| rx.recv_timeout(limit)) {
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+        // Python runs signal handlers (Ctrl-C, Bluesky's SigintHandler) only
+        // between bytecodes: they are run every few ms while waiting, as
+        // Bluesky's wait on a threading.Event runs them at once (its
+        // SigintHandler ignores a second Ctrl-C it sees within 100 ms of the
+        // first, so seeing them late can merge two).
+        let got = loop {
+            let now = std::time::Instant::now();
+            let step = deadline.saturating_duration_since(now).min(SIGNAL_CHECK);
+            match py.detach(|| rx.recv_timeout(step)) {
+                Err(RecvTimeoutError::Timeout) if std::time::Instant::now() < deadline => {
+                    py.check_signals()?;
+                }
+                other => break other,
+            }
+        };
+        match got {
             Ok(r) => {
                 *self.done.lock() = None;
                 crate::otel::flush(py);

@@ -18,6 +18,7 @@ mod device;
 mod engine;
 mod epics;
 mod event_loop;
+mod local;
 mod msg;
 mod otel;
 mod plan;

@@ -41,8 +41,6 @@ pub(crate) enum Incoming {
 enum Step {
     Engine(skyrun::Msg, opentelemetry::Context),
     Local(Incoming),
-    /// A local command answered with an awaitable: awaited on the RunEngine's loop.
-    Await(Py<PyAny>),
     /// An `open_run` whose metadata is an awaitable (an async `scan_id_source`):
     /// awaited on the loop, then the message (kept here) goes to the engine.
     AwaitMetadata(Py<PyAny>, Py<PyAny>),
@@ -98,6 +96,11 @@ fn reply_to_py(py: Python<'_>, r: Reply, squeeze: bool) -> PyResult<Py<PyAny>> {
             out.into_any().unbind()
         }
         Reply::Value(v) => crate::convert::to_py(py, &v)?.unbind(),
+        // A local command's answer (crate::local), as its handler gave it.
+        Reply::Foreign(f) => match f.downcast_ref::<Py<PyAny>>() {
+            Some(v) => v.clone_ref(py),
+            None => py.None(),
+        },
     })
 }
 
@@ -115,6 +118,9 @@ fn location_to_py<'py>(
 /// installed). An exception a device method raised is given back as raised
 /// (as Bluesky does), with a note saying which message it failed.
 pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
+    if let Some(raised) = crate::local::exception(e) {
+        return raised.clone_ref(py);
+    }
     if let PlanError::Device {
         command,
         device,
@@ -147,7 +153,7 @@ pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
         PlanError::Bundle { raises, .. } => raises.name(),
         PlanError::Device { .. } => "device",
         PlanError::WrongReply { .. } => "failed",
-        PlanError::Failed(_) => "failed",
+        PlanError::Failed(_) | PlanError::Raised { .. } => "failed",
     };
     match py
         .import("skyrun.errors")
@@ -162,7 +168,7 @@ pub fn error_to_py(py: Python<'_>, e: &PlanError) -> PyErr {
 /// writes it (the exception's type name when that is empty), and, for an
 /// exception a device raised, which device and message (the note
 /// [`error_to_py`] added).
-fn describe(py: Python<'_>, e: &PyErr) -> String {
+pub(crate) fn describe(py: Python<'_>, e: &PyErr) -> String {
     let v = e.value(py);
     let mut text = v.str().map(|s| s.to_string()).unwrap_or_default();
     if text.is_empty() {
@@ -186,6 +192,44 @@ fn describe(py: Python<'_>, e: &PyErr) -> String {
     }
 }
 
+/// The plan failed with `e`: kept for `RE()` to raise, and the error that
+/// ends the plan (which gives `e` back as raised to a plan it is thrown
+/// into). A `GeneratorExit` fails it as Bluesky's loop does: `RE()` raises
+/// `ValueError` from it.
+fn fail(py: Python<'_>, e: PyErr, errors: &ErrorSlot) -> PlanError {
+    let error = crate::local::raised(e.clone_ref(py));
+    let e = if e.is_instance_of::<pyo3::exceptions::PyGeneratorExit>(py) {
+        let v = pyo3::exceptions::PyValueError::new_err(());
+        v.set_cause(py, Some(e));
+        v
+    } else {
+        e
+    };
+    *errors.error.lock() = Some(e);
+    error
+}
+
+/// Closes a plan that an exception which is not an `Exception` went
+/// through; one that yields instead is named, as Bluesky names it.
+fn close_plan(py: Python<'_>, gen: &Bound<'_, PyAny>) {
+    if let Err(e) = gen.call_method0(intern!(py, "close")) {
+        if e.is_instance_of::<pyo3::exceptions::PyRuntimeError>(py) {
+            let text = format!(
+                "The plan {} tried to yield a value on close.  Please fix your plan.",
+                gen.repr().map(|r| r.to_string()).unwrap_or_default()
+            );
+            let printed = py
+                .import(intern!(py, "builtins"))
+                .and_then(|b| b.call_method1(intern!(py, "print"), (text,)));
+            if let Err(e) = printed {
+                e.print(py);
+            }
+        } else {
+            e.print(py);
+        }
+    }
+}
+
 /// How the note on an exception a device raised begins.
 const RAISED_NOTE: &str = "skyrun: ";
 
@@ -195,6 +239,7 @@ const RAISED_NOTE: &str = "skyrun: ";
 struct Hooks<'py> {
     re: Bound<'py, PyAny>,
     local: Option<Bound<'py, PyAny>>,
+    driver: Option<&'py Py<LoopDriver>>,
 }
 
 fn step(
@@ -206,17 +251,23 @@ fn step(
     errors: &ErrorSlot,
 ) -> Step {
     let local_set = hooks.local.as_ref();
+    let driver = hooks.driver;
     let hooks = &hooks.re;
-    let yielded = match incoming {
-        Incoming::Value(v) => gen.call_method1(intern!(py, "send"), (v,)),
-        Incoming::Reply(Ok(r), squeeze) => match reply_to_py(py, r, squeeze) {
-            Ok(v) => gen.call_method1(intern!(py, "send"), (v,)),
-            Err(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
-        },
-        Incoming::Reply(Err(e), _) => {
-            gen.call_method1(intern!(py, "throw"), (error_to_py(py, &e).into_value(py),))
+    let thrown = match incoming {
+        Incoming::Value(v) => Ok(v),
+        Incoming::Reply(Ok(r), squeeze) => reply_to_py(py, r, squeeze),
+        Incoming::Reply(Err(e), _) => Err(error_to_py(py, &e)),
+        Incoming::Throw(e) => Err(e),
+    };
+    let yielded = match thrown {
+        Ok(v) => gen.call_method1(intern!(py, "send"), (v,)),
+        // Not an Exception (a GeneratorExit raised by a suspension's
+        // pre-plan): Bluesky's loop lets it through every plan, and closes them.
+        Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+            close_plan(py, gen);
+            return Step::Done(Err(fail(py, e, errors)));
         }
-        Incoming::Throw(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
+        Err(e) => gen.call_method1(intern!(py, "throw"), (e.into_value(py),)),
     };
     let m = match yielded {
         Ok(m) => m,
@@ -228,11 +279,7 @@ fn step(
                 .map(Bound::unbind);
             return Step::Done(Ok(()));
         }
-        Err(e) => {
-            let text = describe(py, &e);
-            *errors.error.lock() = Some(e);
-            return Step::Done(Err(PlanError::Failed(text)));
-        }
+        Err(e) => return Step::Done(Err(fail(py, e, errors))),
     };
     let f = match msg::fields(&m) {
         Ok(f) => f,
@@ -255,7 +302,17 @@ fn step(
         .unwrap_or(false);
     if local {
         return match hooks.call_method1(intern!(py, "_handle_local"), (&m,)) {
-            Ok(v) if is_awaitable(py, &v) => Step::Await(v.unbind()),
+            // Awaited by the engine (interruptible, replayed by a rewind).
+            Ok(v) if is_awaitable(py, &v) => Step::Engine(
+                crate::local::message(
+                    &f.command.to_string_lossy(),
+                    m.unbind(),
+                    hooks.clone().unbind(),
+                    driver.map(|d| d.clone_ref(py)),
+                    v.unbind(),
+                ),
+                pcx.current(py),
+            ),
             Ok(v) => Step::Local(Incoming::Value(v.unbind())),
             Err(e) => Step::Local(Incoming::Throw(e)),
         };
@@ -295,11 +352,10 @@ pub fn replay_hook(py: Python<'_>, hooks: &Py<PyAny>) -> PyResult<skyrun::Replay
         .call_method1(intern!(py, "ref"), (hooks.bind(py),))?
         .unbind();
     Ok(Arc::new(move |m: &skyrun::Msg| {
-        let Some(origin) = m
-            .origin
-            .as_ref()
-            .and_then(|o| o.downcast_ref::<Py<PyAny>>())
-        else {
+        let Some(origin) = m.origin.as_ref().and_then(|o| {
+            o.downcast_ref::<Py<PyAny>>()
+                .or_else(|| o.downcast_ref::<crate::local::LocalCall>().map(|c| &c.msg))
+        }) else {
             return;
         };
         Python::attach(|py| {
@@ -449,6 +505,7 @@ pub fn python_plan(
                 let h = Hooks {
                     re: hooks.bind(py).clone(),
                     local: local.as_ref().map(|l| l.bind(py).clone()),
+                    driver: driver.as_ref(),
                 };
                 let _entered = driver.as_ref().map(|d| d.get().enter(py));
                 step(py, gen, &h, incoming, &mut pcx, &errors)
@@ -483,7 +540,6 @@ pub fn python_plan(
                     Incoming::Reply(r, squeeze)
                 }
                 Step::Local(i) => i,
-                Step::Await(aw) => await_on_loop(aw, driver.as_ref()).await,
                 Step::AwaitMetadata(aw, m) => match await_on_loop(aw, driver.as_ref()).await {
                     Incoming::Value(kwargs) => {
                         let built = Python::attach(|py| {

@@ -212,3 +212,89 @@ def test_a_reader_that_reads_a_little_at_a_time_gets_everything(RE):
         time.sleep(0.05)
         a.close()
         b.close()
+
+
+def test_a_wait_for_is_paused_while_it_waits_and_replayed_on_resume(RE):
+    # The engine carries out wait_for (a pause breaks in, a rewind replays it,
+    # msg_hook sees it replayed), as Bluesky's does; a registered coroutine
+    # command goes the same way.
+    release = asyncio.Event()
+    seen = []
+    RE.msg_hook = lambda msg: seen.append(msg.command)
+
+    async def answer(msg):
+        return "answered"
+
+    RE.register_command("ask", answer)
+
+    def plan():
+        yield Msg("checkpoint")
+        (task,) = yield Msg("wait_for", None, [release.wait])
+        return (yield Msg("ask")), task.result()
+
+    threading.Timer(0.3, RE.request_pause).start()
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    assert RE.state == "paused"
+    assert seen == ["checkpoint", "wait_for"]
+    RE.loop.call_soon_threadsafe(release.set)
+    RE.call_returns_result = True
+    result = RE.resume()
+    assert result.plan_result == ("answered", True)
+    assert seen == ["checkpoint", "wait_for", "wait_for", "ask"]
+
+
+def test_a_suspension_asked_for_while_paused_runs_its_pre_plan_first_and_its_error_reaches_the_plan(RE):
+    caught = []
+
+    def plan():
+        yield Msg("checkpoint")
+        try:
+            yield Msg("pause")
+        except Exception as e:
+            caught.append(e)
+            raise
+
+    def pre_plan():
+        yield Msg("null")
+        raise RuntimeError("shutter does not answer")
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    RE.request_suspend(None, pre_plan=pre_plan())
+    with pytest.raises(RuntimeError, match="shutter does not answer") as raised:
+        RE.resume()
+    assert caught == [raised.value], "the pre-plan's own exception went through the plan"
+    assert RE.state == "idle"
+
+
+def test_a_generator_exit_from_a_pre_plan_closes_the_plan_as_bluesky_does(RE, capsys):
+    def yields_on_close():
+        try:
+            yield Msg("checkpoint")
+            yield Msg("pause")
+        finally:
+            yield Msg("null")
+
+    def pre_plan():
+        yield Msg("null")
+        raise GeneratorExit("this one")
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(yields_on_close())
+    RE.request_suspend(None, pre_plan=pre_plan())
+    capsys.readouterr()
+    with pytest.raises(ValueError) as raised:
+        RE.resume()
+    assert isinstance(raised.value.__cause__, GeneratorExit)
+    out, _ = capsys.readouterr()
+    assert out.startswith("The plan ")
+    assert out.endswith(" tried to yield a value on close.  Please fix your plan.\n")
+
+
+def test_a_suspension_with_nothing_to_rewind_to_interrupts_the_call(RE):
+    # Bluesky's FailedPause: the plan is aborted, and RE() raises RunEngineInterrupted.
+    threading.Timer(0.2, RE.request_suspend, kwargs={"fut": lambda: asyncio.sleep(0)}).start()
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("clear_checkpoint"), Msg("sleep", None, 10)])
+    assert RE.last_summary["exit_status"] == "abort"

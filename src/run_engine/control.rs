@@ -82,16 +82,25 @@ impl Control {
     }
 
     /// Suspends the running plan (see [`Suspension`]): it is interrupted
-    /// as by an immediate pause, and resumes by itself.
+    /// as by an immediate pause, and resumes by itself. Asked while paused,
+    /// the suspension is carried out first when the plan is resumed (as
+    /// Bluesky puts its `_start_suspender` on top of the paused plan).
     pub fn request_suspend(&self, state: EngineState, s: Suspension) -> Result<(), ControlError> {
-        if state != EngineState::Running {
-            return Err(ControlError {
-                action: "suspend",
-                state: state.as_str(),
-            });
+        match state {
+            EngineState::Running => {
+                self.suspension.replace(Some(s));
+                self.pause.set(Some(false));
+            }
+            EngineState::Paused => {
+                self.suspension.replace(Some(s));
+            }
+            _ => {
+                return Err(ControlError {
+                    action: "suspend",
+                    state: state.as_str(),
+                })
+            }
         }
-        self.suspension.replace(Some(s));
-        self.pause.set(Some(false));
         self.notify.notify_waiters();
         Ok(())
     }

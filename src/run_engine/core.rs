@@ -573,13 +573,16 @@ impl EngineCore {
                     self.record_interruption("resume");
                     super::pausable::resume_devices(self).await;
                     super::handlers::monitors::restore_monitors(self).await?;
+                    // A suspension asked for while paused comes first.
+                    if let Some(s) = self.control.take_suspension() {
+                        self.record_interruption(s.why());
+                        if !self.suspend(s).await? {
+                            continue 'paused;
+                        }
+                    }
                 }
                 Some(s) => {
-                    self.record_interruption(if s.justification.is_empty() {
-                        "suspended"
-                    } else {
-                        &s.justification
-                    });
+                    self.record_interruption(s.why());
                     if !self.suspend(s).await? {
                         // Paused during the suspension: an ordinary pause now.
                         continue 'paused;

@@ -90,6 +90,15 @@ impl Suspension {
         self.justification = why.into();
         self
     }
+    /// What the interruptions stream records: the justification, or
+    /// `suspended` (Bluesky's words when none is given).
+    pub(crate) fn why(&self) -> &str {
+        if self.justification.is_empty() {
+            "suspended"
+        } else {
+            &self.justification
+        }
+    }
 }
 
 impl std::fmt::Debug for Suspension {
