@@ -7,23 +7,26 @@ closed on halt. The generator is stepped on skyrun's engine thread; this
 thread waits in short slices, so it notices a pause (``RE()`` then raises
 ``RunEngineInterrupted``, as Bluesky's does) and handles Ctrl-C as Bluesky's
 ``SigintHandler`` does.
+
+``RunEngine`` is written in three files: this one (construction, state,
+control, suspenders, commands, metadata, ``RE()``), ``_documents.py``
+(``RE.subscribe`` and the delivery of documents to callbacks) and
+``_waiting.py`` (how ``RE()`` waits, Ctrl-C, and what it returns or raises).
 """
 
 import asyncio
 import atexit
 import collections
-import contextlib
 import copy
 import datetime
 import inspect
 import sys
 import threading
-import time
-import traceback
 import warnings
 
 from . import _loop, _otel, _skyrun
-from .errors import RunEngineInterrupted, TransitionError
+from ._documents import _Documents
+from ._waiting import _SigintHandler, _Waiting
 
 PAUSE_MSG = """
 Your RunEngine is entering a paused state. These are your options for changing
@@ -34,9 +37,6 @@ RE.abort()     Perform cleanup, then kill plan. Mark exit_stats='aborted'.
 RE.stop()      Perform cleanup, then kill plan. Mark exit_status='success'.
 RE.halt()      Emergency Stop: Do not perform cleanup --- just stop.
 """
-
-# How often the waiting thread looks at the engine (pause, Ctrl-C).
-_SLICE = 0.05
 
 
 def _versions():
@@ -104,23 +104,6 @@ def _Msg(command, obj, *args, **kwargs):
     return Msg(command, obj, *args, **kwargs)
 
 
-def _same_data(a, b):
-    # Equal as JSON data: tuples and lists alike.
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same_data(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_data(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
-
-
-def _restore(doc, given):
-    # The start document's fields get back the Python values the plan gave
-    # (Bluesky keeps them as given: a grid scan's snaking is a tuple).
-    for k, v in given.items():
-        if k in doc and isinstance(v, (tuple, dict, list)) and _same_data(doc[k], v):
-            doc[k] = v
-
-
 def _default_scan_id_source(md):
     return md.get("scan_id", 0) + 1
 
@@ -137,20 +120,8 @@ def _default_md_validator(md):
 
 try:
     from bluesky.run_engine import Dispatcher as _Dispatcher
-    from event_model import DocumentNames as _DocumentNames
 except ImportError:  # pragma: no cover - bluesky is what skyrun runs
     _Dispatcher = None
-
-try:
-    from bluesky.run_engine import RunEngineResult
-    from bluesky.utils import SigintHandler as _SigintHandler
-except ImportError:  # pragma: no cover - bluesky is what skyrun runs
-    _SigintHandler = None
-
-    class RunEngineResult(collections.namedtuple(
-            "RunEngineResult", "run_start_uids plan_result exit_status interrupted reason exception")):
-        """What ``RE()`` returns with ``call_returns_result=True``."""
-
 
 def _default_context_managers():
     # Bluesky's default: [SigintHandler] (without bluesky, RE() handles Ctrl-C the same way itself).
@@ -178,7 +149,7 @@ def _flush_at_exit():
         pass
 
 
-class RunEngine:
+class RunEngine(_Documents, _Waiting):
     """Bluesky's RunEngine, running on skyrun.
 
     Parameters
@@ -408,89 +379,6 @@ class RunEngine:
         """Stop the plan at once without cleanup; runs end ``abort``."""
         return self._interrupt(lambda: self._engine.halt())
 
-    # -- documents --------------------------------------------------------
-
-    def subscribe(self, func, name="all"):
-        """Call ``func(name, doc)`` for every document (or those named ``name``);
-        returns a token. Documents go through Bluesky's own ``Dispatcher``
-        (``RE.dispatcher``) when bluesky is installed."""
-        if isinstance(func, str) and callable(name):
-            # Bluesky's old argument order, accepted with its warning.
-            warnings.warn(
-                "The order of the arguments to subscribe changed: subscribe(func, name), not subscribe(name, func)",
-                UserWarning,
-                stacklevel=2,
-            )
-            func, name = name, func
-        if not callable(func):
-            raise ValueError(f"subscribe needs a callable, got {func!r}")
-        if self.dispatcher is not None:
-            token = self.dispatcher.subscribe(func, name)
-        else:
-            if name not in ("all", "start", "descriptor", "event", "stop", "event_page", "resource", "datum"):
-                raise ValueError(f"unknown document name {name!r}")
-            token = self._next_token
-            self._next_token += 1
-            self._subs[token] = (name, func)
-        if not self._engine_subscribed:
-            self._engine.subscribe(self._dispatch)
-            self._engine_subscribed = True
-        return token
-
-    def unsubscribe(self, token):
-        """Remove the subscription ``token``."""
-        if self.dispatcher is not None:
-            self.dispatcher.unsubscribe(token)
-        else:
-            self._subs.pop(token, None)
-
-    # Bluesky's back-compatible aliases.
-    subscribe_lossless = subscribe
-    unsubscribe_lossless = unsubscribe
-
-    @property
-    def ignore_callback_exceptions(self):
-        """Bluesky's: a callback's exception is a warning, not a failure of ``RE()``."""
-        return self.dispatcher is not None and self.dispatcher.ignore_exceptions
-
-    @ignore_callback_exceptions.setter
-    def ignore_callback_exceptions(self, val):
-        if self.dispatcher is None:
-            raise NotImplementedError("ignore_callback_exceptions needs bluesky's Dispatcher (pip install bluesky)")
-        self.dispatcher.ignore_exceptions = val
-
-    def _dispatch(self, name, doc):
-        # The thread delivering documents (skyrun's document thread), known
-        # while it is in a callback: Ctrl-C hammered through a hanging
-        # callback interrupts it (see _panic_stop), as it would interrupt
-        # Bluesky's loop thread, where Bluesky calls callbacks.
-        self._dispatching = threading.get_ident()
-        try:
-            self._dispatch_to_callbacks(name, doc)
-        except KeyboardInterrupt:
-            if not self._panicking:
-                raise
-        finally:
-            self._dispatching = None
-
-    def _dispatch_to_callbacks(self, name, doc):
-        if name == "start" and self._start_md:
-            _restore(doc, self._start_md.popleft())
-        if self.dispatcher is not None:
-            try:
-                self.dispatcher.process(_DocumentNames[name], doc)
-            except Exception as e:
-                self._callback_errors.append(e)
-                traceback.print_exc()
-            return
-        for which, func in list(self._subs.values()):
-            if which == "all" or which == name:
-                try:
-                    func(name, doc)
-                except Exception as e:
-                    self._callback_errors.append(e)
-                    traceback.print_exc()
-
     # -- commands ---------------------------------------------------------
 
     def register_command(self, name, func):
@@ -655,136 +543,6 @@ class RunEngine:
             return (yield from gen)
 
         return waiting_first()
-
-    def _interrupt(self, request):
-        # From another thread while RE() waits: that RE() raises RunEngineInterrupted
-        # (decided before the engine is asked, so the plan cannot end first).
-        waited = self._waiting
-        self._interrupted, self._raise_interrupted = True, waited
-        try:
-            request()
-        except BaseException:
-            self._raise_interrupted = False
-            raise
-        if waited:
-            return ()
-        return self._wait()
-
-    def _wait(self, start=None):
-        # As Bluesky's RunEngine: the context managers (Bluesky's SigintHandler
-        # by default: Ctrl-C once pauses at the next checkpoint, again within
-        # 10 s pauses now) are entered before the plan starts (or resumes) and
-        # left when RE() returns.
-        self._waiting = True
-        try:
-            with contextlib.ExitStack() as stack:
-                for mgr in self.context_managers:
-                    stack.enter_context(mgr(self))
-                if start is not None:
-                    start()
-                return self._wait_loop()
-        finally:
-            self._waiting = False
-
-    def _wait_loop(self):
-        hits = []
-        while True:
-            try:
-                while True:
-                    r = self._engine.wait(_SLICE)
-                    if r is not None:
-                        return self._finish(r)
-                    if self._engine.state == "paused":
-                        self._deferred_pause = False
-                        self._set_state("pausing")
-                        self._set_state("paused")
-                        self._interrupted = True
-                        raise RunEngineInterrupted(self.pause_msg) from None
-            except KeyboardInterrupt:
-                self._interrupted = True
-                if _SigintHandler is not None or not self._sigint:
-                    # Ctrl-C got through (SigintHandler gave up after 10 hits, or
-                    # there is none): stop the plan at once, as Bluesky does.
-                    self._panic_stop()
-                    raise RunEngineInterrupted(self.pause_msg) from None
-                # Without bluesky installed: SigintHandler's behaviour, here.
-                now = time.monotonic()
-                hits = [t for t in hits if now - t < 10.0] + [now]
-                try:
-                    if len(hits) == 1:
-                        print(
-                            "A 'deferred pause' has been requested. The RunEngine will pause at the next "
-                            "checkpoint. To pause immediately, hit Ctrl+C again in the next 10 seconds."
-                        )
-                        self.request_pause(True)
-                    else:
-                        print("A 'hard pause' has been requested.")
-                        self._engine.pause(False)
-                except TransitionError:
-                    pass
-
-    def _panic_stop(self):
-        # The plan may be blocked in Python code (a time.sleep in the plan):
-        # raise into the engine thread, as Bluesky raises into its loop's
-        # thread, then halt; wait (bounded) for the plan to end.
-        import ctypes
-
-        self._panicking = True
-        for ident in {self._loop_ident, self._dispatching} - {None}:
-            if self._engine.state != "idle":
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline:
-            try:
-                self._engine.halt()
-            except TransitionError:
-                pass
-            except Exception:
-                pass
-            r = self._engine.wait(0.1)
-            if r is not None:
-                self._finish_quietly(r)
-                return
-
-    def _finish_quietly(self, r):
-        for t in self._temporary:
-            self.unsubscribe(t)
-        self._temporary = []
-        self._engine.take_error()
-        self._engine.take_result()
-        self.last_summary = r
-        self._set_state("idle")
-
-    def _finish(self, r):
-        for t in self._temporary:
-            self.unsubscribe(t)
-        self._temporary = []
-        error = self._engine.take_error()
-        plan_result = self._engine.take_result()
-        self.last_summary = r
-        self._set_state("idle")
-        interrupted = self._interrupted or r["interrupted"] is not None
-        if r["exit_status"] == "fail":
-            if error is not None:
-                raise error
-            from .errors import PlanFailed
-
-            raise PlanFailed(r["reason"])
-        if self._callback_errors:
-            raise self._callback_errors[0]
-        if self._raise_interrupted:
-            self._raise_interrupted = False
-            # Stopped, aborted or halted from another thread while RE() waited: Bluesky raises.
-            raise RunEngineInterrupted(self.pause_msg) from None
-        if r["interrupted"] is not None and not self._interrupted:
-            # Interrupted by the engine itself (a suspension with no checkpoint
-            # to rewind to aborts the plan): Bluesky's RE() raises too.
-            self._interrupted = True
-            raise RunEngineInterrupted(self.pause_msg) from None
-        if self.call_returns_result:
-            return RunEngineResult(tuple(r["run_uids"]), plan_result if not interrupted else self.NO_PLAN_RETURN,
-                                   r["exit_status"], interrupted, r["reason"], error)
-        return tuple(r["run_uids"])
 
     # -- native plans -----------------------------------------------------
 
