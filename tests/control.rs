@@ -540,3 +540,46 @@ fn interruptions_are_recorded_as_a_stream_when_asked() {
         });
     }
 }
+
+/// Bluesky's FailedPause: a plan that cleared its checkpoint cannot be
+/// resumed, so a pause aborts it (it cleans up; the stop document says why).
+#[test]
+fn a_pause_after_clear_checkpoint_aborts_the_plan() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let cleaned = Arc::new(AtomicUsize::new(0));
+        let c = cleaned.clone();
+        let plan = skyrun::preprocessors::run_wrapper(
+            Plan::new("unresumable", move |ctx| async move {
+                bps::clear_checkpoint(&ctx).await?;
+                let r = bps::pause(&ctx, false).await;
+                if matches!(r, Err(skyrun::PlanError::Interrupted(_))) {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+                r
+            }),
+            Default::default(),
+        );
+        let err = bounded("the plan to end", re.run(plan)).await.unwrap_err();
+        let RunError::Aborted { summary } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(summary.exit_status, ExitStatus::Abort);
+        assert_eq!(summary.reason, "no checkpoint to rewind to: cannot pause");
+        assert_eq!(cleaned.load(Ordering::SeqCst), 1, "the plan saw the abort");
+        assert_eq!(docs.stops().len(), 1);
+        assert_eq!(re.state(), EngineState::Idle);
+        // The next plan pauses as usual: the checkpoint state is per plan.
+        let re2 = re.clone();
+        let handle = actix::spawn(async move {
+            re2.run(Plan::new("pausing", |ctx| async move {
+                bps::pause(&ctx, false).await
+            }))
+            .await
+        });
+        until(&re, EngineState::Paused).await;
+        re.resume().await.unwrap();
+        bounded("the plan to end", handle).await.unwrap().unwrap();
+    });
+}

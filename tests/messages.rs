@@ -388,3 +388,28 @@ fn a_second_plan_while_one_runs_is_refused() {
             .unwrap();
     });
 }
+
+/// As Bluesky's bundler: a device's configuration cannot change inside an
+/// event bundle (between `create` and `save`).
+#[test]
+fn configure_inside_an_event_bundle_is_refused() {
+    common::run(async {
+        let re = skyrun::RunEngine::new();
+        let motor = skyrun_actors::DeviceHandle::spawn(skyrun_actors::sim::SynAxis::new("motor"));
+        let m = motor.clone();
+        let err = re
+            .run(Plan::new("configure_in_bundle", move |ctx| async move {
+                bps::open_run(&ctx, Default::default()).await?;
+                bps::declare_stream(&ctx, "primary", &[&m]).await?;
+                bps::create(&ctx, "primary").await?;
+                bps::configure(&ctx, &m, Default::default()).await?;
+                Ok(())
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "plan failed: configure: cannot configure after 'create' and before 'save'"
+        );
+    });
+}

@@ -33,6 +33,7 @@ class _Waiting:
         # (decided before the engine is asked, so the plan cannot end first).
         waited = self._waiting
         self._interrupted, self._raise_interrupted = True, waited
+        self._ended_by_request = True
         try:
             request()
         except BaseException:
@@ -148,9 +149,10 @@ class _Waiting:
             self._raise_interrupted = False
             # Stopped, aborted or halted from another thread while RE() waited: Bluesky raises.
             raise RunEngineInterrupted(self.pause_msg) from None
-        if r["interrupted"] is not None and not self._interrupted:
-            # Interrupted by the engine itself (a suspension with no checkpoint
-            # to rewind to aborts the plan): Bluesky's RE() raises too.
+        if r["interrupted"] is not None and not self._ended_by_request:
+            # Interrupted by the engine itself (a pause or suspension with no
+            # checkpoint to rewind to aborts the plan; a plan raising
+            # KeyboardInterrupt is halted): Bluesky's RE() raises too.
             self._interrupted = True
             raise RunEngineInterrupted(self.pause_msg) from None
         if self.call_returns_result:

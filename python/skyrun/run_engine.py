@@ -212,6 +212,7 @@ class RunEngine(_Documents, _Waiting):
         self._raise_interrupted = False
         self._panicking = False
         self._dispatching = None
+        self._ended_by_request = False
         self._callback_errors = []
         self._state_seen = "idle"
         self._deferred_pause = False
@@ -362,6 +363,7 @@ class RunEngine(_Documents, _Waiting):
         def start():
             self._engine.resume()
             self._interrupted = False
+            self._ended_by_request = False
             self._set_state("running")
 
         return self._wait(start)
@@ -511,6 +513,7 @@ class RunEngine(_Documents, _Waiting):
         self._plan = plan
         self._interrupted = False
         self._panicking = False
+        self._ended_by_request = False
         gen = _ensure_generator(plan)
         for wrapper in self.preprocessors:
             gen = wrapper(gen)

@@ -195,8 +195,25 @@ pub(crate) fn describe(py: Python<'_>, e: &PyErr) -> String {
 /// The plan failed with `e`: kept for `RE()` to raise, and the error that
 /// ends the plan (which gives `e` back as raised to a plan it is thrown
 /// into). A `GeneratorExit` fails it as Bluesky's loop does: `RE()` raises
-/// `ValueError` from it.
+/// `ValueError` from it; a `KeyboardInterrupt` halts it.
 fn fail(py: Python<'_>, e: PyErr, errors: &ErrorSlot) -> PlanError {
+    if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+        // Bluesky's loop halts on a KeyboardInterrupt no handler turned into
+        // a pause; RE() raises RunEngineInterrupted.
+        let said = py.import(intern!(py, "builtins")).and_then(|b| {
+            b.call_method1(
+                intern!(py, "print"),
+                (
+                    "An unknown external library has improperly raised KeyboardInterrupt. \
+                  Intercepting and triggering a HALT.",
+                ),
+            )
+        });
+        if let Err(e) = said {
+            e.print(py);
+        }
+        return PlanError::Interrupted(Interrupt::Halt);
+    }
     let error = crate::local::raised(e.clone_ref(py));
     let e = if e.is_instance_of::<pyo3::exceptions::PyGeneratorExit>(py) {
         let v = pyo3::exceptions::PyValueError::new_err(());

@@ -12,6 +12,7 @@ import time
 import bluesky.plan_stubs as bps
 import bluesky.plans as bp
 import pytest
+from bluesky.utils import Msg
 
 import skyrun.sim as ssim
 from skyrun import RunEngine, RunEngineInterrupted
@@ -248,3 +249,44 @@ def test_bluesky_rewindable_wrapper_resumes_without_replaying():
     seen.clear()
     RE(asks())
     assert seen == [False] and RE.rewindable is False
+
+
+def test_a_plan_that_cannot_resume_is_aborted_by_a_pause_and_RE_raises():
+    # Bluesky's FailedPause: after clear_checkpoint a pause aborts the plan.
+    RE = RunEngine({})
+    docs = []
+    seen = []
+
+    def unresumable():
+        yield from bps.open_run()
+        yield from bps.clear_checkpoint()
+        try:
+            yield from bps.pause()
+        except Exception as e:
+            seen.append(type(e).__name__)
+            raise
+        yield from bps.close_run()
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(unresumable(), lambda n, d: docs.append((n, d)))
+    assert RE.state == "idle"
+    assert len(seen) == 1, "the plan is told, and may clean up"
+    stop = docs[-1][1]
+    assert (stop["exit_status"], stop["reason"]) == ("abort", "no checkpoint to rewind to: cannot pause")
+
+
+def test_a_plan_raising_keyboard_interrupt_is_halted_as_in_bluesky(capsys):
+    RE = RunEngine({})
+    docs = []
+
+    def rogue():
+        yield from bps.open_run()
+        yield from bps.checkpoint()
+        raise KeyboardInterrupt()
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(rogue(), lambda n, d: docs.append((n, d)))
+    assert RE.state == "idle"
+    assert docs[-1][1]["exit_status"] == "abort"
+    assert "improperly raised KeyboardInterrupt" in capsys.readouterr().out
+    RE([Msg("null")])  # and the RunEngine is usable afterwards

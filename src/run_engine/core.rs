@@ -49,6 +49,11 @@ pub(crate) struct State {
     pub pausable: DeviceSet,
     /// Messages since the last checkpoint; `None` when not rewindable.
     pub msg_cache: Option<Vec<Rc<Msg>>>,
+    /// `clear_checkpoint` since the last checkpoint: the plan said it cannot
+    /// be resumed, so a pause aborts it (Bluesky's `FailedPause`). A cache
+    /// grown past `max_rewind_messages` is not this: that plan pauses and
+    /// goes on where it paused.
+    pub checkpoint_cleared: bool,
     /// `rewindable(False)` is in force: messages are not cached (Bluesky's
     /// `RE.rewindable`, kept across plans).
     pub not_rewindable: bool,
@@ -217,6 +222,7 @@ impl EngineCore {
         {
             let mut st = self.st.borrow_mut();
             st.msg_cache = Some(Vec::new());
+            st.checkpoint_cleared = false;
             st.run_uids.clear();
             // Statuses that failed after the last plan ended (stopped in its
             // cleanup) are not this plan's.
@@ -232,7 +238,13 @@ impl EngineCore {
                 Either::Right((r, _)) => r,
             }
         };
-        let (exit, reason, error) = match (self.control.outcome(), result) {
+        // A plan that ends with an interruption no one asked for (a Python
+        // plan raising KeyboardInterrupt: Bluesky halts) is interrupted so.
+        let outcome = match (self.control.outcome(), &result) {
+            (None, Err(PlanError::Interrupted(i))) => Some(i.clone()),
+            (o, _) => o,
+        };
+        let (exit, reason, error) = match (outcome.clone(), result) {
             (Some(Interrupt::Stop), _) => (ExitStatus::Success, String::new(), None),
             (Some(Interrupt::Abort(r)), _) => (ExitStatus::Abort, r, None),
             (Some(Interrupt::Halt), _) => (ExitStatus::Abort, "halted".to_owned(), None),
@@ -248,7 +260,7 @@ impl EngineCore {
                 exit_status: exit,
                 reason,
                 run_uids,
-                interrupted: self.control.outcome(),
+                interrupted: outcome,
             },
             error,
         )

@@ -40,6 +40,10 @@ impl EngineCore {
         'paused: loop {
             self.control.clear_pause();
             let suspension = self.control.take_suspension();
+            if suspension.is_none() && self.st.borrow().checkpoint_cleared {
+                // Bluesky's FailedPause: the plan cannot be resumed.
+                return Err(self.cannot_resume("cannot pause"));
+            }
             // Subscribers have seen every document up to the pause once it is reported.
             self.docs.flush().await;
             if suspension.is_none() {
@@ -113,23 +117,25 @@ impl EngineCore {
         }
     }
 
+    /// Bluesky's FailedPause: nothing to rewind to, so nothing to resume:
+    /// the plan is aborted (it cleans up; its runs end `abort`), and the
+    /// run's reason says why (`no checkpoint to rewind to: WHAT`).
+    fn cannot_resume(&self, what: &str) -> PlanError {
+        let abort = Interrupt::Abort(format!("no checkpoint to rewind to: {what}"));
+        let _ = self
+            .control
+            .request_interrupt(EngineState::Running, abort.clone());
+        self.control.take_interrupt();
+        PlanError::Interrupted(abort)
+    }
+
     /// Carries out a suspension (see [`super::suspension`]): the pre-plan,
     /// the wait for the condition (and for any suspension requested
     /// meanwhile), the post-plan, in one span. `Ok(true)` when the plan may
     /// go on (rewinding), `Ok(false)` when a pause was requested meanwhile.
     async fn suspend(self: &Rc<Self>, s: Suspension) -> Result<bool, PlanError> {
         if self.st.borrow().msg_cache.is_none() {
-            // Bluesky's FailedPause: nothing to rewind to, so nothing to resume:
-            // the plan is aborted (it cleans up; its runs end `abort`).
-            let abort = Interrupt::Abort(format!(
-                "no checkpoint to rewind to: cannot suspend ({})",
-                s.justification
-            ));
-            let _ = self
-                .control
-                .request_interrupt(EngineState::Running, abort.clone());
-            self.control.take_interrupt();
-            return Err(PlanError::Interrupted(abort));
+            return Err(self.cannot_resume(&format!("cannot suspend ({})", s.justification)));
         }
         let here = Context::current();
         let parent = self.span_parent(&here, None);

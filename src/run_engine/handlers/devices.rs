@@ -116,6 +116,14 @@ pub(crate) async fn configure(
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
     let dev = a.obj;
+    // Bluesky's bundler: an event's configuration cannot change under it.
+    let here = core.run_index(msg.run.as_deref());
+    if here.is_some_and(|i| core.st().runs[i].is_bundling()) {
+        return Err(illegal(
+            msg,
+            "cannot configure after 'create' and before 'save'".to_owned(),
+        ));
+    }
     let DeviceReply::Configured { old, new } =
         request(core, msg, dev, DeviceOp::Configure(a.settings), cx).await?
     else {
@@ -127,7 +135,6 @@ pub(crate) async fn configure(
     // The run the message addresses re-describes the device and emits new
     // descriptors for its streams at once (Bluesky's bundler); other runs
     // describe it again when they next need it.
-    let here = core.run_index(msg.run.as_deref());
     for (i, run) in core.st().runs.iter_mut().enumerate() {
         if Some(i) != here {
             run.invalidate(dev.name());

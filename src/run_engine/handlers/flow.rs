@@ -37,6 +37,7 @@ pub(crate) fn checkpoint(
         ));
     }
     st.msg_cache = Some(Vec::new());
+    st.checkpoint_cleared = false;
     st.touched.clear();
     for run in st.runs.iter_mut() {
         run.checkpoint();
@@ -66,7 +67,9 @@ pub(crate) fn clear_checkpoint(
     _: NoArgs,
     _: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    core.st().msg_cache = None;
+    let mut st = core.st();
+    st.msg_cache = None;
+    st.checkpoint_cleared = true;
     Ok(Reply::None.into())
 }
 
