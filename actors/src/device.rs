@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::assets::{CollectDescription, ExternalAssets};
 use crate::context::DeviceContext;
 use crate::error::DeviceError;
+use crate::hints::Hints;
 use crate::reading::{DataKeys, Readings};
 use crate::request::DeviceOp;
 use crate::status::Status;
@@ -153,9 +154,12 @@ pub trait Readable {
     fn describe_configuration(&self) -> DataKeys {
         DataKeys::new()
     }
-    /// The data keys worth plotting (ophyd's `hints["fields"]`).
-    fn hints(&self) -> Vec<String> {
-        self.describe().keys().take(1).cloned().collect()
+    /// The device's hints (Bluesky's `obj.hints`, recorded in descriptors
+    /// as they are): by default the first data key as the one hinted field.
+    /// `None` for a device without hints (a Python object with no `hints`
+    /// attribute), which descriptors leave out.
+    fn hints(&self) -> Option<Hints> {
+        Some(Hints::fields(self.describe().keys().take(1).cloned()))
     }
     /// [`describe`](Self::describe) for a device whose description can
     /// fail (a Python object's `describe()` raising): the actor asks this

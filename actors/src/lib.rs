@@ -38,6 +38,7 @@ mod assets;
 mod context;
 mod device;
 mod error;
+mod hints;
 pub mod propagation;
 mod reading;
 mod repr;
@@ -59,6 +60,7 @@ pub use device::{
     Preparable, Readable, Replay, Stageable, Stoppable, Triggerable,
 };
 pub use error::{Cause, DeviceError, StatusError};
+pub use hints::Hints;
 pub use propagation::TraceCarrier;
 pub use reading::{now, DataKey, DataKeys, Reading, Readings};
 pub use request::{DeviceOp, DeviceReply, DeviceRequest};

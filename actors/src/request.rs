@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::assets::{AssetDocument, CollectDescription};
 use crate::device::CollectedEvent;
 use crate::error::DeviceError;
+use crate::hints::Hints;
 use crate::propagation::TraceCarrier;
 use crate::reading::{DataKeys, Readings};
 use crate::status::Status;
@@ -116,8 +117,8 @@ pub enum DeviceReply {
     Readings(Readings),
     /// Data keys (describe, describe_configuration).
     DataKeys(DataKeys),
-    /// Hinted fields.
-    Hints(Vec<String>),
+    /// The device's hints (`None`: it has none).
+    Hints(Option<Hints>),
     /// A position.
     Position(Value),
     /// Setpoint and readback ([`DeviceOp::Locate`]).

@@ -18,13 +18,13 @@ use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use skyrun_actors::{
     AssetDocument, Cause, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
-    DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Movable, Pausable,
+    DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Hints, Movable, Pausable,
     Preparable, Readable, Readings, Replay, Stageable, Status, StatusError, Stoppable,
     Subscribable, Subscribers, Subscription, Triggerable,
 };
 
 use crate::async_device::{self, resolve, with_loop};
-use crate::convert::{from_py, map_to_py, to_py, to_value};
+use crate::convert::{dict_to_map, from_py, map_to_py, to_py, to_value};
 use crate::event_loop::LoopDriver;
 use crate::otel;
 
@@ -385,7 +385,10 @@ impl PyDevice {
         let unit = resolve(py, driver, obj.call_method0("describe").ok()?, "describe")
             .ok()
             .and_then(|keys| {
-                let field = self.hints().into_iter().next().unwrap_or(self.name.clone());
+                let field = self
+                    .hints()
+                    .and_then(|h| h.field_names().first().cloned())
+                    .unwrap_or(self.name.clone());
                 keys.get_item(field)
                     .ok()?
                     .get_item("units")
@@ -568,13 +571,23 @@ impl Readable for PyDevice {
             Ok(DataKeys::new())
         }
     }
-    fn hints(&self) -> Vec<String> {
+    /// The object's `hints`, whatever its dict holds (Bluesky's
+    /// `maybe_update_hints` writes `obj.hints` as it is); `None` when it has
+    /// no `hints` attribute, or hints that are not a mapping.
+    fn hints(&self) -> Option<Hints> {
         Python::attach(|py| {
-            let obj = self.obj.bind(py);
-            obj.getattr("hints")
-                .and_then(|h| h.get_item("fields"))
-                .and_then(|f| f.extract::<Vec<String>>())
-                .unwrap_or_default()
+            let h = self.obj.bind(py).getattr("hints").ok()?;
+            let dict = match h.cast::<PyDict>() {
+                Ok(d) => d.clone(),
+                // Another mapping: as a dict.
+                Err(_) => py
+                    .import("builtins")
+                    .and_then(|b| b.getattr("dict")?.call1((&h,)))
+                    .ok()?
+                    .cast_into::<PyDict>()
+                    .ok()?,
+            };
+            dict_to_map(&dict).ok().map(Hints::from_object)
         })
     }
 }
