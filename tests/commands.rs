@@ -16,8 +16,8 @@ use skyrun::{
     Reply, RunEngine, RunError,
 };
 use skyrun_actors::{
-    sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp, DeviceReply, Movable,
-    Status,
+    sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp, DeviceReply, Later,
+    Movable, Status,
 };
 
 /// Runs `msg` inside an open run and returns the failure text; checks the
@@ -334,4 +334,114 @@ fn a_run_engine_outside_an_actix_system_is_a_clear_error() {
         std::panic::catch_unwind(RunEngine::new).expect_err("new() panics outside a system");
     let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("inside an actix::System"), "{text}");
+}
+
+/// A motor whose location comes later: each locate waits at `barrier` (for
+/// every device of one `locate` to be asked) and answers `at`, or fails with
+/// `fail`.
+struct LocatedLater {
+    name: String,
+    at: f64,
+    barrier: Arc<tokio::sync::Barrier>,
+    fail: Option<&'static str>,
+}
+
+impl Device for LocatedLater {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn type_name(&self) -> &'static str {
+        "LocatedLater"
+    }
+    fn movable(&mut self) -> Option<&mut dyn Movable> {
+        Some(self)
+    }
+}
+
+impl Movable for LocatedLater {
+    fn set(&mut self, _: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+        let s = ctx.status().build();
+        s.set_finished();
+        Ok(s)
+    }
+    fn position(&self) -> Value {
+        self.at.into()
+    }
+    fn locate_later(&self) -> Option<Later<(Value, Value)>> {
+        let (barrier, at, fail, name) =
+            (self.barrier.clone(), self.at, self.fail, self.name.clone());
+        Some(Box::pin(async move {
+            barrier.wait().await;
+            match fail {
+                Some(reason) => Err(DeviceError::Failed {
+                    device: name,
+                    operation: "locate",
+                    reason: reason.into(),
+                }),
+                None => Ok((Value::from(at + 0.5), Value::from(at))),
+            }
+        }))
+    }
+}
+
+/// Bluesky's `_locate` gathers the `locate()`s of several objects: each
+/// device is asked before any answers (the devices here answer only once
+/// all were asked; one after the other, the first would wait past the
+/// request timeout), and the locations come in the devices' order.
+#[test]
+fn locate_of_several_devices_asks_them_all_at_once() {
+    run(async {
+        let re = RunEngine::builder()
+            .request_timeout(Some(Duration::from_secs(5)))
+            .build();
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+        let spawn = |name: &str, at: f64, fail| {
+            DeviceHandle::spawn(LocatedLater {
+                name: name.into(),
+                at,
+                barrier: barrier.clone(),
+                fail,
+            })
+        };
+        let (a, b, c) = (
+            spawn("a", 1.0, None),
+            spawn("b", 2.0, None),
+            spawn("c", 3.0, None),
+        );
+        let located = Arc::new(Mutex::new(Vec::new()));
+        let l = located.clone();
+        re.run(Plan::new("locate three", move |ctx| async move {
+            let msg = Msg::locate(&c).device_arg(&a).device_arg(&b);
+            let cmd = msg.command.clone();
+            let locations = ctx.send(msg).await?.locations(&cmd)?;
+            l.lock()
+                .unwrap()
+                .extend(locations.into_iter().map(|x| (x.setpoint, x.readback)));
+            Ok(())
+        }))
+        .await
+        .expect("the three locates answer together");
+        let v = |x: f64| Value::from(x);
+        assert_eq!(
+            *located.lock().unwrap(),
+            [(v(3.5), v(3.0)), (v(1.5), v(1.0)), (v(2.5), v(2.0))]
+        );
+
+        // A device whose locate fails fails the message, naming it.
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let spawn = |name: &str, fail| {
+            DeviceHandle::spawn(LocatedLater {
+                name: name.into(),
+                at: 0.0,
+                barrier: barrier.clone(),
+                fail,
+            })
+        };
+        let (ok, bad) = (spawn("ok", None), spawn("bad", Some("encoder lost")));
+        let text = fails_with(&re, Msg::locate(&ok).device_arg(&bad)).await;
+        assert_eq!(
+            text,
+            "locate on bad: device 'bad' failed during locate: encoder lost"
+        );
+    });
 }

@@ -1,9 +1,11 @@
 //! The actor hosting a device, and the [`DeviceHandle`] the engine talks to it through.
 //!
 //! Each device runs in its own actix actor: requests are processed one at a
-//! time from a bounded mailbox, a panic inside the device is caught and
-//! reported as [`DeviceError::Panicked`] (the actor then stops, and later
-//! requests get [`DeviceError::Gone`]).
+//! time from a bounded mailbox (an answer the device gives later, a
+//! [`Movable::locate_later`](crate::Movable::locate_later), is sent when it
+//! comes, while the next requests are processed), a panic inside the device
+//! is caught and reported as [`DeviceError::Panicked`] (the actor then
+//! stops, and later requests get [`DeviceError::Gone`]).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,7 +21,7 @@ use futures::FutureExt;
 use opentelemetry::Context as OtelContext;
 
 use crate::context::DeviceContext;
-use crate::device::{Answer, Capabilities, Device};
+use crate::device::{Answer, Capabilities, Device, Later};
 use crate::error::DeviceError;
 use crate::propagation::TraceCarrier;
 use crate::repr::Repr;
@@ -71,6 +73,21 @@ impl Handler<DeviceRequest> for DeviceActor {
             Ok(when) => when,
             Err(_) => Answer::Now,
         };
+        if matches!(req.op, DeviceOp::Locate) {
+            if let Some(later) = self.locate_later(ctx) {
+                return match when {
+                    Answer::After(d) if !d.is_zero() => Answered::Later(
+                        async move {
+                            let reply = later.await;
+                            tokio::time::sleep(d).await;
+                            reply
+                        }
+                        .boxed_local(),
+                    ),
+                    _ => Answered::Later(later),
+                };
+            }
+        }
         let reply = self.handle_now(req, op_name, ctx);
         match when {
             Answer::After(d) if !d.is_zero() => Answered::After(d, reply),
@@ -85,6 +102,10 @@ pub enum Answered {
     Now(Result<DeviceReply, DeviceError>),
     /// Sent after the delay.
     After(Duration, Result<DeviceReply, DeviceError>),
+    /// Sent when the future resolves (a device's answer that comes later,
+    /// see [`Movable::locate_later`](crate::Movable::locate_later)); the
+    /// actor handles other requests meanwhile.
+    Later(Later<DeviceReply>),
     /// Never sent: the reply channel is held until the actor stops.
     Never,
 }
@@ -108,6 +129,14 @@ impl MessageResponse<DeviceActor, DeviceRequest> for Answered {
                     }
                 });
             }
+            Answered::Later(reply) => {
+                ctx.spawn(actix::fut::wrap_future(async move {
+                    let reply = reply.await;
+                    if let Some(tx) = tx {
+                        let _ = tx.send(reply);
+                    }
+                }));
+            }
             Answered::Never => {
                 ctx.spawn(actix::fut::wrap_future(async move {
                     let _held = tx;
@@ -127,19 +156,49 @@ impl DeviceActor {
     ) -> Result<DeviceReply, DeviceError> {
         match catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
             Ok(reply) => reply,
+            Err(panic) => Err(self.panicked(ctx, op_name, panic)),
+        }
+    }
+
+    /// The answer to `locate` when the device gives it later (see
+    /// [`Movable::locate_later`](crate::Movable::locate_later)); `None`
+    /// when it answers now (or cannot be located: `dispatch` says so).
+    fn locate_later(&mut self, ctx: &mut Context<Self>) -> Option<Later<DeviceReply>> {
+        let device = &mut self.device;
+        let later = match catch_unwind(AssertUnwindSafe(|| {
+            device.movable().and_then(|m| m.locate_later())
+        })) {
+            Ok(later) => later?,
             Err(panic) => {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                ctx.stop();
-                Err(DeviceError::Panicked {
-                    device: self.device.name().to_owned(),
-                    operation: op_name,
-                    reason,
-                })
+                let e = self.panicked(ctx, "locate", panic);
+                return Some(std::future::ready(Err(e)).boxed_local());
             }
+        };
+        Some(
+            later
+                .map(|r| r.map(|(setpoint, readback)| DeviceReply::Located { setpoint, readback }))
+                .boxed_local(),
+        )
+    }
+
+    /// Stops the actor after the device panicked in `operation`; the error
+    /// that reports it.
+    fn panicked(
+        &self,
+        ctx: &mut Context<Self>,
+        operation: &'static str,
+        panic: Box<dyn std::any::Any + Send>,
+    ) -> DeviceError {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        ctx.stop();
+        DeviceError::Panicked {
+            device: self.device.name().to_owned(),
+            operation,
+            reason,
         }
     }
 }

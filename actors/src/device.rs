@@ -191,7 +191,49 @@ pub trait Movable {
         let p = self.position();
         (p.clone(), p)
     }
+    /// [`locate`](Self::locate) answered later, for a device whose location
+    /// takes a while to come (a Python object's coroutine `locate()`, run on
+    /// Bluesky's event loop): the future gives `(setpoint, readback)` or the
+    /// error that fails the locate, and the device's actor handles other
+    /// requests meanwhile, so the engine locates several devices at once, as
+    /// Bluesky gathers their `locate()`s. `None` (the default): `locate`
+    /// answers now.
+    ///
+    /// ```
+    /// use skyrun_actors::{json, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp,
+    ///                     DeviceReply, Later, Movable, Status, Value};
+    /// use opentelemetry::Context;
+    ///
+    /// struct Slow;
+    /// impl Device for Slow {
+    ///     fn name(&self) -> &str { "slow" }
+    ///     fn type_name(&self) -> &'static str { "Slow" }
+    ///     fn movable(&mut self) -> Option<&mut dyn Movable> { Some(self) }
+    /// }
+    /// impl Movable for Slow {
+    ///     fn set(&mut self, _: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+    ///         Ok(ctx.status().build())
+    ///     }
+    ///     fn position(&self) -> Value { json!(0.0) }
+    ///     fn locate_later(&self) -> Option<Later<(Value, Value)>> {
+    ///         Some(Box::pin(async { Ok((json!(1.0), json!(0.5))) }))
+    ///     }
+    /// }
+    ///
+    /// actix_rt::System::new().block_on(async {
+    ///     let slow = DeviceHandle::spawn(Slow);
+    ///     let reply = slow.request(DeviceOp::Locate, &Context::new()).await.unwrap();
+    ///     let DeviceReply::Located { setpoint, readback } = reply else { panic!() };
+    ///     assert_eq!((setpoint, readback), (json!(1.0), json!(0.5)));
+    /// });
+    /// ```
+    fn locate_later(&self) -> Option<Later<(Value, Value)>> {
+        None
+    }
 }
+
+/// An answer a device gives later (see [`Movable::locate_later`]).
+pub type Later<T> = futures::future::LocalBoxFuture<'static, Result<T, DeviceError>>;
 
 /// A device that acquires on `trigger`.
 pub trait Triggerable {

@@ -56,7 +56,7 @@ pub use actor::{
 pub use assets::{AssetDocument, AssetKind, CollectDescription, ExternalAssets};
 pub use context::DeviceContext;
 pub use device::{
-    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Pausable,
+    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Later, Movable, Pausable,
     Preparable, Readable, Replay, Stageable, Stoppable, Triggerable,
 };
 pub use error::{Cause, DeviceError, StatusError};

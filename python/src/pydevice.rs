@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use futures::FutureExt;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
 use parking_lot::Mutex;
@@ -18,8 +19,8 @@ use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use skyrun_actors::{
     AssetDocument, Cause, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
-    DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Hints, Movable, Pausable,
-    Preparable, Readable, Readings, Replay, Stageable, Status, StatusError, Stoppable,
+    DeviceContext, DeviceError, DeviceHandle, ExternalAssets, Flyable, Hints, Later, Movable,
+    Pausable, Preparable, Readable, Readings, Replay, Stageable, Status, StatusError, Stoppable,
     Subscribable, Subscribers, Subscription, Triggerable,
 };
 
@@ -121,6 +122,27 @@ impl std::fmt::Display for Raised {
 }
 
 impl std::error::Error for Raised {}
+
+/// `method` of `device` answered what skyrun cannot take (a `read()`
+/// returning None, ...): skyrun's error (a RuntimeError in Python, as
+/// Bluesky's for a `read()` returning None), not an exception of the device's.
+fn ill_answer(
+    device: &str,
+    py: Python<'_>,
+    method: &'static str,
+    answer: &Bound<'_, PyAny>,
+    e: PyErr,
+) -> DeviceError {
+    DeviceError::Failed {
+        device: device.to_owned(),
+        operation: method,
+        reason: format!(
+            "{method}() returned {}: {}",
+            answer.repr().map(|r| r.to_string()).unwrap_or_default(),
+            e.value(py)
+        ),
+    }
+}
 
 /// The exception a device method raised, kept as raised: the plan and
 /// `RE()` get it back unchanged, as Bluesky gives it.
@@ -255,9 +277,6 @@ impl PyDevice {
         })
     }
 
-    /// `method` answered what skyrun cannot take (a `read()` returning
-    /// None, ...): skyrun's error (a RuntimeError in Python, as Bluesky's
-    /// for a `read()` returning None), not an exception of the device's.
     fn ill_answer(
         &self,
         py: Python<'_>,
@@ -265,15 +284,7 @@ impl PyDevice {
         answer: &Bound<'_, PyAny>,
         e: PyErr,
     ) -> DeviceError {
-        DeviceError::Failed {
-            device: self.name.clone(),
-            operation: method,
-            reason: format!(
-                "{method}() returned {}: {}",
-                answer.repr().map(|r| r.to_string()).unwrap_or_default(),
-                e.value(py)
-            ),
-        }
+        ill_answer(&self.name, py, method, answer, e)
     }
 
     /// Whether the object has `method` (an optional one of ophyd's protocol).
@@ -619,21 +630,53 @@ impl Movable for PyDevice {
                 .unwrap_or(Value::Null)
         })
     }
-    /// Bluesky's `locate()` (setpoint and readback) when the object has one.
-    fn locate(&self) -> (Value, Value) {
-        let located = Python::attach(|py| {
+    /// Bluesky's `locate()` (setpoint and readback) when the object has one
+    /// (without, `locate` answers its position for both). A coroutine
+    /// `locate()` runs as a task on Bluesky's event loop and the device
+    /// answers when it is done, so the engine locates several objects at
+    /// once, as Bluesky gathers their coroutines. What it raises fails the
+    /// locate.
+    fn locate_later(&self) -> Option<Later<(Value, Value)>> {
+        Python::attach(|py| {
             if !self.obj.bind(py).hasattr("locate").unwrap_or(false) {
                 return None;
             }
-            let l = self.call_await(py, "locate", vec![]).ok()?;
-            let get = |k: &str| l.get_item(k).ok().and_then(|v| to_value(&v).ok());
-            Some((get("setpoint")?, get("readback")?))
-        });
-        located.unwrap_or_else(|| {
-            let p = self.position();
-            (p.clone(), p)
+            let now = |r| Some(std::future::ready(r).boxed_local());
+            with_loop(py, |driver| {
+                let l = match self.call(py, "locate", vec![], None) {
+                    Ok(l) => l,
+                    Err(e) => return now(Err(e)),
+                };
+                let Some(d) = driver.filter(|_| async_device::is_awaitable(py, &l)) else {
+                    // An answer now (or an awaitable with no loop to run it: the error says so).
+                    let l = self.resolve(py, driver, l, "locate");
+                    return now(l.and_then(|l| location(&self.name, py, &l)));
+                };
+                let name = self.name.clone();
+                let what = format!("{name}.locate()");
+                let answer = move |py: Python<'_>, l: PyResult<Bound<'_, PyAny>>| match l {
+                    Ok(l) => location(&name, py, &l),
+                    Err(e) => Err(py_err(&name, "locate", py, e)),
+                };
+                match async_device::start(py, d, &l, what, answer) {
+                    Ok(located) => Some(located.boxed_local()),
+                    Err(e) => now(Err(py_err(&self.name, "locate", py, e))),
+                }
+            })
         })
     }
+}
+
+/// What a `locate()` answered, as `(setpoint, readback)`.
+fn location(
+    device: &str,
+    py: Python<'_>,
+    l: &Bound<'_, PyAny>,
+) -> Result<(Value, Value), DeviceError> {
+    let get = |k: &str| l.get_item(k).and_then(|v| to_value(&v));
+    get("setpoint")
+        .and_then(|s| Ok((s, get("readback")?)))
+        .map_err(|e| ill_answer(device, py, "locate", l, e))
 }
 
 impl Triggerable for PyDevice {
