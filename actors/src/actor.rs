@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::task::Poll;
 
 use std::time::Duration;
 
@@ -73,8 +74,13 @@ impl Handler<DeviceRequest> for DeviceActor {
             Ok(when) => when,
             Err(_) => Answer::Now,
         };
-        if matches!(req.op, DeviceOp::Locate) {
-            if let Some(later) = self.locate_later(ctx) {
+        if let DeviceOp::Locate { gathered } = req.op {
+            if let Some(mut later) = self.locate_later(gathered, ctx) {
+                // An answer that is ready is sent as one given now.
+                let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                if let Poll::Ready(reply) = later.as_mut().poll(&mut cx) {
+                    return Answered::new(when, reply);
+                }
                 return match when {
                     Answer::After(d) if !d.is_zero() => Answered::Later(
                         async move {
@@ -88,11 +94,7 @@ impl Handler<DeviceRequest> for DeviceActor {
                 };
             }
         }
-        let reply = self.handle_now(req, op_name, ctx);
-        match when {
-            Answer::After(d) if !d.is_zero() => Answered::After(d, reply),
-            _ => Answered::Now(reply),
-        }
+        Answered::new(when, self.handle_now(req, op_name, ctx))
     }
 }
 
@@ -108,6 +110,16 @@ pub enum Answered {
     Later(Later<DeviceReply>),
     /// Never sent: the reply channel is held until the actor stops.
     Never,
+}
+
+impl Answered {
+    /// `reply`, sent when `when` says.
+    fn new(when: Answer, reply: Result<DeviceReply, DeviceError>) -> Self {
+        match when {
+            Answer::After(d) if !d.is_zero() => Answered::After(d, reply),
+            _ => Answered::Now(reply),
+        }
+    }
 }
 
 impl MessageResponse<DeviceActor, DeviceRequest> for Answered {
@@ -163,10 +175,14 @@ impl DeviceActor {
     /// The answer to `locate` when the device gives it later (see
     /// [`Movable::locate_later`](crate::Movable::locate_later)); `None`
     /// when it answers now (or cannot be located: `dispatch` says so).
-    fn locate_later(&mut self, ctx: &mut Context<Self>) -> Option<Later<DeviceReply>> {
+    fn locate_later(
+        &mut self,
+        gathered: bool,
+        ctx: &mut Context<Self>,
+    ) -> Option<Later<DeviceReply>> {
         let device = &mut self.device;
         let later = match catch_unwind(AssertUnwindSafe(|| {
-            device.movable().and_then(|m| m.locate_later())
+            device.movable().and_then(|m| m.locate_later(gathered))
         })) {
             Ok(later) => later?,
             Err(panic) => {
@@ -267,7 +283,7 @@ impl DeviceActor {
             DeviceOp::Hints => DeviceReply::Hints(cap!(readable).hints()),
             DeviceOp::Set(v) => DeviceReply::Status(cap!(movable).set(&v, &ctx)?),
             DeviceOp::Position => DeviceReply::Position(cap!(movable).position()),
-            DeviceOp::Locate => {
+            DeviceOp::Locate { .. } => {
                 let (setpoint, readback) = cap!(movable).locate();
                 DeviceReply::Located { setpoint, readback }
             }

@@ -199,6 +199,10 @@ pub trait Movable {
     /// Bluesky gathers their `locate()`s. `None` (the default): `locate`
     /// answers now.
     ///
+    /// `gathered`: other devices are located at once with this one. A device
+    /// that can answer either way may answer at once when it is not (a
+    /// future that is ready is answered without a turn of the actor).
+    ///
     /// ```
     /// use skyrun_actors::{json, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp,
     ///                     DeviceReply, Later, Movable, Status, Value};
@@ -215,19 +219,21 @@ pub trait Movable {
     ///         Ok(ctx.status().build())
     ///     }
     ///     fn position(&self) -> Value { json!(0.0) }
-    ///     fn locate_later(&self) -> Option<Later<(Value, Value)>> {
+    ///     fn locate_later(&self, _gathered: bool) -> Option<Later<(Value, Value)>> {
     ///         Some(Box::pin(async { Ok((json!(1.0), json!(0.5))) }))
     ///     }
     /// }
     ///
     /// actix_rt::System::new().block_on(async {
     ///     let slow = DeviceHandle::spawn(Slow);
-    ///     let reply = slow.request(DeviceOp::Locate, &Context::new()).await.unwrap();
+    ///     let locate = DeviceOp::Locate { gathered: false };
+    ///     let reply = slow.request(locate, &Context::new()).await.unwrap();
     ///     let DeviceReply::Located { setpoint, readback } = reply else { panic!() };
     ///     assert_eq!((setpoint, readback), (json!(1.0), json!(0.5)));
     /// });
     /// ```
-    fn locate_later(&self) -> Option<Later<(Value, Value)>> {
+    fn locate_later(&self, gathered: bool) -> Option<Later<(Value, Value)>> {
+        let _ = gathered;
         None
     }
 }

@@ -30,7 +30,11 @@ pub enum DeviceOp {
     /// The current position of a movable.
     Position,
     /// `locate()`: setpoint and readback of a movable.
-    Locate,
+    Locate {
+        /// Other devices are located at once with this one (Bluesky gathers
+        /// their `locate()`s): see [`Movable::locate_later`](crate::Movable::locate_later).
+        gathered: bool,
+    },
     /// `trigger()`.
     Trigger,
     /// `kickoff()`.
@@ -79,7 +83,7 @@ impl DeviceOp {
             DeviceOp::Hints => "hints",
             DeviceOp::Set(_) => "set",
             DeviceOp::Position => "position",
-            DeviceOp::Locate => "locate",
+            DeviceOp::Locate { .. } => "locate",
             DeviceOp::Trigger => "trigger",
             DeviceOp::Kickoff => "kickoff",
             DeviceOp::Complete => "complete",

@@ -631,12 +631,13 @@ impl Movable for PyDevice {
         })
     }
     /// Bluesky's `locate()` (setpoint and readback) when the object has one
-    /// (without, `locate` answers its position for both). A coroutine
-    /// `locate()` runs as a task on Bluesky's event loop and the device
-    /// answers when it is done, so the engine locates several objects at
-    /// once, as Bluesky gathers their coroutines. What it raises fails the
-    /// locate.
-    fn locate_later(&self) -> Option<Later<(Value, Value)>> {
+    /// (without, `locate` answers its position for both). Located with
+    /// others (`gathered`), a coroutine `locate()` runs as a task on
+    /// Bluesky's event loop and the device answers when it is done, so the
+    /// coroutines of several objects run together, as Bluesky gathers them;
+    /// alone, it is awaited at once (the loop run here until it is done,
+    /// which is quicker). What it raises fails the locate.
+    fn locate_later(&self, gathered: bool) -> Option<Later<(Value, Value)>> {
         Python::attach(|py| {
             if !self.obj.bind(py).hasattr("locate").unwrap_or(false) {
                 return None;
@@ -647,8 +648,10 @@ impl Movable for PyDevice {
                     Ok(l) => l,
                     Err(e) => return now(Err(e)),
                 };
-                let Some(d) = driver.filter(|_| async_device::is_awaitable(py, &l)) else {
-                    // An answer now (or an awaitable with no loop to run it: the error says so).
+                let Some(d) = driver.filter(|_| gathered && async_device::is_awaitable(py, &l))
+                else {
+                    // An answer now, awaited now, or an awaitable with no loop
+                    // to run it (the error says so).
                     let l = self.resolve(py, driver, l, "locate");
                     return now(l.and_then(|l| location(&self.name, py, &l)));
                 };

@@ -239,7 +239,7 @@ impl Movable for ProxyDevice {
         }
     }
     fn locate(&self) -> (Value, Value) {
-        match self.call(DeviceOp::Locate) {
+        match self.call(DeviceOp::Locate { gathered: false }) {
             Ok(WireReply::Located { setpoint, readback }) => (setpoint, readback),
             Ok(other) => {
                 eprintln!("skyrun: {}", self.unexpected("locate", &other));

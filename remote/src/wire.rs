@@ -257,7 +257,8 @@ impl From<DeviceOp> for WireOp {
             DeviceOp::Unstage => WireOp::Unstage,
             DeviceOp::Configure(settings) => WireOp::Configure { settings },
             DeviceOp::Stop { success } => WireOp::Stop { success },
-            DeviceOp::Locate => WireOp::Locate,
+            // The server's device is located as if alone (the proxy's call blocks anyway).
+            DeviceOp::Locate { .. } => WireOp::Locate,
             DeviceOp::Pause => WireOp::Pause,
             DeviceOp::Resume => WireOp::Resume,
         }
@@ -286,7 +287,7 @@ impl From<WireOp> for DeviceOp {
             WireOp::Unstage => DeviceOp::Unstage,
             WireOp::Configure { settings } => DeviceOp::Configure(settings),
             WireOp::Stop { success } => DeviceOp::Stop { success },
-            WireOp::Locate => DeviceOp::Locate,
+            WireOp::Locate => DeviceOp::Locate { gathered: false },
             WireOp::Pause => DeviceOp::Pause,
             WireOp::Resume => DeviceOp::Resume,
         }

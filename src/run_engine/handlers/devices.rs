@@ -97,10 +97,14 @@ pub(crate) async fn locate(
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
     let out = match a.devices.as_slice() {
-        [dev] => vec![locate_one(core, msg, dev, cx).await?],
+        [dev] => vec![locate_one(core, msg, dev, false, cx).await?],
         devices => {
-            futures::future::try_join_all(devices.iter().map(|dev| locate_one(core, msg, dev, cx)))
-                .await?
+            futures::future::try_join_all(
+                devices
+                    .iter()
+                    .map(|dev| locate_one(core, msg, dev, true, cx)),
+            )
+            .await?
         }
     };
     Ok(Reply::Locations(out).into())
@@ -110,9 +114,10 @@ async fn locate_one(
     core: &Core,
     msg: &Msg,
     dev: &DeviceHandle,
+    gathered: bool,
     cx: &RequestContext<'_>,
 ) -> Result<Location, PlanError> {
-    match request(core, msg, dev, DeviceOp::Locate, cx).await? {
+    match request(core, msg, dev, DeviceOp::Locate { gathered }, cx).await? {
         DeviceReply::Located { setpoint, readback } => Ok(Location { setpoint, readback }),
         _ => Err(illegal(
             msg,
