@@ -6,7 +6,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use skyrun_actors::{AssetDocument, AssetKind, DataKeys, Readings};
+use skyrun_actors::{AssetDocument, AssetKind, DataKeys, Hints, Readings};
 
 /// How a run ended, as the stop document says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,13 +84,6 @@ pub fn split_readings(readings: Readings) -> (IndexMap<String, Value>, IndexMap<
     (data, ts)
 }
 
-/// Hinted fields of one object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct ObjectHints {
-    /// The fields worth plotting.
-    pub fields: Vec<String>,
-}
-
 /// The EventDescriptor document: the schema of one stream's events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventDescriptor {
@@ -108,8 +101,10 @@ pub struct EventDescriptor {
     pub object_keys: IndexMap<String, Vec<String>>,
     /// Configuration of each object.
     pub configuration: IndexMap<String, ObjectConfiguration>,
-    /// Hints per object.
-    pub hints: IndexMap<String, ObjectHints>,
+    /// Hints per object: each object's own [`Hints`], as it gave them
+    /// (Bluesky writes `hints[obj.name] = obj.hints`); objects without
+    /// hints are left out.
+    pub hints: IndexMap<String, Hints>,
 }
 
 /// The Event document: one row of data.

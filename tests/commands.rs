@@ -16,8 +16,8 @@ use skyrun::{
     Reply, RunEngine, RunError,
 };
 use skyrun_actors::{
-    sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp, DeviceReply, Movable,
-    Status,
+    sim::SynAxis, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp, DeviceReply, Later,
+    Movable, Status,
 };
 
 /// Runs `msg` inside an open run and returns the failure text; checks the
@@ -334,4 +334,126 @@ fn a_run_engine_outside_an_actix_system_is_a_clear_error() {
         std::panic::catch_unwind(RunEngine::new).expect_err("new() panics outside a system");
     let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("inside an actix::System"), "{text}");
+}
+
+/// A motor whose location comes later: each locate records whether it was
+/// `gathered` with others in `asked`, waits at `barrier` (for every device of
+/// one `locate` to be asked) and answers `at`, or fails with `fail`.
+struct LocatedLater {
+    name: String,
+    at: f64,
+    barrier: Arc<tokio::sync::Barrier>,
+    fail: Option<&'static str>,
+    asked: Arc<Mutex<Vec<bool>>>,
+}
+
+impl Device for LocatedLater {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn type_name(&self) -> &'static str {
+        "LocatedLater"
+    }
+    fn movable(&mut self) -> Option<&mut dyn Movable> {
+        Some(self)
+    }
+}
+
+impl Movable for LocatedLater {
+    fn set(&mut self, _: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+        let s = ctx.status().build();
+        s.set_finished();
+        Ok(s)
+    }
+    fn position(&self) -> Value {
+        self.at.into()
+    }
+    fn locate_later(&self, gathered: bool) -> Option<Later<(Value, Value)>> {
+        self.asked.lock().unwrap().push(gathered);
+        let (barrier, at, fail, name) =
+            (self.barrier.clone(), self.at, self.fail, self.name.clone());
+        Some(Box::pin(async move {
+            barrier.wait().await;
+            match fail {
+                Some(reason) => Err(DeviceError::Failed {
+                    device: name,
+                    operation: "locate",
+                    reason: reason.into(),
+                }),
+                None => Ok((Value::from(at + 0.5), Value::from(at))),
+            }
+        }))
+    }
+}
+
+/// Bluesky's `_locate` gathers the `locate()`s of several objects: each
+/// device is asked before any answers (the devices here answer only once
+/// all were asked; one after the other, the first would wait past the
+/// request timeout), and the locations come in the devices' order. A device
+/// located alone is told so (it may answer at once).
+#[test]
+fn locate_of_several_devices_asks_them_all_at_once() {
+    run(async {
+        let re = RunEngine::builder()
+            .request_timeout(Some(Duration::from_secs(5)))
+            .build();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let devices = |all: &[(&str, f64, Option<&'static str>)]| {
+            let barrier = Arc::new(tokio::sync::Barrier::new(all.len()));
+            all.iter()
+                .map(|(name, at, fail)| {
+                    DeviceHandle::spawn(LocatedLater {
+                        name: (*name).into(),
+                        at: *at,
+                        barrier: barrier.clone(),
+                        fail: *fail,
+                        asked: asked.clone(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let located = Arc::new(Mutex::new(Vec::new()));
+        let locate = |devices: Vec<DeviceHandle>| {
+            let l = located.clone();
+            Plan::new("locate", move |ctx| async move {
+                let mut msg = Msg::locate(&devices[0]);
+                for d in &devices[1..] {
+                    msg = msg.device_arg(d);
+                }
+                let cmd = msg.command.clone();
+                let locations = ctx.send(msg).await?.locations(&cmd)?;
+                *l.lock().unwrap() = locations
+                    .into_iter()
+                    .map(|x| (x.setpoint, x.readback))
+                    .collect();
+                Ok(())
+            })
+        };
+        let v = |x: f64| Value::from(x);
+
+        let three = devices(&[("c", 3.0, None), ("a", 1.0, None), ("b", 2.0, None)]);
+        re.run(locate(three))
+            .await
+            .expect("the three locates answer together");
+        assert_eq!(
+            *located.lock().unwrap(),
+            [(v(3.5), v(3.0)), (v(1.5), v(1.0)), (v(2.5), v(2.0))]
+        );
+        assert_eq!(*asked.lock().unwrap(), [true, true, true]);
+
+        asked.lock().unwrap().clear();
+        re.run(locate(devices(&[("alone", 4.0, None)])))
+            .await
+            .expect("a lone locate");
+        assert_eq!(*located.lock().unwrap(), [(v(4.5), v(4.0))]);
+        assert_eq!(*asked.lock().unwrap(), [false]);
+
+        // A device whose locate fails fails the message, naming it.
+        let pair = devices(&[("ok", 0.0, None), ("bad", 0.0, Some("encoder lost"))]);
+        let text = fails_with(&re, Msg::locate(&pair[0]).device_arg(&pair[1])).await;
+        assert_eq!(
+            text,
+            "locate on bad: device 'bad' failed during locate: encoder lost"
+        );
+    });
 }

@@ -5,7 +5,10 @@ mod common;
 use common::{motor_det, run, Docs};
 use serde_json::json;
 use skyrun::{plans, ExitStatus, RunEngine};
-use skyrun_actors::{sim::SynGauss, DeviceHandle};
+use skyrun_actors::{
+    sim::SynGauss, DataKey, DataKeys, Device, DeviceError, DeviceHandle, Hints, Readable, Reading,
+    Readings,
+};
 
 #[test]
 fn count_emits_start_descriptor_events_stop_with_content() {
@@ -44,7 +47,7 @@ fn count_emits_start_descriptor_events_stop_with_content() {
         assert_eq!(desc.data_keys["det"].object_name.as_deref(), Some("det"));
         assert_eq!(desc.object_keys["det"], vec!["det".to_string()]);
         assert_eq!(desc.configuration["det"].data["det_sigma"], json!(1.0));
-        assert_eq!(desc.hints["det"].fields, vec!["det".to_string()]);
+        assert_eq!(desc.hints["det"].field_names(), ["det"]);
 
         let events = docs.events();
         for (i, e) in events.iter().enumerate() {
@@ -187,5 +190,85 @@ fn two_detectors_share_one_event_and_scan_ids_increase() {
         assert_eq!(ev[0].data.keys().collect::<Vec<_>>(), ["det1", "det2"]);
         let ids: Vec<u64> = docs.starts().iter().map(|s| s.scan_id).collect();
         assert_eq!(ids, [1, 2]);
+    });
+}
+
+/// A readable device whose hints are whatever it is built with.
+struct Hinted {
+    name: String,
+    hints: Option<Hints>,
+}
+
+impl Device for Hinted {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn type_name(&self) -> &'static str {
+        "Hinted"
+    }
+    fn readable(&mut self) -> Option<&mut dyn Readable> {
+        Some(self)
+    }
+}
+
+impl Readable for Hinted {
+    fn read(&mut self) -> Result<Readings, DeviceError> {
+        Ok(Readings::from([(self.name.clone(), Reading::new(1.0))]))
+    }
+    fn describe(&self) -> DataKeys {
+        DataKeys::from([(self.name.clone(), DataKey::number("SIM:hinted"))])
+    }
+    fn hints(&self) -> Option<Hints> {
+        self.hints.clone()
+    }
+}
+
+#[test]
+fn descriptor_records_each_objects_hints_as_it_gave_them() {
+    run(async {
+        let re = RunEngine::new();
+        let docs = Docs::subscribe(&re);
+        let hinted = |name: &str, hints: Option<serde_json::Value>| {
+            DeviceHandle::spawn(Hinted {
+                name: name.into(),
+                hints: hints.map(|h| serde_json::from_value(h).unwrap()),
+            })
+        };
+        let extra = hinted(
+            "extra",
+            Some(json!({"fields": ["extra"], "vis": "placeholder", "gridding": {"n": 2}})),
+        );
+        let no_fields = hinted("no_fields", Some(json!({"vis": "placeholder"})));
+        let empty = hinted("empty", Some(json!({})));
+        let nothing_hinted = hinted("nothing_hinted", Some(json!({"fields": []})));
+        let none = hinted("none", None);
+        let (_motor, det) = motor_det();
+        re.run(plans::count(
+            vec![extra, no_fields, empty, nothing_hinted, none, det],
+            1,
+            0.0,
+        ))
+        .await
+        .unwrap();
+        let desc = serde_json::to_value(&docs.descriptors()[0]).unwrap();
+        // Bluesky's `hints[obj.name] = obj.hints`: every object with hints,
+        // as they are (even empty); an object without is left out.
+        assert_eq!(
+            desc["hints"],
+            json!({
+                "extra": {"fields": ["extra"], "vis": "placeholder", "gridding": {"n": 2}},
+                "no_fields": {"vis": "placeholder"},
+                "empty": {},
+                "nothing_hinted": {"fields": []},
+                "det": {"fields": ["det"]},
+            })
+        );
+        let back = skyrun::Document::from_named("descriptor", desc).unwrap();
+        let skyrun::Document::Descriptor(back) = back else {
+            panic!("not a descriptor: {back:?}")
+        };
+        assert_eq!(back.hints["extra"].field_names(), ["extra"]);
+        assert_eq!(back.hints["extra"].extra["vis"], "placeholder");
+        assert!(back.hints["no_fields"].field_names().is_empty());
     });
 }

@@ -1,13 +1,16 @@
 //! The actor hosting a device, and the [`DeviceHandle`] the engine talks to it through.
 //!
 //! Each device runs in its own actix actor: requests are processed one at a
-//! time from a bounded mailbox, a panic inside the device is caught and
-//! reported as [`DeviceError::Panicked`] (the actor then stops, and later
-//! requests get [`DeviceError::Gone`]).
+//! time from a bounded mailbox (an answer the device gives later, a
+//! [`Movable::locate_later`](crate::Movable::locate_later), is sent when it
+//! comes, while the next requests are processed), a panic inside the device
+//! is caught and reported as [`DeviceError::Panicked`] (the actor then
+//! stops, and later requests get [`DeviceError::Gone`]).
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::task::Poll;
 
 use std::time::Duration;
 
@@ -19,7 +22,7 @@ use futures::FutureExt;
 use opentelemetry::Context as OtelContext;
 
 use crate::context::DeviceContext;
-use crate::device::{Answer, Capabilities, Device};
+use crate::device::{Answer, Capabilities, Device, Later};
 use crate::error::DeviceError;
 use crate::propagation::TraceCarrier;
 use crate::repr::Repr;
@@ -71,11 +74,27 @@ impl Handler<DeviceRequest> for DeviceActor {
             Ok(when) => when,
             Err(_) => Answer::Now,
         };
-        let reply = self.handle_now(req, op_name, ctx);
-        match when {
-            Answer::After(d) if !d.is_zero() => Answered::After(d, reply),
-            _ => Answered::Now(reply),
+        if let DeviceOp::Locate { gathered } = req.op {
+            if let Some(mut later) = self.locate_later(gathered, ctx) {
+                // An answer that is ready is sent as one given now.
+                let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                if let Poll::Ready(reply) = later.as_mut().poll(&mut cx) {
+                    return Answered::new(when, reply);
+                }
+                return match when {
+                    Answer::After(d) if !d.is_zero() => Answered::Later(
+                        async move {
+                            let reply = later.await;
+                            tokio::time::sleep(d).await;
+                            reply
+                        }
+                        .boxed_local(),
+                    ),
+                    _ => Answered::Later(later),
+                };
+            }
         }
+        Answered::new(when, self.handle_now(req, op_name, ctx))
     }
 }
 
@@ -85,8 +104,22 @@ pub enum Answered {
     Now(Result<DeviceReply, DeviceError>),
     /// Sent after the delay.
     After(Duration, Result<DeviceReply, DeviceError>),
+    /// Sent when the future resolves (a device's answer that comes later,
+    /// see [`Movable::locate_later`](crate::Movable::locate_later)); the
+    /// actor handles other requests meanwhile.
+    Later(Later<DeviceReply>),
     /// Never sent: the reply channel is held until the actor stops.
     Never,
+}
+
+impl Answered {
+    /// `reply`, sent when `when` says.
+    fn new(when: Answer, reply: Result<DeviceReply, DeviceError>) -> Self {
+        match when {
+            Answer::After(d) if !d.is_zero() => Answered::After(d, reply),
+            _ => Answered::Now(reply),
+        }
+    }
 }
 
 impl MessageResponse<DeviceActor, DeviceRequest> for Answered {
@@ -108,6 +141,14 @@ impl MessageResponse<DeviceActor, DeviceRequest> for Answered {
                     }
                 });
             }
+            Answered::Later(reply) => {
+                ctx.spawn(actix::fut::wrap_future(async move {
+                    let reply = reply.await;
+                    if let Some(tx) = tx {
+                        let _ = tx.send(reply);
+                    }
+                }));
+            }
             Answered::Never => {
                 ctx.spawn(actix::fut::wrap_future(async move {
                     let _held = tx;
@@ -127,19 +168,53 @@ impl DeviceActor {
     ) -> Result<DeviceReply, DeviceError> {
         match catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
             Ok(reply) => reply,
+            Err(panic) => Err(self.panicked(ctx, op_name, panic)),
+        }
+    }
+
+    /// The answer to `locate` when the device gives it later (see
+    /// [`Movable::locate_later`](crate::Movable::locate_later)); `None`
+    /// when it answers now (or cannot be located: `dispatch` says so).
+    fn locate_later(
+        &mut self,
+        gathered: bool,
+        ctx: &mut Context<Self>,
+    ) -> Option<Later<DeviceReply>> {
+        let device = &mut self.device;
+        let later = match catch_unwind(AssertUnwindSafe(|| {
+            device.movable().and_then(|m| m.locate_later(gathered))
+        })) {
+            Ok(later) => later?,
             Err(panic) => {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                ctx.stop();
-                Err(DeviceError::Panicked {
-                    device: self.device.name().to_owned(),
-                    operation: op_name,
-                    reason,
-                })
+                let e = self.panicked(ctx, "locate", panic);
+                return Some(std::future::ready(Err(e)).boxed_local());
             }
+        };
+        Some(
+            later
+                .map(|r| r.map(|(setpoint, readback)| DeviceReply::Located { setpoint, readback }))
+                .boxed_local(),
+        )
+    }
+
+    /// Stops the actor after the device panicked in `operation`; the error
+    /// that reports it.
+    fn panicked(
+        &self,
+        ctx: &mut Context<Self>,
+        operation: &'static str,
+        panic: Box<dyn std::any::Any + Send>,
+    ) -> DeviceError {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        ctx.stop();
+        DeviceError::Panicked {
+            device: self.device.name().to_owned(),
+            operation,
+            reason,
         }
     }
 }
@@ -208,7 +283,7 @@ impl DeviceActor {
             DeviceOp::Hints => DeviceReply::Hints(cap!(readable).hints()),
             DeviceOp::Set(v) => DeviceReply::Status(cap!(movable).set(&v, &ctx)?),
             DeviceOp::Position => DeviceReply::Position(cap!(movable).position()),
-            DeviceOp::Locate => {
+            DeviceOp::Locate { .. } => {
                 let (setpoint, readback) = cap!(movable).locate();
                 DeviceReply::Located { setpoint, readback }
             }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::assets::{CollectDescription, ExternalAssets};
 use crate::context::DeviceContext;
 use crate::error::DeviceError;
+use crate::hints::Hints;
 use crate::reading::{DataKeys, Readings};
 use crate::request::DeviceOp;
 use crate::status::Status;
@@ -153,9 +154,12 @@ pub trait Readable {
     fn describe_configuration(&self) -> DataKeys {
         DataKeys::new()
     }
-    /// The data keys worth plotting (ophyd's `hints["fields"]`).
-    fn hints(&self) -> Vec<String> {
-        self.describe().keys().take(1).cloned().collect()
+    /// The device's hints (Bluesky's `obj.hints`, recorded in descriptors
+    /// as they are): by default the first data key as the one hinted field.
+    /// `None` for a device without hints (a Python object with no `hints`
+    /// attribute), which descriptors leave out.
+    fn hints(&self) -> Option<Hints> {
+        Some(Hints::fields(self.describe().keys().take(1).cloned()))
     }
     /// [`describe`](Self::describe) for a device whose description can
     /// fail (a Python object's `describe()` raising): the actor asks this
@@ -187,7 +191,55 @@ pub trait Movable {
         let p = self.position();
         (p.clone(), p)
     }
+    /// [`locate`](Self::locate) answered later, for a device whose location
+    /// takes a while to come (a Python object's coroutine `locate()`, run on
+    /// Bluesky's event loop): the future gives `(setpoint, readback)` or the
+    /// error that fails the locate, and the device's actor handles other
+    /// requests meanwhile, so the engine locates several devices at once, as
+    /// Bluesky gathers their `locate()`s. `None` (the default): `locate`
+    /// answers now.
+    ///
+    /// `gathered`: other devices are located at once with this one. A device
+    /// that can answer either way may answer at once when it is not (a
+    /// future that is ready is answered without a turn of the actor).
+    ///
+    /// ```
+    /// use skyrun_actors::{json, Device, DeviceContext, DeviceError, DeviceHandle, DeviceOp,
+    ///                     DeviceReply, Later, Movable, Status, Value};
+    /// use opentelemetry::Context;
+    ///
+    /// struct Slow;
+    /// impl Device for Slow {
+    ///     fn name(&self) -> &str { "slow" }
+    ///     fn type_name(&self) -> &'static str { "Slow" }
+    ///     fn movable(&mut self) -> Option<&mut dyn Movable> { Some(self) }
+    /// }
+    /// impl Movable for Slow {
+    ///     fn set(&mut self, _: &Value, ctx: &DeviceContext) -> Result<Status, DeviceError> {
+    ///         Ok(ctx.status().build())
+    ///     }
+    ///     fn position(&self) -> Value { json!(0.0) }
+    ///     fn locate_later(&self, _gathered: bool) -> Option<Later<(Value, Value)>> {
+    ///         Some(Box::pin(async { Ok((json!(1.0), json!(0.5))) }))
+    ///     }
+    /// }
+    ///
+    /// actix_rt::System::new().block_on(async {
+    ///     let slow = DeviceHandle::spawn(Slow);
+    ///     let locate = DeviceOp::Locate { gathered: false };
+    ///     let reply = slow.request(locate, &Context::new()).await.unwrap();
+    ///     let DeviceReply::Located { setpoint, readback } = reply else { panic!() };
+    ///     assert_eq!((setpoint, readback), (json!(1.0), json!(0.5)));
+    /// });
+    /// ```
+    fn locate_later(&self, gathered: bool) -> Option<Later<(Value, Value)>> {
+        let _ = gathered;
+        None
+    }
 }
+
+/// An answer a device gives later (see [`Movable::locate_later`]).
+pub type Later<T> = futures::future::LocalBoxFuture<'static, Result<T, DeviceError>>;
 
 /// A device that acquires on `trigger`.
 pub trait Triggerable {

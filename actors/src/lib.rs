@@ -38,6 +38,7 @@ mod assets;
 mod context;
 mod device;
 mod error;
+mod hints;
 pub mod propagation;
 mod reading;
 mod repr;
@@ -55,10 +56,11 @@ pub use actor::{
 pub use assets::{AssetDocument, AssetKind, CollectDescription, ExternalAssets};
 pub use context::DeviceContext;
 pub use device::{
-    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Movable, Pausable,
+    Answer, Capabilities, CollectedEvent, Configurable, Device, Flyable, Later, Movable, Pausable,
     Preparable, Readable, Replay, Stageable, Stoppable, Triggerable,
 };
 pub use error::{Cause, DeviceError, StatusError};
+pub use hints::Hints;
 pub use propagation::TraceCarrier;
 pub use reading::{now, DataKey, DataKeys, Reading, Readings};
 pub use request::{DeviceOp, DeviceReply, DeviceRequest};

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::assets::{AssetDocument, CollectDescription};
 use crate::device::CollectedEvent;
 use crate::error::DeviceError;
+use crate::hints::Hints;
 use crate::propagation::TraceCarrier;
 use crate::reading::{DataKeys, Readings};
 use crate::status::Status;
@@ -29,7 +30,11 @@ pub enum DeviceOp {
     /// The current position of a movable.
     Position,
     /// `locate()`: setpoint and readback of a movable.
-    Locate,
+    Locate {
+        /// Other devices are located at once with this one (Bluesky gathers
+        /// their `locate()`s): see [`Movable::locate_later`](crate::Movable::locate_later).
+        gathered: bool,
+    },
     /// `trigger()`.
     Trigger,
     /// `kickoff()`.
@@ -78,7 +83,7 @@ impl DeviceOp {
             DeviceOp::Hints => "hints",
             DeviceOp::Set(_) => "set",
             DeviceOp::Position => "position",
-            DeviceOp::Locate => "locate",
+            DeviceOp::Locate { .. } => "locate",
             DeviceOp::Trigger => "trigger",
             DeviceOp::Kickoff => "kickoff",
             DeviceOp::Complete => "complete",
@@ -116,8 +121,8 @@ pub enum DeviceReply {
     Readings(Readings),
     /// Data keys (describe, describe_configuration).
     DataKeys(DataKeys),
-    /// Hinted fields.
-    Hints(Vec<String>),
+    /// The device's hints (`None`: it has none).
+    Hints(Option<Hints>),
     /// A position.
     Position(Value),
     /// Setpoint and readback ([`DeviceOp::Locate`]).

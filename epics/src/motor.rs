@@ -23,8 +23,8 @@ use std::sync::Arc;
 use opentelemetry::KeyValue;
 use serde_json::Value;
 use skyrun_actors::{
-    record_move_finish, DataKeys, Device, DeviceContext, DeviceError, Movable, Readable, Reading,
-    Readings, Status, StatusError, Stoppable, Subscribable, Subscription, Triggerable,
+    record_move_finish, DataKeys, Device, DeviceContext, DeviceError, Hints, Movable, Readable,
+    Reading, Readings, Status, StatusError, Stoppable, Subscribable, Subscription, Triggerable,
 };
 
 use crate::client::{PvClient, PvEvent};
@@ -271,8 +271,8 @@ impl Readable for EpicsMotor {
             .collect()
     }
 
-    fn hints(&self) -> Vec<String> {
-        vec![self.name.to_string()]
+    fn hints(&self) -> Option<Hints> {
+        Some(Hints::fields([&*self.name]))
     }
 }
 

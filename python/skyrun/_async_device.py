@@ -9,6 +9,9 @@ native device layer (``src/async_device.rs``) uses these helpers:
 * :func:`run_nested` runs that loop on the engine thread until a coroutine
   is done, for the device requests whose answer is a value (a reading, data
   keys, a location) or that must finish before the engine goes on (stage);
+* :func:`start` runs a coroutine as a task and answers when it is done, for
+  the requests whose answer may come later (a ``locate``: the engine locates
+  several devices at once, as Bluesky gathers their coroutines);
 * :func:`follow` completes skyrun's Status when an awaitable status does, and
   passes ``watch`` updates on.
 """
@@ -65,6 +68,25 @@ def run_nested(loop, aw, timeout, what):
         if bound is not None:
             bound.cancel()
     return fut.result()
+
+
+def start(loop, aw, done):
+    """Runs the awaitable ``aw`` as a task on ``loop`` without waiting for it:
+    ``done(result, None)`` when it returns, ``done(None, exception)`` when it
+    raises or is cancelled. Returns the task."""
+    task = asyncio.ensure_future(aw, loop=loop)
+
+    def finished(t):
+        if t.cancelled():
+            done(None, asyncio.CancelledError(f"{aw!r} was cancelled"))
+        elif t.exception() is not None:
+            done(None, t.exception())
+        else:
+            done(t.result(), None)
+        hand_off()
+
+    task.add_done_callback(finished)
+    return task
 
 
 def _failure(status):

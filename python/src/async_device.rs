@@ -11,7 +11,9 @@
 //! answer to a request that needs a value now (the device traits are
 //! synchronous) is awaited by running the loop on the engine thread until it
 //! is done ([`resolve`], bounded by [`NESTED_TIMEOUT`]): the loop's other
-//! tasks go on meanwhile, skyrun's other actors wait.
+//! tasks go on meanwhile, skyrun's other actors wait. An answer that may
+//! come later (a `locate`) runs as a task the loop's driver runs, and the
+//! device answers when it is done ([`start`]): several devices' run at once.
 
 use opentelemetry::KeyValue;
 use pyo3::intern;
@@ -81,6 +83,69 @@ pub fn resolve<'py>(
     // The loop ran here: its driver looks again at what it waits for.
     d.wake();
     r
+}
+
+/// Starts the awaitable `aw` as a task on the loop of `driver`, without
+/// waiting for it (the engine thread goes on, the loop's driver runs it):
+/// the future gives `answer` of what it returns or raises; after
+/// [`NESTED_TIMEOUT`] the task is cancelled and `answer` gets a TimeoutError
+/// naming `what`.
+pub fn start<T: Send + 'static>(
+    py: Python<'_>,
+    driver: &LoopDriver,
+    aw: &Bound<'_, PyAny>,
+    what: String,
+    answer: impl Fn(Python<'_>, PyResult<Bound<'_, PyAny>>) -> T + Send + Sync + 'static,
+) -> PyResult<impl std::future::Future<Output = T> + 'static> {
+    let answer = std::sync::Arc::new(answer);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = parking_lot::Mutex::new(Some(tx));
+    let answered = answer.clone();
+    let done = pyo3::types::PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let (result, exc) = (args.get_item(0)?, args.get_item(1)?);
+            let r = if exc.is_none() {
+                Ok(result)
+            } else {
+                Err(PyErr::from_value(exc))
+            };
+            if let Some(tx) = tx.lock().take() {
+                // Unanswered when the future is gone (timed out, or its request dropped).
+                let _ = tx.send(answered(args.py(), r));
+            }
+            Ok(())
+        },
+    )?;
+    let task = helpers(py)?
+        .call_method1(intern!(py, "start"), (driver.loop_.bind(py), aw, done))?
+        .unbind();
+    driver.wake();
+    let limit = std::time::Duration::from_secs_f64(NESTED_TIMEOUT);
+    Ok(async move {
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(_)) => Python::attach(|py| {
+                answer(
+                    py,
+                    Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                        "{what} ended without an answer"
+                    ))),
+                )
+            }),
+            Err(_) => Python::attach(|py| {
+                let _ = task.call_method0(py, intern!(py, "cancel"));
+                answer(
+                    py,
+                    Err(pyo3::exceptions::PyTimeoutError::new_err(format!(
+                        "{what} did not finish within {NESTED_TIMEOUT} s"
+                    ))),
+                )
+            }),
+        }
+    })
 }
 
 /// Completes `status` when the awaitable status `aw` does (failing it with

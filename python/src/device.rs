@@ -94,10 +94,12 @@ impl DeviceCore {
         }
     }
 
-    /// The hinted fields.
-    fn hint_fields(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+    /// The device's hints (`{"fields": [...]}` for skyrun's devices), or
+    /// None when it has none.
+    #[getter]
+    fn hints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self.request(py, DeviceOp::Hints)? {
-            DeviceReply::Hints(h) => Ok(h),
+            DeviceReply::Hints(h) => ser_to_py(py, &h),
             _ => Err(unexpected("hints")),
         }
     }

@@ -95,3 +95,60 @@ def test_metadata_json_cannot_hold_is_refused_but_a_device_argument_can_be_any_o
     value = Opaque()
     skyrun_RE([Msg("prepare", Preparable(), value, group="p"), Msg("wait", group="p")])
     assert got == [value] and got[0] is value
+
+
+class _Hinted:
+    """A readable object with the given ``hints`` (none: no ``hints`` attribute)."""
+
+    def __init__(self, name, hints=None):
+        self.name = name
+        self.parent = None
+        if hints is not None:
+            self.hints = hints
+
+    def read(self):
+        return {self.name: {"value": 1.0, "timestamp": 0.0}}
+
+    def describe(self):
+        return {self.name: {"source": "test", "dtype": "number", "shape": []}}
+
+    def read_configuration(self):
+        return {}
+
+    def describe_configuration(self):
+        return {}
+
+
+def test_descriptor_hints_are_each_objects_hints_as_bluesky_writes_them(bluesky_RE, skyrun_RE):
+    """Bluesky writes ``hints[obj.name] = obj.hints`` for every object with
+    ``hints``, whatever its dict holds (even empty), and leaves out an object
+    without them: skyrun's descriptor says the same, for Python objects and
+    its own devices."""
+    import ophyd
+
+    def objects():
+        return [
+            _Hinted("vis", {"vis": "placeholder"}),
+            _Hinted("more", {"fields": ["more"], "gridding": "rectilinear", "n": [1, 2]}),
+            _Hinted("empty", {}),
+            _Hinted("none"),
+            ophyd.Signal(name="normal", value=1.0, kind="normal"),
+        ]
+
+    expected = {
+        "vis": {"vis": "placeholder"},
+        "more": {"fields": ["more"], "gridding": "rectilinear", "n": [1, 2]},
+        "empty": {},
+        "normal": {"fields": []},
+    }
+    _, b = collect(bluesky_RE, bp.count(objects()))
+    _, s = collect(skyrun_RE, bp.count(objects()))
+    validate(s)
+    (bd,) = [d for n, d in b if n == "descriptor"]
+    (sd,) = [d for n, d in s if n == "descriptor"]
+    assert bd["hints"] == expected
+    assert sd["hints"] == expected
+    # skyrun's own devices name their fields.
+    _, s = collect(skyrun_RE, bp.count([ssim.det, _Hinted("vis", {"vis": "placeholder"})]))
+    (sd,) = [d for n, d in s if n == "descriptor"]
+    assert sd["hints"] == {"det": {"fields": ["det"]}, "vis": {"vis": "placeholder"}}

@@ -203,3 +203,54 @@ def test_locate_answers_setpoint_and_readback(skyrun_RE):
     assert got[2] == pytest.approx(5 * math.exp(-(1.5**2) / (2 * 0.5**2)))
     for m in (ssim.motor1, ssim.motor2):
         m.set(0).wait(5)
+
+
+class _Gathered:
+    """A Locatable whose coroutine ``locate()`` yields to the loop between
+    reading a shared clock and advancing it (Bluesky's
+    test_locatable_message_multiple_objects): objects located at once read
+    the same tick; one after the other, each a later one. ``fail`` makes its
+    locate raise."""
+
+    clock = 0
+
+    def __init__(self, name, fail=False):
+        self.name = name
+        self.parent = None
+        self.fail = fail
+
+    def set(self, value):
+        return osim.NullStatus()
+
+    async def locate(self):
+        import asyncio
+
+        tick = _Gathered.clock
+        await asyncio.sleep(0)
+        _Gathered.clock += 1
+        if self.fail:
+            raise OSError(f"{self.name}: encoder lost")
+        return {"setpoint": tick, "readback": tick}
+
+
+@pytest.mark.parametrize("engine", ["bluesky", "skyrun"])
+def test_locate_of_several_objects_runs_their_coroutines_at_once(engine, bluesky_RE, skyrun_RE):
+    RE = {"bluesky": bluesky_RE, "skyrun": skyrun_RE}[engine]
+    _Gathered.clock = 0
+    a, b, c = _Gathered("a"), _Gathered("b"), _Gathered("c")
+    got = []
+
+    def plan():
+        got.append((yield Msg("locate", a)))
+        got.append((yield Msg("locate", a, b, c)))
+        got.append((yield Msg("locate", c, squeeze=False)))
+
+    RE(plan())
+    assert got == [
+        {"setpoint": 0, "readback": 0},
+        [{"setpoint": 1, "readback": 1}] * 3,
+        [{"setpoint": 4, "readback": 4}],
+    ]
+    # What one of them raises is raised by RE, as it is.
+    with pytest.raises(OSError, match="bad: encoder lost"):
+        RE([Msg("locate", a, _Gathered("bad", fail=True))])

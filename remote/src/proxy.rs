@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use skyrun_actors::{
     AssetDocument, CollectDescription, CollectedEvent, Configurable, DataKeys, Device,
-    DeviceContext, DeviceError, DeviceHandle, DeviceOp, ExternalAssets, Flyable, Movable, Pausable,
-    Preparable, Readable, Readings, Replay, Stageable, Status, Stoppable, Triggerable,
+    DeviceContext, DeviceError, DeviceHandle, DeviceOp, ExternalAssets, Flyable, Hints, Movable,
+    Pausable, Preparable, Readable, Readings, Replay, Stageable, Status, Stoppable, Triggerable,
 };
 
 use crate::client::{Outgoing, Pending, RemoteClient, Waiter};
@@ -215,8 +215,8 @@ impl Readable for ProxyDevice {
     fn describe_configuration(&self) -> DataKeys {
         self.info.describe_configuration.clone()
     }
-    fn hints(&self) -> Vec<String> {
-        self.info.hints.clone()
+    fn hints(&self) -> Option<Hints> {
+        self.info.device_hints()
     }
 }
 
@@ -239,7 +239,7 @@ impl Movable for ProxyDevice {
         }
     }
     fn locate(&self) -> (Value, Value) {
-        match self.call(DeviceOp::Locate) {
+        match self.call(DeviceOp::Locate { gathered: false }) {
             Ok(WireReply::Located { setpoint, readback }) => (setpoint, readback),
             Ok(other) => {
                 eprintln!("skyrun: {}", self.unexpected("locate", &other));

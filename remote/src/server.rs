@@ -226,6 +226,7 @@ impl DeviceServer {
                 describe_configuration: Default::default(),
                 read_configuration: Default::default(),
                 hints: Vec::new(),
+                hint_object: None,
                 describe_collect: Default::default(),
             };
             if caps.readable {
@@ -242,8 +243,8 @@ impl DeviceServer {
                 {
                     info.read_configuration = r;
                 }
-                if let Ok(DeviceReply::Hints(f)) = h.request(DeviceOp::Hints, &cx).await {
-                    info.hints = f;
+                if let Ok(DeviceReply::Hints(hints)) = h.request(DeviceOp::Hints, &cx).await {
+                    info.set_hints(hints);
                 }
             }
             if caps.flyable {
@@ -354,7 +355,13 @@ fn to_wire(r: DeviceReply) -> WireReply {
         },
         DeviceReply::Readings(readings) => WireReply::Readings { readings },
         DeviceReply::DataKeys(keys) => WireReply::DataKeys { keys },
-        DeviceReply::Hints(fields) => WireReply::Hints { fields },
+        DeviceReply::Hints(hints) => WireReply::Hints {
+            fields: hints
+                .as_ref()
+                .map(|h| h.field_names().to_vec())
+                .unwrap_or_default(),
+            hints,
+        },
         DeviceReply::Position(value) => WireReply::Position { value },
         DeviceReply::Collected(events) => WireReply::Collected { events },
         DeviceReply::CollectKeys(streams) => WireReply::CollectKeys { streams },

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use skyrun_actors::{
     AssetDocument, Capabilities, CollectDescription, CollectedEvent, DataKeys, DeviceError,
-    DeviceOp, Readings, TraceCarrier,
+    DeviceOp, Hints, Readings, TraceCarrier,
 };
 
 /// The first token of every skyrun subject.
@@ -94,12 +94,58 @@ pub struct DeviceInfo {
     /// `read_configuration()` at discovery.
     #[serde(default)]
     pub read_configuration: Readings,
-    /// `hints()`.
+    /// `hints()["fields"]` alone, which peers from before
+    /// [`hint_object`](Self::hint_object) read; set both with
+    /// [`set_hints`](Self::set_hints), read them with
+    /// [`device_hints`](Self::device_hints).
     #[serde(default)]
     pub hints: Vec<String>,
+    /// `hints()`, the whole object; absent when the device has none (and
+    /// from peers from before it, which send `hints` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint_object: Option<Hints>,
     /// `describe_collect()` (flyers).
     #[serde(default)]
     pub describe_collect: CollectDescription,
+}
+
+impl DeviceInfo {
+    /// Records the device's `hints()` in both fields.
+    pub fn set_hints(&mut self, hints: Option<Hints>) {
+        self.hints = hints
+            .as_ref()
+            .map(|h| h.field_names().to_vec())
+            .unwrap_or_default();
+        self.hint_object = hints;
+    }
+
+    /// The device's `hints()`: the whole object, or from a peer that sent
+    /// the fields alone, hints of those fields (none when there are none, as
+    /// such peers' engines wrote no hints then).
+    ///
+    /// ```
+    /// use skyrun_actors::{json, Capabilities, Hints};
+    /// use skyrun_remote::wire::DeviceInfo;
+    /// // What an older server sends: the fields alone.
+    /// let old = json!({"name": "det", "type_name": "SynGauss", "repr": "det",
+    ///                  "caps": Capabilities::default(), "hints": ["det"]});
+    /// let mut info: DeviceInfo = serde_json::from_value(old).unwrap();
+    /// assert_eq!(info.device_hints(), Some(Hints::fields(["det"])));
+    /// // What this one sends: the fields too, for older clients, and the whole hints.
+    /// info.set_hints(Some(Hints::from_object(json!({"fields": ["det"], "vis": 1}).as_object().unwrap().clone())));
+    /// let new = serde_json::to_value(&info).unwrap();
+    /// assert_eq!(new["hints"], json!(["det"]));
+    /// assert_eq!(new["hint_object"], json!({"fields": ["det"], "vis": 1}));
+    /// let info: DeviceInfo = serde_json::from_value(new).unwrap();
+    /// assert_eq!(info.device_hints().unwrap().extra["vis"], 1);
+    /// ```
+    pub fn device_hints(&self) -> Option<Hints> {
+        match &self.hint_object {
+            Some(h) => Some(h.clone()),
+            None if self.hints.is_empty() => None,
+            None => Some(Hints::fields(self.hints.iter().cloned())),
+        }
+    }
 }
 
 /// A page of a server's devices.
@@ -211,7 +257,8 @@ impl From<DeviceOp> for WireOp {
             DeviceOp::Unstage => WireOp::Unstage,
             DeviceOp::Configure(settings) => WireOp::Configure { settings },
             DeviceOp::Stop { success } => WireOp::Stop { success },
-            DeviceOp::Locate => WireOp::Locate,
+            // The server's device is located as if alone (the proxy's call blocks anyway).
+            DeviceOp::Locate { .. } => WireOp::Locate,
             DeviceOp::Pause => WireOp::Pause,
             DeviceOp::Resume => WireOp::Resume,
         }
@@ -240,7 +287,7 @@ impl From<WireOp> for DeviceOp {
             WireOp::Unstage => DeviceOp::Unstage,
             WireOp::Configure { settings } => DeviceOp::Configure(settings),
             WireOp::Stop { success } => DeviceOp::Stop { success },
-            WireOp::Locate => DeviceOp::Locate,
+            WireOp::Locate => DeviceOp::Locate { gathered: false },
             WireOp::Pause => DeviceOp::Pause,
             WireOp::Resume => DeviceOp::Resume,
         }
@@ -278,10 +325,13 @@ pub enum WireReply {
         /// By name.
         keys: DataKeys,
     },
-    /// Hinted fields.
+    /// The device's hints.
     Hints {
-        /// The fields.
+        /// `hints["fields"]` alone (what peers from before `hints` read).
         fields: Vec<String>,
+        /// The whole hints; absent when the device has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hints: Option<Hints>,
     },
     /// A position.
     Position {

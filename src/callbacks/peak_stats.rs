@@ -211,7 +211,7 @@ impl PeakSummary {
                 c.fields = d
                     .hints
                     .values()
-                    .flat_map(|h| h.fields.iter())
+                    .flat_map(|h| h.field_names())
                     .filter(|f| **f != c.motor)
                     .filter(|f| {
                         d.data_keys

@@ -107,7 +107,7 @@ impl EventTable {
         let hinted = self
             .dims
             .iter()
-            .chain(d.hints.values().flat_map(|h| h.fields.iter()));
+            .chain(d.hints.values().flat_map(|h| h.field_names()));
         for k in hinted {
             if d.data_keys.contains_key(k) && !keys.contains(k) {
                 keys.push(k.clone());

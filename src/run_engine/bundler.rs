@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 use opentelemetry::Context;
-use skyrun_actors::{now, AssetDocument, DataKeys, DeviceHandle, Readings};
+use skyrun_actors::{now, AssetDocument, DataKeys, DeviceHandle, Hints, Readings};
 
 use crate::documents::{
-    new_uid, split_readings, Document, Event, EventDescriptor, ObjectConfiguration, ObjectHints,
+    new_uid, split_readings, Document, Event, EventDescriptor, ObjectConfiguration,
 };
 use crate::error::{BlueskyException, PlanError};
 
@@ -18,7 +18,7 @@ use crate::error::{BlueskyException, PlanError};
 pub(crate) struct ObjectDescription {
     pub data_keys: DataKeys,
     pub configuration: ObjectConfiguration,
-    pub hints: Vec<String>,
+    pub hints: Option<Hints>,
 }
 
 mod collect;
@@ -538,13 +538,10 @@ fn make_descriptor(
             .insert((*name).clone(), desc.data_keys.keys().cloned().collect());
         d.configuration
             .insert((*name).clone(), desc.configuration.clone());
-        if !desc.hints.is_empty() {
-            d.hints.insert(
-                (*name).clone(),
-                ObjectHints {
-                    fields: desc.hints.clone(),
-                },
-            );
+        // Bluesky's `maybe_update_hints`: an object with hints has them
+        // written as they are, even empty.
+        if let Some(hints) = &desc.hints {
+            d.hints.insert((*name).clone(), hints.clone());
         }
     }
     Ok(d)

@@ -12,6 +12,7 @@ use crate::device::{
     Answer, Configurable, Device, Movable, Readable, Stageable, Stoppable, Triggerable,
 };
 use crate::error::{DeviceError, StatusError};
+use crate::hints::Hints;
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
 use crate::request::DeviceOp;
 use crate::status::{record_move_finish, Status};
@@ -368,8 +369,8 @@ impl Readable for SynAxis {
         ])
     }
 
-    fn hints(&self) -> Vec<String> {
-        vec![self.name.to_string()]
+    fn hints(&self) -> Option<Hints> {
+        Some(Hints::fields([&*self.name]))
     }
 }
 

@@ -11,6 +11,7 @@ use super::timing::{device_rng, Acquisition, Faults, Latency, TimedOp, Timing};
 use crate::context::DeviceContext;
 use crate::device::{Answer, Configurable, Device, Readable, Stageable, Stoppable, Triggerable};
 use crate::error::DeviceError;
+use crate::hints::Hints;
 use crate::reading::{now, DataKey, DataKeys, Reading, Readings};
 use crate::request::DeviceOp;
 use crate::status::Status;
@@ -325,8 +326,8 @@ impl Readable for SynGauss {
             .collect()
     }
 
-    fn hints(&self) -> Vec<String> {
-        vec![self.name.clone()]
+    fn hints(&self) -> Option<Hints> {
+        Some(Hints::fields([&self.name]))
     }
 }
 

@@ -155,7 +155,7 @@ impl OpenRun {
             let desc = ObjectDescription {
                 data_keys,
                 configuration,
-                hints: Vec::new(),
+                hints: None,
             };
             let d = make_descriptor(&self.uid, &stream, &[(&flyer.to_owned(), &desc)])?;
             self.add_descriptor(d, vec![flyer.to_owned()], &mut docs);

@@ -52,7 +52,7 @@ pub(crate) async fn describe_all(
         let configuration = configuration(core, msg, &dev, cx).await?;
         let hints = match request(core, msg, &dev, DeviceOp::Hints, cx).await? {
             DeviceReply::Hints(h) => h,
-            _ => Vec::new(),
+            _ => None,
         };
         let desc = ObjectDescription {
             data_keys,

@@ -82,7 +82,7 @@ pub(crate) async fn declare_collected(
             ObjectDescription {
                 data_keys,
                 configuration,
-                hints: Vec::new(),
+                hints: None,
             },
         ));
     }

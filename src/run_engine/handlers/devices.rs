@@ -1,7 +1,7 @@
 //! Commands addressed to one device (or a few) that are not about statuses:
 //! `stage`, `unstage`, `stop`, `locate` and `configure` (`collect` has its own file).
 
-use skyrun_actors::{DeviceOp, DeviceReply};
+use skyrun_actors::{DeviceHandle, DeviceOp, DeviceReply};
 
 use super::bundling::describe_all;
 use super::{illegal, request, with_run, Core, Done};
@@ -49,7 +49,7 @@ fn status_in_group(
     core: &Core,
     group: Option<&str>,
     command: &'static str,
-    dev: &skyrun_actors::DeviceHandle,
+    dev: &DeviceHandle,
     reply: DeviceReply,
 ) -> Reply {
     match reply {
@@ -88,25 +88,42 @@ pub(crate) async fn stop(
     Ok(Reply::None.into())
 }
 
+/// Bluesky's `_locate`: several devices are located at once (it gathers
+/// their `locate()`s), the locations in the order of the devices.
 pub(crate) async fn locate(
     core: &Core,
     msg: &Msg,
     a: LocateArgs<'_>,
     cx: &RequestContext<'_>,
 ) -> Result<Done, PlanError> {
-    let mut out = Vec::with_capacity(a.devices.len());
-    for dev in a.devices {
-        let DeviceReply::Located { setpoint, readback } =
-            request(core, msg, dev, DeviceOp::Locate, cx).await?
-        else {
-            return Err(illegal(
-                msg,
-                format!("{} answered locate without a location", dev.name()),
-            ));
-        };
-        out.push(Location { setpoint, readback });
-    }
+    let out = match a.devices.as_slice() {
+        [dev] => vec![locate_one(core, msg, dev, false, cx).await?],
+        devices => {
+            futures::future::try_join_all(
+                devices
+                    .iter()
+                    .map(|dev| locate_one(core, msg, dev, true, cx)),
+            )
+            .await?
+        }
+    };
     Ok(Reply::Locations(out).into())
+}
+
+async fn locate_one(
+    core: &Core,
+    msg: &Msg,
+    dev: &DeviceHandle,
+    gathered: bool,
+    cx: &RequestContext<'_>,
+) -> Result<Location, PlanError> {
+    match request(core, msg, dev, DeviceOp::Locate { gathered }, cx).await? {
+        DeviceReply::Located { setpoint, readback } => Ok(Location { setpoint, readback }),
+        _ => Err(illegal(
+            msg,
+            format!("{} answered locate without a location", dev.name()),
+        )),
+    }
 }
 
 pub(crate) async fn configure(
