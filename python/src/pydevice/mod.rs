@@ -26,7 +26,7 @@ mod raised;
 mod readable;
 mod status_calls;
 
-pub(crate) use raised::raised;
+pub(crate) use raised::{raised, Raised};
 
 use std::collections::HashMap;
 

@@ -15,7 +15,7 @@ pub struct Raised {
 }
 
 impl Raised {
-    fn new(py: Python<'_>, err: PyErr) -> Self {
+    pub(crate) fn new(py: Python<'_>, err: PyErr) -> Self {
         let repr = err
             .value(py)
             .repr()
