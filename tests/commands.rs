@@ -457,3 +457,33 @@ fn locate_of_several_devices_asks_them_all_at_once() {
         );
     });
 }
+
+/// A simulated motor mid-move answers `locate` as an ophyd motor's
+/// `locate()`: the setpoint it was sent to, and where it is now.
+#[test]
+fn a_moving_sim_axis_locates_its_setpoint_and_its_readback() {
+    run(async {
+        let re = RunEngine::new();
+        let slow = DeviceHandle::spawn(SynAxis::new("slow").with_velocity(1.0));
+        let (s, seen) = (slow.clone(), Arc::new(Mutex::new(Vec::new())));
+        let out = seen.clone();
+        // The move is stopped afterwards, which fails its status (and the plan).
+        let _ = re
+            .run(Plan::new("locate mid-move", move |ctx| async move {
+                // Msg('set', slow, 10, group='move'), no wait: 10 s at 1 unit/s.
+                ctx.send(Msg::new("set").obj(&s).arg(10.0).kwarg("group", "move"))
+                    .await?;
+                if let Reply::Locations(at) = ctx.send(Msg::new("locate").obj(&s)).await? {
+                    *out.lock().unwrap() = at;
+                }
+                ctx.send(Msg::new("stop").obj(&s)).await?;
+                Ok(())
+            }))
+            .await;
+        let at = seen.lock().unwrap().clone();
+        assert_eq!(at.len(), 1, "locate answers one location");
+        assert_eq!(at[0].setpoint, Value::from(10.0));
+        let readback = at[0].readback.as_f64().unwrap();
+        assert!((0.0..10.0).contains(&readback), "mid-move: {readback}");
+    });
+}

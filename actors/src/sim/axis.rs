@@ -440,6 +440,11 @@ impl Movable for SynAxis {
     fn position(&self) -> Value {
         self.probe.position().into()
     }
+
+    /// Where it was last sent, and where it is (mid-move they differ).
+    fn locate(&self) -> (Value, Value) {
+        (self.setpoint.into(), self.probe.position().into())
+    }
 }
 
 /// As every ophyd `Device`: `trigger()` returns a finished `DeviceStatus`
