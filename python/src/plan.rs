@@ -400,6 +400,31 @@ fn is_awaitable(py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
         .unwrap_or(false)
 }
 
+/// A task on the RunEngine's loop, cancelled if what awaits it is dropped
+/// before it is done (a pause or a halt broke in), as Bluesky's loop cancels
+/// what it was awaiting. Dropped on the engine thread, which drives the loop.
+struct CancelOnDrop(Option<Py<PyAny>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            Python::try_attach(|py| {
+                // Through call_soon_threadsafe, which wakes the loop's
+                // selector: the driver then gives the loop the turn in which
+                // the task sees its CancelledError.
+                let task = task.bind(py);
+                let cancelled = task.call_method0(intern!(py, "get_loop")).and_then(|l| {
+                    let cancel = task.getattr(intern!(py, "cancel"))?;
+                    l.call_method1(intern!(py, "call_soon_threadsafe"), (cancel,))
+                });
+                if let Err(e) = cancelled {
+                    e.print(py);
+                }
+            });
+        }
+    }
+}
+
 /// Awaits `aw` on the RunEngine's loop (as a task there); its result or exception.
 pub(crate) async fn await_on_loop(aw: Py<PyAny>, driver: Option<&Py<LoopDriver>>) -> Incoming {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -422,11 +447,13 @@ pub(crate) async fn await_on_loop(aw: Py<PyAny>, driver: Option<&Py<LoopDriver>>
         fut.call_method1(intern!(py, "add_done_callback"), (cb,))?;
         Ok(fut.unbind())
     });
-    let fut = match fut {
-        Ok(f) => f,
+    let mut task = match fut {
+        Ok(f) => CancelOnDrop(Some(f)),
         Err(e) => return Incoming::Throw(e),
     };
-    if rx.await.is_err() {
+    let done = rx.await;
+    let fut = task.0.take().expect("the task is kept until it is done");
+    if done.is_err() {
         return Incoming::Throw(pyo3::exceptions::PyRuntimeError::new_err(
             "the RunEngine's event loop stopped before the awaitable finished",
         ));

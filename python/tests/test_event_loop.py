@@ -298,3 +298,36 @@ def test_a_suspension_with_nothing_to_rewind_to_interrupts_the_call(RE):
     with pytest.raises(RunEngineInterrupted):
         RE([Msg("clear_checkpoint"), Msg("sleep", None, 10)])
     assert RE.last_summary["exit_status"] == "abort"
+
+
+def test_a_coroutine_command_a_pause_breaks_into_is_cancelled_then_replayed(RE):
+    release = asyncio.Event()
+    calls, cancelled = [], []
+
+    async def hold(msg):
+        calls.append(1)
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            cancelled.append(1)
+            raise
+        return "released"
+
+    RE.register_command("hold", hold)
+
+    def plan():
+        yield Msg("checkpoint")
+        return (yield Msg("hold"))
+
+    threading.Timer(0.3, RE.request_pause).start()
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    # The cancellation reaches the coroutine at the loop's next turn.
+    deadline = time.monotonic() + 5
+    while not cancelled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (len(calls), len(cancelled)) == (1, 1), "the awaited coroutine was cancelled at the pause"
+    RE.loop.call_soon_threadsafe(release.set)
+    RE.call_returns_result = True
+    assert RE.resume().plan_result == "released"
+    assert (len(calls), len(cancelled)) == (2, 1), "the rewind called the command again"
