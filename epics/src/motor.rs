@@ -432,6 +432,17 @@ impl Movable for EpicsMotor {
             .map(|u| u.value)
             .unwrap_or(Value::Null)
     }
+
+    /// `.VAL` and `.RBV` as their monitors last had them, as ophyd-async's
+    /// `Motor.locate()` answers `user_setpoint` and `user_readback`.
+    fn locate(&self) -> (Value, Value) {
+        let val = self
+            .pv(F::Val)
+            .get()
+            .map(|u| u.value)
+            .unwrap_or(Value::Null);
+        (val, self.position())
+    }
 }
 
 impl Stoppable for EpicsMotor {

@@ -229,3 +229,34 @@ async fn a_put_to_a_read_only_pv_is_refused_clearly() {
         )
     );
 }
+
+#[actix_rt::test]
+async fn a_moving_motor_locates_its_setpoint_and_its_readback() {
+    // 1 mm/s: the 5 mm move takes 5 s, and is stopped long before.
+    let ioc = Ioc::motors(1, &["--velocity", "1"]);
+    let ca = client(&[&ioc]);
+    let m = EpicsMotor::connect(ca.as_ref(), "m1", &ioc.pv("MTR1"), 5.0)
+        .await
+        .expect("connects");
+    let h = DeviceHandle::spawn(m);
+    let _moving = set(&h, 5.0, &Context::new()).await;
+    // VAL's monitor brings the new setpoint a moment after the put.
+    let mut located = None;
+    for _ in 0..100 {
+        let reply = ask(&h, DeviceOp::Locate { gathered: false }).await.unwrap();
+        let DeviceReply::Located { setpoint, readback } = reply else {
+            panic!("{reply:?}")
+        };
+        if setpoint == json!(5.0) {
+            located = Some(readback);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let readback = located.expect("locate answers the setpoint put (within 5 s)");
+    let readback = readback.as_f64().expect("a number");
+    assert!((0.0..5.0).contains(&readback), "mid-move: {readback}");
+    ask(&h, DeviceOp::Stop { success: true })
+        .await
+        .expect("stop");
+}
