@@ -7,6 +7,7 @@
 //! them requests carrying the propagated span context, and their Statuses
 //! complete from their side.
 
+mod builder;
 mod bundler;
 pub(crate) mod commands;
 mod control;
@@ -29,9 +30,10 @@ use actix::{
     ResponseFuture, WrapFuture,
 };
 use opentelemetry::Context;
-use serde_json::{Map, Value};
-use skyrun_actors::SpanTracer;
 
+pub use self::builder::{
+    EngineOptions, NoSystem, RunEngineBuilder, DEFAULT_MAX_REWIND_MESSAGES, DEFAULT_REQUEST_TIMEOUT,
+};
 use self::control::AtomicState;
 pub use self::control::EngineState;
 use self::core::EngineCore;
@@ -46,8 +48,7 @@ use crate::error::{ControlError, Interrupt, PlanError, PlanResult, RunError};
 use crate::msg::Msg;
 pub use crate::msg::{Command, CommandInfo, Trace};
 use crate::reply::{Reply, RunSummary};
-use crate::subscriptions::{Dispatcher, SubscriptionId, DEFAULT_DOCUMENT_BUFFER};
-use crate::telemetry::spans::ENGINE_SCOPE;
+use crate::subscriptions::{Dispatcher, SubscriptionId};
 
 /// A plan as the engine runs it: given the engine's port and the parent
 /// span context, a future. A [`Plan`](crate::Plan) converts into one; the
@@ -61,141 +62,6 @@ pub(crate) type LocalPlanFuture = std::pin::Pin<Box<dyn std::future::Future<Outp
 impl std::fmt::Debug for Runnable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Runnable")
-    }
-}
-
-/// Default of [`EngineOptions::request_timeout`].
-pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Default of [`EngineOptions::max_rewind_messages`].
-pub const DEFAULT_MAX_REWIND_MESSAGES: usize = 100_000;
-
-/// Engine settings.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// Record a span for every message, not only Bluesky's set/wait/complete/collect.
-    pub trace_all_messages: bool,
-    /// Make the run span the parent of every span of its run (one run, one trace),
-    /// instead of Bluesky's parenting, which splits a run over many traces.
-    pub run_trace: bool,
-    /// Metadata added to every start document.
-    pub metadata: Map<String, Value>,
-    /// Documents buffered for subscribers before the engine waits for them.
-    pub document_buffer: usize,
-    /// Messages kept since the last checkpoint for a rewind on resume. A plan
-    /// that sends more without a checkpoint becomes not rewindable until its
-    /// next checkpoint (as after `clear_checkpoint`), so memory stays bounded.
-    pub max_rewind_messages: usize,
-    /// How long a device may take to answer a request (not to complete its
-    /// Status) before the message fails; `None` waits forever.
-    pub request_timeout: Option<std::time::Duration>,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            trace_all_messages: false,
-            run_trace: false,
-            metadata: Map::new(),
-            document_buffer: DEFAULT_DOCUMENT_BUFFER,
-            max_rewind_messages: DEFAULT_MAX_REWIND_MESSAGES,
-            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
-        }
-    }
-}
-
-/// Builds a [`RunEngine`].
-#[must_use]
-pub struct RunEngineBuilder {
-    opts: EngineOptions,
-    tracer: SpanTracer,
-}
-
-impl RunEngineBuilder {
-    /// Records engine spans with `tracer` (default: the global `bluesky.tracing` tracer).
-    pub fn tracer(mut self, tracer: SpanTracer) -> Self {
-        self.tracer = tracer;
-        self
-    }
-
-    /// See [`EngineOptions::trace_all_messages`].
-    pub fn trace_all_messages(mut self, on: bool) -> Self {
-        self.opts.trace_all_messages = on;
-        self
-    }
-
-    /// See [`EngineOptions::run_trace`].
-    pub fn run_trace(mut self, on: bool) -> Self {
-        self.opts.run_trace = on;
-        self
-    }
-
-    /// Adds `key: value` to every start document.
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.opts.metadata.insert(key.into(), value.into());
-        self
-    }
-
-    /// See [`EngineOptions::request_timeout`].
-    pub fn request_timeout(mut self, limit: Option<std::time::Duration>) -> Self {
-        self.opts.request_timeout = limit;
-        self
-    }
-
-    /// See [`EngineOptions::max_rewind_messages`].
-    pub fn max_rewind_messages(mut self, n: usize) -> Self {
-        self.opts.max_rewind_messages = n;
-        self
-    }
-
-    /// See [`EngineOptions::document_buffer`].
-    pub fn document_buffer(mut self, n: usize) -> Self {
-        self.opts.document_buffer = n;
-        self
-    }
-
-    /// Starts the engine actor on the current arbiter (inside an actix system).
-    ///
-    /// # Panics
-    /// Outside an actix system, with a message saying so; [`try_build`](Self::try_build)
-    /// returns that as an error instead.
-    pub fn build(self) -> RunEngine {
-        match self.try_build() {
-            Ok(re) => re,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Starts the engine actor, or says why it cannot: it needs to run inside
-    /// an actix system (`actix::System::new().block_on(async { ... })`, or
-    /// `#[actix::main]`).
-    ///
-    /// ```
-    /// let Err(e) = skyrun::RunEngine::builder().try_build() else { panic!("no system here") };
-    /// assert!(e.to_string().contains("actix::System"));
-    /// ```
-    pub fn try_build(self) -> Result<RunEngine, NoSystem> {
-        if actix::System::try_current().is_none() || !in_local_set() {
-            return Err(NoSystem);
-        }
-        let state = Arc::new(AtomicState::default());
-        let docs = Arc::new(Dispatcher::new(self.opts.document_buffer));
-        let registry = Arc::new(Registry::default());
-        let core = Rc::new(EngineCore::new(
-            state.clone(),
-            docs.clone(),
-            self.tracer,
-            self.opts,
-            registry.clone(),
-        ));
-        let addr = EngineActor { core }.start();
-        Ok(RunEngine {
-            addr,
-            state,
-            docs,
-            registry,
-            suspenders: Default::default(),
-        })
     }
 }
 
@@ -226,21 +92,6 @@ pub struct RunEngine {
     docs: Arc<Dispatcher>,
     registry: Arc<Registry>,
     suspenders: Arc<suspender::Suspenders>,
-}
-
-/// [`RunEngine`]s are actix actors: they start only inside an actix system.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a RunEngine must be created inside an actix::System: wrap the code in \
-     `actix::System::new().block_on(async {{ ... }})` (or use `#[actix::main]`)"
-)]
-pub struct NoSystem;
-
-/// Whether we are inside a tokio LocalSet (where actix spawns its actors).
-fn in_local_set() -> bool {
-    // `spawn_local` panics outside a LocalSet; a LocalSet is current when
-    // the runtime handle exists and actix's arbiter is running on this thread.
-    tokio::runtime::Handle::try_current().is_ok() && actix::Arbiter::try_current().is_some()
 }
 
 impl RunEngine {
@@ -326,10 +177,7 @@ impl RunEngine {
 
     /// Options for a new engine.
     pub fn builder() -> RunEngineBuilder {
-        RunEngineBuilder {
-            opts: EngineOptions::default(),
-            tracer: SpanTracer::global(ENGINE_SCOPE),
-        }
+        RunEngineBuilder::new()
     }
 
     /// Runs `plan` to its end; documents have all been delivered when this returns.

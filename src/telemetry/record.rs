@@ -1,7 +1,7 @@
 //! Span records: the plain data of an ended span (names, ids, times, status,
 //! attributes) that the renderers built on top of tracing read, whichever way
 //! the spans came: recorded live by a [`SpanRecorder`] next to the exporters,
-//! or read back from a `--trace jsonl:FILE` file with [`read_jsonl`].
+//! or read back from a `--trace jsonl:FILE` file with [`read_spans`].
 //!
 //! The Chrome trace ([`chrome`](super::chrome)) and the HTML timeline
 //! ([`crate::timeline`]) take `&[SpanRecord]`; neither knows about the engine.
