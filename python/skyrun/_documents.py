@@ -30,7 +30,6 @@ def _restore(doc, given):
             doc[k] = v
 
 
-
 class _Documents:
     """The subscription side of ``skyrun.RunEngine`` (a part of it)."""
 

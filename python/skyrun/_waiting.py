@@ -24,7 +24,6 @@ except ImportError:  # pragma: no cover - bluesky is what skyrun runs
         """What ``RE()`` returns with ``call_returns_result=True``."""
 
 
-
 class _Waiting:
     """The waiting side of ``skyrun.RunEngine`` (a part of it)."""
 
@@ -103,8 +102,8 @@ class _Waiting:
         import ctypes
 
         self._panicking = True
-        for ident in {self._loop_ident, self._dispatching} - {None}:
-            if self._engine.state != "idle":
+        if self._engine.state != "idle":
+            for ident in {self._loop_ident, self._dispatching} - {None}:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:

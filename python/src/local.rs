@@ -16,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
-use skyrun::{Command, CommandContext, Msg, PlanError, Reply};
+use skyrun::{CommandContext, Msg, PlanError, Reply};
 use skyrun_actors::Cause;
 
 use crate::event_loop::LoopDriver;
@@ -45,9 +45,6 @@ pub(crate) fn message(
     driver: Option<Py<LoopDriver>>,
     first: Py<PyAny>,
 ) -> Msg {
-    let command = command
-        .parse::<Command>()
-        .unwrap_or_else(|_| Command::Other(command.to_owned()));
     let mut m = Msg::new(command);
     m.origin = Some(Arc::new(LocalCall {
         msg,

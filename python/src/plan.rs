@@ -200,18 +200,11 @@ fn fail(py: Python<'_>, e: PyErr, errors: &ErrorSlot) -> PlanError {
     if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
         // Bluesky's loop halts on a KeyboardInterrupt no handler turned into
         // a pause; RE() raises RunEngineInterrupted.
-        let said = py.import(intern!(py, "builtins")).and_then(|b| {
-            b.call_method1(
-                intern!(py, "print"),
-                (
-                    "An unknown external library has improperly raised KeyboardInterrupt. \
-                  Intercepting and triggering a HALT.",
-                ),
-            )
-        });
-        if let Err(e) = said {
-            e.print(py);
-        }
+        say(
+            py,
+            "An unknown external library has improperly raised KeyboardInterrupt. \
+             Intercepting and triggering a HALT.",
+        );
         return PlanError::Interrupted(Interrupt::Halt);
     }
     let error = crate::local::raised(e.clone_ref(py));
@@ -231,19 +224,25 @@ fn fail(py: Python<'_>, e: PyErr, errors: &ErrorSlot) -> PlanError {
 fn close_plan(py: Python<'_>, gen: &Bound<'_, PyAny>) {
     if let Err(e) = gen.call_method0(intern!(py, "close")) {
         if e.is_instance_of::<pyo3::exceptions::PyRuntimeError>(py) {
-            let text = format!(
-                "The plan {} tried to yield a value on close.  Please fix your plan.",
-                gen.repr().map(|r| r.to_string()).unwrap_or_default()
+            let plan = gen.repr().map(|r| r.to_string()).unwrap_or_default();
+            say(
+                py,
+                &format!("The plan {plan} tried to yield a value on close.  Please fix your plan."),
             );
-            let printed = py
-                .import(intern!(py, "builtins"))
-                .and_then(|b| b.call_method1(intern!(py, "print"), (text,)));
-            if let Err(e) = printed {
-                e.print(py);
-            }
         } else {
             e.print(py);
         }
+    }
+}
+
+/// Prints `text` with Python's `print` (to `sys.stdout`, where Bluesky's
+/// messages go and pytest's capsys reads them).
+fn say(py: Python<'_>, text: &str) {
+    let printed = py
+        .import(intern!(py, "builtins"))
+        .and_then(|b| b.call_method1(intern!(py, "print"), (text,)));
+    if let Err(e) = printed {
+        e.print(py);
     }
 }
 

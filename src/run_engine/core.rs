@@ -1,6 +1,8 @@
 //! The engine core: runs one plan, processes each message it sends
 //! (interruptibly), pauses and rewinds, and closes everything on every exit path.
 
+mod pausing;
+
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
@@ -24,8 +26,6 @@ use super::handlers::{After, Done};
 use super::registry::Registry;
 use super::request_context::RequestContext;
 use super::{EngineOptions, Runnable};
-
-mod pausing;
 use crate::documents::{new_uid, Document, ExitStatus, RunStop};
 use crate::error::{Interrupt, PlanError};
 use crate::msg::Trace;

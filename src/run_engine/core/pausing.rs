@@ -51,7 +51,8 @@ impl EngineCore {
             }
             let touched = std::mem::take(&mut self.st.borrow_mut().touched);
             stop_devices(&touched).await;
-            match suspension {
+            let suspension = match suspension {
+                Some(s) => Some(s),
                 None => {
                     self.record_interruption("pause");
                     monitors::suspend_monitors(self);
@@ -70,19 +71,14 @@ impl EngineCore {
                     pausable::resume_devices(self).await;
                     monitors::restore_monitors(self).await?;
                     // A suspension asked for while paused comes first.
-                    if let Some(s) = self.control.take_suspension() {
-                        self.record_interruption(s.why());
-                        if !self.suspend(s).await? {
-                            continue 'paused;
-                        }
-                    }
+                    self.control.take_suspension()
                 }
-                Some(s) => {
-                    self.record_interruption(s.why());
-                    if !self.suspend(s).await? {
-                        // Paused during the suspension: an ordinary pause now.
-                        continue 'paused;
-                    }
+            };
+            if let Some(s) = suspension {
+                self.record_interruption(s.why());
+                if !self.suspend(s).await? {
+                    // Paused during the suspension: an ordinary pause now.
+                    continue 'paused;
                 }
             }
             let replay = {
